@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "node_toa",
+      "sources": [
+        "native/addon.cc",
+        "native/toa_parse.cc",
+        "native/toa_sys.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
+      "cflags_cc": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra", "-std=c++17"],
+      "xcode_settings": {
+        "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
+        "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-fstack-protector-strong", "-Wall", "-Wextra"]
+      },
+      "msvs_settings": {
+        "VCCLCompilerTool": { "AdditionalOptions": ["/std:c++17"] }
+      },
+      "conditions": [
+        ["OS=='win'", { "libraries": ["ws2_32.lib"] }]
+      ]
+    }
+  ]
+}

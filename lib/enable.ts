@@ -1,0 +1,74 @@
+// Turns on TCP_SAVE_SYN on a server's listening socket. Only SYNs that arrive after this are
+// saved, so it must run before clients connect: now if the server listens, else on 'listening'.
+import type { Server } from 'node:net';
+import { binding, savedSynAvailable } from './binding';
+import { socketFd } from './socket-fd';
+import { warnOnce } from './warnings';
+import { errnoName } from './errno';
+
+export const ENABLED = Symbol.for('node-toa.enabled');
+
+interface ServerLike {
+  listening?: boolean;
+  _handle?: { fd?: unknown } | null;
+  [ENABLED]?: boolean;
+}
+
+function isServer(value: unknown): value is Server {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Server).listen === 'function' &&
+    typeof (value as Server).once === 'function'
+  );
+}
+
+/** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */
+export function enableListening(server: Server): boolean {
+  const s = server as unknown as ServerLike;
+  if (!savedSynAvailable || binding === null) {
+    warnOnce(
+      'NODE_TOA_UNSUPPORTED',
+      `node-toa: saved SYNs are not available on ${process.platform}; realRemoteAddress() answers with the socket's own peer.`,
+    );
+    return false;
+  }
+  const fd = socketFd(server);
+  if (fd < 0) {
+    warnOnce(
+      'NODE_TOA_NO_LISTENING_FD',
+      'node-toa: this server has no listening socket of its own (a node:cluster worker?). ' +
+        'Call enableCluster() in the primary, or listen with toa.listen(); see the README, "Cluster".',
+    );
+    return false;
+  }
+  const err = binding.setSaveSyn(fd, true);
+  if (err !== 0) {
+    warnOnce(
+      `NODE_TOA_SAVE_SYN_${err}`,
+      `node-toa: setsockopt(TCP_SAVE_SYN) failed with ${errnoName(err)}; TOA cannot be read on this server.`,
+    );
+    return false;
+  }
+  s[ENABLED] = true;
+  return true;
+}
+
+export function enable<T extends Server>(server: T): T {
+  if (!isServer(server)) {
+    throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
+  }
+  if (server.listening) {
+    enableListening(server);
+  } else {
+    server.once('listening', () => enableListening(server));
+  }
+  return server;
+}
+
+/** Whether TCP_SAVE_SYN is on for this server's listening socket (asks the kernel). */
+export function isEnabled(server: Server): boolean {
+  if (binding === null || !savedSynAvailable) return false;
+  const fd = socketFd(server);
+  return fd >= 0 && binding.getSaveSyn(fd) === 1;
+}

@@ -1,0 +1,60 @@
+// node-toa: the real client address of TCP connections that came through an L4 proxy which puts
+// it into a TCP option (TOA), read from the saved SYN, without a kernel module.
+import { binding, loadError, savedSynAvailable } from './binding';
+import { compileOptions } from './options';
+import { Resolver } from './resolver';
+import type { RealAddress, ToaOptions } from './types';
+
+export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './types';
+export { enable, isEnabled } from './enable';
+
+let defaults = new Resolver(compileOptions(undefined, 'configure'));
+// Options objects compiled before: passing the same object again costs a WeakMap lookup.
+const compiled = new WeakMap<object, Resolver>();
+
+/**
+ * Sets the process-wide defaults used by every call that passes no options (including the
+ * framework integrations created without options). Validates them now.
+ */
+export function configure(options: ToaOptions): void {
+  if (options === undefined) throw new TypeError('configure(options): options must be an object, got undefined');
+  defaults = new Resolver(compileOptions(options, 'configure'));
+}
+
+function resolverFor(options: ToaOptions | undefined, where: string): Resolver {
+  if (options === undefined) return defaults;
+  let r = typeof options === 'object' && options !== null ? compiled.get(options) : undefined;
+  if (r === undefined) {
+    r = new Resolver(compileOptions(options, where));
+    compiled.set(options, r);
+  }
+  return r;
+}
+
+/**
+ * The client of `socket`: from a trusted proxy's TCP option address when there is one, else the
+ * peer. The first call per socket reads the saved SYN (once: the kernel frees it); later calls
+ * return the cached answer.
+ */
+export function realRemoteAddress(socket: object, options?: ToaOptions): RealAddress {
+  return resolverFor(options, 'realRemoteAddress').resolve(socket);
+}
+
+/**
+ * Compiles options once and returns a function that answers like `realRemoteAddress(socket)`.
+ * With no options it follows `configure()`, also when that is called later.
+ */
+export function createResolver(options?: ToaOptions): (socket: object) => RealAddress {
+  if (options === undefined) return (socket) => defaults.resolve(socket);
+  const r = new Resolver(compileOptions(options, 'createResolver'));
+  return (socket) => r.resolve(socket);
+}
+
+/** What this process can do: whether the addon loaded and saved SYNs can be read here. */
+export function support(): { addon: boolean; savedSyn: boolean; error?: string } {
+  return {
+    addon: binding !== null,
+    savedSyn: savedSynAvailable,
+    ...(loadError !== null ? { error: loadError.message } : {}),
+  };
+}

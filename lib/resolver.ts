@@ -1,0 +1,118 @@
+// socket -> fd -> one native call -> trust -> cache. The saved SYN can be read only once, so
+// what the kernel said is cached on the socket itself under a registry symbol: two copies of
+// node-toa in one process (two versions in node_modules) share it instead of losing it.
+import { binding, savedSynAvailable } from './binding';
+import { decide, type ConnectionFacts } from './decide';
+import { toaModuleLoaded } from './kernel-module';
+import type { NativeToa } from './native';
+import type { CompiledOptions } from './options';
+import { socketFd } from './socket-fd';
+import type { Endpoint, RealAddress } from './types';
+import { warnUntrustedPeer } from './warnings';
+
+const FACTS = Symbol.for('node-toa.connection-facts.v1');
+const ANSWER = Symbol('node-toa.answer');
+
+interface Slot {
+  readonly owner: Resolver;
+  readonly answer: RealAddress;
+}
+
+interface CachedSocket {
+  [FACTS]?: ConnectionFacts;
+  [ANSWER]?: Slot;
+  remoteAddress?: string;
+  remotePort?: number;
+  remoteFamily?: string;
+}
+
+/** Looks up extra facts (the ACK tap) for a socket whose SYN had no TOA; set by ack.ts. */
+export type FactsSupplement = (socket: object, fd: number, facts: ConnectionFacts) => void;
+
+let supplement: FactsSupplement | null = null;
+
+export function setFactsSupplement(fn: FactsSupplement | null): void {
+  supplement = fn;
+}
+
+function onUntrusted(peer: Endpoint, toa: { kind: number }): void {
+  warnUntrustedPeer(peer.address, toa.kind);
+}
+
+function nodePeer(socket: CachedSocket): Endpoint {
+  const address = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : '';
+  const family = socket.remoteFamily === 'IPv6' || address.includes(':') ? 'IPv6' : 'IPv4';
+  return { address, port: typeof socket.remotePort === 'number' ? socket.remotePort : 0, family };
+}
+
+function readFacts(socket: object, fd: number): ConnectionFacts {
+  const facts: ConnectionFacts = {};
+  if (binding !== null && savedSynAvailable) {
+    const found = binding.lookup(fd, KIND_TABLE_ALL, toaModuleLoaded());
+    if (found.peer !== undefined) facts.synPeer = found.peer;
+    if (found.toa !== undefined) facts.synToa = found.toa;
+    if (found.name !== undefined) facts.name = found.name;
+  }
+  if (facts.synToa === undefined && supplement !== null) supplement(socket, fd, facts);
+  return facts;
+}
+
+// The kernel's answer is read once for every resolver, so it is parsed with every kind any
+// resolver might want; each resolver then keeps only the kinds it was configured for.
+const KIND_TABLE_ALL = new Uint8Array(256);
+
+export function registerKindTable(table: Uint8Array): void {
+  for (let i = 0; i < 256; i++) KIND_TABLE_ALL[i] |= table[i];
+}
+
+// Layout bits as in kinds.ts: which layout the parser used follows from the option's length.
+function kindAccepts(table: Uint8Array, toa: NativeToa): boolean {
+  const layouts = table[toa.kind];
+  switch (toa.length) {
+    case 8:
+      return (layouts & 1) !== 0;
+    case 20:
+      return (layouts & (toa.vid === undefined ? 2 : 8)) !== 0;
+    default:
+      return (layouts & 4) !== 0;
+  }
+}
+
+export class Resolver {
+  constructor(private readonly options: CompiledOptions) {
+    registerKindTable(options.kindTable);
+  }
+
+  resolve(socket: object): RealAddress {
+    if (typeof socket !== 'object' || socket === null) {
+      throw new TypeError(`socket must be a net.Socket, got ${socket === null ? 'null' : typeof socket}`);
+    }
+    const s = socket as CachedSocket;
+    const slot = s[ANSWER];
+    if (slot !== undefined && slot.owner === this) return slot.answer;
+
+    let facts = s[FACTS];
+    if (facts === undefined) {
+      const fd = socketFd(socket);
+      if (fd < 0) return Object.freeze(decide({}, nodePeer(s), this.options.trust, onUntrusted));
+      facts = readFacts(socket, fd);
+      s[FACTS] = facts;
+    }
+    const answer = Object.freeze(decide(this.accepted(facts), nodePeer(s), this.options.trust, onUntrusted));
+    s[ANSWER] = { owner: this, answer };
+    return answer;
+  }
+
+  /** The facts without options of kinds this resolver was not configured to read. */
+  private accepted(facts: ConnectionFacts): ConnectionFacts {
+    const table = this.options.kindTable;
+    const synOk = facts.synToa === undefined || kindAccepts(table, facts.synToa);
+    const ackOk = facts.ackToa === undefined || kindAccepts(table, facts.ackToa);
+    if (synOk && ackOk) return facts;
+    return {
+      ...facts,
+      synToa: synOk ? facts.synToa : undefined,
+      ackToa: ackOk ? facts.ackToa : undefined,
+    };
+  }
+}

@@ -1,0 +1,20 @@
+// Finds the kernel socket behind a Node stream. Works for net.Socket, tls.TLSSocket (TLSWrap has
+// the fd of the TCP socket under it) and the http2 compat API's `req.socket` Proxy, whose `get`
+// trap forwards unknown properties to the session's real socket.
+
+interface HandleLike {
+  fd?: unknown;
+}
+
+interface SocketLike {
+  _handle?: HandleLike | null;
+  destroyed?: boolean;
+}
+
+/** The socket's file descriptor, or -1 when it has none (destroyed, a pipe, an in-memory stream). */
+export function socketFd(socket: object): number {
+  const handle = (socket as SocketLike)._handle;
+  if (handle === null || handle === undefined || (socket as SocketLike).destroyed === true) return -1;
+  const fd = handle.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}

@@ -1,0 +1,65 @@
+// The TOA parser: plain bytes in, a struct out. No N-API, no syscalls, no allocation, so it can be
+// fuzzed and sanitized on its own. Every read is bounds-checked; malformed input means "no TOA".
+#ifndef NODE_TOA_PARSE_H
+#define NODE_TOA_PARSE_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace toa {
+
+// Layout bits: which shapes a TCP option kind may take to count as a TOA (toa-formats.md).
+// The kind table passed to the parser holds one byte of these bits per option kind (256 bytes).
+enum Layout : uint8_t {
+  kLayoutPortIPv4 = 1,  // len 8:  port u16, IPv4      (200, 254, 253 in UCloud's mode)
+  kLayoutPortIPv6 = 2,  // len 20: port u16, IPv6      (254 DPVS, 253 LVS/Tencent NAT64)
+  kLayoutAliCdn = 4,    // len 7/19: version 1, IPv4/IPv6, no port (Alibaba CDN, kind 28)
+  kLayoutVtoa = 8,      // len 20: cport, cip, vid, vip, vport, pad (Alibaba SLB, kind 252)
+};
+
+constexpr size_t kKindTableSize = 256;
+
+struct Address {
+  uint8_t family = 0;  // 4, 6, or 0 when absent
+  uint8_t bytes[16] = {};
+  uint16_t port = 0;
+};
+
+struct Toa {
+  bool found = false;
+  uint8_t kind = 0;
+  uint8_t length = 0;
+  Address client;
+  // Alibaba VTOA only: the VPC id and the virtual address the client dialled.
+  uint32_t vid = 0;
+  Address vip;
+};
+
+struct Packet {
+  bool ok = false;      // an IP packet with a complete TCP header
+  Address src;          // L3 source address and TCP source port: the true peer
+  Address dst;
+  uint8_t tcp_flags = 0;
+  uint32_t payload_length = 0;
+  Toa toa;              // first valid option of a configured kind
+};
+
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpRst = 0x04;
+constexpr uint8_t kTcpAck = 0x10;
+
+// Finds the first option in `options` that the kind table accepts as a TOA.
+// Stops at EOL and at any option whose length is < 2 or runs past the end.
+bool FindToa(const uint8_t* options, size_t length, const uint8_t* kind_table, Toa* out);
+
+// Parses an IPv4 or IPv6 packet (starting at the IP header, as TCP_SAVED_SYN and an AF_PACKET
+// cooked socket deliver it) carrying TCP, and the TOA among its options.
+Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table);
+
+// The default table: the 200, 253 and 254 rows of toa-formats.md.
+void DefaultKindTable(uint8_t* table);
+
+}  // namespace toa
+
+#endif  // NODE_TOA_PARSE_H
