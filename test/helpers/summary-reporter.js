@@ -9,6 +9,10 @@ class SummaryReporter {
       line += `, ${results.numPendingTests + results.numTodoTests} skipped`;
     }
     process.stdout.write(`\n${line}\n`);
+    // .ci/run prints it again after jest's own summary, so that it is the closing line.
+    if (process.env.NODE_TOA_SUMMARY_FILE) {
+      require('node:fs').writeFileSync(process.env.NODE_TOA_SUMMARY_FILE, `${line}\n`);
+    }
   }
 }
 

@@ -1,0 +1,94 @@
+// The policy on modelled native results, including the vendor kernel module case CI can't load.
+import { decide, endpoint, type ConnectionFacts } from '../lib/decide';
+import { compileTrust } from '../lib/trust';
+import type { NativeEndpoint, NativeToa } from '../lib/native';
+
+const proxy: NativeEndpoint = { family: 'IPv4', address: '198.51.100.2', port: 20001 };
+const stranger: NativeEndpoint = { family: 'IPv4', address: '203.0.113.99', port: 20002 };
+const client: NativeToa = { family: 'IPv4', address: '192.0.2.1', port: 40000, kind: 200, length: 8 };
+const ackClient: NativeToa = { family: 'IPv4', address: '192.0.2.2', port: 40001, kind: 254, length: 8 };
+const fallback = { family: 'IPv6' as const, address: '::ffff:198.51.100.2', port: 20001 };
+const trusted = compileTrust('198.51.100.2');
+
+function run(facts: ConnectionFacts, trust = trusted) {
+  const untrusted: string[] = [];
+  const answer = decide(facts, fallback, trust, (peer, toa) => untrusted.push(`${peer.address}/${toa.kind}`));
+  return { answer, untrusted };
+}
+
+describe('decide', () => {
+  it('believes a TOA in the SYN of a trusted peer', () => {
+    expect(run({ synPeer: proxy, synToa: client }).answer).toEqual({
+      address: '192.0.2.1', port: 40000, family: 'IPv4', source: 'toa', kind: 200,
+      proxy: { address: '198.51.100.2', port: 20001, family: 'IPv4' },
+    });
+  });
+
+  it('ignores a TOA from an untrusted peer, answers the peer and reports it', () => {
+    const { answer, untrusted } = run({ synPeer: stranger, synToa: client });
+    expect(answer).toEqual({ address: '203.0.113.99', port: 20002, family: 'IPv4', source: 'peer' });
+    expect(untrusted).toEqual(['203.0.113.99/200']);
+  });
+
+  it('prefers the SYN’s TOA to the ACK’s', () => {
+    expect(run({ synPeer: proxy, synToa: client, ackPeer: proxy, ackToa: ackClient }).answer.address).toBe('192.0.2.1');
+  });
+
+  it('uses the ACK’s TOA when the SYN has none, checking the ACK’s own source', () => {
+    expect(run({ synPeer: proxy, ackPeer: proxy, ackToa: ackClient }).answer).toMatchObject({
+      address: '192.0.2.2', source: 'toa', kind: 254,
+    });
+    const { answer, untrusted } = run({ synPeer: proxy, ackPeer: stranger, ackToa: ackClient });
+    expect(answer).toMatchObject({ address: '198.51.100.2', source: 'peer' });
+    expect(untrusted).toEqual(['203.0.113.99/254']);
+  });
+
+  it('falls through an untrusted SYN TOA to a trusted ACK TOA', () => {
+    expect(run({ synPeer: stranger, synToa: client, ackPeer: proxy, ackToa: ackClient }).answer.address).toBe('192.0.2.2');
+  });
+
+  describe('with a vendor kernel module that rewrote getpeername', () => {
+    const rewritten: NativeEndpoint = { family: 'IPv4', address: '192.0.2.77', port: 45000 };
+
+    it('answers the rewrite as source kernel when the L3 peer is trusted', () => {
+      expect(run({ synPeer: proxy, name: rewritten }).answer).toEqual({
+        address: '192.0.2.77', port: 45000, family: 'IPv4', source: 'kernel',
+        proxy: { address: '198.51.100.2', port: 20001, family: 'IPv4' },
+      });
+    });
+
+    it('answers the SYN’s own source, not the rewrite, when the L3 peer is not trusted', () => {
+      expect(run({ synPeer: stranger, name: rewritten }).answer).toEqual({
+        address: '203.0.113.99', port: 20002, family: 'IPv4', source: 'peer',
+      });
+    });
+
+    it('prefers our own TOA reading to the module’s', () => {
+      expect(run({ synPeer: proxy, synToa: client, name: rewritten }).answer.source).toBe('toa');
+    });
+
+    it('sees no module when getpeername equals the SYN source', () => {
+      expect(run({ synPeer: proxy, name: { ...proxy } }).answer.source).toBe('peer');
+    });
+  });
+
+  it('answers from what Node knows when no packet was seen, IPv4-mapped shown as IPv4', () => {
+    expect(run({}).answer).toEqual({ address: '198.51.100.2', port: 20001, family: 'IPv4', source: 'peer' });
+  });
+
+  it('reports an IPv6 client behind an IPv4 proxy and the reverse in their own families', () => {
+    const v6client: NativeToa = { family: 'IPv6', address: '2001:db8:c::1', port: 1, kind: 253, length: 20 };
+    const v6proxy: NativeEndpoint = { family: 'IPv6', address: '2001:db8:b::2', port: 2 };
+    expect(run({ synPeer: proxy, synToa: v6client }).answer).toMatchObject({ family: 'IPv6', address: '2001:db8:c::1' });
+    expect(run({ synPeer: v6proxy, synToa: client }, compileTrust('2001:db8:b::/64')).answer).toMatchObject({
+      family: 'IPv4', address: '192.0.2.1', proxy: { family: 'IPv6', address: '2001:db8:b::2' },
+    });
+  });
+
+  it('normalises only real IPv4-mapped addresses', () => {
+    expect(endpoint({ family: 'IPv6', address: '::ffff:7f00:1', port: 1 }).family).toBe('IPv6');
+    expect(endpoint({ family: 'IPv6', address: '::ffff:127.0.0.1', port: 1 })).toEqual({
+      family: 'IPv4', address: '127.0.0.1', port: 1,
+    });
+  });
+});
