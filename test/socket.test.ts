@@ -28,13 +28,12 @@ onLinux('on loopback', () => {
     const port = await listen(server, host);
     const p = await connectPair(server, host, port);
     sockets.push(p.server, p.client);
-    return { server, ...p };
+    return { listener: server, accepted: p.server, client: p.client };
   }
 
   it.each(['127.0.0.1', '::1'])('enable() then connect over %s: the peer, as the SYN says', async (host) => {
-    const { server, client } = await pair(host, { enabled: true });
-    expect(isEnabled(server)).toBe(true);
-    const accepted = sockets[0];
+    const { listener, accepted, client } = await pair(host, { enabled: true });
+    expect(isEnabled(listener)).toBe(true);
     expect(realRemoteAddress(accepted)).toEqual({
       address: host,
       port: client.localPort,
@@ -55,8 +54,8 @@ onLinux('on loopback', () => {
   });
 
   it('saves SYNs only once enabled: a server without enable() has none', async () => {
-    const { server } = await pair('127.0.0.1', { enabled: false });
-    expect(isEnabled(server)).toBe(false);
+    const { listener } = await pair('127.0.0.1', { enabled: false });
+    expect(isEnabled(listener)).toBe(false);
     const fd = (sockets[0] as unknown as { _handle: { fd: number } })._handle.fd;
     expect(binding!.lookup(fd, compileKinds(undefined), false)).toMatchObject({ syn: false, errno: 0 });
     expect(realRemoteAddress(sockets[0])).toEqual({
