@@ -1,0 +1,140 @@
+// The published artefact: pack it with a prebuild, install the tarball into an empty project,
+// and use it from CommonJS, ESM and TypeScript, as a user would.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const repo = path.join(__dirname, '..');
+const run = (cmd: string, args: string[], cwd: string) =>
+  execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+
+const CJS = `
+const net = require('node:net');
+const toa = require('node-toa');
+require('node-toa/register');
+const server = toa.enable(net.createServer((s) => {
+  console.log(JSON.stringify({ fn: toa.realRemoteAddress(s), method: s.realRemoteAddress(), support: toa.support() }));
+  s.destroy(); server.close();
+}));
+server.listen(0, '127.0.0.1', () => net.connect(server.address().port, '127.0.0.1').on('error', () => {}));
+`;
+
+const ESM = `
+import net from 'node:net';
+import toa, { realRemoteAddress, enable, configure } from 'node-toa';
+import 'node-toa/register';
+configure({ trustProxy: 'loopback' });
+const server = enable(net.createServer((s) => {
+  console.log(JSON.stringify({ same: toa.realRemoteAddress === realRemoteAddress, answer: realRemoteAddress(s), method: s.realRemoteAddress() }));
+  s.destroy(); server.close();
+}));
+server.listen(0, '127.0.0.1', () => net.connect(server.address().port, '127.0.0.1').on('error', () => {}));
+`;
+
+const TS = `
+import * as net from 'node:net';
+import { realRemoteAddress, enable, type RealAddress, type ToaOptions } from 'node-toa';
+import 'node-toa/register';
+const options: ToaOptions = { trustProxy: ['198.51.100.0/24', 'loopback'], kinds: [200, { kind: 252, layout: 'vtoa' }] };
+enable(net.createServer((socket: net.Socket) => {
+  const a: RealAddress = realRemoteAddress(socket, options);
+  const b: RealAddress = socket.realRemoteAddress(options);
+  const source: 'toa' | 'kernel' | 'peer' = b.source;
+  // @ts-expect-error: no such option
+  realRemoteAddress(socket, { trustproxy: true });
+  // @ts-expect-error: address is a string
+  const n: number = a.address;
+  void source; void n;
+}));
+`;
+
+const TSCONFIG = {
+  compilerOptions: {
+    module: 'node16', moduleResolution: 'node16', target: 'es2022', strict: true, noEmit: true,
+    types: ['node'], typeRoots: [path.join(repo, 'node_modules', '@types')],
+  },
+  files: ['use.ts'],
+};
+
+describe('the npm package', () => {
+  let tmp: string;
+  let tarball: string;
+  let app: string;
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-toa-pack-'));
+    // Pack what is built (no scripts: another test may be reading dist/ right now), unpack it,
+    // make the prebuild there, and pack again: the repo's own build/ is left alone.
+    const first = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], repo))[0];
+    run('tar', ['xzf', path.join(tmp, first.filename), '-C', tmp], tmp);
+    const pkg = path.join(tmp, 'package');
+    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
+    run('npm', ['run', 'prebuild'], pkg);
+    fs.rmSync(path.join(pkg, 'build'), { recursive: true, force: true });
+    fs.unlinkSync(path.join(pkg, 'node_modules'));
+    const second = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], pkg))[0];
+    tarball = path.join(tmp, second.filename);
+    (globalThis as { packFiles?: string[] }).packFiles = second.files.map((f: { path: string }) => f.path);
+
+    app = path.join(tmp, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], app);
+  }, 240_000);
+
+  afterAll(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('carries dist, the native sources, both build files and the prebuild', () => {
+    const files = (globalThis as { packFiles?: string[] }).packFiles!;
+    for (const f of [
+      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/register.js', 'dist/register.d.ts',
+      'native/addon.cc', 'native/toa_parse.cc', 'native/toa_parse.h', 'native/toa_sys.cc',
+      'binding.gyp', 'CMakeLists.txt', 'package.json', 'README.md',
+    ]) {
+      expect(files).toContain(f);
+    }
+    expect(files.some((f) => /^prebuilds\/linux-x64\/.+\.node$/.test(f))).toBe(true);
+    expect(files.some((f) => f.startsWith('test/') || f.startsWith('lib/') || f.startsWith('build/'))).toBe(false);
+  });
+
+  it('installs from the prebuild, without compiling', () => {
+    const installed = path.join(app, 'node_modules', 'node-toa');
+    expect(fs.existsSync(path.join(installed, 'build'))).toBe(false);
+    expect(fs.readdirSync(path.join(installed, 'prebuilds', 'linux-x64')).some((f) => f.endsWith('.node'))).toBe(true);
+  });
+
+  it('works from CommonJS', () => {
+    fs.writeFileSync(path.join(app, 'use.cjs'), CJS);
+    const out = JSON.parse(run('node', ['use.cjs'], app));
+    expect(out.support).toEqual({ addon: true, savedSyn: true });
+    expect(out.fn).toMatchObject({ address: '127.0.0.1', family: 'IPv4', source: 'peer' });
+    expect(out.method).toEqual(out.fn);
+  });
+
+  it('works from ESM, with named and default exports of one module instance', () => {
+    fs.writeFileSync(path.join(app, 'use.mjs'), ESM);
+    const out = JSON.parse(run('node', ['use.mjs'], app));
+    expect(out.same).toBe(true);
+    expect(out.answer).toMatchObject({ address: '127.0.0.1', source: 'peer' });
+    expect(out.method).toEqual(out.answer);
+  });
+
+  it('type-checks from TypeScript, with the net.Socket declaration merging', () => {
+    fs.writeFileSync(path.join(app, 'use.ts'), TS);
+    fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG));
+    const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+    expect(() => run('node', [tsc, '-p', 'tsconfig.json'], app)).not.toThrow();
+    // ...and misuse fails to compile.
+    fs.writeFileSync(path.join(app, 'use.ts'), `${TS}\nrealRemoteAddress(42 as unknown as net.Socket).nope;\n`);
+    let output = '';
+    try {
+      run('node', [tsc, '-p', 'tsconfig.json'], app);
+    } catch (error) {
+      output = String((error as { stdout?: string }).stdout);
+    }
+    expect(output).toMatch(/Property 'nope' does not exist on type 'RealAddress'/);
+  });
+});
