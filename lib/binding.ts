@@ -5,6 +5,12 @@ import type { NativeBinding } from './native';
 
 function load(): { binding: NativeBinding | null; loadError: Error | null } {
   try {
+    // The sanitizer build (scripts/asan-test.sh) and other out-of-tree builds are loaded by path.
+    const override = process.env.NODE_TOA_ADDON;
+    if (override) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return { binding: require(path.resolve(override)) as NativeBinding, loadError: null };
+    }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
     return { binding: nodeGypBuild(path.join(__dirname, '..')), loadError: null };
