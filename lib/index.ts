@@ -7,6 +7,8 @@ import type { RealAddress, ToaOptions } from './types';
 
 export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './types';
 export { enable, isEnabled } from './enable';
+export { listen, type ListenOptions } from './listen';
+export { enableCluster, clusterPrimaryEnabled } from './cluster';
 
 let defaults = new Resolver(compileOptions(undefined, 'configure'));
 // Options objects compiled before: passing the same object again costs a WeakMap lookup.
