@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Writes the parser's unit-test vectors (test/helpers/parse-vectors.ts) to fuzz/seeds/ as the
+// fuzzer's starting corpus: one file per packet, plus, for each vector that finds a TOA, a copy
+// prefixed with [kind, layouts] for the fuzz target's input-chosen table (see toa_parse_fuzz.cc).
+// Usage: node scripts/fuzz-seeds.js [outDir]
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const ts = require('typescript');
+
+// Load the TypeScript helpers without a build step: transpile on require.
+require.extensions['.ts'] = (module, filename) => {
+  const source = fs.readFileSync(filename, 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+    fileName: filename,
+  });
+  module._compile(outputText, filename);
+};
+
+const root = path.join(__dirname, '..');
+const { ALL_VECTORS, FULL_SYN_V4, FULL_SYN_V6, TABLES } = require(path.join(root, 'test/helpers/parse-vectors.ts'));
+const { compileKinds } = require(path.join(root, 'lib/kinds.ts'));
+
+const outDir = path.resolve(process.argv[2] || path.join(root, 'fuzz/seeds'));
+fs.mkdirSync(outDir, { recursive: true });
+for (const name of fs.readdirSync(outDir)) {
+  if (name.endsWith('.bin')) fs.unlinkSync(path.join(outDir, name));
+}
+
+const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
+const write = (name, bytes) => fs.writeFileSync(path.join(outDir, `${name}.bin`), Buffer.from(bytes));
+
+let count = 0;
+for (const vector of ALL_VECTORS) {
+  write(slug(vector.name), vector.packet);
+  count++;
+  const toa = vector.expected.toa;
+  if (toa) {
+    const table = compileKinds(TABLES[vector.table]);
+    write(`${slug(vector.name)}.table`, [toa.kind, table[toa.kind], ...vector.packet]);
+    count++;
+  }
+}
+write('full-syn-v4', FULL_SYN_V4);
+write('full-syn-v6', FULL_SYN_V6);
+count += 2;
+console.log(`fuzz-seeds: wrote ${count} seeds to ${path.relative(process.cwd(), outDir) || '.'}`);
