@@ -5,7 +5,9 @@
       "sources": [
         "native/addon.cc",
         "native/toa_parse.cc",
-        "native/toa_sys.cc"
+        "native/toa_sys.cc",
+        "native/toa_tap.cc",
+        "native/tap_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

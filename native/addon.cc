@@ -14,6 +14,9 @@
 #include "toa_parse.h"
 #include "toa_sys.h"
 
+// tap_addon.cc: the ACK tap (issue 4).
+void RegisterTap(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 // Big enough for an IPv6 header with a few extension headers plus a full TCP header.
@@ -188,6 +191,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createListener", Napi::Function::New(env, CreateListener, "createListener"));
   exports.Set("isTcpListener", Napi::Function::New(env, IsTcpListener, "isTcpListener"));
   exports.Set("defaultKindTable", Napi::Function::New(env, DefaultKindTable, "defaultKindTable"));
+  RegisterTap(env, exports);
   return exports;
 }
 

@@ -1,0 +1,207 @@
+// N-API glue for the ACK tap (toa_tap.h). Each JavaScript Tap object owns its native Tap, so
+// there is no per-process state: worker threads and several copies of the addon stay apart.
+#include <napi.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#ifdef _WIN32
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#endif
+
+#include "toa_tap.h"
+
+namespace {
+
+const uint8_t* KindTable(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || !info[index].IsTypedArray()) {
+    throw Napi::TypeError::New(info.Env(), "kind table must be a Uint8Array");
+  }
+  auto table = info[index].As<Napi::Uint8Array>();
+  if (table.ByteLength() != toa::kKindTableSize) {
+    throw Napi::RangeError::New(info.Env(), "kind table must hold 256 bytes");
+  }
+  return table.Data();
+}
+
+uint32_t Unsigned(const Napi::CallbackInfo& info, size_t index, const char* name, uint32_t min,
+                  uint32_t max) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  }
+  const double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value >= min && value <= max)) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " is out of range");
+  }
+  return static_cast<uint32_t>(value);
+}
+
+// The same shapes as addon.cc's lookup() answers, so the resolver treats both alike.
+Napi::Object AddressValue(Napi::Env env, const toa::Address& a) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  inet_ntop(a.family == 6 ? AF_INET6 : AF_INET, a.bytes, text, sizeof text);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("family", a.family == 6 ? "IPv6" : "IPv4");
+  o.Set("address", text);
+  o.Set("port", a.port);
+  return o;
+}
+
+Napi::Object ToaValue(Napi::Env env, const toa::Toa& t) {
+  Napi::Object o = AddressValue(env, t.client);
+  o.Set("kind", t.kind);
+  o.Set("length", t.length);
+  if (t.vip.family != 0) {
+    o.Set("vid", t.vid);
+    o.Set("vip", AddressValue(env, t.vip));
+  }
+  return o;
+}
+
+class TapWrap : public Napi::ObjectWrap<TapWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Tap",
+                       {
+                           InstanceMethod<&TapWrap::Open>("open"),
+                           InstanceMethod<&TapWrap::SetPorts>("setPorts"),
+                           InstanceMethod<&TapWrap::Drain>("drain"),
+                           InstanceMethod<&TapWrap::Lookup>("lookup"),
+                           InstanceMethod<&TapWrap::Offer>("offer"),
+                           InstanceMethod<&TapWrap::Stats>("stats"),
+                           InstanceMethod<&TapWrap::Close>("close"),
+                       });
+  }
+
+  // new Tap(capacity, maxAgeMs, receiveBuffer)
+  explicit TapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapWrap>(info) {
+    toa::TapOptions options;
+    options.capacity = Unsigned(info, 0, "capacity", 1, 1u << 24);
+    options.max_age_ms = Unsigned(info, 1, "maxAgeMs", 1, 86400000u);
+    options.receive_buffer = static_cast<int>(Unsigned(info, 2, "receiveBuffer", 65536, 1u << 30));
+    tap_ = std::make_unique<toa::Tap>(options);
+  }
+
+ private:
+  toa::Tap& tap(Napi::Env env) {
+    if (!tap_) throw Napi::Error::New(env, "the tap is closed");
+    return *tap_;
+  }
+
+  // open(listenerFd) -> { errno, syscall?, netns }: listenerFd -1 means this thread's namespace.
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    const char* failed_call = nullptr;
+    const int err = tap(env).Open(fd < 0 ? -1 : fd, &failed_call);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("errno", err);
+    if (err != 0 && failed_call != nullptr) result.Set("syscall", failed_call);
+    result.Set("netns", Napi::Number::New(env, static_cast<double>(tap(env).netns())));
+    return result;
+  }
+
+  // setPorts(ports: number[]) -> errno
+  Napi::Value SetPorts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "ports must be an array");
+    auto list = info[0].As<Napi::Array>();
+    if (list.Length() > toa::kMaxTapPorts) throw Napi::RangeError::New(env, "too many ports for one tap");
+    std::vector<uint16_t> ports;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      const double port = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(port >= 1 && port <= 65535)) throw Napi::RangeError::New(env, "ports must be 1-65535");
+      ports.push_back(static_cast<uint16_t>(port));
+    }
+    return Napi::Number::New(env, tap(env).SetPorts(ports));
+  }
+
+  // drain(kindTable) -> packets read
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    const uint8_t* table = KindTable(info, 0);
+    const size_t n = tap(info.Env()).Drain(table, 1 << 16);
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // lookup(fd, kindTable) -> { peer, toa } | null, or -errno
+  Napi::Value Lookup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    if (fd < 0) throw Napi::RangeError::New(env, "fd must be >= 0");
+    const uint8_t* table = KindTable(info, 1);
+    bool found = false;
+    toa::TapHit hit;
+    const int err = tap(env).Lookup(fd, table, &found, &hit);
+    if (err != 0) return Napi::Number::New(env, -err);
+    if (!found) return env.Null();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("peer", AddressValue(env, hit.peer));
+    result.Set("toa", ToaValue(env, hit.toa));
+    return result;
+  }
+
+  // offer(packet, kindTable) -> parsed as TCP. Feeds one packet (IP header first) to the table as
+  // if the tap had read it, without the filter: the table's own tests use it.
+  Napi::Value Offer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) {
+      throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
+    }
+    auto bytes = info[0].As<Napi::Uint8Array>();
+    const uint8_t* table = KindTable(info, 1);
+    const bool ok = tap(env).table().Offer(bytes.Data(), bytes.ByteLength(), table, toa::MonotonicMs());
+    return Napi::Boolean::New(env, ok);
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    toa::Tap& t = tap(env);
+    t.UpdateDrops();
+    const toa::TapCounters& c = t.table().counters();
+    Napi::Object o = Napi::Object::New(env);
+    const auto set = [&](const char* name, uint64_t value) {
+      o.Set(name, Napi::Number::New(env, static_cast<double>(value)));
+    };
+    set("packets", c.packets);
+    set("syns", c.syns);
+    set("toaFound", c.toa_found);
+    set("inserted", c.inserted);
+    set("tableSize", t.table().size());
+    set("capacity", t.table().capacity());
+    set("evictions", c.evictions);
+    set("expired", c.expired);
+    set("drops", c.drops);
+    set("lookups", c.lookups);
+    set("hits", c.hits);
+    set("malformed", c.malformed);
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    tap_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<toa::Tap> tap_;
+};
+
+// probePacketSocket() -> errno: 0 when this process may open packet sockets (CAP_NET_RAW).
+Napi::Value ProbePacketSocket(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), toa::ProbePacketSocket());
+}
+
+}  // namespace
+
+// Called from addon.cc's Init.
+void RegisterTap(Napi::Env env, Napi::Object exports) {
+  exports.Set("tapSupported", Napi::Boolean::New(env, toa::TapSupported()));
+  exports.Set("Tap", TapWrap::Define(env));
+  exports.Set("probePacketSocket", Napi::Function::New(env, ProbePacketSocket, "probePacketSocket"));
+}
