@@ -1,0 +1,43 @@
+// What every part of the benchmark shares: where the package is, statistics, and how a part hands
+// its result to bench/run.js (one JSON line on stdout; everything human goes to stderr).
+import * as path from 'node:path';
+import type * as Toa from '../lib/index';
+
+/** The repository root, both from bench/ and from build-bench/ (where run.js compiles these). */
+export const ROOT = path.resolve(__dirname, '..');
+
+/** The built package, as a user gets it (dist/, not the TypeScript sources). */
+export function loadToa(): typeof Toa {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(ROOT, 'dist', 'index.js')) as typeof Toa;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Integer from the environment, clamped, so a typo cannot start an unbounded run. */
+export function envInt(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value)) throw new RangeError(`${name} must be an integer, got '${raw}'`);
+  return Math.min(max, Math.max(min, value));
+}
+
+export const QUICK = process.env.BENCH_QUICK === '1';
+
+export function emit(result: unknown): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

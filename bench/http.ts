@@ -1,0 +1,265 @@
+// HTTP: throughput of plain http, Express and Fastify, each without and with node-toa, measured
+// with autocannon on loopback. Every server runs in its own process (forked from this file) and
+// autocannon runs here, so on a 2-core machine each side has a core. Runs alternate (plain, toa,
+// toa, plain, ...) so drift over the run hits both sides alike; the ratio of each adjacent pair
+// is computed and their median reported.
+//
+// Both routes answer with the client address: `req.socket.remoteAddress` without node-toa, the
+// integration's answer with it. Loopback SYNs carry no TOA, so this measures what node-toa adds
+// to every connection: the saved SYN read (once per connection) and the cached lookups.
+import { fork, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { QUICK, ROOT, emit, envInt, loadToa, log, median, sleep } from './common';
+
+type Framework = 'http' | 'express' | 'fastify';
+type Variant = 'plain' | 'toa';
+type Mode = 'keep-alive' | 'close';
+
+const FRAMEWORKS: readonly Framework[] = ['http', 'express', 'fastify'];
+const MODES: readonly Mode[] = ['keep-alive', 'close'];
+
+const DURATION = envInt('BENCH_HTTP_SECONDS', QUICK ? 1 : 3, 1, 30);
+const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 3, 1, 20);
+const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 10, 1, 256);
+
+// ---- the servers (child processes) ----
+
+function tryRequire(id: string): unknown {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(id);
+  } catch {
+    return undefined;
+  }
+}
+
+function listenHttp(server: http.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', 4096, () => resolve((server.address() as net.AddressInfo).port));
+  });
+}
+
+interface Started {
+  port: number;
+  /** How the toa variant gets the address: the framework integration, or the core call. */
+  via: string;
+}
+
+async function startServer(framework: Framework, variant: Variant): Promise<Started> {
+  const toa = loadToa();
+  const useToa = variant === 'toa';
+  const core = (socket: net.Socket) => toa.realRemoteAddress(socket).address;
+  const peer = (socket: net.Socket) => socket.remoteAddress ?? '';
+
+  if (framework === 'http') {
+    const address = useToa ? core : peer;
+    const server = http.createServer((req, res) => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(address(req.socket));
+    });
+    server.keepAliveTimeout = 60_000;
+    if (useToa) toa.enable(server);
+    return { port: await listenHttp(server), via: useToa ? 'realRemoteAddress' : 'remoteAddress' };
+  }
+
+  if (framework === 'express') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const express = require('express') as typeof import('express');
+    const app = express();
+    app.set('etag', false);
+    const integration = useToa
+      ? (tryRequire(path.join(ROOT, 'dist', 'express.js')) as { toaMiddleware?: () => unknown } | undefined)
+      : undefined;
+    let via = 'remoteAddress';
+    if (useToa && typeof integration?.toaMiddleware === 'function') {
+      app.use(integration.toaMiddleware() as Parameters<typeof app.use>[0]);
+      app.get('/', (req, res) => {
+        res.type('text/plain').send((req as unknown as { realRemoteAddress: { address: string } }).realRemoteAddress.address);
+      });
+      via = 'toaMiddleware';
+    } else {
+      const address = useToa ? core : peer;
+      app.get('/', (req, res) => {
+        res.type('text/plain').send(address(req.socket));
+      });
+      if (useToa) via = 'realRemoteAddress';
+    }
+    const server = http.createServer(app);
+    server.keepAliveTimeout = 60_000;
+    if (useToa) toa.enable(server);
+    return { port: await listenHttp(server), via };
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fastify = require('fastify') as typeof import('fastify');
+  const app = fastify.default({ logger: false, keepAliveTimeout: 60_000 });
+  const plugin = useToa
+    ? (tryRequire(path.join(ROOT, 'dist', 'fastify.js')) as { fastifyToa?: unknown } | undefined)
+    : undefined;
+  let via = 'remoteAddress';
+  if (useToa && typeof plugin?.fastifyToa === 'function') {
+    await app.register(plugin.fastifyToa as Parameters<typeof app.register>[0]);
+    app.get('/', async (req) => (req as unknown as { realRemoteAddress: { address: string } }).realRemoteAddress.address);
+    via = 'fastifyToa';
+  } else {
+    const address = useToa ? core : peer;
+    app.get('/', async (req) => address(req.socket));
+    if (useToa) via = 'realRemoteAddress';
+  }
+  await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 });
+  if (useToa && !toa.isEnabled(app.server)) toa.enable(app.server);
+  return { port: (app.server.address() as net.AddressInfo).port, via };
+}
+
+function serve(framework: Framework, variant: Variant): void {
+  startServer(framework, variant).then(
+    (started) => process.send?.({ ready: true, ...started }),
+    (error: unknown) => {
+      log(`http bench server ${framework}/${variant}: ${(error as Error).stack ?? String(error)}`);
+      process.exit(1);
+    },
+  );
+  // The driver going away ends the server too.
+  process.on('disconnect', () => process.exit(0));
+}
+
+// ---- the driver ----
+
+interface ServerProcess {
+  framework: Framework;
+  variant: Variant;
+  child: ChildProcess;
+  port: number;
+  via: string;
+}
+
+function spawnServer(framework: Framework, variant: Variant): Promise<ServerProcess> {
+  return new Promise((resolve, reject) => {
+    const child = fork(__filename, ['serve', framework, variant], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const timer = setTimeout(() => reject(new Error(`${framework}/${variant} did not start in 10 s`)), 10_000);
+    child.once('message', (m: { port: number; via: string }) => {
+      clearTimeout(timer);
+      resolve({ framework, variant, child, port: m.port, via: m.via });
+    });
+    child.once('exit', (code) => reject(new Error(`${framework}/${variant} exited with ${code}`)));
+  });
+}
+
+interface Run {
+  rps: number;
+  p50: number;
+  errors: number;
+}
+
+async function load(port: number, mode: Mode, seconds: number): Promise<Run> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const autocannon = require('autocannon') as (opts: object) => Promise<{
+    requests: { total: number };
+    latency: { p50: number };
+    duration: number;
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+  }>;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/`,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    timeout: 10,
+    // Connection-per-request: the server closes after each response and autocannon reconnects.
+    // (autocannon's reconnectRate option drops the response it resets on, so it counts nothing.)
+    headers: mode === 'close' ? { connection: 'close' } : {},
+  });
+  return {
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    errors: result.errors + result.timeouts + result.non2xx,
+  };
+}
+
+interface Cell {
+  framework: Framework;
+  mode: Mode;
+  plain: number[];
+  toa: number[];
+  ratios: number[];
+  p50Plain: number[];
+  p50Toa: number[];
+  errors: number;
+}
+
+async function drive(): Promise<void> {
+  const servers = new Map<string, ServerProcess>();
+  try {
+    for (const framework of FRAMEWORKS) {
+      for (const variant of ['plain', 'toa'] as const) {
+        servers.set(`${framework}/${variant}`, await spawnServer(framework, variant));
+      }
+    }
+    // Warm-up: JIT and connection handling of every server, not timed.
+    for (const s of servers.values()) await load(s.port, 'keep-alive', 1);
+
+    const cells: Cell[] = [];
+    for (const mode of MODES) {
+      for (const framework of FRAMEWORKS) {
+        cells.push({ framework, mode, plain: [], toa: [], ratios: [], p50Plain: [], p50Toa: [], errors: 0 });
+      }
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const cell of cells) {
+        const order: Variant[] = round % 2 === 0 ? ['plain', 'toa'] : ['toa', 'plain'];
+        const pair: Partial<Record<Variant, Run>> = {};
+        for (const variant of order) {
+          const server = servers.get(`${cell.framework}/${variant}`) as ServerProcess;
+          const run = await load(server.port, cell.mode, DURATION);
+          pair[variant] = run;
+          cell.errors += run.errors;
+          await sleep(200);
+        }
+        const plain = pair.plain as Run;
+        const withToa = pair.toa as Run;
+        cell.plain.push(plain.rps);
+        cell.toa.push(withToa.rps);
+        cell.p50Plain.push(plain.p50);
+        cell.p50Toa.push(withToa.p50);
+        cell.ratios.push(withToa.rps / plain.rps);
+        log(
+          `http: round ${round + 1}/${ROUNDS} ${cell.mode} ${cell.framework}: ` +
+            `${plain.rps.toFixed(0)} vs ${withToa.rps.toFixed(0)} req/s (${((withToa.rps / plain.rps) * 100).toFixed(1)} %)`,
+        );
+      }
+    }
+    emit({
+      seconds: DURATION,
+      rounds: ROUNDS,
+      connections: CONNECTIONS,
+      via: Object.fromEntries(FRAMEWORKS.map((f) => [f, servers.get(`${f}/toa`)?.via])),
+      cells: cells.map((c) => ({
+        framework: c.framework,
+        mode: c.mode,
+        plain: median(c.plain),
+        toa: median(c.toa),
+        ratio: median(c.ratios),
+        ratios: c.ratios,
+        p50Plain: median(c.p50Plain),
+        p50Toa: median(c.p50Toa),
+        errors: c.errors,
+      })),
+    });
+  } finally {
+    for (const s of servers.values()) s.child.kill();
+  }
+}
+
+if (process.argv[2] === 'serve') {
+  serve(process.argv[3] as Framework, process.argv[4] as Variant);
+} else {
+  drive().catch((error: unknown) => {
+    log(`http: ${(error as Error).stack ?? String(error)}`);
+    process.exit(1);
+  });
+}

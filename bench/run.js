@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// `npm run bench`: builds what the benchmark needs, runs each part in its own process, prints the
+// machine and one table per part (medians and ratios). BENCH_QUICK=1 (or --quick) for a ~20 s
+// smoke run; the full run takes 2-3 minutes. See bench/README.md for how to read the tables.
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..');
+const OUT = path.join(ROOT, 'build-bench');
+const PARTS = ['micro', 'floor', 'http', 'proxy'];
+
+function parseArgs(argv) {
+  const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
+  for (const arg of argv) {
+    if (arg === '--quick') args.quick = true;
+    else if (arg === '--markdown') args.markdown = true;
+    else if (arg.startsWith('--only=')) {
+      args.only = arg.slice(7).split(',');
+      for (const part of args.only) {
+        if (!PARTS.includes(part)) throw new RangeError(`--only: unknown part '${part}' (parts: ${PARTS.join(', ')})`);
+      }
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write('usage: npm run bench [-- --quick] [-- --only=micro,floor,http,proxy] [-- --markdown]\n');
+      process.exit(0);
+    } else throw new RangeError(`unknown argument '${arg}' (try --help)`);
+  }
+  return args;
+}
+
+// ---- build ----
+
+function newestMtime(dir, ext) {
+  let newest = 0;
+  if (!fs.existsSync(dir)) return newest;
+  for (const name of fs.readdirSync(dir)) {
+    if (name.endsWith(ext)) newest = Math.max(newest, fs.statSync(path.join(dir, name)).mtimeMs);
+  }
+  return newest;
+}
+
+function build() {
+  fs.mkdirSync(OUT, { recursive: true });
+  const addonBuilt =
+    fs.existsSync(path.join(ROOT, 'build', 'Release', 'node_toa.node')) || fs.existsSync(path.join(ROOT, 'prebuilds'));
+  if (!addonBuilt) run('npm', ['run', 'build:native']);
+  if (newestMtime(path.join(ROOT, 'lib'), '.ts') > newestMtime(path.join(ROOT, 'dist'), '.js')) {
+    run('npm', ['run', 'build:ts']);
+  }
+  // The bench sources are TypeScript (type-checked by `npm run typecheck`); transpile them only.
+  const ts = require('typescript');
+  for (const name of fs.readdirSync(__dirname)) {
+    if (!name.endsWith('.ts')) continue;
+    const source = fs.readFileSync(path.join(__dirname, name), 'utf8');
+    const { outputText } = ts.transpileModule(source, {
+      fileName: name,
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    });
+    fs.writeFileSync(path.join(OUT, name.replace(/\.ts$/, '.js')), outputText);
+  }
+  const floor = path.join(OUT, 'syscall-floor');
+  const floorSource = path.join(__dirname, 'syscall-floor.c');
+  if (!fs.existsSync(floor) || fs.statSync(floor).mtimeMs < fs.statSync(floorSource).mtimeMs) {
+    run('cc', ['-O2', '-Wall', '-o', floor, floorSource]);
+  }
+}
+
+function run(cmd, args) {
+  process.stderr.write(`bench: ${cmd} ${args.join(' ')}\n`);
+  execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+// ---- parts ----
+
+// Each part prints one JSON line on stdout; its progress goes to our stderr.
+function part(file, args, env, timeoutSeconds) {
+  const result = spawnSync(file, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    timeout: timeoutSeconds * 1000,
+    killSignal: 'SIGKILL',
+  });
+  if (result.error) throw new Error(`${path.basename(file)} ${args.join(' ')}: ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`${path.basename(file)} ${args.join(' ')} exited with ${result.status}`);
+  const lines = result.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+function nodePart(name, quick, timeoutSeconds) {
+  return part(process.execPath, [path.join(OUT, `${name}.js`)], quick ? { BENCH_QUICK: '1' } : {}, timeoutSeconds);
+}
+
+// ---- output ----
+
+function machine() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    if (line) cpu = line.split(':')[1].trim();
+  } catch {
+    // not Linux: os.cpus() is all there is
+  }
+  let mitigations = '';
+  try {
+    mitigations = fs.readFileSync('/sys/devices/system/cpu/vulnerabilities/meltdown', 'utf8').trim();
+  } catch {
+    // no sysfs
+  }
+  return {
+    cpu,
+    cores: os.cpus().length,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    meltdown: mitigations,
+  };
+}
+
+function fmt(value, digits = 0) {
+  if (typeof value !== 'number' || Number.isNaN(value)) return 'n/a';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function pct(ratio) {
+  return `${fmt(ratio * 100, 1)} %`;
+}
+
+function table(title, headers, rows, markdown) {
+  const out = [];
+  if (markdown) {
+    out.push(`### ${title}`, '', `| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`);
+    for (const row of rows) out.push(`| ${row.join(' | ')} |`);
+  } else {
+    const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+    const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+    out.push(title, line(headers), widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of rows) out.push(line(row));
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function verdict(ok) {
+  return ok ? 'met' : 'MISSED';
+}
+
+function microTables(micro, floor, md) {
+  const rows = [
+    ['realRemoteAddress(), first call (saved SYN read)', fmt(micro.first.median), pct(micro.first.median / floor.both.median)],
+    ['realRemoteAddress(), cached', fmt(micro.cached.median, 1), pct(micro.cached.median / floor.both.median)],
+    ['socket.remoteAddress, first access (getpeername)', fmt(micro.remoteFirst.median), pct(micro.remoteFirst.median / floor.both.median)],
+    ['socket.remoteAddress, cached', fmt(micro.remoteCached.median, 1), pct(micro.remoteCached.median / floor.both.median)],
+    ['one trivial syscall via the addon (reference)', fmt(micro.napiSyscall.median), pct(micro.napiSyscall.median / floor.both.median)],
+    ['C: getsockopt(TCP_SAVED_SYN) + getpeername (floor)', fmt(floor.both.median), '100.0 %'],
+    ['C: getsockopt(TCP_SAVED_SYN) alone', fmt(floor.savedsyn.median), pct(floor.savedsyn.median / floor.both.median)],
+    ['C: getpeername alone', fmt(floor.peername.median), pct(floor.peername.median / floor.both.median)],
+  ];
+  let text = table(
+    `Micro: ns per connection, median of ${micro.rounds} batches of ${micro.batch} fresh loopback connections (C: ${floor.rounds} batches)`,
+    ['measure', 'ns', 'vs floor'],
+    rows,
+    md,
+  );
+  text += `\n  target first call <= floor (${fmt(floor.both.median)} ns): ${verdict(micro.first.median <= floor.both.median)}` +
+    ` (${fmt(micro.first.median / micro.remoteFirst.median, 2)}x socket.remoteAddress's first access)\n`;
+  text += `  target cached call < 50 ns: ${verdict(micro.cached.median < 50)}\n`;
+  return text;
+}
+
+const HTTP_TARGET = { 'keep-alive': 0.99, close: 0.97 };
+
+function httpTable(result, md) {
+  const rows = result.cells.map((c) => [
+    c.framework,
+    c.mode === 'close' ? 'new connection per request' : 'keep-alive',
+    fmt(c.plain),
+    fmt(c.toa),
+    pct(c.ratio),
+    `>= ${pct(HTTP_TARGET[c.mode])} ${verdict(c.ratio >= HTTP_TARGET[c.mode])}`,
+    `${fmt(c.p50Plain, 0)} / ${fmt(c.p50Toa, 0)}`,
+    String(c.errors),
+  ]);
+  return table(
+    `HTTP: req/s, medians of ${result.rounds} alternating ${result.seconds} s runs, ${result.connections} connections (ratio: median of pairwise ratios)`,
+    ['server', 'mode', 'without', 'with node-toa', 'ratio', 'target', 'p50 ms', 'errors'],
+    rows,
+    md,
+  ) + `\n  node-toa via: ${Object.entries(result.via).map(([k, v]) => `${k}: ${v}`).join(', ')}\n`;
+}
+
+function proxyTable(result, md, micro) {
+  const base = result.rows.find((r) => r.name === 'plain');
+  const perConnection = {
+    plain: micro ? `${fmt(micro.remoteFirst.median)} ns` : '',
+    toa: micro ? `${fmt(micro.first.median)} ns` : '',
+    'proxy-v1': `${fmt(result.parseNs['proxy-v1'])} ns`,
+    'proxy-v2': `${fmt(result.parseNs['proxy-v2'])} ns`,
+  };
+  const rows = result.rows.map((r) => [
+    r.label,
+    perConnection[r.name],
+    fmt(r.rate),
+    fmt(r.cpuPerConnection, 1),
+    base ? `${r.cpuPerConnection - base.cpuPerConnection >= 0 ? '+' : ''}${fmt(r.cpuPerConnection - base.cpuPerConnection, 1)}` : '',
+    fmt(r.p50, 2),
+    String(r.errors),
+  ]);
+  return table(
+    `Passing the client address: ${result.connectionsPerRun} connections per run at ${fmt(result.rate)} conn/s, ` +
+      `median of ${result.rounds} alternating runs; server CPU per connection (user+system). ` +
+      `Address cost: the work per connection on its own (micro: first call; PROXY: find + parse the header)`,
+    ['how the server learns the client', 'address cost', 'conn/s', 'server CPU us/conn', 'vs plain', 'p50 ms', 'errors'],
+    rows,
+    md,
+  );
+}
+
+function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  build();
+  const m = machine();
+  const out = [];
+  const header = `node-toa benchmark${args.quick ? ' (quick: BENCH_QUICK=1, indicative only)' : ''}\n` +
+    `machine: ${m.cpu}, ${m.cores} cores, ${m.kernel}, Node ${m.node}` +
+    (m.meltdown ? `\nmeltdown mitigation: ${m.meltdown}` : '') + '\n';
+  process.stdout.write(`${header}\n`);
+  out.push(header);
+  const want = new Set(args.only);
+  const results = {};
+  if (want.has('micro') || want.has('floor')) {
+    const rounds = args.quick ? '10' : '40';
+    results.floor = part(path.join(OUT, 'syscall-floor'), ['200', rounds], {}, 60);
+    results.micro = nodePart('micro', args.quick, 120);
+    const text = microTables(results.micro, results.floor, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('http')) {
+    results.http = nodePart('http', args.quick, 240);
+    const text = httpTable(results.http, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('proxy')) {
+    results.proxy = nodePart('proxy-protocol', args.quick, 120);
+    const text = proxyTable(results.proxy, args.markdown, results.micro);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  process.stdout.write(`total ${seconds} s\n`);
+  fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ machine: m, quick: args.quick, results }, null, 2));
+}
+
+try {
+  main();
+} catch (error) {
+  process.stderr.write(`bench: ${error.message}\n`);
+  process.exit(1);
+}
