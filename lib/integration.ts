@@ -1,0 +1,108 @@
+// What the Express, Fastify and Koa integrations share: their options (the core's plus setIp),
+// turning TCP_SAVE_SYN on at the first request when the app never saw its server, and `ip`.
+// Like every integration, it uses only the public API.
+import {
+  clusterPrimaryEnabled,
+  createResolver,
+  enable,
+  isEnabled,
+  type RealAddress,
+  type ToaOptions,
+} from './index';
+
+export interface IntegrationOptions extends ToaOptions {
+  /**
+   * Make the framework's own `ip` (`req.ip`, `request.ip`, `ctx.ip`) the client's address when a
+   * trusted proxy gave it (TOA), so rate limiters and loggers use it unchanged. Where there is no
+   * TOA, `ip` stays the framework's answer (its trust proxy / X-Forwarded-For settings apply).
+   * Default `false`: `ip` is left alone.
+   */
+  setIp?: boolean;
+}
+
+const KEYS: readonly string[] = ['trustProxy', 'kinds', 'setIp'];
+
+export interface CompiledIntegration {
+  resolve: (socket: object) => RealAddress;
+  setIp: boolean;
+}
+
+/** Validates the options where the user passed them and compiles the core ones once. */
+export function compileIntegration(options: IntegrationOptions | undefined, where: string): CompiledIntegration {
+  if (options === undefined) return { resolve: createResolver(), setIp: false };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`${where}: options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KEYS.includes(key)) throw new TypeError(`${where}: unknown option '${key}' (known: ${KEYS.join(', ')})`);
+  }
+  const { setIp, ...core } = options;
+  if (setIp !== undefined && typeof setIp !== 'boolean') {
+    throw new TypeError(`${where}: setIp must be a boolean, got ${typeof setIp === 'string' ? `'${setIp}'` : String(setIp)}`);
+  }
+  // Only setIp given: the core options still follow toa.configure().
+  const resolve = Object.keys(core).length === 0 ? createResolver() : createResolver(core);
+  return { resolve, setIp: setIp === true };
+}
+
+interface ServerLike {
+  listen: unknown;
+  once: unknown;
+}
+
+function isServer(value: unknown): value is ServerLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ServerLike).listen === 'function' &&
+    typeof (value as ServerLike).once === 'function'
+  );
+}
+
+const seen = new WeakSet<object>();
+let warnedLate = false;
+
+/**
+ * For integrations that meet their server only through a request (Express, Koa): on the first
+ * request of each server, make sure its listening socket saves SYNs. If it did not, turn it on
+ * now and say once that the connections before had none.
+ */
+export function enableOnFirstRequest(socket: object | null | undefined, where: string): void {
+  const server = (socket as { server?: unknown } | null | undefined)?.server;
+  if (!isServer(server) || seen.has(server)) return;
+  seen.add(server);
+  const netServer = server as unknown as import('node:net').Server;
+  if (isEnabled(netServer)) return;
+  // A round-robin cluster worker's server has no socket of its own: the primary's is the one.
+  if (clusterPrimaryEnabled()) return;
+  enable(netServer);
+  if (isEnabled(netServer) && !warnedLate) {
+    warnedLate = true;
+    process.emitWarning(
+      `node-toa (${where}): the server did not save SYNs until its first request, so connections accepted ` +
+        'before this one answer with their peer, not the client. Start it with toa.listen(server, { port }) ' +
+        '(or call toa.enable(server) before listen()); see the README.',
+      { type: 'NodeToaWarning', code: 'NODE_TOA_ENABLED_LATE' },
+    );
+  }
+}
+
+/**
+ * A per-request `ip` property, defined on the request object so it hides the framework's getter: the TOA client where a trusted proxy gave one, else what the
+ * framework's own getter (found on the prototype chain at read time) says.
+ */
+export function ipProperty(realAddress: (self: object) => RealAddress): PropertyDescriptor {
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: object): unknown {
+      const real = realAddress(this);
+      if (real.source !== 'peer') return real.address;
+      return Reflect.get(Object.getPrototypeOf(this) as object, 'ip', this);
+    },
+    // Code that assigns ip itself (Koa has a setter for it) gets its value back.
+    set(this: object, value: unknown): void {
+      Object.defineProperty(this, 'ip', { value, writable: true, configurable: true, enumerable: true });
+    },
+  };
+}
