@@ -5,6 +5,8 @@ import { binding, savedSynAvailable } from './binding';
 import { socketFd } from './socket-fd';
 import { warnOnce } from './warnings';
 import { errnoName } from './errno';
+import { checkAckSupport, compileAck, openAckTap, type AckOptions } from './ack';
+import { checkOptionKeys } from './options';
 
 export const ENABLED = Symbol.for('node-toa.enabled');
 
@@ -54,14 +56,37 @@ export function enableListening(server: Server): boolean {
   return true;
 }
 
-export function enable<T extends Server>(server: T): T {
+/** Options of `enable(server, options)`. */
+export interface EnableOptions {
+  /**
+   * Also read TOA from the handshake ACK and first data packet, for proxies that do not tag the
+   * SYN: opens a packet tap (needs CAP_NET_RAW). `true`, or `{ capacity, maxAge }` to bound it.
+   */
+  ack?: boolean | AckOptions;
+}
+
+const ENABLE_KEYS: readonly string[] = ['ack'];
+
+export function enable<T extends Server>(server: T, options?: EnableOptions): T {
   if (!isServer(server)) {
     throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
   }
+  checkOptionKeys(options, ENABLE_KEYS, 'enable(server, options)');
+  const ack = compileAck(options?.ack, 'enable(server, options)');
+  const tap = ack !== null && checkAckSupport();
   if (server.listening) {
     enableListening(server);
+    if (tap) openAckTap(server, ack);
   } else {
-    server.once('listening', () => enableListening(server));
+    server.once('listening', () => {
+      enableListening(server);
+      if (!tap) return;
+      try {
+        openAckTap(server, ack);
+      } catch (error) {
+        server.emit('error', error);
+      }
+    });
   }
   return server;
 }

@@ -6,7 +6,8 @@ import { Resolver } from './resolver';
 import type { RealAddress, ToaOptions } from './types';
 
 export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './types';
-export { enable, isEnabled } from './enable';
+export { enable, isEnabled, type EnableOptions } from './enable';
+export { stats, type AckOptions, type AckStats, type AckTapStats } from './ack';
 export { listen, type ListenOptions } from './listen';
 export { enableCluster, clusterPrimaryEnabled } from './cluster';
 

@@ -36,6 +36,37 @@ export interface NativePacket {
   toa?: NativeToa;
 }
 
+/** The ACK tap's counters (native/toa_tap.h TapCounters). */
+export interface NativeTapStats {
+  packets: number;
+  syns: number;
+  toaFound: number;
+  inserted: number;
+  tableSize: number;
+  capacity: number;
+  evictions: number;
+  expired: number;
+  drops: number;
+  lookups: number;
+  hits: number;
+  malformed: number;
+}
+
+/** One ACK tap: packet sockets in one network namespace plus the 4-tuple table. */
+export interface NativeTap {
+  /** listenerFd -1: this thread's namespace. */
+  open(listenerFd: number): { errno: number; syscall?: string; netns: number };
+  /** errno, 0 on success */
+  setPorts(ports: readonly number[]): number;
+  drain(kindTable: Uint8Array): number;
+  /** The TOA of an accepted socket's handshake ACK or first data packet; null on a miss; -errno. */
+  lookup(fd: number, kindTable: Uint8Array): { peer: NativeEndpoint; toa: NativeToa } | null | number;
+  /** Feeds one packet (IP header first) to the table, bypassing the socket: for tests. */
+  offer(packet: Uint8Array, kindTable: Uint8Array): boolean;
+  stats(): NativeTapStats;
+  close(): void;
+}
+
 export interface NativeBinding {
   savedSynSupported: boolean;
   /** errno, 0 on success */
@@ -49,4 +80,9 @@ export interface NativeBinding {
   /** boolean, or -errno */
   isTcpListener(fd: number): boolean | number;
   defaultKindTable(): Uint8Array;
+  /** Packet taps exist on this platform (Linux). */
+  tapSupported: boolean;
+  Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number) => NativeTap;
+  /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
+  probePacketSocket(): number;
 }

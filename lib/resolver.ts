@@ -61,6 +61,11 @@ function readFacts(socket: object, fd: number): ConnectionFacts {
 // resolver might want; each resolver then keeps only the kinds it was configured for.
 const KIND_TABLE_ALL = new Uint8Array(256);
 
+/** Every kind any resolver reads (live: grows as resolvers are made). The ACK tap parses with it. */
+export function kindTableAll(): Uint8Array {
+  return KIND_TABLE_ALL;
+}
+
 export function registerKindTable(table: Uint8Array): void {
   for (let i = 0; i < 256; i++) KIND_TABLE_ALL[i] |= table[i];
 }
