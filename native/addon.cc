@@ -33,8 +33,14 @@ int32_t FdArgument(const Napi::CallbackInfo& info, size_t index) {
   return fd;
 }
 
+// A Uint16Array of 128 elements is 256 bytes too, but not a table anyone meant to pass.
+bool IsUint8Array(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && info[index].IsTypedArray() &&
+         info[index].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
 const uint8_t* KindTableArgument(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || !info[index].IsTypedArray()) {
+  if (!IsUint8Array(info, index)) {
     throw Napi::TypeError::New(info.Env(), "kind table must be a Uint8Array");
   }
   auto table = info[index].As<Napi::Uint8Array>();
@@ -135,7 +141,7 @@ Napi::Value Lookup(const Napi::CallbackInfo& info) {
 // parse(bytes, kindTable) -> { ok, src, dst, flags, payloadLength, toa? }
 Napi::Value Parse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsTypedArray()) {
+  if (!IsUint8Array(info, 0)) {
     throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
   }
   auto bytes = info[0].As<Napi::Uint8Array>();

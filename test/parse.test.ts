@@ -264,7 +264,7 @@ describe('parse: arguments', () => {
   const typeError = (message: string) => ({ name: 'TypeError', message });
 
   it('a packet that is not a typed array is a TypeError', () => {
-    for (const bad of ['4500', 42, null, undefined, Array.from(packet), new DataView(new ArrayBuffer(48))]) {
+    for (const bad of ['4500', 42, null, undefined, Array.from(packet), new DataView(new ArrayBuffer(48)), new Uint32Array(12)]) {
       expect(thrown(() => loose()(bad, TABLE.default))).toEqual(typeError('packet must be a Uint8Array or Buffer'));
     }
   });
@@ -274,7 +274,7 @@ describe('parse: arguments', () => {
   });
 
   it('a kind table that is not a typed array is a TypeError', () => {
-    for (const bad of [undefined, 'default', Array.from(TABLE.default), new ArrayBuffer(256)]) {
+    for (const bad of [undefined, 'default', Array.from(TABLE.default), new ArrayBuffer(256), new Uint16Array(128)]) {
       expect(thrown(() => loose()(packet, bad))).toEqual(typeError('kind table must be a Uint8Array'));
     }
   });
