@@ -9,7 +9,9 @@ import { toaMiddleware } from '../lib/express';
 import * as expressModule from '../lib/express';
 import { close } from './helpers/loopback';
 import { injectInChild, type Framework } from './helpers/in-memory';
+import { ask, frameworkCases, trustProxy, type StartApp } from './helpers/framework-e2e';
 import { collectWarnings, getOnLoopback } from './helpers/loopback-http';
+import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 
 type ExpressFactory = typeof import('express');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -168,5 +170,57 @@ onLinux.each([
     const { port } = await start(app(express, { setIp: true }, (a) => a.set('trust proxy', 'loopback')), 'toa.listen');
     const r = await getOnLoopback(port, { headers: { 'x-forwarded-for': '203.0.113.8' } });
     expect(JSON.parse(r.responses[0].body).ip).toBe('203.0.113.8');
+  });
+});
+
+async function stop(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  await close(server);
+}
+
+/** Express as documented: the server saves SYNs before the first client comes. */
+const startExpress =
+  (express: ExpressFactory): StartApp =>
+  async (netns, options) => {
+    const server = http.createServer(app(express, options));
+    enable(server);
+    const port = await netns.serve(server);
+    return { port, close: () => stop(server) };
+  };
+
+describeE2E('Express end to end, TOA SYNs through the proxy', () => {
+  let netns: ToaNet;
+  beforeAll(async () => {
+    netns = await ToaNet.create();
+  });
+  afterAll(async () => {
+    await netns?.close();
+  });
+  beforeEach(async () => {
+    await netns.clearRules();
+  });
+
+  describe('Express 5', () => frameworkCases(() => netns, startExpress(express5), { v4: 0, v6: 0 }));
+  describe('Express 4', () => frameworkCases(() => netns, startExpress(express4), { v4: 3, v6: 3 }));
+
+  it('a server nobody enabled: its first connection answers the proxy (with one warning), the next ones the client', async () => {
+    let fresh!: typeof toaMiddleware;
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      fresh = (require('../lib/express') as typeof import('../lib/express')).toaMiddleware;
+    });
+    const server = http.createServer(app(express5, { trustProxy }, undefined, fresh));
+    const port = await netns.serve(server);
+    try {
+      expect(isEnabled(server)).toBe(false);
+      const first = await collectWarnings(() => ask(netns, port, ADDR.vip4, ADDR.clients4[7]));
+      expect(first.result.answers[0].real).toMatchObject({ address: ADDR.lip4, source: 'peer' });
+      expect(first.warnings.filter((w) => w.code === 'NODE_TOA_ENABLED_LATE')).toHaveLength(1);
+      expect(isEnabled(server)).toBe(true);
+      const second = await ask(netns, port, ADDR.vip4, ADDR.clients4[8]);
+      expect(second.answers[0].real).toMatchObject({ address: ADDR.clients4[8], port: second.localPort, source: 'toa' });
+    } finally {
+      await stop(server);
+    }
   });
 });
