@@ -275,17 +275,18 @@ class Assembler {
 
 }  // namespace
 
-// The packet starts at its IP header (SOCK_DGRAM). Passes, to one of `ports`:
+// The packet starts at its IP header (SOCK_DGRAM). Passes, to one of `ports`, from this host's
+// point of view incoming (PACKET_HOST):
 //   - SYNs (flags SYN without ACK/RST), so a reused 4-tuple forgets the previous connection;
-//   - packets whose TCP header is longer than 20 bytes, except a header of exactly 32 bytes that
-//     starts NOP NOP TIMESTAMP: that is the timestamp-only case of every Linux packet, and no
-//     TOA can sit in it.
+//   - other packets without SYN or RST whose TCP header is longer than 20 bytes, except a header
+//     of exactly 32 bytes that starts NOP NOP TIMESTAMP: that is the timestamp-only case of
+//     every Linux packet, and no TOA can sit in it.
 // IPv4 later fragments and IPv6 packets with extension headers are not passed.
 std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports) {
   if (ports.size() > kMaxTapPorts) return {};
   Assembler a;
   const int drop = a.Label(), accept = a.Label(), v4 = a.Label(), v6 = a.Label();
-  const int tcp = a.Label(), port_ok = a.Label(), not_syn = a.Label(), maybe_ts = a.Label();
+  const int tcp = a.Label(), port_ok = a.Label(), maybe_ts = a.Label();
   const int next = Assembler::kNext;
 
   if (ports.empty()) {
@@ -321,8 +322,9 @@ std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports) {
   a.Bind(port_ok);
   a.Op(BPF_LD | BPF_B | BPF_IND, 13);  // flags
   a.Op(BPF_ALU | BPF_AND | BPF_K, 0x16);  // SYN | RST | ACK
-  a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0x02, accept, not_syn);
-  a.Bind(not_syn);
+  a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0x02, accept, next);
+  a.Jump(BPF_JMP | BPF_JSET | BPF_K, 0x06, drop, next);  // SYN-ACK, RST: nothing to learn
+
   a.Op(BPF_LD | BPF_B | BPF_IND, 12);  // data offset
   a.Op(BPF_ALU | BPF_RSH | BPF_K, 4);
   a.Jump(BPF_JMP | BPF_JGT | BPF_K, 5, next, drop);
@@ -362,7 +364,7 @@ namespace {
 constexpr size_t kBatch = 64;
 // A lookup drains at most this much: more than a full receive buffer holds, and a bound when a
 // flood refills the queue as fast as it is read.
-constexpr size_t kMaxDrainOnMiss = 1 << 16;
+constexpr size_t kMaxDrainOnLookup = 1 << 16;
 
 int AttachFilter(int fd, const std::vector<BpfInsn>& code) {
   static_assert(sizeof(BpfInsn) == sizeof(sock_filter), "BpfInsn must match struct sock_filter");
@@ -478,30 +480,31 @@ int Tap::SetPorts(const std::vector<uint16_t>& ports) {
   return 0;
 }
 
-size_t Tap::Drain(const uint8_t* kind_table, size_t max_packets) {
+size_t Tap::Drain(const uint8_t* kind_table, size_t max_packets, int family) {
   mmsghdr messages[kBatch];
   iovec vectors[kBatch];
   sockaddr_ll addresses[kBatch];
   size_t total = 0;
-  for (int fd : fds_) {
-    if (fd < 0) continue;
+  for (int i = 0; i < 2; i++) {
+    const int fd = fds_[i];
+    if (fd < 0 || (family == 4 && i != 0) || (family == 6 && i != 1)) continue;
     while (total < max_packets) {
       std::memset(messages, 0, sizeof messages);
-      for (size_t i = 0; i < kBatch; i++) {
-        vectors[i].iov_base = buffers_.data() + i * kTapSnapLength;
-        vectors[i].iov_len = kTapSnapLength;
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
-        messages[i].msg_hdr.msg_name = &addresses[i];
-        messages[i].msg_hdr.msg_namelen = sizeof addresses[i];
+      for (size_t m = 0; m < kBatch; m++) {
+        vectors[m].iov_base = buffers_.data() + m * kTapSnapLength;
+        vectors[m].iov_len = kTapSnapLength;
+        messages[m].msg_hdr.msg_iov = &vectors[m];
+        messages[m].msg_hdr.msg_iovlen = 1;
+        messages[m].msg_hdr.msg_name = &addresses[m];
+        messages[m].msg_hdr.msg_namelen = sizeof addresses[m];
       }
       const int n = recvmmsg(fd, messages, kBatch, MSG_DONTWAIT, nullptr);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // EAGAIN: the queue is empty
       const uint64_t now = MonotonicMs();
-      for (int i = 0; i < n; i++) {
-        if (addresses[i].sll_pkttype != PACKET_HOST) continue;
-        table_.Offer(buffers_.data() + i * kTapSnapLength, messages[i].msg_len, kind_table, now);
+      for (int m = 0; m < n; m++) {
+        if (addresses[m].sll_pkttype != PACKET_HOST) continue;
+        table_.Offer(buffers_.data() + m * kTapSnapLength, messages[m].msg_len, kind_table, now);
       }
       total += static_cast<size_t>(n);
       if (static_cast<size_t>(n) < kBatch) break;
@@ -529,13 +532,12 @@ int Tap::Lookup(int fd, const uint8_t* kind_table, bool* found, TapHit* out) {
   if (err != 0) return err;
   TapCounters& counters = table_.counters();
   counters.lookups++;
-  const uint64_t now = MonotonicMs();
-  if (!table_.Take(peer, local, kind_table, now, out)) {
-    // The packet that completed the handshake was queued on the tap before accept() returned;
-    // it may just not have been read yet.
-    if (Drain(kind_table, kMaxDrainOnMiss) == 0) return 0;
-    if (!table_.Take(peer, local, kind_table, MonotonicMs(), out)) return 0;
-  }
+  // Every packet of this connection up to the one that completed the handshake was queued on the
+  // tap before accept() returned, in order. Reading the queue first (only its family's socket:
+  // one recvmmsg, usually empty) applies this connection's SYN before the table is asked, so an
+  // entry a previous connection on the same 4-tuple left behind is gone by then.
+  Drain(kind_table, kMaxDrainOnLookup, Unmapped(peer).family);
+  if (!table_.Take(peer, local, kind_table, MonotonicMs(), out)) return 0;
   counters.hits++;
   *found = true;
   return 0;
@@ -560,7 +562,7 @@ int Tap::Open(int, const char** failed_call) {
   return ENOTSUP;
 }
 int Tap::SetPorts(const std::vector<uint16_t>&) { return ENOTSUP; }
-size_t Tap::Drain(const uint8_t*, size_t) { return 0; }
+size_t Tap::Drain(const uint8_t*, size_t, int) { return 0; }
 void Tap::UpdateDrops() {}
 int Tap::Lookup(int, const uint8_t*, bool* found, TapHit*) {
   *found = false;

@@ -119,10 +119,11 @@ class Tap {
   // more than a lone timestamp. An empty list passes nothing.
   int SetPorts(const std::vector<uint16_t>& ports);
 
-  // Reads what is queued (non-blocking, at most `max_packets`). Returns the packets read.
-  size_t Drain(const uint8_t* kind_table, size_t max_packets);
+  // Reads what is queued (non-blocking, at most `max_packets`) on the socket of `family` (4 or
+  // 6), or on both (0). Returns the packets read.
+  size_t Drain(const uint8_t* kind_table, size_t max_packets, int family = 0);
 
-  // Looks up the connection of accepted socket `fd`; on a miss drains the tap and looks again.
+  // Looks up the connection of accepted socket `fd`, after reading what is queued for its family.
   // Returns 0 (see *found) or the errno of getpeername/getsockname.
   int Lookup(int fd, const uint8_t* kind_table, bool* found, TapHit* out);
 
