@@ -5,7 +5,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { binding } from './binding';
 import type { ConnectionFacts } from './decide';
 import { errnoName } from './errno';
-import type { NativeTap, NativeTapStats } from './native';
+import type { NativeEndpoint, NativeTap, NativeTapStats, NativeToa } from './native';
 import { kindTableAll, setFactsSupplement } from './resolver';
 import { socketFd } from './socket-fd';
 import { warnOnce } from './warnings';
@@ -135,16 +135,34 @@ export function checkAckSupport(): boolean {
   return true;
 }
 
-interface TapRecord {
-  readonly tap: NativeTap;
-  readonly port: number;
-  readonly netns: number;
+/**
+ * What a server carries under a registry symbol: two copies of node-toa in one process (two
+ * versions in node_modules) find the tap the other one opened, as they share the saved SYN.
+ * Each passes its own kind table. Keep this shape stable (the key is versioned).
+ */
+interface SharedTap {
+  lookup(fd: number, kindTable: Uint8Array): { peer: NativeEndpoint; toa: NativeToa } | null;
 }
 
-const TAP = Symbol('node-toa.ack-tap');
+class TapRecord implements SharedTap {
+  open = true;
+  constructor(
+    readonly tap: NativeTap,
+    readonly port: number,
+    readonly netns: number,
+  ) {}
+
+  lookup(fd: number, kindTable: Uint8Array): { peer: NativeEndpoint; toa: NativeToa } | null {
+    if (!this.open) return null;
+    const found = this.tap.lookup(fd, kindTable);
+    return found === null || typeof found === 'number' ? null : found;
+  }
+}
+
+const TAP = Symbol.for('node-toa.ack-tap.v1');
 
 interface TappedServer {
-  [TAP]?: TapRecord;
+  [TAP]?: SharedTap;
 }
 
 // Per thread: a worker thread loads its own copy of this module and opens its own taps.
@@ -170,36 +188,41 @@ function drainAll(): void {
   for (const r of taps) r.tap.drain(table);
 }
 
-function ask(r: TapRecord, fd: number, facts: ConnectionFacts): boolean {
-  const found = r.tap.lookup(fd, kindTableAll());
-  if (found === null || typeof found === 'number') return false;
+function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
+  const found = shared.lookup(fd, kindTableAll());
+  if (found === null) return false;
   facts.ackPeer = found.peer;
   facts.ackToa = found.toa;
   return true;
 }
 
-// Called by the resolver for a socket whose SYN held no TOA.
+// Called by the resolver for a socket whose SYN held no TOA: a property read when the server has
+// no tap.
 function supplement(socket: object, fd: number, facts: ConnectionFacts): void {
   const server = (socket as { server?: unknown }).server;
   if (typeof server === 'object' && server !== null) {
-    // A server's own tap, or none: other taps watch other ports.
+    // The server's own tap, or none: other taps watch other ports.
     const own = (server as TappedServer)[TAP];
-    if (own !== undefined && taps.has(own)) ask(own, fd, facts);
+    if (own !== undefined) ask(own, fd, facts);
     return;
   }
+  // A socket that does not say its server (none of Node's do that): ask every tap.
+  if (taps.size === 0) return;
   for (const r of taps) if (ask(r, fd, facts)) return;
 }
 
+setFactsSupplement(supplement);
+
 function closeTap(server: TappedServer, r: TapRecord): void {
   if (!taps.delete(r)) return;
+  r.open = false;
   const s = r.tap.stats();
   for (const c of COUNTERS) retired[c] += s[c];
   r.tap.close();
   if (server[TAP] === r) delete server[TAP];
-  if (taps.size === 0) {
-    if (timer !== null) clearInterval(timer);
+  if (taps.size === 0 && timer !== null) {
+    clearInterval(timer);
     timer = null;
-    setFactsSupplement(null);
   }
 }
 
@@ -210,8 +233,7 @@ function closeTap(server: TappedServer, r: TapRecord): void {
 export function openAckTap(server: Server, ack: CompiledAck): void {
   const s = server as unknown as TappedServer;
   if (binding === null || !binding.tapSupported) return;
-  const existing = s[TAP];
-  if (existing !== undefined && taps.has(existing)) return;
+  if (s[TAP] !== undefined) return; // this copy or another one tapped it already
   const address = server.address();
   if (address === null || typeof address === 'string') {
     warnOnce('NODE_TOA_ACK_NOT_TCP', 'node-toa: { ack: true } applies to TCP servers only; this one listens on a pipe.');
@@ -242,7 +264,7 @@ export function openAckTap(server: Server, ack: CompiledAck): void {
       syscall,
     );
   }
-  const record: TapRecord = { tap, port, netns: opened.netns };
+  const record = new TapRecord(tap, port, opened.netns);
   taps.add(record);
   s[TAP] = record;
   server.once('close', () => closeTap(s, record));
@@ -250,13 +272,6 @@ export function openAckTap(server: Server, ack: CompiledAck): void {
     timer = setInterval(drainAll, DRAIN_INTERVAL_MS);
     timer.unref();
   }
-  setFactsSupplement(supplement);
-}
-
-/** Whether `server` has an open ACK tap. */
-export function hasAckTap(server: Server): boolean {
-  const r = (server as unknown as TappedServer)[TAP];
-  return r !== undefined && taps.has(r);
 }
 
 /** The ACK taps' counters: packets seen, TOA found, table size, evictions, drops, lookups, hits. */
