@@ -274,8 +274,12 @@ export function openAckTap(server: Server, ack: CompiledAck): void {
   }
 }
 
-/** The ACK taps' counters: packets seen, TOA found, table size, evictions, drops, lookups, hits. */
+/**
+ * The ACK taps' counters: packets seen, TOA found, table size, evictions, drops, lookups, hits.
+ * Reads what the taps have queued first, so the numbers are current.
+ */
 export function stats(): AckStats {
+  drainAll();
   const total = { ...retired, tableSize: 0, capacity: 0 };
   const list: AckTapStats[] = [];
   for (const r of taps) {
