@@ -70,7 +70,7 @@ describe.each([
       await Promise.all(servers.splice(0).map(stop));
     });
 
-    async function start(app: InstanceType<KoaClass>): Promise<number> {
+    async function start(app: { callback(): http.RequestListener }): Promise<number> {
       const server = http.createServer(app.callback());
       servers.push(server);
       await listen(server, { port: 0, host: '127.0.0.1' });
