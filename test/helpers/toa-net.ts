@@ -160,9 +160,14 @@ export interface TcpOptionInfo {
 
 export interface PacketInfo {
   t: number;
-  /** 'c2s' forwarded to the server, 's2c' forwarded to the client, 'inj' written by flood/raw/craft */
-  dir: 'c2s' | 's2c' | 'inj';
+  /**
+   * 'c2s' forwarded to the server, 's2c' forwarded to the client, 'inj' written by
+   * flood/raw/craft; 'in' as the kernel sent it into the TUN (before translation)
+   */
+  dir: 'c2s' | 's2c' | 'inj' | 'in';
   hex: string;
+  /** IPv4 header length in bytes */
+  ihl?: number;
   family?: 4 | 6;
   src?: string;
   dst?: string;
@@ -253,7 +258,7 @@ export function netnsAvailable(): { ok: true } | { ok: false; reason: string } {
     return fail(`/dev/net/tun not usable: ${(e as Error).message}`);
   }
   if (!pythonBin()) return fail('python3 not found');
-  const probe = `toa-probe-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const probe = `toa-${process.pid}-0${crypto.randomBytes(3).toString('hex')}`; // matches NS_RE: GC'd if leaked
   try {
     execFileSync(ip, ['netns', 'add', probe], { stdio: 'pipe' });
   } catch (e) {
@@ -706,8 +711,11 @@ export class ToaNet {
     return snakeToCamel(r.stats);
   }
 
-  /** Last forwarded packets (ring of 1024), oldest first, parsed. */
-  async packets(opts: { dir?: 'c2s' | 's2c' | 'inj'; limit?: number; clear?: boolean } = {}): Promise<PacketInfo[]> {
+  /**
+   * Last packets written into the TUN (ring of 1024; dir 'in': a separate ring
+   * of what the kernel sent into the TUN), oldest first, parsed.  clear empties both.
+   */
+  async packets(opts: { dir?: 'c2s' | 's2c' | 'inj' | 'in'; limit?: number; clear?: boolean } = {}): Promise<PacketInfo[]> {
     const r = await this.proxyCmd('packets', opts as Record<string, unknown>);
     return r.packets;
   }
