@@ -206,7 +206,10 @@ describeE2E('TOA in the SYN, end to end', () => {
   });
 
   it('two copies of node-toa in one process share the read-once SYN', async () => {
-    const other = jest.isolateModules(() => require('../lib/index') as typeof import('../lib/index'));
+    let other!: typeof import('../lib/index');
+    jest.isolateModules(() => {
+      other = require('../lib/index');
+    });
     expect(other.realRemoteAddress).not.toBe(toa.realRemoteAddress);
     const server = http.createServer((req, res) => {
       const mine = toa.realRemoteAddress(req.socket, { trustProxy });
