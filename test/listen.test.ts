@@ -10,6 +10,7 @@ import { binding } from '../lib/binding';
 import { compileKinds } from '../lib/kinds';
 import { enable, isEnabled, listen, realRemoteAddress } from '../lib/index';
 import { close } from './helpers/loopback';
+import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 
 const onLinux = process.platform === 'linux' ? describe : describe.skip;
 const ROOT = path.join(__dirname, '..');
@@ -284,5 +285,30 @@ describe('toa.listen without the addon', () => {
       enabled: false,
       warnings: ['NODE_TOA_UNSUPPORTED'],
     });
+  });
+});
+
+describeE2E('toa.listen end to end, TOA SYNs through the proxy', () => {
+  let netns: ToaNet;
+  beforeAll(async () => {
+    netns = await ToaNet.create();
+  });
+  afterAll(async () => {
+    await netns?.close();
+  });
+
+  it('a socket made by toa.listen() inside the namespace: the very first connection reads the client, no enable() anywhere', async () => {
+    // toa.listen() runs in the namespace (the agent process); its listening socket comes here.
+    const listener = await netns.listenWith(path.join(__dirname, 'helpers', 'listen-in-ns.js'), 'toaListen', [{ port: 0, host: '::' }]);
+    const server = http.createServer((req, res) => res.end(JSON.stringify(realRemoteAddress(req.socket, { trustProxy: [ADDR.lip4, ADDR.lip6] }))));
+    listener.on('connection', (socket: net.Socket) => server.emit('connection', socket));
+    expect(isEnabled(listener)).toBe(true);
+    const { port } = listener.address() as net.AddressInfo;
+    for (const [vip, client] of [[ADDR.vip4, ADDR.clients4[0]], [ADDR.vip6, ADDR.clients6[0]]]) {
+      const r = await netns.request({ protocol: 'http', vip, port, localAddress: client });
+      expect(JSON.parse(r.responses[0].body)).toMatchObject({ address: client, port: r.localPort, source: 'toa' });
+    }
+    server.closeAllConnections();
+    await close(listener);
   });
 });
