@@ -228,6 +228,11 @@ describeE2E('e2e harness: full-NAT TOA proxy on a TUN in a netns', () => {
     syn = (await forwarded(q.seen[0])).find((p) => p.flags === 'S')!;
     const vt = `fc14${hex16(q.r.localPort)}${hexIp4(ADDR.clients4[8])}00000007${hexIp4(ADDR.vip4)}${hex16(port)}0000`;
     expect(syn.options).toContainEqual({ kind: 252, len: 20, hex: vt });
+
+    // Mistakes in a rule are refused, not ignored.
+    await expect(tn.rule(ADDR.clients4[8], { adress: '192.0.2.1' } as never)).rejects.toThrow(/unknown rule field/);
+    await expect(tn.rule(ADDR.clients4[8], { where: 'synack' })).rejects.toThrow(/bad where/);
+    await expect(tn.rule(ADDR.clients4[8], { format: 'v4', address: ADDR.client6 })).rejects.toThrow(/IPv4/);
   });
 
   test('option space: timestamps are dropped to make room, too big means no TOA', async () => {

@@ -248,6 +248,8 @@ let availCache: { ok: true } | { ok: false; reason: string } | null = null;
 export function netnsAvailable(): { ok: true } | { ok: false; reason: string } {
   if (availCache) return availCache;
   const fail = (reason: string) => (availCache = { ok: false, reason });
+  // Lets the unavailable path (skip / CI failure) be exercised on a capable machine.
+  if (process.env.TOA_NET_UNAVAILABLE) return fail(`TOA_NET_UNAVAILABLE=${process.env.TOA_NET_UNAVAILABLE}`);
   if (process.platform !== 'linux') return fail(`network namespaces need Linux (platform is ${process.platform})`);
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return fail('the e2e harness needs root (ip netns, TUN)');
   const ip = ipBin();

@@ -181,6 +181,8 @@ def parse_opts_list(opts):
 
 
 WHERE_POINTS = {'syn', 'ack', 'data', 'all', 'none'}
+RULE_KEYS = {'where', 'kind', 'format', 'address', 'port', 'raw', 'lip', 'lip4', 'lip6', 'vid', 'vip',
+             'vport', 'version'}
 
 
 class RuleError(Exception):
@@ -196,6 +198,9 @@ class Rule:
             d = {}
         if not isinstance(d, dict):
             raise RuleError('rule must be an object')
+        unknown = set(d) - RULE_KEYS
+        if unknown:
+            raise RuleError('unknown rule field(s): %s' % ', '.join(sorted(unknown)))
         self.src = d
         where = d.get('where', 'syn')
         pts = set(p.strip() for p in str(where).replace(',', '+').split('+') if p.strip())
@@ -699,8 +704,11 @@ class Proxy:
         raise RuleError('unknown op %r' % (op,))
 
     def reply(self, obj):
-        sys.stdout.write(json.dumps(obj, separators=(',', ':')) + '\n')
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(obj, separators=(',', ':')) + '\n')
+            sys.stdout.flush()
+        except BrokenPipeError:   # the harness is gone: clean up and leave
+            raise SystemExit(0)
 
     def on_stdin(self):
         data = os.read(0, 65536)
@@ -796,7 +804,6 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         proxy = Proxy(opts['dev'], ns, opts['setup'], opts['mtu'], opts['debug'])
     except Exception as e:
