@@ -42,6 +42,11 @@ function listenHttp(server: http.Server): Promise<number> {
   });
 }
 
+/** What the integrations add to a request. */
+interface WithMethod {
+  realRemoteAddress(): { address: string };
+}
+
 interface Started {
   port: number;
   /** How the toa variant gets the address: the framework integration, or the core call. */
@@ -77,7 +82,7 @@ async function startServer(framework: Framework, variant: Variant): Promise<Star
     if (useToa && typeof integration?.toaMiddleware === 'function') {
       app.use(integration.toaMiddleware() as Parameters<typeof app.use>[0]);
       app.get('/', (req, res) => {
-        res.type('text/plain').send((req as unknown as { realRemoteAddress: { address: string } }).realRemoteAddress.address);
+        res.type('text/plain').send((req as unknown as WithMethod).realRemoteAddress().address);
       });
       via = 'toaMiddleware';
     } else {
@@ -102,7 +107,7 @@ async function startServer(framework: Framework, variant: Variant): Promise<Star
   let via = 'remoteAddress';
   if (useToa && typeof plugin?.fastifyToa === 'function') {
     await app.register(plugin.fastifyToa as Parameters<typeof app.register>[0]);
-    app.get('/', async (req) => (req as unknown as { realRemoteAddress: { address: string } }).realRemoteAddress.address);
+    app.get('/', async (req) => (req as unknown as WithMethod).realRemoteAddress().address);
     via = 'fastifyToa';
   } else {
     const address = useToa ? core : peer;

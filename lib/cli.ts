@@ -1,0 +1,268 @@
+// The `node-toa` command: `doctor` (can this machine read TOA?) and `inspect` (what does each
+// connection arriving here carry?). Errors are one line and an exit code, never a stack trace:
+// 2 for bad arguments, 1 for a failed check or a server that cannot start.
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runDoctor, type CheckResult } from './doctor';
+import * as toa from './index';
+import { Inspector, formatRecord, formatSummary, hostPort, type ConnectionRecord } from './inspect';
+
+const USAGE = `node-toa: the real client address of TCP connections that came through an L4 proxy
+putting it into a TCP option (TOA), read from the saved SYN.
+
+Usage:
+  node-toa doctor [--json]
+      Checks this machine, one line each: the addon, TCP_SAVE_SYN (really tried on a loopback
+      connection), syncookies, a vendor TOA kernel module, CAP_NET_RAW for the ACK tap.
+      Exits with 1 when TOA cannot be read from the SYN here.
+
+  node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack] [--json]
+      Listens and prints a line for every connection: time, peer (the proxy), real client,
+      source (toa | kernel | peer) and option kind. Answers HTTP requests with the same as
+      JSON, so you can point the proxy at it and curl through it. Ctrl-C prints a summary.
+        --port   TCP port (default 8080; 0 picks a free one)
+        --host   address to listen on (default ::, every IPv6 and IPv4 address)
+        --trust  proxies whose TOA is believed: IPs, CIDR ranges, loopback, linklocal,
+                 uniquelocal, comma-separated (default: none; TOA from others is shown as ignored)
+        --kinds  TCP option kinds read as TOA (default 200,253,254)
+        --ack    also read TOA from the handshake ACK (needs CAP_NET_RAW)
+        --json   one JSON object per line
+
+  node-toa --help | --version
+
+Exit codes: 0 fine, 1 a check failed or the server could not start, 2 bad arguments.
+`;
+
+/** An error the user can act on: printed as one line, with its exit code. */
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+function usageError(message: string): CliError {
+  return new CliError(`${message}\n(see node-toa --help)`, 2);
+}
+
+function write(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+type OptionSpecs = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string }>;
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(command: string, argv: string[], options: OptionSpecs): Values {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Values;
+  } catch (error) {
+    throw usageError(`node-toa ${command}: ${(error as Error).message}`);
+  }
+}
+
+// ---- doctor ----
+
+const MARK: Record<CheckResult['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', info: 'info' };
+
+async function doctor(argv: string[]): Promise<number> {
+  const values = parse('doctor', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help === true) {
+    write(USAGE);
+    return 0;
+  }
+  const report = await runDoctor();
+  if (values.json === true) {
+    write(JSON.stringify(report));
+  } else {
+    const width = Math.max(...report.checks.map((c) => c.id.length));
+    for (const c of report.checks) write(`${MARK[c.status]}  ${c.id.padEnd(width)}  ${c.message}`);
+    write(
+      report.failed
+        ? 'TOA cannot be read from the SYN on this machine (see FAIL above).'
+        : 'TOA can be read here: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.',
+    );
+  }
+  return report.failed ? 1 : 0;
+}
+
+// ---- inspect ----
+
+function checkPort(text: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
+    throw usageError(`node-toa inspect: --port must be a port number from 0 to 65535, got '${text}'`);
+  }
+  return Number(text);
+}
+
+function checkKinds(text: string): number[] {
+  return text.split(',').map((part) => {
+    const kind = part.trim();
+    if (!/^\d{1,3}$/.test(kind)) throw usageError(`node-toa inspect: --kinds must be option kinds such as 200,253,254, got '${text}'`);
+    return Number(kind);
+  });
+}
+
+function listenFailure(error: NodeJS.ErrnoException, host: string, port: number): CliError {
+  const where = hostPort({ address: host, port });
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return new CliError(`node-toa inspect: ${where} is already in use by another process (EADDRINUSE); stop it or choose another --port`, 1);
+    case 'EACCES':
+      return new CliError(
+        `node-toa inspect: permission denied to listen on ${where} (EACCES): ports below 1024 need root or ` +
+          'CAP_NET_BIND_SERVICE; choose --port 8080, or grant it: setcap cap_net_bind_service+ep $(command -v node)',
+        1,
+      );
+    case 'EADDRNOTAVAIL':
+      return new CliError(`node-toa inspect: --host ${host} is not an address of this machine (EADDRNOTAVAIL)`, 1);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new CliError(`node-toa inspect: cannot resolve --host ${host} (${error.code})`, 1);
+    default:
+      return new CliError(`node-toa inspect: cannot listen on ${where}: ${error.message}`, 1);
+  }
+}
+
+async function inspect(argv: string[]): Promise<number> {
+  const values = parse('inspect', argv, {
+    port: { type: 'string', short: 'p', default: '8080' },
+    host: { type: 'string' },
+    trust: { type: 'string', short: 't' },
+    kinds: { type: 'string' },
+    ack: { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) {
+    write(USAGE);
+    return 0;
+  }
+  const port = checkPort(values.port as string);
+  const host = values.host as string | undefined;
+  if (host !== undefined && host.trim() === '') throw usageError('node-toa inspect: --host must not be empty');
+  const trust = values.trust === undefined ? [] : (values.trust as string).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const kinds = values.kinds === undefined ? undefined : checkKinds(values.kinds as string);
+  const json = values.json === true;
+
+  let inspector: Inspector;
+  try {
+    inspector = new Inspector({ trustProxy: trust.length === 0 ? false : trust, kinds });
+  } catch (error) {
+    // The core's own validation, e.g. "trustProxy: invalid range on address: 10.0.0.0/33".
+    const message = (error as Error).message.replace(/^trustProxy: /, '--trust: ').replace(/^kinds/, '--kinds');
+    throw usageError(`node-toa inspect: ${message}`);
+  }
+
+  const records = new WeakMap<object, ConnectionRecord>();
+  const server = http.createServer((req, res) => {
+    const record = records.get(req.socket) ?? inspector.record(req.socket);
+    res.setHeader('content-type', 'application/json');
+    res.end(`${JSON.stringify({ ...record, request: { method: req.method, url: req.url } }, null, 2)}\n`);
+  });
+  // On connect, not on request: a plain TCP connection that sends nothing gets its line too.
+  server.on('connection', (socket) => {
+    const record = inspector.record(socket);
+    records.set(socket, record);
+    write(json ? JSON.stringify({ event: 'connection', ...record }) : formatRecord(record));
+  });
+
+  if (values.ack === true) {
+    // Before listening: a missing CAP_NET_RAW throws here; the tap opens on 'listening'.
+    try {
+      toa.enable(server, { ack: true });
+    } catch (error) {
+      throw new CliError(`node-toa inspect: --ack: ${(error as Error).message.replace(/^node-toa: /, '')}`, 1);
+    }
+  }
+  try {
+    await toa.listen(server, { port, ...(host !== undefined ? { host } : {}) });
+  } catch (error) {
+    throw listenFailure(error as NodeJS.ErrnoException, host ?? '::', port);
+  }
+  const address = server.address() as { address: string; port: number };
+  const listening = {
+    event: 'listening',
+    address: address.address,
+    port: address.port,
+    saveSyn: toa.isEnabled(server),
+    trust,
+    ack: values.ack === true,
+  };
+  if (json) {
+    write(JSON.stringify(listening));
+  } else {
+    write(
+      `node-toa inspect: listening on ${hostPort(address)} (TCP_SAVE_SYN ${listening.saveSyn ? 'on' : 'OFF: run node-toa doctor'}; ` +
+        `trusting ${trust.length > 0 ? trust.join(', ') : 'no proxy: TOA will be shown as ignored'}` +
+        `${listening.ack ? '; ACK tap on' : ''}). Ctrl-C for a summary.`,
+    );
+  }
+
+  return new Promise<number>((resolve) => {
+    const stop = () => {
+      const summary = inspector.summary();
+      write(json ? JSON.stringify({ event: 'summary', ...summary }) : `\n${formatSummary(summary)}`);
+      server.closeAllConnections();
+      server.close();
+      // Exit even if some handle (a warning stream, the ACK tap) lingers; never keeps us alive.
+      setTimeout(() => process.exit(0), 1000).unref();
+      resolve(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+// ---- entry ----
+
+async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'doctor':
+      return doctor(rest);
+    case 'inspect':
+      return inspect(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      write(USAGE);
+      return command === undefined ? 2 : 0;
+    case '--version':
+    case '-v':
+      write(version());
+      return 0;
+    default:
+      throw usageError(`node-toa: unknown command '${command}'`);
+  }
+}
+
+/** Runs the CLI with `argv` (without node and the script); sets process.exitCode. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await run(argv);
+  } catch (error) {
+    if (error instanceof CliError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = error.exitCode;
+    } else {
+      // A bug, not a user error: still one line, with the stack only on request.
+      process.stderr.write(`node-toa: ${(error as Error).message ?? String(error)}\n`);
+      if (process.env.NODE_TOA_DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

@@ -1,0 +1,251 @@
+// `node-toa doctor`: can this machine read TOA, and if not, why? Each check returns a structured
+// result (tested on its own); the CLI prints one line per check. The checks look beneath the
+// public API on purpose (the addon, the raw saved-SYN read): they test those layers themselves.
+import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { binding, loadError, savedSynAvailable } from './binding';
+import { errnoName } from './errno';
+import { toaModuleLoaded } from './kernel-module';
+
+export type Status = 'ok' | 'warn' | 'fail' | 'info';
+
+export interface CheckResult {
+  /** Stable name for scripts: 'addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw'. */
+  id: string;
+  status: Status;
+  /** One line for an operator: what was found and what it means. */
+  message: string;
+}
+
+// The package root, where binding.ts points node-gyp-build (dist/..).
+const PACKAGE_ROOT = path.join(__dirname, '..');
+
+/** Which file node-gyp-build loads for this package, and whether it is a prebuild. */
+export function addonOrigin(file: string): 'prebuild' | 'local build' | 'debug build' | 'unknown' {
+  const parts = file.split(path.sep);
+  if (parts.includes('prebuilds')) return 'prebuild';
+  if (parts.includes('Release')) return 'local build';
+  if (parts.includes('Debug')) return 'debug build';
+  return 'unknown';
+}
+
+export function checkAddon(): CheckResult {
+  if (binding === null) {
+    return {
+      id: 'addon',
+      status: 'fail',
+      message:
+        `the native addon did not load (${loadError?.message.split('\n')[0] ?? 'unknown error'}); ` +
+        'reinstall with a C++ toolchain (npm rebuild node-toa) or use a platform with a prebuild',
+    };
+  }
+  let file = '';
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    file = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_ROOT);
+  } catch {
+    // loaded, yet no longer resolvable (files moved since): say so below
+  }
+  const where = file === '' ? 'a file that can no longer be found' : `${addonOrigin(file)}: ${path.relative(process.cwd(), file) || file}`;
+  return { id: 'addon', status: 'ok', message: `native addon loaded from ${where}` };
+}
+
+interface SynProbe {
+  setErrno: number;
+  enabled: boolean;
+  readErrno: number;
+  syn: boolean;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A real listening socket with TCP_SAVE_SYN, a real loopback connection, a real SYN read. */
+async function probeSavedSyn(native: NonNullable<typeof binding>, host: string): Promise<SynProbe> {
+  const server = net.createServer({ pauseOnConnect: true });
+  const sockets: net.Socket[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, () => resolve());
+    });
+    const listenFd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+    const setErrno = native.setSaveSyn(listenFd, true);
+    const enabled = native.getSaveSyn(listenFd) === 1;
+    if (setErrno !== 0) return { setErrno, enabled, readErrno: 0, syn: false };
+    const port = (server.address() as net.AddressInfo).port;
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const client = net.connect(port, host);
+    sockets.push(client);
+    client.on('error', () => undefined);
+    const socket = await accepted;
+    sockets.push(socket);
+    const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+    const found = native.lookup(fd, native.defaultKindTable(), false);
+    return { setErrno, enabled, readErrno: found.errno, syn: found.syn };
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+}
+
+export async function checkSavedSyn(): Promise<CheckResult> {
+  const id = 'saved-syn';
+  if (binding === null) return { id, status: 'fail', message: 'cannot test TCP_SAVE_SYN without the native addon' };
+  if (!savedSynAvailable) {
+    return { id, status: 'fail', message: `${process.platform} has no TCP_SAVE_SYN: the saved SYN (and so TOA) is Linux only` };
+  }
+  let probe: SynProbe | undefined;
+  let error: Error | undefined;
+  for (const host of ['127.0.0.1', '::1']) {
+    try {
+      probe = await withTimeout(probeSavedSyn(binding, host), 3000, `loopback connection to ${host}`);
+      break;
+    } catch (e) {
+      error = e as Error;
+    }
+  }
+  const kernel = `Linux ${os.release()}`;
+  if (probe === undefined) {
+    return { id, status: 'fail', message: `could not make a loopback connection to test with (${error?.message ?? 'unknown'})` };
+  }
+  if (probe.setErrno !== 0) {
+    return {
+      id,
+      status: 'fail',
+      message: `setsockopt(TCP_SAVE_SYN) failed with ${errnoName(probe.setErrno)} on ${kernel}: this kernel cannot save SYNs (needs Linux >= 4.2)`,
+    };
+  }
+  if (probe.readErrno !== 0) {
+    return {
+      id,
+      status: 'fail',
+      message: `getsockopt(TCP_SAVED_SYN) failed with ${errnoName(probe.readErrno)} on ${kernel}`,
+    };
+  }
+  if (!probe.syn) {
+    return {
+      id,
+      status: 'fail',
+      message:
+        `TCP_SAVE_SYN was set, but the kernel kept no SYN for a loopback connection (${kernel}); ` +
+        'with net.ipv4.tcp_syncookies = 2 no connection keeps its SYN',
+    };
+  }
+  return { id, status: 'ok', message: `TCP_SAVE_SYN works: the kernel saved a loopback connection's SYN and gave it back (${kernel})` };
+}
+
+/** Explains a value of /proc/sys/net/ipv4/tcp_syncookies. */
+export function explainSyncookies(value: string): CheckResult {
+  const id = 'syncookies';
+  switch (value.trim()) {
+    case '0':
+      return { id, status: 'ok', message: 'net.ipv4.tcp_syncookies = 0: never syncookies; every accepted connection keeps its SYN' };
+    case '1':
+      return {
+        id,
+        status: 'ok',
+        message:
+          'net.ipv4.tcp_syncookies = 1: syncookies only when a SYN queue overflows (a SYN flood); a connection ' +
+          'accepted by cookie has no saved SYN and answers as its peer. Size the queue: net.ipv4.tcp_max_syn_backlog, listen backlog',
+      };
+    case '2':
+      return {
+        id,
+        status: 'fail',
+        message: 'net.ipv4.tcp_syncookies = 2: syncookies always, so no connection keeps its SYN and TOA cannot be read; set it to 1',
+      };
+    default:
+      return { id, status: 'warn', message: `net.ipv4.tcp_syncookies has an unknown value '${value.trim()}'` };
+  }
+}
+
+export function checkSyncookies(file = '/proc/sys/net/ipv4/tcp_syncookies'): CheckResult {
+  try {
+    return explainSyncookies(readFileSync(file, 'latin1'));
+  } catch (error) {
+    return { id: 'syncookies', status: 'info', message: `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
+}
+
+/** Names of loaded kernel modules that look like a vendor TOA module, from /proc/modules text. */
+export function toaModuleNames(modules: string): string[] {
+  return modules
+    .split('\n')
+    .map((line) => line.split(' ')[0])
+    .filter((name) => /^(?:[a-z0-9]+_)?v?toa(?:_[a-z0-9]+)?$/.test(name));
+}
+
+export function checkToaModule(): CheckResult {
+  const id = 'toa-module';
+  if (!toaModuleLoaded()) {
+    return { id, status: 'ok', message: 'no vendor TOA kernel module loaded (none is needed)' };
+  }
+  let names: string[] = [];
+  try {
+    names = toaModuleNames(readFileSync('/proc/modules', 'latin1'));
+  } catch {
+    // the verdict stands; only the names are missing
+  }
+  return {
+    id,
+    status: 'info',
+    message:
+      `a vendor TOA kernel module is loaded (${names.join(', ') || 'toa'}): it rewrites getpeername(), so ` +
+      'socket.remoteAddress may already be the client; node-toa also reads getpeername and reports that as source "kernel"',
+  };
+}
+
+const CAP_NET_RAW = 13;
+
+/** Whether CapEff in /proc/<pid>/status text has CAP_NET_RAW; undefined when there is no CapEff line. */
+export function hasNetRaw(status: string): boolean | undefined {
+  const match = /^CapEff:\s*([0-9a-f]+)$/im.exec(status);
+  if (match === null) return undefined;
+  return (BigInt(`0x${match[1]}`) & (1n << BigInt(CAP_NET_RAW))) !== 0n;
+}
+
+export function checkNetRaw(file = '/proc/self/status'): CheckResult {
+  const id = 'cap-net-raw';
+  let has: boolean | undefined;
+  try {
+    has = hasNetRaw(readFileSync(file, 'latin1'));
+  } catch {
+    has = undefined;
+  }
+  if (has === undefined) return { id, status: 'info', message: 'cannot tell whether this process has CAP_NET_RAW' };
+  if (has) {
+    return { id, status: 'ok', message: 'CAP_NET_RAW: yes; the ACK tap (for proxies that put TOA in the handshake ACK) can open its packet socket' };
+  }
+  return {
+    id,
+    status: 'warn',
+    message:
+      'CAP_NET_RAW: no; TOA in the SYN works, but the ACK tap (for proxies that put TOA only in the ACK) cannot run ' +
+      '(grant it: setcap cap_net_raw+ep $(command -v node), or AmbientCapabilities=CAP_NET_RAW in systemd)',
+  };
+}
+
+export interface DoctorReport {
+  checks: CheckResult[];
+  /** The SYN path cannot work here: the addon is missing or the kernel keeps no SYN. */
+  failed: boolean;
+}
+
+export async function runDoctor(): Promise<DoctorReport> {
+  const checks: CheckResult[] = [
+    checkAddon(),
+    await checkSavedSyn(),
+    checkSyncookies(),
+    checkToaModule(),
+    checkNetRaw(),
+  ];
+  return { checks, failed: checks.some((c) => c.status === 'fail') };
+}
