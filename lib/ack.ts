@@ -172,6 +172,8 @@ const COUNTERS = [
   'packets',
   'syns',
   'toaFound',
+  'unmatched',
+  'badSeq',
   'inserted',
   'evictions',
   'expired',

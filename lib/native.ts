@@ -41,6 +41,10 @@ export interface NativeTapStats {
   packets: number;
   syns: number;
   toaFound: number;
+  /** Packets with options on a tuple whose SYN the tap did not see (forged, or older than it). */
+  unmatched: number;
+  /** Packets whose sequence number was not the SYN's + 1 (not from who sent the SYN). */
+  badSeq: number;
   inserted: number;
   tableSize: number;
   capacity: number;

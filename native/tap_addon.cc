@@ -172,6 +172,8 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     set("packets", c.packets);
     set("syns", c.syns);
     set("toaFound", c.toa_found);
+    set("unmatched", c.unmatched);
+    set("badSeq", c.bad_seq);
     set("inserted", c.inserted);
     set("tableSize", t.table().size());
     set("capacity", t.table().capacity());

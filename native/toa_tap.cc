@@ -69,22 +69,38 @@ TupleKey KeyOf(const Address& src, const Address& dst) {
   return k;
 }
 
-// The TCP options of a packet ParsePacket accepted. The tap's filter passes only IPv6 packets
-// without extension headers, so an IPv6 packet with them yields no options here.
-bool TcpOptions(const uint8_t* data, size_t length, const uint8_t** options, size_t* options_length) {
+// What the table needs of a TCP header beyond what ParsePacket gives.
+struct TcpView {
+  const uint8_t* options = nullptr;
+  size_t options_length = 0;
+  uint32_t seq = 0;
+  uint32_t payload = 0;  // as the IP header declares it: the capture may be cut short
+};
+
+// The TCP header of a packet ParsePacket accepted. The tap's filter passes only IPv6 packets
+// without extension headers, so an IPv6 packet with them yields nothing here.
+bool ViewTcp(const uint8_t* data, size_t length, TcpView* v) {
   size_t tcp;
+  size_t ip_payload;  // bytes after the IP header, as declared
   if ((data[0] >> 4) == 4) {
     tcp = static_cast<size_t>(data[0] & 0x0f) * 4;
+    const size_t total = (static_cast<size_t>(data[2]) << 8) | data[3];
+    ip_payload = total > tcp ? total - tcp : 0;
   } else if (length >= 40 && data[6] == 6) {
     tcp = 40;
+    ip_payload = (static_cast<size_t>(data[4]) << 8) | data[5];
   } else {
     return false;
   }
   if (tcp + 20 > length) return false;
-  const size_t header = static_cast<size_t>(data[tcp + 12] >> 4) * 4;
+  const uint8_t* h = data + tcp;
+  const size_t header = static_cast<size_t>(h[12] >> 4) * 4;
   if (header < 20 || tcp + header > length) return false;
-  *options = data + tcp + 20;
-  *options_length = header - 20;
+  v->options = h + 20;
+  v->options_length = header - 20;
+  v->seq = (static_cast<uint32_t>(h[4]) << 24) | (static_cast<uint32_t>(h[5]) << 16) |
+           (static_cast<uint32_t>(h[6]) << 8) | h[7];
+  v->payload = static_cast<uint32_t>(ip_payload > header ? ip_payload - header : 0);
   return true;
 }
 
@@ -158,9 +174,8 @@ uint32_t TupleTable::Append() {
 
 bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_table, uint64_t now_ms) {
   const Packet p = ParsePacket(data, length, kind_table);
-  const uint8_t* options = nullptr;
-  size_t options_length = 0;
-  if (!p.ok || !TcpOptions(data, length, &options, &options_length)) {
+  TcpView v;
+  if (!p.ok || !ViewTcp(data, length, &v)) {
     counters_.malformed++;
     return false;
   }
@@ -168,33 +183,42 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
   const TupleKey key = KeyOf(p.src, p.dst);
   auto found = index_.find(key);
   if ((p.tcp_flags & kTcpSyn) != 0) {
-    // A new connection on this tuple: whatever was kept belonged to an earlier one.
     counters_.syns++;
+    if ((p.tcp_flags & (kTcpAck | kTcpRst)) != 0) return true;  // not a connection request
+    // A new connection on this tuple: whatever was kept belonged to an earlier one. Its record
+    // holds the sequence number the handshake ACK and the first data byte must carry.
     if (found != index_.end()) Kill(found->second);
+    Expire(now_ms);
+    const uint32_t slot = Append();
+    Slot& s = slots_[slot];
+    s.key = key;
+    s.time_ms = now_ms;
+    s.live = true;
+    s.has_toa = false;
+    s.next_seq = v.seq + 1 + v.payload;  // + data carried by the SYN itself (TCP Fast Open)
+    s.options_length = 0;
+    index_.emplace(key, slot);
+    counters_.inserted++;
     return true;
   }
   if ((p.tcp_flags & kTcpRst) != 0) return true;
-  if (p.toa.found) counters_.toa_found++;
-  if (!p.toa.found && !HasUncommonOption(options, options_length)) return true;
-  if (found != index_.end()) {
-    Slot& s = slots_[found->second];
-    if (s.has_toa || !p.toa.found) return true;  // the first packet with a TOA wins
-    std::memcpy(s.options, options, options_length);
-    s.options_length = static_cast<uint8_t>(options_length);
-    s.has_toa = true;
+  if (!p.toa.found && !HasUncommonOption(v.options, v.options_length)) return true;
+  if (found == index_.end()) {
+    counters_.unmatched++;  // no SYN seen on this tuple: forged, or older than the tap
     return true;
   }
-  Expire(now_ms);
-  const uint32_t slot = Append();
-  Slot& s = slots_[slot];
-  s.key = key;
-  s.time_ms = now_ms;
-  s.live = true;
+  Slot& s = slots_[found->second];
+  if (v.seq != s.next_seq) {
+    // Not the packet that completes this handshake nor the first data byte: an off-path sender
+    // that spoofs the proxy's address cannot know the SYN's sequence number.
+    counters_.bad_seq++;
+    return true;
+  }
+  if (p.toa.found) counters_.toa_found++;
+  if (s.has_toa || (s.options_length > 0 && !p.toa.found)) return true;  // the first TOA wins
+  std::memcpy(s.options, v.options, v.options_length);
+  s.options_length = static_cast<uint8_t>(v.options_length);
   s.has_toa = p.toa.found;
-  s.options_length = static_cast<uint8_t>(options_length);
-  std::memcpy(s.options, options, options_length);
-  index_.emplace(key, slot);
-  counters_.inserted++;
   return true;
 }
 
@@ -213,7 +237,7 @@ bool TupleTable::Take(const Address& peer, const Address& local, const uint8_t* 
     return false;
   }
   Toa toa;
-  if (!FindToa(s.options, s.options_length, kind_table, &toa)) return false;
+  if (s.options_length == 0 || !FindToa(s.options, s.options_length, kind_table, &toa)) return false;
   out->peer = src;
   out->toa = toa;
   return true;

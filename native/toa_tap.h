@@ -32,9 +32,11 @@ struct TupleHash {
 
 struct TapCounters {
   uint64_t packets = 0;     // packets that passed the filter and were read
-  uint64_t syns = 0;        // SYNs among them (each clears a stale entry of its tuple)
-  uint64_t toa_found = 0;   // packets holding a TOA under the kind table of the time
-  uint64_t inserted = 0;    // entries created
+  uint64_t syns = 0;        // SYNs among them (each starts a fresh entry for its tuple)
+  uint64_t toa_found = 0;   // accepted packets holding a TOA under the kind table of the time
+  uint64_t unmatched = 0;   // packets with options on a tuple whose SYN was not seen
+  uint64_t bad_seq = 0;     // packets whose sequence number is not the SYN's + 1
+  uint64_t inserted = 0;    // entries created (one per SYN)
   uint64_t evictions = 0;   // live entries pushed out by capacity (oldest first)
   uint64_t expired = 0;     // live entries dropped for age
   uint64_t lookups = 0;
@@ -49,9 +51,12 @@ struct TapHit {
   Toa toa;
 };
 
-// 4-tuple -> the TCP options of the first packet after the SYN that may hold a TOA. Options are
-// kept raw and parsed at lookup with the caller's kind table, so kinds configured after the
-// packet arrived still count. Capacity and age bound it; the oldest entry goes first.
+// 4-tuple -> the TCP options of the first packet after the SYN that may hold a TOA. A SYN makes
+// the entry and fixes the sequence number that packet must carry (the SYN's + 1: the handshake
+// ACK and the first data byte both have it), so a packet forged by someone who did not see the
+// SYN is refused, as TCP itself would refuse it. Options are kept raw and parsed at lookup with
+// the caller's kind table, so kinds configured after the packet arrived still count. Capacity
+// and age bound the table; the oldest entry goes first.
 class TupleTable {
  public:
   static constexpr size_t kMaxOptions = 40;
@@ -78,7 +83,8 @@ class TupleTable {
     uint64_t time_ms = 0;
     bool live = false;
     bool has_toa = false;  // under the kind table of the time it arrived
-    uint8_t options_length = 0;
+    uint32_t next_seq = 0;  // the SYN's sequence number + 1 (+ data in the SYN)
+    uint8_t options_length = 0;  // 0: the SYN only, nothing after it yet
     uint8_t options[kMaxOptions] = {};
   };
 

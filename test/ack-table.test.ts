@@ -58,10 +58,23 @@ function tupleOf(p: Accepted): Tuple {
   };
 }
 
-/** A packet of `t` (an ACK unless flags say otherwise) with these TCP options. */
-function packet(t: Tuple, options: Bytes, flags: number = TCP.ACK, payload: Bytes = []): Uint8Array {
-  const segment = tcp({ sport: t.sport, dport: t.dport, flags, options, seq: 1, ack: 1, payload });
+const ISN = 1000;
+
+/**
+ * A packet of `t` (an ACK unless flags say otherwise) with these TCP options. Its sequence number
+ * is the ISN for a SYN, else the ISN + 1: what the handshake ACK and the first data byte carry.
+ */
+function packet(t: Tuple, options: Bytes, flags: number = TCP.ACK, payload: Bytes = [], seq?: number): Uint8Array {
+  const s = seq ?? ((flags & TCP.SYN) !== 0 ? ISN : ISN + 1);
+  const segment = tcp({ sport: t.sport, dport: t.dport, flags, options, seq: s, ack: 1, payload });
   return t.src.includes(':') ? ipv6({ src: t.src, dst: t.dst, payload: segment }) : ipv4({ src: t.src, dst: t.dst, payload: segment });
+}
+
+const synOf = (t: Tuple, seq = ISN): Uint8Array => packet(t, [2, 4, 5, 180], TCP.SYN, [], seq);
+
+/** A SYN, then an ACK with these options: a handshake as the tap sees it. */
+function handshake(t: Tuple, options: Bytes, isn = ISN): Uint8Array[] {
+  return [synOf(t, isn), packet(t, options, TCP.ACK, [], isn + 1)];
 }
 
 const tsOnly = (): number[] => [...nop(), ...nop(), ...ts()];
@@ -98,8 +111,8 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('finds the TOA of a connection and consumes it', async () => {
     const [p] = await connections(1);
     const t = tap();
-    expect(t.offer(packet(tupleOf(p), toaV4(254, 4321, '203.0.113.7')), DEFAULT_TABLE)).toBe(true);
-    expect(t.stats()).toMatchObject({ packets: 1, toaFound: 1, inserted: 1, tableSize: 1 });
+    for (const pkt of handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7'))) expect(t.offer(pkt, DEFAULT_TABLE)).toBe(true);
+    expect(t.stats()).toMatchObject({ packets: 2, syns: 1, toaFound: 1, inserted: 1, tableSize: 1 });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toEqual({
       peer: { family: 'IPv4', address: '127.0.0.1', port: p.client.localPort },
       toa: { family: 'IPv4', address: '203.0.113.7', port: 4321, kind: 254, length: 8 },
@@ -112,7 +125,7 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('keeps at most `capacity` entries and evicts the oldest first', async () => {
     const ps = await connections(6);
     const t = tap(4);
-    ps.forEach((p, i) => t.offer(packet(tupleOf(p), toaV4(200, 1000 + i, '192.0.2.1')), DEFAULT_TABLE));
+    ps.forEach((p, i) => handshake(tupleOf(p), toaV4(200, 1000 + i, '192.0.2.1')).forEach((x) => t.offer(x, DEFAULT_TABLE)));
     expect(t.stats()).toMatchObject({ inserted: 6, tableSize: 4, capacity: 4, evictions: 2 });
     const found = ps.map((p) => t.lookup(fdOf(p.server), DEFAULT_TABLE));
     expect(found.map((f) => (f === null || typeof f === 'number' ? null : f.toa.port))).toEqual([
@@ -126,17 +139,35 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     t.close();
   });
 
-  it('stays at its bound under 100,000 forged ACKs, and a real entry still gets in', async () => {
+  it('refuses 100,000 forged ACKs without a SYN, stays at its bound under 100,000 SYNs', async () => {
     const [p] = await connections(1);
     const t = tap(1000);
-    for (let i = 0; i < 100000; i++) {
-      const forged = { src: `198.51.100.${i % 250}`, sport: 1024 + (i % 60000), dst: '203.0.113.10', dport: 80 };
-      t.offer(packet(forged, toaV4(254, i & 0xffff, '192.0.2.66')), DEFAULT_TABLE);
-    }
-    expect(t.stats()).toMatchObject({ inserted: 100000, tableSize: 1000, evictions: 99000 });
-    t.offer(packet(tupleOf(p), toaV4(254, 4321, '203.0.113.7')), DEFAULT_TABLE);
+    const forged = (i: number): Tuple => ({ src: `198.51.100.${i % 250}`, sport: 1024 + (i % 60000), dst: '203.0.113.10', dport: 80 });
+    for (let i = 0; i < 100000; i++) t.offer(packet(forged(i), toaV4(254, i & 0xffff, '192.0.2.66')), DEFAULT_TABLE);
+    expect(t.stats()).toMatchObject({ unmatched: 100000, inserted: 0, tableSize: 0, toaFound: 0 });
+    for (let i = 0; i < 100000; i++) t.offer(synOf(forged(i)), DEFAULT_TABLE);
+    expect(t.stats()).toMatchObject({ syns: 100000, inserted: 100000, tableSize: 1000, evictions: 99000 });
+    for (const pkt of handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7'))) t.offer(pkt, DEFAULT_TABLE);
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ toa: { address: '203.0.113.7', port: 4321 } });
     expect(t.stats().tableSize).toBe(1000 - 1);
+    t.close();
+  });
+
+  it('takes only the packet carrying the SYN’s sequence number + 1 (an off-path forger cannot know it)', async () => {
+    const [p, q] = await connections(2);
+    const t = tap();
+    t.offer(synOf(tupleOf(p)), DEFAULT_TABLE);
+    t.offer(packet(tupleOf(p), toaV4(254, 6666, '192.0.2.66'), TCP.ACK, [], ISN + 2), DEFAULT_TABLE);
+    t.offer(packet(tupleOf(p), toaV4(254, 6667, '192.0.2.67'), TCP.ACK, [], ISN), DEFAULT_TABLE);
+    t.offer(packet(tupleOf(p), toaV4(254, 3333, '192.0.2.3')), DEFAULT_TABLE);
+    // TCP Fast Open: data in the SYN moves the first sequence number after it.
+    const data = [1, 2, 3, 4, 5];
+    t.offer(packet(tupleOf(q), [2, 4, 5, 180], TCP.SYN, data, ISN), DEFAULT_TABLE);
+    t.offer(packet(tupleOf(q), toaV4(254, 7777, '192.0.2.77'), TCP.ACK, [], ISN + 1), DEFAULT_TABLE);
+    t.offer(packet(tupleOf(q), toaV4(254, 4444, '192.0.2.4'), TCP.ACK, [], ISN + 1 + data.length), DEFAULT_TABLE);
+    expect(t.stats()).toMatchObject({ badSeq: 3, toaFound: 2 });
+    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 3333 } });
+    expect(t.lookup(fdOf(q.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 4444 } });
     t.close();
   });
 
@@ -144,11 +175,11 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     const [p] = await connections(1);
     const t = tap();
     const tuple = tupleOf(p);
-    t.offer(packet(tuple, toaV4(254, 1111, '192.0.2.1')), DEFAULT_TABLE);
-    t.offer(packet(tuple, [2, 4, 5, 180], TCP.SYN), DEFAULT_TABLE);
-    expect(t.stats()).toMatchObject({ syns: 1, tableSize: 0 });
+    handshake(tuple, toaV4(254, 1111, '192.0.2.1')).forEach((x) => t.offer(x, DEFAULT_TABLE));
+    t.offer(synOf(tuple, 5000), DEFAULT_TABLE);
+    expect(t.stats()).toMatchObject({ syns: 2, tableSize: 1 });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
-    t.offer(packet(tuple, toaV4(254, 2222, '192.0.2.2')), DEFAULT_TABLE);
+    handshake(tuple, toaV4(254, 2222, '192.0.2.2'), 7000).forEach((x) => t.offer(x, DEFAULT_TABLE));
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 2222, address: '192.0.2.2' } });
     t.close();
   });
@@ -156,12 +187,12 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('keeps the first TOA of a connection; a TOA replaces an entry that had none', async () => {
     const [a, b] = await connections(2);
     const t = tap();
-    t.offer(packet(tupleOf(a), toaV4(254, 1111, '192.0.2.1')), DEFAULT_TABLE);
+    handshake(tupleOf(a), toaV4(254, 1111, '192.0.2.1')).forEach((x) => t.offer(x, DEFAULT_TABLE));
     t.offer(packet(tupleOf(a), toaV4(254, 2222, '192.0.2.2'), TCP.ACK | 0x08, [0x47]), DEFAULT_TABLE);
     // An option nobody configured yet is kept, then the real TOA replaces it.
-    t.offer(packet(tupleOf(b), [99, 8, 1, 2, 3, 4, 5, 6]), DEFAULT_TABLE);
+    handshake(tupleOf(b), [99, 8, 1, 2, 3, 4, 5, 6]).forEach((x) => t.offer(x, DEFAULT_TABLE));
     t.offer(packet(tupleOf(b), toaV4(200, 3333, '192.0.2.3')), DEFAULT_TABLE);
-    expect(t.stats().inserted).toBe(2);
+    expect(t.stats()).toMatchObject({ inserted: 2, toaFound: 3 });
     expect(t.lookup(fdOf(a.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 1111 } });
     expect(t.lookup(fdOf(b.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 3333, kind: 200 } });
     t.close();
@@ -170,7 +201,7 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('keeps options raw, so a kind configured after the packet arrived is still read', async () => {
     const [p] = await connections(1);
     const t = tap();
-    t.offer(packet(tupleOf(p), aliCdn('192.0.2.28')), DEFAULT_TABLE);
+    handshake(tupleOf(p), aliCdn('192.0.2.28')).forEach((x) => t.offer(x, DEFAULT_TABLE));
     expect(t.stats()).toMatchObject({ toaFound: 0, inserted: 1 });
     expect(t.lookup(fdOf(p.server), TABLE_WITH_28)).toMatchObject({
       toa: { address: '192.0.2.28', port: 0, kind: 28, length: 7 },
@@ -182,11 +213,12 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     const [p] = await connections(1);
     const t = tap();
     const tuple = tupleOf(p);
+    t.offer(synOf(tuple), DEFAULT_TABLE);
     t.offer(packet(tuple, tsOnly()), DEFAULT_TABLE);
     t.offer(packet(tuple, toaV4(254, 1, '192.0.2.1'), TCP.RST | TCP.ACK), DEFAULT_TABLE);
     expect(t.offer(ipv4({ protocol: 17, payload: new Uint8Array(40) }), DEFAULT_TABLE)).toBe(false);
     expect(t.offer(new Uint8Array([0x45, 0, 0]), DEFAULT_TABLE)).toBe(false);
-    expect(t.stats()).toMatchObject({ packets: 2, malformed: 2, inserted: 0, tableSize: 0 });
+    expect(t.stats()).toMatchObject({ packets: 3, malformed: 2, inserted: 1, toaFound: 0, tableSize: 1 });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
     t.close();
   });
@@ -194,7 +226,7 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('drops entries older than maxAge', async () => {
     const [p] = await connections(1);
     const t = tap(1000, 100);
-    t.offer(packet(tupleOf(p), toaV4(254, 4321, '203.0.113.7')), DEFAULT_TABLE);
+    handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7')).forEach((x) => t.offer(x, DEFAULT_TABLE));
     await settle(200);
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
     expect(t.stats()).toMatchObject({ expired: 1, tableSize: 0 });
@@ -206,8 +238,8 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     expect(mapped.server.remoteAddress).toBe('::ffff:127.0.0.1');
     const [v6] = await connections(1, '::1');
     const t = tap();
-    t.offer(packet(tupleOf(mapped), toaV4(254, 4444, '192.0.2.44')), DEFAULT_TABLE);
-    t.offer(packet(tupleOf(v6), toaV6(253, 6666, '2001:db8:c::1')), DEFAULT_TABLE);
+    handshake(tupleOf(mapped), toaV4(254, 4444, '192.0.2.44')).forEach((x) => t.offer(x, DEFAULT_TABLE));
+    handshake(tupleOf(v6), toaV6(253, 6666, '2001:db8:c::1')).forEach((x) => t.offer(x, DEFAULT_TABLE));
     expect(t.lookup(fdOf(mapped.server), DEFAULT_TABLE)).toMatchObject({
       peer: { family: 'IPv4', address: '127.0.0.1' },
       toa: { address: '192.0.2.44', port: 4444 },
@@ -277,7 +309,8 @@ describeTap('the tap filter, on lo', () => {
     inject([...passed, ...blocked]);
     await settle();
     t.drain(DEFAULT_TABLE);
-    expect(t.stats()).toMatchObject({ packets: passed.length, syns: 1, toaFound: 4, inserted: 4, drops: 0, malformed: 0 });
+    // The TOA packets have no SYN on their tuples: read, then refused as unmatched.
+    expect(t.stats()).toMatchObject({ packets: passed.length, syns: 1, inserted: 1, unmatched: 4, drops: 0, malformed: 0 });
   });
 
   it('sees a real connection: its SYN passes, its timestamp-only handshake ACK does not', async () => {
@@ -287,7 +320,7 @@ describeTap('the tap filter, on lo', () => {
     await settle();
     client.destroy();
     t.drain(DEFAULT_TABLE);
-    expect(t.stats()).toMatchObject({ packets: 1, syns: 1, inserted: 0 });
+    expect(t.stats()).toMatchObject({ packets: 1, syns: 1, inserted: 1, unmatched: 0 });
   });
 
   it('opens in its own namespace when given no listener (a node:cluster worker)', () => {
@@ -324,7 +357,9 @@ describeTap('enable(server, { ack })', () => {
   async function ask(port: number, options: Bytes | null, localPort?: number): Promise<Record<string, unknown>> {
     const client = net.connect({ port, host: '127.0.0.1', localPort });
     await new Promise((resolve, reject) => client.once('connect', resolve).once('error', reject));
-    if (options !== null) inject([packet(at(client.localPort!, port), options)]);
+    // A SYN (the kernel answers it with a challenge ACK, the connection lives on) and an ACK
+    // with the next sequence number, as a proxy's handshake ACK would have.
+    if (options !== null) inject(handshake(at(client.localPort!, port), options));
     client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     const body = await new Promise<string>((resolve, reject) => {
       let data = '';
@@ -375,13 +410,13 @@ describeTap('enable(server, { ack })', () => {
     const first = net.connect({ port, host: '127.0.0.1' });
     await new Promise((resolve) => first.once('connect', resolve));
     const localPort = first.localPort!;
-    inject([packet(at(localPort, port), toaV4(254, 1111, '192.0.2.11'))]);
-    await settle(150); // the periodic drain has moved it into the table
-    expect(tapOf(port)).toMatchObject({ inserted: 1, tableSize: 1 });
+    inject(handshake(at(localPort, port), toaV4(254, 1111, '192.0.2.11')));
+    await settle(150);
+    expect(tapOf(port)).toMatchObject({ toaFound: 1, tableSize: 1 });
     first.resetAndDestroy();
     await settle();
     expect(await ask(port, null, localPort)).toMatchObject({ source: 'peer', address: '127.0.0.1', port: localPort });
-    expect(tapOf(port)).toMatchObject({ syns: 2, tableSize: 0, lookups: 1, hits: 0 });
+    expect(tapOf(port)).toMatchObject({ syns: 3, tableSize: 0, lookups: 1, hits: 0 });
   });
 
   it('closes the tap with the server', async () => {
@@ -452,7 +487,7 @@ describeTap('enable(server, { ack })', () => {
     const { port } = await next();
     const client = net.connect(port!, '127.0.0.1');
     await new Promise((resolve) => client.once('connect', resolve));
-    inject([packet(at(client.localPort!, port!), toaV4(200, 2000, '198.51.100.200'))]);
+    inject(handshake(at(client.localPort!, port!), toaV4(200, 2000, '198.51.100.200')));
     const answered = next();
     client.write('hello');
     const message = await answered;
