@@ -1,0 +1,480 @@
+// The `node-toa` command, spawned as an operator runs it (`node bin/node-toa ...`, on the built
+// dist/): doctor's checks and exit codes, inspect's lines, HTTP answers and summary on loopback
+// and, end to end, behind the netns proxy sending real TOA SYNs; its errors (busy port, no
+// permission, bad CIDR, bad arguments) are one line and an exit code, never a stack trace.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../lib/doctor';
+import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+
+const ROOT = path.join(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'node-toa');
+const onLinux = process.platform === 'linux' ? describe : describe.skip;
+
+beforeAll(() => {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) {
+    throw new Error('dist/cli.js is missing: run `npm run build:ts` before these tests');
+  }
+});
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion (bounded). `prefix` runs it through another command (setpriv, ip netns exec). */
+function runCli(args: string[], prefix: string[] = []): Finished {
+  const argv = [...prefix, process.execPath, BIN, ...args];
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectNoStack(text: string): void {
+  expect(text).not.toMatch(/^\s+at /m);
+}
+
+/** A running `inspect`: its stdout lines as they come, and its end. */
+class Running {
+  readonly lines: string[] = [];
+  stderr = '';
+  private waiters: Array<() => void> = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess) {
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      this.lines.push(line);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** The first line (from `from` on) that matches, within 10 s. */
+  async line(match: (line: string) => boolean, from = 0): Promise<string> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const found = this.lines.slice(from).find(match);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) {
+        throw new Error(`no matching line in 10 s; stdout:\n${this.lines.join('\n')}\nstderr:\n${this.stderr}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async json(event: string, predicate: (o: Record<string, any>) => boolean = () => true): Promise<Record<string, any>> {
+    const line = await this.line((l) => {
+      try {
+        const o = JSON.parse(l) as Record<string, unknown>;
+        return o.event === event && predicate(o);
+      } catch {
+        return false;
+      }
+    });
+    return JSON.parse(line) as Record<string, any>;
+  }
+
+  /** Ctrl-C, and the exit code; kills it if it does not end in 5 s. */
+  async interrupt(): Promise<number | null> {
+    this.child.kill('SIGINT');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+function startCli(args: string[], prefix: string[] = []): Running {
+  const argv = [...prefix, process.execPath, BIN, ...args];
+  return new Running(spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, host, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+function get(port: number, urlPath: string): Promise<{ status: number; body: string; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, localPort: req.socket?.localPort ?? 0 }));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('no answer in 5 s')));
+  });
+}
+
+describe('doctor: the checks on their own', () => {
+  test('syncookies: 0 and 1 are fine and explained, 2 fails', () => {
+    expect(explainSyncookies('0\n')).toEqual({ id: 'syncookies', status: 'ok', message: expect.stringContaining('never syncookies') });
+    const one = explainSyncookies('1\n');
+    expect(one.status).toBe('ok');
+    expect(one.message).toMatch(/only when a SYN queue overflows.*no saved SYN/);
+    const two = explainSyncookies('2\n');
+    expect(two.status).toBe('fail');
+    expect(two.message).toMatch(/always.*TOA cannot be read; set it to 1/);
+    expect(explainSyncookies('7').status).toBe('warn');
+  });
+
+  test('CAP_NET_RAW is bit 13 of CapEff', () => {
+    expect(hasNetRaw('Name:\tnode\nCapEff:\t000001ffffffffff\n')).toBe(true);
+    expect(hasNetRaw('CapEff:\t0000000000002000\n')).toBe(true);
+    expect(hasNetRaw('CapEff:\t0000000000001000\n')).toBe(false);
+    expect(hasNetRaw('CapEff:\t0000000000000000\n')).toBe(false);
+    expect(hasNetRaw('Name:\tnode\n')).toBeUndefined();
+  });
+
+  test('vendor TOA module names from /proc/modules', () => {
+    const modules = [
+      'toa 16384 0 - Live 0x0000000000000000 (OE)',
+      'vtoa 16384 0 - Live 0x0000000000000000',
+      'ali_toa 16384 0 - Live 0x0000000000000000',
+      'toa_nat64 16384 0 - Live 0x0000000000000000',
+      'tap 28672 1 vhost_net, Live 0x0000000000000000',
+      'nf_conntrack 172032 1 - Live 0x0000000000000000',
+    ].join('\n');
+    expect(toaModuleNames(modules)).toEqual(['toa', 'vtoa', 'ali_toa', 'toa_nat64']);
+  });
+
+  test('where the addon came from', () => {
+    expect(addonOrigin('/app/node_modules/node-toa/prebuilds/linux-x64/node-toa.node')).toBe('prebuild');
+    expect(addonOrigin('/app/node_modules/node-toa/build/Release/node_toa.node')).toBe('local build');
+    expect(addonOrigin('/app/node_modules/node-toa/build/Debug/node_toa.node')).toBe('debug build');
+  });
+});
+
+describe('node-toa: usage', () => {
+  test('--help prints both commands and exits 0', () => {
+    const r = runCli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('node-toa doctor');
+    expect(r.stdout).toContain('node-toa inspect [--port 8080]');
+  });
+
+  test('no command: the usage, exit 2', () => {
+    const r = runCli([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain('Usage:');
+  });
+
+  test('an unknown command or option: one line, exit 2', () => {
+    const r = runCli(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("node-toa: unknown command 'frobnicate'\n(see node-toa --help)\n");
+    const o = runCli(['inspect', '--bogus']);
+    expect(o.code).toBe(2);
+    expect(o.stderr).toMatch(/^node-toa inspect: Unknown option '--bogus'/);
+    expectNoStack(o.stderr);
+  });
+
+  test('--version is the package version', () => {
+    const r = runCli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+});
+
+onLinux('node-toa doctor', () => {
+  test('one line per check; TCP_SAVE_SYN really works here, so exit 0', () => {
+    const r = runCli(['doctor']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toMatch(/^ok {4}addon {8}native addon loaded from (local build|prebuild): /);
+    expect(lines[1]).toMatch(/^ok {4}saved-syn {4}TCP_SAVE_SYN works: the kernel saved a loopback connection's SYN/);
+    expect(lines[2]).toMatch(/^(ok {4}|FAIL {2})syncookies {3}net\.ipv4\.tcp_syncookies = \d/);
+    expect(lines[3]).toMatch(/^(ok|info) +toa-module /);
+    expect(lines[4]).toMatch(/^(ok|warn) +cap-net-raw +CAP_NET_RAW: (yes|no)/);
+    expect(lines[5]).toMatch(/^TOA can be read here/);
+  });
+
+  test('--json: the same checks as data', () => {
+    const r = runCli(['doctor', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string }>; failed: boolean };
+    expect(report.failed).toBe(false);
+    expect(report.checks.map((c) => c.id)).toEqual(['addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw']);
+    expect(report.checks.find((c) => c.id === 'saved-syn')?.status).toBe('ok');
+    const syncookies = fs.readFileSync('/proc/sys/net/ipv4/tcp_syncookies', 'utf8').trim();
+    expect(report.checks.find((c) => c.id === 'syncookies')?.status).toBe(syncookies === '2' ? 'fail' : 'ok');
+  });
+
+  const asNobody = (): string[] | null => {
+    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+    if (setpriv === undefined || process.getuid?.() !== 0) return null;
+    return [setpriv, '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all'];
+  };
+
+  test('without CAP_NET_RAW (as nobody): a warning for the ACK tap, still exit 0', () => {
+    const prefix = asNobody();
+    if (prefix === null) {
+      // eslint-disable-next-line no-console
+      console.warn('SKIPPED: needs root and setpriv to run the CLI as nobody');
+      return;
+    }
+    const r = runCli(['doctor'], prefix);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^warn {2}cap-net-raw {2}CAP_NET_RAW: no; TOA in the SYN works, but the ACK tap/m);
+  });
+});
+
+onLinux('node-toa inspect on loopback', () => {
+  test('--json: a line per connection on connect (even one that sends nothing), HTTP answered with the same, summary on Ctrl-C', async () => {
+    const cli = startCli(['inspect', '--json', '--port', '0', '--host', '127.0.0.1']);
+    try {
+      const listening = await cli.json('listening');
+      expect(listening).toEqual({ event: 'listening', address: '127.0.0.1', port: expect.any(Number), saveSyn: true, trust: [], ack: false });
+      const port = listening.port as number;
+
+      const silent = await connect(port);
+      const line = await cli.json('connection', (o) => o.client.port === silent.localPort);
+      expect(line).toEqual({
+        event: 'connection',
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        peer: { address: '127.0.0.1', port: silent.localPort, family: 'IPv4' },
+        client: { address: '127.0.0.1', port: silent.localPort, family: 'IPv4' },
+        source: 'peer',
+        local: { address: '127.0.0.1', port },
+      });
+
+      const answer = await get(port, '/where?x=1');
+      expect(answer.status).toBe(200);
+      const body = JSON.parse(answer.body) as Record<string, any>;
+      expect(body.client).toEqual({ address: '127.0.0.1', port: answer.localPort, family: 'IPv4' });
+      expect(body.source).toBe('peer');
+      expect(body.request).toEqual({ method: 'GET', url: '/where?x=1' });
+      await cli.json('connection', (o) => o.client.port === answer.localPort);
+      silent.destroy();
+
+      expect(await cli.interrupt()).toBe(0);
+      const summary = await cli.json('summary');
+      expect(summary).toEqual({
+        event: 'summary',
+        connections: 2,
+        withToa: 0,
+        untrustedToa: 0,
+        byPeer: { '127.0.0.1': { connections: 2, withToa: 0, untrustedToa: 0 } },
+        seconds: expect.any(Number),
+      });
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('text: readable lines and a summary', async () => {
+    const cli = startCli(['inspect', '--port', '0', '--host', '127.0.0.1', '--trust', 'loopback']);
+    try {
+      const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on 127.0.0.1:'));
+      expect(first).toContain('TCP_SAVE_SYN on; trusting loopback');
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(first)![1]);
+      const socket = await connect(port);
+      const line = await cli.line((l) => l.includes(`client 127.0.0.1:${socket.localPort}`));
+      expect(line).toMatch(
+        new RegExp(`^\\d{4}-\\S+Z  peer 127\\.0\\.0\\.1:${socket.localPort}  client 127\\.0\\.0\\.1:${socket.localPort}  source peer$`),
+      );
+      socket.destroy();
+      const lineCount = cli.lines.length;
+      expect(await cli.interrupt()).toBe(0);
+      await cli.line((l) => l.startsWith('1 connection in'), lineCount);
+      await cli.line((l) => /^ {2}127\.0\.0\.1 {2}1 connection, 0 with TOA$/.test(l), lineCount);
+      expect(cli.stderr).toBe('');
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('a busy port: one line naming it, exit 1', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as net.AddressInfo).port;
+    try {
+      const r = await new Promise<Finished>((resolve) => {
+        // Asynchronous: this process must keep serving the busy port meanwhile.
+        const child = spawn(process.execPath, [BIN, 'inspect', '--port', String(port), '--host', '127.0.0.1'], { cwd: ROOT });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve({ code, stdout, stderr });
+        });
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `node-toa inspect: 127.0.0.1:${port} is already in use by another process (EADDRINUSE); stop it or choose another --port\n`,
+      );
+    } finally {
+      busy.close();
+    }
+  });
+
+  test('a bad CIDR in --trust: the core says what is wrong, exit 2, before listening', () => {
+    const r = runCli(['inspect', '--port', '0', '--trust', '198.51.100.2,10.0.0.0/33']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'node-toa inspect: --trust: invalid range on address: 10.0.0.0/33 (in ["198.51.100.2","10.0.0.0/33"])\n(see node-toa --help)\n',
+    );
+    expect(r.stdout).toBe('');
+    const word = runCli(['inspect', '--port', '0', '--trust', 'proxies']);
+    expect(word.code).toBe(2);
+    expect(word.stderr).toMatch(/^node-toa inspect: --trust: invalid IP address: proxies /);
+  });
+
+  test('a bad port or kind: exit 2 naming the value', () => {
+    const port = runCli(['inspect', '--port', '70000']);
+    expect(port.code).toBe(2);
+    expect(port.stderr).toMatch(/^node-toa inspect: --port must be a port number from 0 to 65535, got '70000'/);
+    const kind = runCli(['inspect', '--port', '0', '--kinds', '200,5']);
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toMatch(/^node-toa inspect: --kinds: 5 is not usable as a TOA kind/);
+  });
+
+  const nobody = (): string[] | null => {
+    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+    if (setpriv === undefined || process.getuid?.() !== 0) return null;
+    return [setpriv, '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all'];
+  };
+
+  test('no permission for a low port (as nobody): one line with the fix, exit 1', () => {
+    const prefix = nobody();
+    const start = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
+    if (prefix === null || start < 2) {
+      // eslint-disable-next-line no-console
+      console.warn(`SKIPPED: needs root, setpriv and privileged ports (ip_unprivileged_port_start is ${start})`);
+      return;
+    }
+    const port = String(start - 1);
+    const r = runCli(['inspect', '--port', port, '--host', '127.0.0.1'], prefix);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `node-toa inspect: permission denied to listen on 127.0.0.1:${port} (EACCES): ports below 1024 need root or ` +
+        'CAP_NET_BIND_SERVICE; choose --port 8080, or grant it: setcap cap_net_bind_service+ep $(command -v node)\n',
+    );
+  });
+
+  test('--ack without CAP_NET_RAW (as nobody): one line, exit 1, nothing listening', () => {
+    const prefix = nobody();
+    if (prefix === null) {
+      // eslint-disable-next-line no-console
+      console.warn('SKIPPED: needs root and setpriv to run the CLI as nobody');
+      return;
+    }
+    const r = runCli(['inspect', '--ack', '--port', '0', '--host', '127.0.0.1'], prefix);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^node-toa inspect: --ack: \{ ack: true \} needs the CAP_NET_RAW capability .*EPERM/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stdout).toBe('');
+  });
+
+  test('--ack as root: the tap is on', async () => {
+    const cli = startCli(['inspect', '--json', '--ack', '--port', '0', '--host', '127.0.0.1']);
+    try {
+      const listening = await cli.json('listening');
+      expect(listening.ack).toBe(true);
+      expect(listening.saveSyn).toBe(true);
+      expect(await cli.interrupt()).toBe(0);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+});
+
+describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
+  let netns: ToaNet;
+
+  beforeAll(async () => {
+    netns = await ToaNet.create();
+  });
+  afterAll(async () => {
+    await netns?.close();
+  });
+
+  const inNs = (): string[] => ['ip', 'netns', 'exec', netns.ns];
+
+  test('inspect --json --trust <proxy>: the line and the HTTP answer show the client from the TOA SYN', async () => {
+    const cli = startCli(['inspect', '--json', '--port', '0', '--trust', ADDR.lip4], inNs());
+    try {
+      const { port } = await cli.json('listening');
+      const client = ADDR.clients4[3];
+      const result = await netns.request({ protocol: 'http', vip: ADDR.vip4, port, localAddress: client, path: '/through-the-proxy' });
+      expect(result.localAddress).toBe(client);
+      expect(result.responses).toHaveLength(1);
+      const body = JSON.parse(result.responses[0].body) as Record<string, any>;
+      expect(body.client).toEqual({ address: client, port: result.localPort, family: 'IPv4' });
+      expect(body.source).toBe('toa');
+      expect(body.kind).toBe(200);
+      expect(body.peer.address).toBe(ADDR.lip4);
+      expect(body.peer.port).not.toBe(result.localPort); // full NAT: the proxy's own port
+
+      const line = await cli.json('connection', (o) => o.client.port === result.localPort);
+      expect(line).toMatchObject({ client: { address: client, port: result.localPort }, source: 'toa', kind: 200, peer: { address: ADDR.lip4 } });
+      expect(line.local).toEqual({ address: ADDR.rip4, port });
+
+      expect(await cli.interrupt()).toBe(0);
+      const summary = await cli.json('summary');
+      expect(summary).toMatchObject({ connections: 1, withToa: 1, untrustedToa: 0 });
+      expect(summary.byPeer).toEqual({ [ADDR.lip4]: { connections: 1, withToa: 1, untrustedToa: 0 } });
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('inspect without --trust: the TOA is shown as ignored, the client is the proxy', async () => {
+    const cli = startCli(['inspect', '--port', '0'], inNs());
+    try {
+      const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on'));
+      const port = Number(/\]:(\d+)/.exec(first)![1]);
+      const client = ADDR.clients4[4];
+      const result = await netns.request({ protocol: 'http', vip: ADDR.vip4, port, localAddress: client });
+      const body = JSON.parse(result.responses[0].body) as Record<string, any>;
+      expect(body.source).toBe('peer');
+      expect(body.client.address).toBe(ADDR.lip4);
+      expect(body.untrustedToa).toEqual({ address: client, port: result.localPort, family: 'IPv4', kind: 200 });
+      const line = await cli.line((l) => l.includes('ignored TOA'));
+      expect(line).toContain(
+        `source peer  (ignored TOA kind 200 saying ${client}:${result.localPort}: ${ADDR.lip4} is not trusted; add it with --trust)`,
+      );
+      const lineCount = cli.lines.length;
+      expect(await cli.interrupt()).toBe(0);
+      await cli.line((l) => l.includes('1 connection in') && l.includes('1 with TOA from an untrusted peer (ignored)'), lineCount);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('doctor where net.ipv4.tcp_syncookies = 2: saved-syn and syncookies fail, exit 1', async () => {
+    await netns.sysctl('net.ipv4.tcp_syncookies', 2);
+    try {
+      const r = runCli(['doctor'], inNs());
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^FAIL {2}saved-syn {4}TCP_SAVE_SYN was set, but the kernel kept no SYN/m);
+      expect(r.stdout).toMatch(/^FAIL {2}syncookies {3}net\.ipv4\.tcp_syncookies = 2: syncookies always/m);
+      expect(r.stdout).toMatch(/^TOA cannot be read from the SYN on this machine/m);
+      expectNoStack(r.stderr);
+    } finally {
+      await netns.sysctl('net.ipv4.tcp_syncookies', 1);
+    }
+  });
+});
