@@ -128,11 +128,14 @@ bool HasUncommonOption(const uint8_t* options, size_t length) {
 }  // namespace
 
 TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms)
-    : slots_(capacity == 0 ? 1 : capacity), max_age_ms_(max_age_ms) {
+    : capacity_(capacity == 0 ? 1 : capacity), max_age_ms_(max_age_ms) {
+  // Reserved, not touched: memory grows with use up to the bound.
+  slots_.reserve(capacity_);
   std::random_device random;
   TupleHash hash;
   hash.seed = (static_cast<uint64_t>(random()) << 32) ^ random();
-  index_ = std::unordered_map<TupleKey, uint32_t, TupleHash>(slots_.size(), hash);
+  index_ = std::unordered_map<TupleKey, uint32_t, TupleHash>(16, hash);
+  index_.reserve(capacity_ < 4096 ? capacity_ : 4096);
 }
 
 void TupleTable::Kill(uint32_t slot) {
@@ -151,23 +154,25 @@ void TupleTable::Expire(uint64_t now_ms) {
       s.live = false;
       counters_.expired++;
     }
-    head_ = (head_ + 1) % slots_.size();
+    head_ = (head_ + 1) % capacity_;
     used_--;
   }
 }
 
 uint32_t TupleTable::Append() {
-  if (used_ == slots_.size()) {
+  if (used_ == capacity_) {
     Slot& oldest = slots_[head_];
     if (oldest.live) {
       index_.erase(oldest.key);
       oldest.live = false;
       counters_.evictions++;
     }
-    head_ = (head_ + 1) % slots_.size();
+    head_ = (head_ + 1) % capacity_;
     used_--;
   }
-  const size_t slot = (head_ + used_) % slots_.size();
+  // head_ + used_ only ever grows by one per append, so the ring fills slot 0, 1, 2, ... first.
+  const size_t slot = (head_ + used_) % capacity_;
+  if (slot == slots_.size()) slots_.emplace_back();
   used_++;
   return static_cast<uint32_t>(slot);
 }

@@ -73,7 +73,7 @@ class TupleTable {
             TapHit* out);
 
   size_t size() const { return index_.size(); }
-  size_t capacity() const { return slots_.size(); }
+  size_t capacity() const { return capacity_; }
   TapCounters& counters() { return counters_; }
   const TapCounters& counters() const { return counters_; }
 
@@ -92,6 +92,7 @@ class TupleTable {
   void Kill(uint32_t slot);
   uint32_t Append();
 
+  size_t capacity_;
   std::vector<Slot> slots_;  // a ring in arrival order: head_ is the oldest
   size_t head_ = 0;
   size_t used_ = 0;          // slots between head_ and the tail, live or consumed
