@@ -2,13 +2,13 @@
 // against Koa's own proxy setting, ctx.ip still assignable), and end to end with TOA SYNs.
 import * as http from 'node:http';
 import type * as net from 'node:net';
-import { enable, listen } from '../lib/index';
+import { enable, isEnabled, listen } from '../lib/index';
 import { toaKoa } from '../lib/koa';
 import * as koaModule from '../lib/koa';
 import { close } from './helpers/loopback';
 import { frameworkCases, type StartApp } from './helpers/framework-e2e';
 import { injectInChild } from './helpers/in-memory';
-import { getOnLoopback } from './helpers/loopback-http';
+import { collectWarnings, getOnLoopback } from './helpers/loopback-http';
 import { ToaNet, describeE2E } from './helpers/toa-net';
 
 type KoaClass = typeof import('koa');
@@ -84,6 +84,28 @@ describe.each([
       for (const x of r.responses) {
         expect(JSON.parse(x.body).real).toEqual({ address: '127.0.0.1', port: r.localPort, family: 'IPv4', source: 'peer' });
       }
+    });
+
+    it('a server started without TCP_SAVE_SYN gets it at its first request, with a warning', async () => {
+      let fresh!: typeof toaKoa;
+      jest.isolateModules(() => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        fresh = (require('../lib/koa') as typeof import('../lib/koa')).toaKoa;
+      });
+      const app = new Koa();
+      app.use(fresh());
+      app.use((ctx) => {
+        ctx.body = ctx.realRemoteAddress();
+      });
+      const server = http.createServer(app.callback());
+      servers.push(server);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      expect(isEnabled(server)).toBe(false);
+      const { warnings } = await collectWarnings(() => getOnLoopback((server.address() as net.AddressInfo).port));
+      expect(isEnabled(server)).toBe(true);
+      expect(warnings.filter((w) => w.code === 'NODE_TOA_ENABLED_LATE').map((w) => w.message)).toEqual([
+        expect.stringContaining('node-toa (koa): the server did not save SYNs until its first request'),
+      ]);
     });
 
     it("setIp: true without a TOA leaves ctx.ip to Koa's proxy setting (X-Forwarded-For)", async () => {
