@@ -20,8 +20,8 @@ type Mode = 'keep-alive' | 'close';
 const FRAMEWORKS: readonly Framework[] = ['http', 'express', 'fastify'];
 const MODES: readonly Mode[] = ['keep-alive', 'close'];
 
-const DURATION = envInt('BENCH_HTTP_SECONDS', QUICK ? 1 : 3, 1, 30);
-const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 3, 1, 20);
+const DURATION = envInt('BENCH_HTTP_SECONDS', QUICK ? 1 : 2, 1, 30);
+const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 4, 1, 20);
 const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 10, 1, 256);
 
 // ---- the servers (child processes) ----

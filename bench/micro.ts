@@ -22,8 +22,8 @@ const { binding } = require(path.join(ROOT, 'dist', 'binding.js')) as typeof Bin
 // to check that the bench timed the real path: a SYN was there for every socket.
 const FACTS = Symbol.for('node-toa.connection-facts.v1');
 
-const BATCH = envInt('BENCH_MICRO_BATCH', 200, 10, 2000);
-const ROUNDS = envInt('BENCH_MICRO_ROUNDS', QUICK ? 8 : 30, 2, 500);
+const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
+const ROUNDS = envInt('BENCH_MICRO_ROUNDS', QUICK ? 16 : 80, 2, 500);
 // Passes over a batch for the cached measures: enough for the timer's resolution not to matter.
 const CACHED_PASSES = 200;
 

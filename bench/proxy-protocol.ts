@@ -24,7 +24,7 @@ const LABELS: Record<Variant, string> = {
 };
 
 const RATE = envInt('BENCH_PROXY_RATE', 1500, 100, 50_000);
-const SECONDS = envInt('BENCH_PROXY_SECONDS', QUICK ? 1 : 3, 1, 30);
+const SECONDS = envInt('BENCH_PROXY_SECONDS', QUICK ? 1 : 2, 1, 30);
 const ROUNDS = envInt('BENCH_PROXY_ROUNDS', QUICK ? 1 : 3, 1, 20);
 // A bound on connections in flight: past it the server is saturated and the rate is not met.
 const MAX_IN_FLIGHT = 256;

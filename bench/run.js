@@ -231,8 +231,8 @@ function main() {
   const want = new Set(args.only);
   const results = {};
   if (want.has('micro') || want.has('floor')) {
-    const rounds = args.quick ? '10' : '40';
-    results.floor = part(path.join(OUT, 'syscall-floor'), ['200', rounds], {}, 60);
+    const rounds = args.quick ? '20' : '80';
+    results.floor = part(path.join(OUT, 'syscall-floor'), ['50', rounds], {}, 60);
     results.micro = nodePart('micro', args.quick, 120);
     const text = microTables(results.micro, results.floor, args.markdown);
     process.stdout.write(`${text}\n`);
