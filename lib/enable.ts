@@ -7,6 +7,7 @@ import { warnOnce } from './warnings';
 import { errnoName } from './errno';
 import { checkAckSupport, compileAck, openAckTap, type AckOptions } from './ack';
 import { checkOptionKeys } from './options';
+import { clusterPrimaryEnabled } from './cluster';
 
 export const ENABLED = Symbol.for('node-toa.enabled');
 
@@ -37,6 +38,8 @@ export function enableListening(server: Server): boolean {
   }
   const fd = socketFd(server);
   if (fd < 0) {
+    // A round-robin worker: the primary's enableCluster() already saves the SYNs it accepts.
+    if (clusterPrimaryEnabled()) return false;
     warnOnce(
       'NODE_TOA_NO_LISTENING_FD',
       'node-toa: this server has no listening socket of its own (a node:cluster worker?). ' +
