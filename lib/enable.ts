@@ -96,6 +96,9 @@ export function enable<T extends Server>(server: T, options?: EnableOptions): T 
 
 /** Whether TCP_SAVE_SYN is on for this server's listening socket (asks the kernel). */
 export function isEnabled(server: Server): boolean {
+  if (typeof server !== 'object' || server === null) {
+    throw new TypeError(`isEnabled(server): server must be a net.Server, got ${server === null ? 'null' : typeof server}`);
+  }
   if (binding === null || !savedSynAvailable) return false;
   const fd = socketFd(server);
   return fd >= 0 && binding.getSaveSyn(fd) === 1;
