@@ -9,6 +9,10 @@
 // the SYN copied to the tap by the kernel's filter, and per lookup getpeername + getsockname +
 // one recvmmsg on the tap. Needs CAP_NET_RAW (root).
 //
+// A second table times the lookup itself in one process: the first realRemoteAddress() call on
+// each of a batch of accepted loopback sockets, SYN path only vs SYN + tap (which then also reads
+// the tap's queue and the table), median of alternating batches.
+//
 // Run: node bench/run.js builds build-bench/tap.js (with every other bench file); then
 //   node build-bench/tap.js            # BENCH_TAP_SECONDS (5), BENCH_TAP_ROUNDS (3), BENCH_TAP_CONCURRENCY (32)
 // It prints the table on stderr and one JSON line on stdout.
@@ -152,9 +156,47 @@ function pad(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
 }
 
+const MICRO_BATCH = 200;
+const MICRO_ROUNDS = envInt('BENCH_TAP_MICRO_ROUNDS', QUICK ? 5 : 30, 1, 200);
+
+/** ns per first realRemoteAddress() call on fresh accepted sockets, per variant (medians). */
+async function micro(): Promise<Record<Variant, number>> {
+  const toa = loadToa();
+  const accepted: net.Socket[] = [];
+  const servers = {} as Record<Variant, { server: net.Server; port: number }>;
+  for (const v of ['syn', 'tap'] as Variant[]) {
+    const server = net.createServer((s) => accepted.push(s));
+    toa.enable(server, v === 'tap' ? { ack: true } : undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', 1024, resolve));
+    servers[v] = { server, port: (server.address() as net.AddressInfo).port };
+  }
+  const samples: Record<Variant, number[]> = { syn: [], tap: [] };
+  for (let r = 0; r < MICRO_ROUNDS; r++) {
+    for (const v of (r % 2 === 0 ? ['syn', 'tap'] : ['tap', 'syn']) as Variant[]) {
+      const clients = await Promise.all(
+        Array.from({ length: MICRO_BATCH }, () => new Promise<net.Socket>((resolve) => {
+          const c = net.connect(servers[v].port, '127.0.0.1', () => resolve(c));
+        })),
+      );
+      while (accepted.length < MICRO_BATCH) await sleep(1);
+      const batch = accepted.splice(0);
+      const started = process.hrtime.bigint();
+      for (const socket of batch) toa.realRemoteAddress(socket);
+      samples[v].push(Number(process.hrtime.bigint() - started) / batch.length);
+      for (const s of [...batch, ...clients]) s.destroy();
+    }
+  }
+  for (const { server } of Object.values(servers)) server.close();
+  return { syn: median(samples.syn), tap: median(samples.tap) };
+}
+
 async function main(): Promise<void> {
   const toa = loadToa();
   if (!toa.support().savedSyn) throw new Error('bench/tap: needs Linux and the addon');
+  const perCall = await micro();
+  log(`\nACK tap: ns per first realRemoteAddress() call, median of ${MICRO_ROUNDS} batches of ${MICRO_BATCH} fresh loopback connections`);
+  log(`  SYN path only    ${perCall.syn.toFixed(0)} ns`);
+  log(`  SYN + tap        ${perCall.tap.toFixed(0)} ns  (+${(perCall.tap - perCall.syn).toFixed(0)} ns)\n`);
   const runs: Run[] = [];
   const order: Variant[] = [];
   for (let r = 0; r < ROUNDS; r++) order.push(...((r % 2 === 0 ? ['syn', 'tap'] : ['tap', 'syn']) as Variant[]));
@@ -200,7 +242,7 @@ async function main(): Promise<void> {
   log(pad(headers, widths));
   log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const c of cells) log(pad(c, widths));
-  emit({ seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, rows, ratio, ratios });
+  emit({ seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, rows, ratio, ratios, perCallNs: perCall });
 }
 
 if (process.argv[2] === '--server') {
