@@ -20,8 +20,8 @@ type Mode = 'keep-alive' | 'close';
 const FRAMEWORKS: readonly Framework[] = ['http', 'express', 'fastify'];
 const MODES: readonly Mode[] = ['keep-alive', 'close'];
 
-const DURATION = envInt('BENCH_HTTP_SECONDS', QUICK ? 1 : 2, 1, 30);
-const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 4, 1, 20);
+const DURATION = envInt('BENCH_HTTP_SECONDS', 1, 1, 30);
+const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 5, 1, 20);
 const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 10, 1, 256);
 
 // ---- the servers (child processes) ----
@@ -127,6 +127,11 @@ function serve(framework: Framework, variant: Variant): void {
       process.exit(1);
     },
   );
+  // CPU time so far, for the driver's CPU per request.
+  process.on('message', () => {
+    const usage = process.cpuUsage();
+    process.send?.({ cpu: usage.user + usage.system });
+  });
   // The driver going away ends the server too.
   process.on('disconnect', () => process.exit(0));
 }
@@ -157,9 +162,25 @@ interface Run {
   rps: number;
   p50: number;
   errors: number;
+  /** Server CPU (user + system) per request, microseconds. */
+  cpu: number;
 }
 
-async function load(port: number, mode: Mode, seconds: number): Promise<Run> {
+function serverCpu(server: ServerProcess): Promise<number> {
+  return new Promise((resolve) => {
+    server.child.once('message', (m: { cpu: number }) => resolve(m.cpu));
+    server.child.send('cpu');
+  });
+}
+
+async function measure(server: ServerProcess, mode: Mode, seconds: number): Promise<Run> {
+  const before = await serverCpu(server);
+  const run = await load(server.port, mode, seconds);
+  const after = await serverCpu(server);
+  return { ...run, cpu: (after - before) / Math.max(1, run.rps * seconds) };
+}
+
+async function load(port: number, mode: Mode, seconds: number): Promise<Omit<Run, 'cpu'>> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const autocannon = require('autocannon') as (opts: object) => Promise<{
     requests: { total: number };
@@ -192,6 +213,9 @@ interface Cell {
   plain: number[];
   toa: number[];
   ratios: number[];
+  cpuPlain: number[];
+  cpuToa: number[];
+  cpuRatios: number[];
   p50Plain: number[];
   p50Toa: number[];
   errors: number;
@@ -211,7 +235,19 @@ async function drive(): Promise<void> {
     const cells: Cell[] = [];
     for (const mode of MODES) {
       for (const framework of FRAMEWORKS) {
-        cells.push({ framework, mode, plain: [], toa: [], ratios: [], p50Plain: [], p50Toa: [], errors: 0 });
+        cells.push({
+          framework,
+          mode,
+          plain: [],
+          toa: [],
+          ratios: [],
+          cpuPlain: [],
+          cpuToa: [],
+          cpuRatios: [],
+          p50Plain: [],
+          p50Toa: [],
+          errors: 0,
+        });
       }
     }
     for (let round = 0; round < ROUNDS; round++) {
@@ -220,10 +256,10 @@ async function drive(): Promise<void> {
         const pair: Partial<Record<Variant, Run>> = {};
         for (const variant of order) {
           const server = servers.get(`${cell.framework}/${variant}`) as ServerProcess;
-          const run = await load(server.port, cell.mode, DURATION);
+          const run = await measure(server, cell.mode, DURATION);
           pair[variant] = run;
           cell.errors += run.errors;
-          await sleep(200);
+          await sleep(50);
         }
         const plain = pair.plain as Run;
         const withToa = pair.toa as Run;
@@ -232,9 +268,13 @@ async function drive(): Promise<void> {
         cell.p50Plain.push(plain.p50);
         cell.p50Toa.push(withToa.p50);
         cell.ratios.push(withToa.rps / plain.rps);
+        cell.cpuPlain.push(plain.cpu);
+        cell.cpuToa.push(withToa.cpu);
+        cell.cpuRatios.push(withToa.cpu / plain.cpu);
         log(
           `http: round ${round + 1}/${ROUNDS} ${cell.mode} ${cell.framework}: ` +
-            `${plain.rps.toFixed(0)} vs ${withToa.rps.toFixed(0)} req/s (${((withToa.rps / plain.rps) * 100).toFixed(1)} %)`,
+            `${plain.rps.toFixed(0)} vs ${withToa.rps.toFixed(0)} req/s (${((withToa.rps / plain.rps) * 100).toFixed(1)} %), ` +
+            `server CPU ${plain.cpu.toFixed(1)} vs ${withToa.cpu.toFixed(1)} us/req`,
         );
       }
     }
@@ -250,6 +290,10 @@ async function drive(): Promise<void> {
         toa: median(c.toa),
         ratio: median(c.ratios),
         ratios: c.ratios,
+        cpuPlain: median(c.cpuPlain),
+        cpuToa: median(c.cpuToa),
+        cpuRatio: median(c.cpuRatios),
+        cpuRatios: c.cpuRatios,
         p50Plain: median(c.p50Plain),
         p50Toa: median(c.p50Toa),
         errors: c.errors,

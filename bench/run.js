@@ -179,12 +179,14 @@ function httpTable(result, md) {
     fmt(c.toa),
     pct(c.ratio),
     `>= ${pct(HTTP_TARGET[c.mode])} ${verdict(c.ratio >= HTTP_TARGET[c.mode])}`,
-    `${fmt(c.p50Plain, 0)} / ${fmt(c.p50Toa, 0)}`,
+    `${fmt(c.cpuPlain, 1)} / ${fmt(c.cpuToa, 1)}`,
+    `${c.cpuRatio >= 1 ? '+' : ''}${fmt((c.cpuRatio - 1) * 100, 1)} %`,
     String(c.errors),
   ]);
   return table(
-    `HTTP: req/s, medians of ${result.rounds} alternating ${result.seconds} s runs, ${result.connections} connections (ratio: median of pairwise ratios)`,
-    ['server', 'mode', 'without', 'with node-toa', 'ratio', 'target', 'p50 ms', 'errors'],
+    `HTTP: req/s, medians of ${result.rounds} alternating ${result.seconds} s runs, ${result.connections} connections ` +
+      '(ratio: median of pairwise ratios; server CPU per request without / with, and the median pairwise difference)',
+    ['server', 'mode', 'without', 'with node-toa', 'ratio', 'target', 'server CPU us/req', 'CPU', 'errors'],
     rows,
     md,
   ) + `\n  node-toa via: ${Object.entries(result.via).map(([k, v]) => `${k}: ${v}`).join(', ')}\n`;
