@@ -208,8 +208,11 @@ async function load(port: number, mode: Mode, seconds: number): Promise<Omit<Run
 }
 
 interface Cell {
-  framework: Framework;
+  /** What the row shows: a framework, or the control (plain against a second plain server). */
+  name: Framework | 'control';
   mode: Mode;
+  baseline: string;
+  compared: string;
   plain: number[];
   toa: number[];
   ratios: number[];
@@ -221,6 +224,24 @@ interface Cell {
   errors: number;
 }
 
+function newCell(name: Cell['name'], mode: Mode, baseline: string, compared: string): Cell {
+  return {
+    name,
+    mode,
+    baseline,
+    compared,
+    plain: [],
+    toa: [],
+    ratios: [],
+    cpuPlain: [],
+    cpuToa: [],
+    cpuRatios: [],
+    p50Plain: [],
+    p50Toa: [],
+    errors: 0,
+  };
+}
+
 async function drive(): Promise<void> {
   const servers = new Map<string, ServerProcess>();
   try {
@@ -229,40 +250,29 @@ async function drive(): Promise<void> {
         servers.set(`${framework}/${variant}`, await spawnServer(framework, variant));
       }
     }
+    // The control: a second plain http server, measured against the first exactly like the
+    // node-toa servers are. Its ratio shows how far apart two identical servers come out here.
+    servers.set('http/control', await spawnServer('http', 'plain'));
     // Warm-up: JIT and connection handling of every server, not timed.
     for (const s of servers.values()) await load(s.port, 'keep-alive', 1);
 
     const cells: Cell[] = [];
     for (const mode of MODES) {
-      for (const framework of FRAMEWORKS) {
-        cells.push({
-          framework,
-          mode,
-          plain: [],
-          toa: [],
-          ratios: [],
-          cpuPlain: [],
-          cpuToa: [],
-          cpuRatios: [],
-          p50Plain: [],
-          p50Toa: [],
-          errors: 0,
-        });
-      }
+      for (const framework of FRAMEWORKS) cells.push(newCell(framework, mode, `${framework}/plain`, `${framework}/toa`));
+      cells.push(newCell('control', mode, 'http/plain', 'http/control'));
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const cell of cells) {
-        const order: Variant[] = round % 2 === 0 ? ['plain', 'toa'] : ['toa', 'plain'];
-        const pair: Partial<Record<Variant, Run>> = {};
-        for (const variant of order) {
-          const server = servers.get(`${cell.framework}/${variant}`) as ServerProcess;
-          const run = await measure(server, cell.mode, DURATION);
-          pair[variant] = run;
+        const order = round % 2 === 0 ? [cell.baseline, cell.compared] : [cell.compared, cell.baseline];
+        const pair = new Map<string, Run>();
+        for (const key of order) {
+          const run = await measure(servers.get(key) as ServerProcess, cell.mode, DURATION);
+          pair.set(key, run);
           cell.errors += run.errors;
           await sleep(50);
         }
-        const plain = pair.plain as Run;
-        const withToa = pair.toa as Run;
+        const plain = pair.get(cell.baseline) as Run;
+        const withToa = pair.get(cell.compared) as Run;
         cell.plain.push(plain.rps);
         cell.toa.push(withToa.rps);
         cell.p50Plain.push(plain.p50);
@@ -272,7 +282,7 @@ async function drive(): Promise<void> {
         cell.cpuToa.push(withToa.cpu);
         cell.cpuRatios.push(withToa.cpu / plain.cpu);
         log(
-          `http: round ${round + 1}/${ROUNDS} ${cell.mode} ${cell.framework}: ` +
+          `http: round ${round + 1}/${ROUNDS} ${cell.mode} ${cell.name}: ` +
             `${plain.rps.toFixed(0)} vs ${withToa.rps.toFixed(0)} req/s (${((withToa.rps / plain.rps) * 100).toFixed(1)} %), ` +
             `server CPU ${plain.cpu.toFixed(1)} vs ${withToa.cpu.toFixed(1)} us/req`,
         );
@@ -284,7 +294,7 @@ async function drive(): Promise<void> {
       connections: CONNECTIONS,
       via: Object.fromEntries(FRAMEWORKS.map((f) => [f, servers.get(`${f}/toa`)?.via])),
       cells: cells.map((c) => ({
-        framework: c.framework,
+        framework: c.name,
         mode: c.mode,
         plain: median(c.plain),
         toa: median(c.toa),

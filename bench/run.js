@@ -173,12 +173,12 @@ const HTTP_TARGET = { 'keep-alive': 0.99, close: 0.97 };
 
 function httpTable(result, md) {
   const rows = result.cells.map((c) => [
-    c.framework,
+    c.framework === 'control' ? 'control: http vs http' : c.framework,
     c.mode === 'close' ? 'new connection per request' : 'keep-alive',
     fmt(c.plain),
     fmt(c.toa),
     pct(c.ratio),
-    `>= ${pct(HTTP_TARGET[c.mode])} ${verdict(c.ratio >= HTTP_TARGET[c.mode])}`,
+    c.framework === 'control' ? '(noise)' : `>= ${pct(HTTP_TARGET[c.mode])} ${verdict(c.ratio >= HTTP_TARGET[c.mode])}`,
     `${fmt(c.cpuPlain, 1)} / ${fmt(c.cpuToa, 1)}`,
     `${c.cpuRatio >= 1 ? '+' : ''}${fmt((c.cpuRatio - 1) * 100, 1)} %`,
     String(c.errors),
@@ -189,7 +189,9 @@ function httpTable(result, md) {
     ['server', 'mode', 'without', 'with node-toa', 'ratio', 'target', 'server CPU us/req', 'CPU', 'errors'],
     rows,
     md,
-  ) + `\n  node-toa via: ${Object.entries(result.via).map(([k, v]) => `${k}: ${v}`).join(', ')}\n`;
+  ) +
+    `\n  node-toa via: ${Object.entries(result.via).map(([k, v]) => `${k}: ${v}`).join(', ')}` +
+    '\n  control: two identical plain http servers measured the same way; its distance from 100 % is the noise here\n';
 }
 
 function proxyTable(result, md, micro) {
