@@ -141,7 +141,7 @@ export function checkAckSupport(): boolean {
  * Each passes its own kind table. Keep this shape stable (the key is versioned).
  */
 interface SharedTap {
-  lookup(fd: number, kindTable: Uint8Array): { peer: NativeEndpoint; toa: NativeToa } | null;
+  lookup(fd: number, kindTable: Uint8Array, peer?: NativeEndpoint): { peer: NativeEndpoint; toa: NativeToa } | null;
 }
 
 class TapRecord implements SharedTap {
@@ -152,9 +152,10 @@ class TapRecord implements SharedTap {
     readonly netns: number,
   ) {}
 
-  lookup(fd: number, kindTable: Uint8Array): { peer: NativeEndpoint; toa: NativeToa } | null {
+  lookup(fd: number, kindTable: Uint8Array, peer?: NativeEndpoint): { peer: NativeEndpoint; toa: NativeToa } | null {
     if (!this.open) return null;
-    const found = this.tap.lookup(fd, kindTable);
+    const found =
+      peer === undefined ? this.tap.lookup(fd, kindTable) : this.tap.lookup(fd, kindTable, peer.address, peer.port);
     return found === null || typeof found === 'number' ? null : found;
   }
 }
@@ -191,7 +192,8 @@ function drainAll(): void {
 }
 
 function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
-  const found = shared.lookup(fd, kindTableAll());
+  // The saved SYN's source is the connection's true peer (and one getpeername fewer).
+  const found = shared.lookup(fd, kindTableAll(), facts.synPeer);
   if (found === null) return false;
   facts.ackPeer = found.peer;
   facts.ackToa = found.toa;

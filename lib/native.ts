@@ -59,12 +59,20 @@ export interface NativeTapStats {
 /** One ACK tap: packet sockets in one network namespace plus the 4-tuple table. */
 export interface NativeTap {
   /** listenerFd -1: this thread's namespace. */
-  open(listenerFd: number): { errno: number; syscall?: string; netns: number };
+  open(listenerFd: number): { errno: number; syscall?: string; netns: number; ring: boolean };
   /** errno, 0 on success */
   setPorts(ports: readonly number[]): number;
   drain(kindTable: Uint8Array): number;
-  /** The TOA of an accepted socket's handshake ACK or first data packet; null on a miss; -errno. */
-  lookup(fd: number, kindTable: Uint8Array): { peer: NativeEndpoint; toa: NativeToa } | null | number;
+  /**
+   * The TOA of an accepted socket's handshake ACK or first data packet; null on a miss; -errno.
+   * The peer, when known from the saved SYN, saves a getpeername.
+   */
+  lookup(
+    fd: number,
+    kindTable: Uint8Array,
+    peerAddress?: string,
+    peerPort?: number,
+  ): { peer: NativeEndpoint; toa: NativeToa } | null | number;
   /** Feeds one packet (IP header first) to the table, bypassing the socket: for tests. */
   offer(packet: Uint8Array, kindTable: Uint8Array): boolean;
   stats(): NativeTapStats;
@@ -86,7 +94,8 @@ export interface NativeBinding {
   defaultKindTable(): Uint8Array;
   /** Packet taps exist on this platform (Linux). */
   tapSupported: boolean;
-  Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number) => NativeTap;
+  /** ringFrames: frames of each socket's mmap'd receive ring (default 4096); 0 reads with recvmmsg. */
+  Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number, ringFrames?: number) => NativeTap;
   /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
   probePacketSocket(): number;
 }

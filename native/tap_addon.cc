@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #ifdef _WIN32
@@ -77,12 +78,15 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
                        });
   }
 
-  // new Tap(capacity, maxAgeMs, receiveBuffer)
+  // new Tap(capacity, maxAgeMs, receiveBuffer, ringFrames?): ringFrames 0 reads with recvmmsg.
   explicit TapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapWrap>(info) {
     toa::TapOptions options;
     options.capacity = Unsigned(info, 0, "capacity", 1, 1u << 24);
     options.max_age_ms = Unsigned(info, 1, "maxAgeMs", 1, 86400000u);
     options.receive_buffer = static_cast<int>(Unsigned(info, 2, "receiveBuffer", 65536, 1u << 30));
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      options.ring_frames = Unsigned(info, 3, "ringFrames", 0, 1u << 20);
+    }
     tap_ = std::make_unique<toa::Tap>(options);
   }
 
@@ -103,6 +107,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     result.Set("errno", err);
     if (err != 0 && failed_call != nullptr) result.Set("syscall", failed_call);
     result.Set("netns", Napi::Number::New(env, static_cast<double>(tap(env).netns())));
+    result.Set("ring", tap(env).ring());
     return result;
   }
 
@@ -129,16 +134,30 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
-  // lookup(fd, kindTable) -> { peer, toa } | null, or -errno
+  // lookup(fd, kindTable, peerAddress?, peerPort?) -> { peer, toa } | null, or -errno
   Napi::Value Lookup(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
     const int fd = info[0].As<Napi::Number>().Int32Value();
     if (fd < 0) throw Napi::RangeError::New(env, "fd must be >= 0");
     const uint8_t* table = KindTable(info, 1);
+    toa::Address peer;
+    const toa::Address* known = nullptr;
+    if (info.Length() > 3 && info[2].IsString() && info[3].IsNumber()) {
+      const std::string text = info[2].As<Napi::String>().Utf8Value();
+      if (inet_pton(AF_INET, text.c_str(), peer.bytes) == 1) {
+        peer.family = 4;
+      } else if (inet_pton(AF_INET6, text.c_str(), peer.bytes) == 1) {
+        peer.family = 6;
+      } else {
+        throw Napi::TypeError::New(env, "peer address must be an IP address");
+      }
+      peer.port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
+      known = &peer;
+    }
     bool found = false;
     toa::TapHit hit;
-    const int err = tap(env).Lookup(fd, table, &found, &hit);
+    const int err = tap(env).Lookup(fd, table, known, &found, &hit);
     if (err != 0) return Napi::Number::New(env, -err);
     if (!found) return env.Null();
     Napi::Object result = Napi::Object::New(env);

@@ -17,6 +17,7 @@
 #include <linux/sockios.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -391,6 +392,10 @@ int ProbePacketSocket() {
 namespace {
 
 constexpr size_t kBatch = 64;
+// A ring frame: tpacket2_hdr, sockaddr_ll, then the packet at tp_net (80 bytes in for a
+// SOCK_DGRAM socket), room for the 128-byte snap. Frames never straddle a block.
+constexpr uint32_t kFrameSize = 256;
+constexpr uint32_t kBlockSize = 4096;
 // A lookup drains at most this much: more than a full receive buffer holds, and a bound when a
 // flood refills the queue as fast as it is read.
 constexpr size_t kMaxDrainOnLookup = 1 << 16;
@@ -432,16 +437,44 @@ uint64_t OwnNamespaceInode() {
 
 Tap::Tap(const TapOptions& options)
     : receive_buffer_(options.receive_buffer),
+      ring_frames_(options.ring_frames),
       table_(options.capacity, options.max_age_ms),
       buffers_(kBatch * kTapSnapLength) {}
 
 Tap::~Tap() { Close(); }
 
 void Tap::Close() {
-  for (int& fd : fds_) {
-    if (fd >= 0) close(fd);
-    fd = -1;
+  for (int i = 0; i < 2; i++) {
+    if (rings_[i].base != nullptr) munmap(rings_[i].base, rings_[i].size);
+    rings_[i] = Ring();
+    if (fds_[i] >= 0) close(fds_[i]);
+    fds_[i] = -1;
   }
+}
+
+// TPACKET_V2 receive ring: the kernel writes each passed packet into the next frame and flips
+// its status to TP_STATUS_USER; we read frames in order and hand them back. Returns an errno;
+// the caller then reads with recvmmsg instead.
+int Tap::SetUpRing(int i) {
+  if (ring_frames_ == 0) return EINVAL;
+  const int version = TPACKET_V2;
+  if (setsockopt(fds_[i], SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return errno;
+  const uint32_t per_block = kBlockSize / kFrameSize;
+  const uint32_t blocks = (ring_frames_ + per_block - 1) / per_block;
+  tpacket_req request{};
+  request.tp_block_size = kBlockSize;
+  request.tp_block_nr = blocks;
+  request.tp_frame_size = kFrameSize;
+  request.tp_frame_nr = blocks * per_block;
+  if (setsockopt(fds_[i], SOL_PACKET, PACKET_RX_RING, &request, sizeof request) != 0) return errno;
+  const size_t size = static_cast<size_t>(blocks) * kBlockSize;
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fds_[i], 0);
+  if (base == MAP_FAILED) return errno;
+  rings_[i].base = static_cast<uint8_t*>(base);
+  rings_[i].size = size;
+  rings_[i].frames = request.tp_frame_nr;
+  rings_[i].next = 0;
+  return 0;
 }
 
 int Tap::Open(int listener_fd, const char** failed_call) {
@@ -481,9 +514,19 @@ int Tap::Open(int listener_fd, const char** failed_call) {
     if (err != 0) *failed_call = "setsockopt(SO_ATTACH_FILTER)";
   }
   static const uint16_t kProtocols[2] = {ETH_P_IP, ETH_P_IPV6};
+  // Both sockets read the same way: rings for both, or recvmmsg for both.
+  if (err == 0 && (SetUpRing(0) != 0 || SetUpRing(1) != 0)) {
+    for (int i = 0; i < 2; i++) {
+      if (rings_[i].base != nullptr) munmap(rings_[i].base, rings_[i].size);
+      rings_[i] = Ring();
+      tpacket_req none{};  // frees a ring the kernel set up, so the socket queues packets again
+      setsockopt(fds_[i], SOL_PACKET, PACKET_RX_RING, &none, sizeof none);
+    }
+  }
   for (int i = 0; err == 0 && i < 2; i++) {
-    // Root can go past net.core.rmem_max; others get what rmem_max allows.
-    if (setsockopt(fds_[i], SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_, sizeof receive_buffer_) != 0) {
+    // Without a ring the receive buffer bounds the queue. Root can go past net.core.rmem_max.
+    if (rings_[i].base == nullptr &&
+        setsockopt(fds_[i], SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_, sizeof receive_buffer_) != 0) {
       setsockopt(fds_[i], SOL_SOCKET, SO_RCVBUF, &receive_buffer_, sizeof receive_buffer_);
     }
     sockaddr_ll address{};
@@ -510,34 +553,62 @@ int Tap::SetPorts(const std::vector<uint16_t>& ports) {
 }
 
 size_t Tap::Drain(const uint8_t* kind_table, size_t max_packets, int family) {
+  size_t total = 0;
+  for (int i = 0; i < 2; i++) {
+    if (fds_[i] < 0 || (family == 4 && i != 0) || (family == 6 && i != 1)) continue;
+    total += rings_[i].base != nullptr ? DrainRing(i, kind_table, max_packets - total)
+                                       : DrainSocket(i, kind_table, max_packets - total);
+  }
+  return total;
+}
+
+size_t Tap::DrainRing(int i, const uint8_t* kind_table, size_t max_packets) {
+  Ring& r = rings_[i];
+  size_t n = 0;
+  uint64_t now = 0;
+  while (n < max_packets) {
+    auto* frame = reinterpret_cast<tpacket2_hdr*>(r.base + static_cast<size_t>(r.next) * kFrameSize);
+    if ((__atomic_load_n(&frame->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) break;
+    if (now == 0) now = MonotonicMs();
+    const auto* address = reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<const uint8_t*>(frame) +
+                                                               TPACKET_ALIGN(sizeof(tpacket2_hdr)));
+    const size_t offset = frame->tp_net;
+    if (address->sll_pkttype == PACKET_HOST && offset < kFrameSize) {
+      const size_t length = frame->tp_snaplen < kFrameSize - offset ? frame->tp_snaplen : kFrameSize - offset;
+      table_.Offer(reinterpret_cast<const uint8_t*>(frame) + offset, length, kind_table, now);
+    }
+    __atomic_store_n(&frame->tp_status, static_cast<uint32_t>(TP_STATUS_KERNEL), __ATOMIC_RELEASE);
+    r.next = r.next + 1 == r.frames ? 0 : r.next + 1;
+    n++;
+  }
+  return n;
+}
+
+size_t Tap::DrainSocket(int i, const uint8_t* kind_table, size_t max_packets) {
   mmsghdr messages[kBatch];
   iovec vectors[kBatch];
   sockaddr_ll addresses[kBatch];
   size_t total = 0;
-  for (int i = 0; i < 2; i++) {
-    const int fd = fds_[i];
-    if (fd < 0 || (family == 4 && i != 0) || (family == 6 && i != 1)) continue;
-    while (total < max_packets) {
-      std::memset(messages, 0, sizeof messages);
-      for (size_t m = 0; m < kBatch; m++) {
-        vectors[m].iov_base = buffers_.data() + m * kTapSnapLength;
-        vectors[m].iov_len = kTapSnapLength;
-        messages[m].msg_hdr.msg_iov = &vectors[m];
-        messages[m].msg_hdr.msg_iovlen = 1;
-        messages[m].msg_hdr.msg_name = &addresses[m];
-        messages[m].msg_hdr.msg_namelen = sizeof addresses[m];
-      }
-      const int n = recvmmsg(fd, messages, kBatch, MSG_DONTWAIT, nullptr);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // EAGAIN: the queue is empty
-      const uint64_t now = MonotonicMs();
-      for (int m = 0; m < n; m++) {
-        if (addresses[m].sll_pkttype != PACKET_HOST) continue;
-        table_.Offer(buffers_.data() + m * kTapSnapLength, messages[m].msg_len, kind_table, now);
-      }
-      total += static_cast<size_t>(n);
-      if (static_cast<size_t>(n) < kBatch) break;
+  while (total < max_packets) {
+    std::memset(messages, 0, sizeof messages);
+    for (size_t m = 0; m < kBatch; m++) {
+      vectors[m].iov_base = buffers_.data() + m * kTapSnapLength;
+      vectors[m].iov_len = kTapSnapLength;
+      messages[m].msg_hdr.msg_iov = &vectors[m];
+      messages[m].msg_hdr.msg_iovlen = 1;
+      messages[m].msg_hdr.msg_name = &addresses[m];
+      messages[m].msg_hdr.msg_namelen = sizeof addresses[m];
     }
+    const int n = recvmmsg(fds_[i], messages, kBatch, MSG_DONTWAIT, nullptr);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EAGAIN: the queue is empty
+    const uint64_t now = MonotonicMs();
+    for (int m = 0; m < n; m++) {
+      if (addresses[m].sll_pkttype != PACKET_HOST) continue;
+      table_.Offer(buffers_.data() + m * kTapSnapLength, messages[m].msg_len, kind_table, now);
+    }
+    total += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < kBatch) break;
   }
   return total;
 }
@@ -553,10 +624,15 @@ void Tap::UpdateDrops() {
   }
 }
 
-int Tap::Lookup(int fd, const uint8_t* kind_table, bool* found, TapHit* out) {
+int Tap::Lookup(int fd, const uint8_t* kind_table, const Address* known_peer, bool* found, TapHit* out) {
   *found = false;
   Address peer, local;
-  int err = PeerName(fd, &peer);
+  int err = 0;
+  if (known_peer != nullptr) {
+    peer = *known_peer;
+  } else {
+    err = PeerName(fd, &peer);
+  }
   if (err == 0) err = SockName(fd, &local);
   if (err != 0) return err;
   TapCounters& counters = table_.counters();
@@ -583,7 +659,9 @@ uint64_t MonotonicMs() {
 }
 int ProbePacketSocket() { return ENOTSUP; }
 Tap::Tap(const TapOptions& options)
-    : receive_buffer_(options.receive_buffer), table_(options.capacity, options.max_age_ms) {}
+    : receive_buffer_(options.receive_buffer),
+      ring_frames_(options.ring_frames),
+      table_(options.capacity, options.max_age_ms) {}
 Tap::~Tap() {}
 void Tap::Close() {}
 int Tap::Open(int, const char** failed_call) {
@@ -593,7 +671,7 @@ int Tap::Open(int, const char** failed_call) {
 int Tap::SetPorts(const std::vector<uint16_t>&) { return ENOTSUP; }
 size_t Tap::Drain(const uint8_t*, size_t, int) { return 0; }
 void Tap::UpdateDrops() {}
-int Tap::Lookup(int, const uint8_t*, bool* found, TapHit*) {
+int Tap::Lookup(int, const uint8_t*, const Address*, bool* found, TapHit*) {
   *found = false;
   return ENOTSUP;
 }

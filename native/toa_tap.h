@@ -108,6 +108,9 @@ struct TapOptions {
   size_t capacity = 65536;
   uint64_t max_age_ms = 30000;
   int receive_buffer = 4 << 20;
+  // Frames of the mmap'd receive ring of each socket (PACKET_RX_RING); 0: no ring, recvmmsg.
+  // With a ring, finding the queue empty (most lookups) is a memory read, not a syscall.
+  uint32_t ring_frames = 4096;
 };
 
 // The packet sockets (one for IPv4, one for IPv6) plus the table.
@@ -131,8 +134,10 @@ class Tap {
   size_t Drain(const uint8_t* kind_table, size_t max_packets, int family = 0);
 
   // Looks up the connection of accepted socket `fd`, after reading what is queued for its family.
+  // `peer` is the client end when the caller knows it from the saved SYN (its IP source: right
+  // even when a vendor module rewrites getpeername), else null and getpeername is asked.
   // Returns 0 (see *found) or the errno of getpeername/getsockname.
-  int Lookup(int fd, const uint8_t* kind_table, bool* found, TapHit* out);
+  int Lookup(int fd, const uint8_t* kind_table, const Address* peer, bool* found, TapHit* out);
 
   // Reads and adds the kernel's drop count (PACKET_STATISTICS resets on each read).
   void UpdateDrops();
@@ -140,12 +145,26 @@ class Tap {
   void Close();
   bool open() const { return fds_[0] >= 0 || fds_[1] >= 0; }
   uint64_t netns() const { return netns_; }
+  // Whether the sockets read through mmap'd rings (else recvmmsg).
+  bool ring() const { return rings_[0].base != nullptr; }
   TupleTable& table() { return table_; }
 
  private:
+  struct Ring {
+    uint8_t* base = nullptr;
+    size_t size = 0;
+    uint32_t frames = 0;
+    uint32_t next = 0;  // the frame to read next
+  };
+  int SetUpRing(int i);
+  size_t DrainRing(int i, const uint8_t* kind_table, size_t max_packets);
+  size_t DrainSocket(int i, const uint8_t* kind_table, size_t max_packets);
+
   int fds_[2] = {-1, -1};
+  Ring rings_[2];
   uint64_t netns_ = 0;
   int receive_buffer_;
+  uint32_t ring_frames_;
   TupleTable table_;
   std::vector<uint8_t> buffers_;
 };
