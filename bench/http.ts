@@ -21,7 +21,8 @@ const FRAMEWORKS: readonly Framework[] = ['http', 'express', 'fastify'];
 const MODES: readonly Mode[] = ['keep-alive', 'close'];
 
 const DURATION = envInt('BENCH_HTTP_SECONDS', 1, 1, 30);
-const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 5, 1, 20);
+// An even number: each side goes first equally often.
+const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 4, 1, 20);
 const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 10, 1, 256);
 
 // ---- the servers (child processes) ----
@@ -173,14 +174,20 @@ function serverCpu(server: ServerProcess): Promise<number> {
   });
 }
 
+// Requests sent, unmeasured, right before each measured run. A server that sat idle while the
+// others ran starts slow (on a VM, its freed pages come back from the host one fault at a
+// time); without this the server measured second in a pair is favoured.
+const WARM_REQUESTS = 200;
+
 async function measure(server: ServerProcess, mode: Mode, seconds: number): Promise<Run> {
+  await load(server.port, mode, { amount: WARM_REQUESTS });
   const before = await serverCpu(server);
-  const run = await load(server.port, mode, seconds);
+  const run = await load(server.port, mode, { seconds });
   const after = await serverCpu(server);
   return { ...run, cpu: (after - before) / Math.max(1, run.rps * seconds) };
 }
 
-async function load(port: number, mode: Mode, seconds: number): Promise<Omit<Run, 'cpu'>> {
+async function load(port: number, mode: Mode, bound: { seconds: number } | { amount: number }): Promise<Omit<Run, 'cpu'>> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const autocannon = require('autocannon') as (opts: object) => Promise<{
     requests: { total: number };
@@ -194,7 +201,7 @@ async function load(port: number, mode: Mode, seconds: number): Promise<Omit<Run
     url: `http://127.0.0.1:${port}/`,
     connections: CONNECTIONS,
     pipelining: 1,
-    duration: seconds,
+    ...('amount' in bound ? { amount: bound.amount } : { duration: bound.seconds }),
     timeout: 10,
     // Connection-per-request: the server closes after each response and autocannon reconnects.
     // (autocannon's reconnectRate option drops the response it resets on, so it counts nothing.)
@@ -254,7 +261,7 @@ async function drive(): Promise<void> {
     // node-toa servers are. Its ratio shows how far apart two identical servers come out here.
     servers.set('http/control', await spawnServer('http', 'plain'));
     // Warm-up: JIT and connection handling of every server, not timed.
-    for (const s of servers.values()) await load(s.port, 'keep-alive', 1);
+    for (const s of servers.values()) await load(s.port, 'keep-alive', { seconds: 1 });
 
     const cells: Cell[] = [];
     for (const mode of MODES) {

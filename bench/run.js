@@ -171,7 +171,18 @@ function microTables(micro, floor, md) {
 
 const HTTP_TARGET = { 'keep-alive': 0.99, close: 0.97 };
 
-function httpTable(result, md) {
+// What the micro bench predicts for a new connection per request: the first call's cost added to
+// the plain server's CPU per request (the server is CPU-bound).
+function predicted(result, micro) {
+  if (!micro) return '';
+  const firstUs = micro.first.median / 1000;
+  const parts = result.cells
+    .filter((c) => c.mode === 'close' && c.framework !== 'control')
+    .map((c) => `${c.framework} ${pct(c.cpuPlain / (c.cpuPlain + firstUs))}`);
+  return `\n  expected from the micro bench (first call ${fmt(firstUs, 1)} us per connection on top of the plain server's CPU per request), new connection per request: ${parts.join(', ')}`;
+}
+
+function httpTable(result, md, micro) {
   const rows = result.cells.map((c) => [
     c.framework === 'control' ? 'control: http vs http' : c.framework,
     c.mode === 'close' ? 'new connection per request' : 'keep-alive',
@@ -191,7 +202,8 @@ function httpTable(result, md) {
     md,
   ) +
     `\n  node-toa via: ${Object.entries(result.via).map(([k, v]) => `${k}: ${v}`).join(', ')}` +
-    '\n  control: two identical plain http servers measured the same way; its distance from 100 % is the noise here\n';
+    '\n  control: two identical plain http servers measured the same way; its distance from 100 % is the noise here' +
+    `${predicted(result, micro)}\n`;
 }
 
 function proxyTable(result, md, micro) {
@@ -244,7 +256,7 @@ function main() {
   }
   if (want.has('http')) {
     results.http = nodePart('http', args.quick, 240);
-    const text = httpTable(results.http, args.markdown);
+    const text = httpTable(results.http, args.markdown, results.micro);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
