@@ -36,7 +36,7 @@ const NO_SOCKET = Object.freeze({});
  *   await toa.listen(http.createServer(app), { port: 8080 });
  */
 export function toaMiddleware(options?: ToaMiddlewareOptions): ToaMiddleware {
-  const { resolve, setIp } = compileIntegration(options, 'toaMiddleware(options)');
+  const { resolve, setIp, enableOptions } = compileIntegration(options, 'toaMiddleware(options)');
   const socketOf = (req: object): object => (req as IncomingMessage).socket ?? NO_SOCKET;
   function realRemoteAddress(this: IncomingMessage): RealAddress {
     return resolve(socketOf(this));
@@ -46,7 +46,7 @@ export function toaMiddleware(options?: ToaMiddlewareOptions): ToaMiddleware {
   return function nodeToaMiddleware(req, _res, next) {
     (req as ToaRequest).realRemoteAddress = realRemoteAddress;
     if (ip !== undefined) Object.defineProperty(req, 'ip', ip);
-    enableOnFirstRequest(req.socket, 'express');
+    enableOnFirstRequest(req.socket, 'express', enableOptions);
     next();
   };
 }

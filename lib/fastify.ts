@@ -47,7 +47,7 @@ const plugin: FastifyPluginCallback<FastifyToaOptions> = (fastify, options, done
     done(error as Error);
     return;
   }
-  const { resolve, setIp } = compiled;
+  const { resolve, setIp, enableOptions } = compiled;
   const socketOf = (request: object): object =>
     ((request as FastifyRequest).raw as IncomingMessage | undefined)?.socket ?? NO_SOCKET;
 
@@ -66,7 +66,14 @@ const plugin: FastifyPluginCallback<FastifyToaOptions> = (fastify, options, done
   // Now, before Fastify listens: then only the SYNs of the moment between listen(2) and the
   // 'listening' event can be missed (none with toa.listen). In a round-robin cluster worker the
   // primary's socket is the one (enableCluster()).
-  if (isServer(fastify.server) && !clusterPrimaryEnabled()) enable(fastify.server);
+  if (isServer(fastify.server) && (enableOptions !== undefined || !clusterPrimaryEnabled())) {
+    try {
+      enable(fastify.server, enableOptions);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+  }
   done();
 };
 

@@ -6,9 +6,13 @@ import {
   createResolver,
   enable,
   isEnabled,
+  type AckOptions,
+  type EnableOptions,
   type RealAddress,
   type ToaOptions,
 } from './index';
+// Not public: checks `ack` where the integration is created, as enable() would check it later.
+import { compileAck } from './ack';
 
 export interface IntegrationOptions extends ToaOptions {
   /**
@@ -18,31 +22,39 @@ export interface IntegrationOptions extends ToaOptions {
    * Default `false`: `ip` is left alone.
    */
   setIp?: boolean;
+  /**
+   * Also read TOA from the handshake ACK and first data packet (packet tap, needs CAP_NET_RAW),
+   * as `enable(server, { ack })`. Default `false`.
+   */
+  ack?: boolean | AckOptions;
 }
 
-const KEYS: readonly string[] = ['trustProxy', 'kinds', 'setIp'];
+const KEYS: readonly string[] = ['trustProxy', 'kinds', 'setIp', 'ack'];
 
 export interface CompiledIntegration {
   resolve: (socket: object) => RealAddress;
   setIp: boolean;
+  /** What the integration passes to enable(): undefined unless `ack` was asked for. */
+  enableOptions: EnableOptions | undefined;
 }
 
 /** Validates the options where the user passed them and compiles the core ones once. */
 export function compileIntegration(options: IntegrationOptions | undefined, where: string): CompiledIntegration {
-  if (options === undefined) return { resolve: createResolver(), setIp: false };
+  if (options === undefined) return { resolve: createResolver(), setIp: false, enableOptions: undefined };
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(`${where}: options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
   for (const key of Object.keys(options)) {
     if (!KEYS.includes(key)) throw new TypeError(`${where}: unknown option '${key}' (known: ${KEYS.join(', ')})`);
   }
-  const { setIp, ...core } = options;
+  const { setIp, ack, ...core } = options;
   if (setIp !== undefined && typeof setIp !== 'boolean') {
     throw new TypeError(`${where}: setIp must be a boolean, got ${typeof setIp === 'string' ? `'${setIp}'` : String(setIp)}`);
   }
-  // Only setIp given: the core options still follow toa.configure().
+  const enableOptions = compileAck(ack, where) === null ? undefined : { ack };
+  // Only setIp/ack given: the core options still follow toa.configure().
   const resolve = Object.keys(core).length === 0 ? createResolver() : createResolver(core);
-  return { resolve, setIp: setIp === true };
+  return { resolve, setIp: setIp === true, enableOptions };
 }
 
 interface ServerLike {
@@ -67,15 +79,23 @@ let warnedLate = false;
  * request of each server, make sure its listening socket saves SYNs. If it did not, turn it on
  * now and say once that the connections before had none.
  */
-export function enableOnFirstRequest(socket: object | null | undefined, where: string): void {
+export function enableOnFirstRequest(
+  socket: object | null | undefined,
+  where: string,
+  enableOptions: EnableOptions | undefined,
+): void {
   const server = (socket as { server?: unknown } | null | undefined)?.server;
   if (!isServer(server) || seen.has(server)) return;
   seen.add(server);
   const netServer = server as unknown as import('node:net').Server;
-  if (isEnabled(netServer)) return;
+  const wasEnabled = isEnabled(netServer);
   // A round-robin cluster worker's server has no socket of its own: the primary's is the one.
-  if (clusterPrimaryEnabled()) return;
-  enable(netServer);
+  if (wasEnabled || clusterPrimaryEnabled()) {
+    if (enableOptions !== undefined) enableTap(netServer, enableOptions, where);
+    return;
+  }
+  if (enableOptions !== undefined) enableTap(netServer, enableOptions, where);
+  else enable(netServer);
   if (isEnabled(netServer) && !warnedLate) {
     warnedLate = true;
     process.emitWarning(
@@ -84,6 +104,18 @@ export function enableOnFirstRequest(socket: object | null | undefined, where: s
         '(or call toa.enable(server) before listen()); see the README.',
       { type: 'NodeToaWarning', code: 'NODE_TOA_ENABLED_LATE' },
     );
+  }
+}
+
+/** enable() with the tap; a request must not fail because the tap cannot open (no CAP_NET_RAW). */
+function enableTap(server: import('node:net').Server, enableOptions: EnableOptions, where: string): void {
+  try {
+    enable(server, enableOptions);
+  } catch (error) {
+    process.emitWarning(`node-toa (${where}): ${(error as Error).message}`, {
+      type: 'NodeToaWarning',
+      code: (error as NodeJS.ErrnoException).code ?? 'NODE_TOA_ACK_FAILED',
+    });
   }
 }
 

@@ -36,7 +36,7 @@ const NO_SOCKET = Object.freeze({});
  *   await toa.listen(http.createServer(app.callback()), { port: 8080 });
  */
 export function toaKoa(options?: ToaKoaOptions): ToaKoaMiddleware {
-  const { resolve, setIp } = compileIntegration(options, 'toaKoa(options)');
+  const { resolve, setIp, enableOptions } = compileIntegration(options, 'toaKoa(options)');
   function realRemoteAddress(this: ToaKoaContext): RealAddress {
     return resolve(this.req.socket ?? NO_SOCKET);
   }
@@ -48,7 +48,7 @@ export function toaKoa(options?: ToaKoaOptions): ToaKoaMiddleware {
   return function nodeToaKoa(ctx, next) {
     (ctx as Augmented).realRemoteAddress = realRemoteAddress;
     if (ip !== undefined) Object.defineProperty(ctx.request, 'ip', ip);
-    enableOnFirstRequest(ctx.req.socket, 'koa');
+    enableOnFirstRequest(ctx.req.socket, 'koa', enableOptions);
     return next();
   };
 }

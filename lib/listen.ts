@@ -6,6 +6,7 @@ import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import * as net from 'node:net';
 import { binding, savedSynAvailable } from './binding';
+import type { AckOptions } from './ack';
 import { enable } from './enable';
 import { errnoName } from './errno';
 
@@ -27,6 +28,8 @@ export interface ListenOptions {
   reusePort?: boolean;
   /** With an IPv6 host, accept IPv6 only (no IPv4-mapped clients). Default `false`. */
   ipv6Only?: boolean;
+  /** Also open the ACK tap, as `enable(server, { ack })`: `true` or `{ capacity, maxAge }`. */
+  ack?: boolean | AckOptions;
 }
 
 interface Checked {
@@ -37,7 +40,7 @@ interface Checked {
   ipv6Only: boolean;
 }
 
-const KEYS: readonly string[] = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only'];
+const KEYS: readonly string[] = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', 'ack'];
 const DEFAULT_BACKLOG = 511;
 const MAX_BACKLOG = 0x7fffffff;
 
@@ -257,5 +260,7 @@ export function listen<T extends net.Server>(server: T, options: ListenOptions):
   }
   const checked = checkOptions(options);
   if (server.listening) return Promise.reject(alreadyListening());
+  // The tap opens on 'listening'; enable() checks `ack` now, where the user passed it.
+  if (options.ack !== undefined && options.ack !== false) enable(server, { ack: options.ack });
   return listenChecked(server, checked);
 }

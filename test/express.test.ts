@@ -54,10 +54,12 @@ describe('node-toa/express module', () => {
   it.each([
     [null, TypeError, 'toaMiddleware(options): options must be an object, got null'],
     [[], TypeError, 'toaMiddleware(options): options must be an object, got object'],
-    [{ trustproxy: true }, TypeError, "toaMiddleware(options): unknown option 'trustproxy' (known: trustProxy, kinds, setIp)"],
+    [{ trustproxy: true }, TypeError, "toaMiddleware(options): unknown option 'trustproxy' (known: trustProxy, kinds, setIp, ack)"],
     [{ setIp: 'yes' }, TypeError, "toaMiddleware(options): setIp must be a boolean, got 'yes'"],
     [{ trustProxy: 42 }, TypeError, 'trustProxy must be a boolean, a string, an array of strings or a function, got 42'],
     [{ kinds: [3] }, RangeError, 'kinds: 3 is not usable as a TOA kind'],
+    [{ ack: 'yes' }, TypeError, "toaMiddleware(options): options.ack must be a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got 'yes'"],
+    [{ ack: { capacity: 0 } }, RangeError, 'toaMiddleware(options): options.ack.capacity must be from 1 to'],
   ])('options %p: %p at construction', (options, type, message) => {
     expect(() => toaMiddleware(options as never)).toThrow(type);
     expect(() => toaMiddleware(options as never)).toThrow(message);

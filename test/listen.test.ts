@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { binding } from '../lib/binding';
 import { compileKinds } from '../lib/kinds';
-import { enable, isEnabled, listen, realRemoteAddress } from '../lib/index';
+import { enable, isEnabled, listen, realRemoteAddress, stats } from '../lib/index';
 import { close } from './helpers/loopback';
 import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 
@@ -76,6 +76,15 @@ onLinux('toa.listen on loopback', () => {
     expect(server.listening).toBe(true);
     expect(server.address()).toEqual({ address: '127.0.0.1', family: 'IPv4', port: expect.any(Number) });
     expect(isEnabled(server)).toBe(true);
+  });
+
+  it('ack: opens the ACK tap on the server\'s port once it listens', async () => {
+    const server = track(http.createServer());
+    await listen(server, { port: 0, host: '127.0.0.1', ack: { capacity: 128 } });
+    const { port } = server.address() as net.AddressInfo;
+    expect(stats().taps).toContainEqual(expect.objectContaining({ port, capacity: 128 }));
+    await close(server);
+    expect(stats().taps.some((t) => t.port === port)).toBe(false);
   });
 
   it('saves the SYN of a client that connects the instant listen returns', async () => {
@@ -235,7 +244,7 @@ describe('toa.listen options', () => {
     [undefined, TypeError, 'listen(server, options): options must be an object such as { port: 3000 }, got undefined'],
     [null, TypeError, 'listen(server, options): options must be an object such as { port: 3000 }, got null'],
     [{}, TypeError, 'listen(server, options): options.port is required (0 for any free port)'],
-    [{ port: 80, hots: 'x' }, TypeError, "listen(server, options): unknown option 'hots' (known: port, host, backlog, reusePort, ipv6Only)"],
+    [{ port: 80, hots: 'x' }, TypeError, "listen(server, options): unknown option 'hots' (known: port, host, backlog, reusePort, ipv6Only, ack)"],
     [{ port: 1.5 }, TypeError, 'listen(server, options): options.port must be an integer from 0 to 65535, got 1.5'],
     [{ port: 'http' }, TypeError, "listen(server, options): options.port must be an integer from 0 to 65535, got 'http'"],
     [{ port: 65536 }, RangeError, 'listen(server, options): options.port must be from 0 to 65535, got 65536'],

@@ -16,7 +16,7 @@ export interface Started {
 }
 
 /** Starts the framework's app with these integration options on a socket in the namespace. */
-export type StartApp = (netns: ToaNet, options: { trustProxy: string[]; setIp?: boolean }) => Promise<Started>;
+export type StartApp = (netns: ToaNet, options: { trustProxy: string[]; setIp?: boolean; ack?: boolean }) => Promise<Started>;
 
 export async function ask(netns: ToaNet, port: number, vip: string, localAddress: string, count = 1) {
   const result = await netns.request({ protocol: 'http', vip, port, localAddress, path: '/', count });
@@ -97,5 +97,22 @@ export function frameworkCases(netns: () => ToaNet, start: StartApp, clients: { 
     const { answers } = await ask(netns(), app.port, ADDR.vip4, c4(6));
     expect(answers[0].real.address).toBe(c4(6));
     expect(answers[0].ip.replace(/^::ffff:/, '')).toBe(ADDR.lip4);
+  });
+
+  it('ack: true reads a TOA that only the handshake ACK carries', async () => {
+    await netns().rule(c4(7), { where: 'ack' });
+    app = await start(netns(), { trustProxy, ack: true });
+    // A middleware meets its server at the first request: that one opens the tap if needed.
+    await ask(netns(), app.port, ADDR.vip4, c4(8));
+    const { answers, localPort } = await ask(netns(), app.port, ADDR.vip4, c4(7));
+    expect(answers[0].real).toMatchObject({ address: c4(7), port: localPort, source: 'toa', proxy: { address: ADDR.lip4 } });
+  });
+
+  it('without ack, a TOA only in the ACK is not seen: the peer', async () => {
+    await netns().rule(c4(7), { where: 'ack' });
+    app = await start(netns(), { trustProxy });
+    await ask(netns(), app.port, ADDR.vip4, c4(8));
+    const { answers } = await ask(netns(), app.port, ADDR.vip4, c4(7));
+    expect(answers[0].real).toMatchObject({ address: ADDR.lip4, source: 'peer' });
   });
 }
