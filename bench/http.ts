@@ -1,8 +1,9 @@
 // HTTP: throughput of plain http, Express and Fastify, each without and with node-toa, measured
-// with autocannon on loopback. Every server runs in its own process (forked from this file) and
-// autocannon runs here, so on a 2-core machine each side has a core. Runs alternate (plain, toa,
-// toa, plain, ...) so drift over the run hits both sides alike; the ratio of each adjacent pair
-// is computed and their median reported.
+// with autocannon on loopback. Every server runs in its own process (forked from this file);
+// autocannon runs here. By default each pair (without, with) is loaded at the same time, so
+// whatever else the machine does hits both alike; which one starts first alternates between
+// rounds. BENCH_HTTP_METHOD=sequential runs them one after the other instead (alternating the
+// order). The ratio of each pair is computed and their median reported, next to an A/A control.
 //
 // Both routes answer with the client address: `req.socket.remoteAddress` without node-toa, the
 // integration's answer with it. Loopback SYNs carry no TOA, so this measures what node-toa adds
@@ -20,7 +21,10 @@ type Mode = 'keep-alive' | 'close';
 const FRAMEWORKS: readonly Framework[] = ['http', 'express', 'fastify'];
 const MODES: readonly Mode[] = ['keep-alive', 'close'];
 
-const DURATION = envInt('BENCH_HTTP_SECONDS', 1, 1, 30);
+// 'paired' (default): with and without node-toa loaded at the same time, alternating which
+// starts first; 'sequential': one after the other, alternating the order (noisier on a shared VM).
+const METHOD = process.env.BENCH_HTTP_METHOD === 'sequential' ? 'sequential' : 'paired';
+const DURATION = envInt('BENCH_HTTP_SECONDS', METHOD === 'paired' ? 2 : 1, 1, 30);
 // An even number: each side goes first equally often.
 const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 4, 1, 20);
 const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 10, 1, 256);
@@ -187,6 +191,23 @@ async function measure(server: ServerProcess, mode: Mode, seconds: number): Prom
   return { ...run, cpu: (after - before) / Math.max(1, run.rps * seconds) };
 }
 
+/**
+ * Both servers under load at the same time, each by its own autocannon instance: whatever the
+ * machine does meanwhile (other processes, the VM's host) hits both alike, and the scheduler
+ * gives the two server processes equal CPU, so their throughput ratio is the ratio of their
+ * cost per request. `first` is started first (alternated by the caller).
+ */
+async function measurePair(first: ServerProcess, second: ServerProcess, mode: Mode, seconds: number): Promise<[Run, Run]> {
+  await Promise.all([first, second].map((s) => load(s.port, mode, { amount: WARM_REQUESTS })));
+  const before = await Promise.all([serverCpu(first), serverCpu(second)]);
+  const runs = await Promise.all([first, second].map((s) => load(s.port, mode, { seconds })));
+  const after = await Promise.all([serverCpu(first), serverCpu(second)]);
+  return [0, 1].map((i) => ({
+    ...runs[i],
+    cpu: (after[i] - before[i]) / Math.max(1, runs[i].rps * seconds),
+  })) as [Run, Run];
+}
+
 async function load(port: number, mode: Mode, bound: { seconds: number } | { amount: number }): Promise<Omit<Run, 'cpu'>> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const autocannon = require('autocannon') as (opts: object) => Promise<{
@@ -272,12 +293,14 @@ async function drive(): Promise<void> {
       for (const cell of cells) {
         const order = round % 2 === 0 ? [cell.baseline, cell.compared] : [cell.compared, cell.baseline];
         const pair = new Map<string, Run>();
-        for (const key of order) {
-          const run = await measure(servers.get(key) as ServerProcess, cell.mode, DURATION);
-          pair.set(key, run);
-          cell.errors += run.errors;
-          await sleep(50);
+        if (METHOD === 'paired') {
+          const runs = await measurePair(servers.get(order[0]) as ServerProcess, servers.get(order[1]) as ServerProcess, cell.mode, DURATION);
+          order.forEach((key, i) => pair.set(key, runs[i]));
+        } else {
+          for (const key of order) pair.set(key, await measure(servers.get(key) as ServerProcess, cell.mode, DURATION));
         }
+        for (const run of pair.values()) cell.errors += run.errors;
+        await sleep(50);
         const plain = pair.get(cell.baseline) as Run;
         const withToa = pair.get(cell.compared) as Run;
         cell.plain.push(plain.rps);
@@ -296,6 +319,7 @@ async function drive(): Promise<void> {
       }
     }
     emit({
+      method: METHOD,
       seconds: DURATION,
       rounds: ROUNDS,
       connections: CONNECTIONS,

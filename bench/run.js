@@ -195,7 +195,8 @@ function httpTable(result, md, micro) {
     String(c.errors),
   ]);
   return table(
-    `HTTP: req/s, medians of ${result.rounds} alternating ${result.seconds} s runs, ${result.connections} connections ` +
+    `HTTP: req/s, ${result.method === 'paired' ? 'both servers loaded at once' : 'one server after the other'}, ` +
+      `medians of ${result.rounds} alternating ${result.seconds} s runs, ${result.connections} connections each ` +
       '(ratio: median of pairwise ratios; server CPU per request without / with, and the median pairwise difference)',
     ['server', 'mode', 'without', 'with node-toa', 'ratio', 'target', 'server CPU us/req', 'CPU', 'errors'],
     rows,
