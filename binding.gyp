@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/toa_parse.cc",
         "native/toa_sys.cc",
+        "native/js_values.cc",
         "native/toa_tap.cc",
         "native/tap_addon.cc"
       ],

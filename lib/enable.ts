@@ -2,6 +2,7 @@
 // saved, so it must run before clients connect: now if the server listens, else on 'listening'.
 import type { Server } from 'node:net';
 import { binding, savedSynAvailable } from './binding';
+import { isServer } from './server-like';
 import { socketFd } from './socket-fd';
 import { warnOnce } from './warnings';
 import { errnoName } from './errno';
@@ -15,15 +16,6 @@ interface ServerLike {
   listening?: boolean;
   _handle?: { fd?: unknown } | null;
   [ENABLED]?: boolean;
-}
-
-function isServer(value: unknown): value is Server {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Server).listen === 'function' &&
-    typeof (value as Server).once === 'function'
-  );
 }
 
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */

@@ -4,9 +4,9 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { IncomingMessage } from 'node:http';
-import type { Server } from 'node:net';
 import { clusterPrimaryEnabled, enable, type RealAddress } from './index';
 import { compileIntegration, ipProperty, type IntegrationOptions } from './integration';
+import { isServer } from './server-like';
 
 export type { RealAddress } from './index';
 
@@ -33,10 +33,6 @@ function ownOptions(options: unknown): FastifyToaOptions | undefined {
   const own: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) if (!REGISTER_KEYS.includes(key)) own[key] = value;
   return Object.keys(own).length === 0 ? undefined : (own as FastifyToaOptions);
-}
-
-function isServer(value: unknown): value is Server {
-  return typeof value === 'object' && value !== null && typeof (value as Server).listen === 'function';
 }
 
 const plugin: FastifyPluginCallback<FastifyToaOptions> = (fastify, options, done) => {

@@ -13,6 +13,7 @@ import {
 } from './index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
 import { compileAck } from './ack';
+import { isServer } from './server-like';
 
 export interface IntegrationOptions extends ToaOptions {
   /**
@@ -57,20 +58,6 @@ export function compileIntegration(options: IntegrationOptions | undefined, wher
   return { resolve, setIp: setIp === true, enableOptions };
 }
 
-interface ServerLike {
-  listen: unknown;
-  once: unknown;
-}
-
-function isServer(value: unknown): value is ServerLike {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as ServerLike).listen === 'function' &&
-    typeof (value as ServerLike).once === 'function'
-  );
-}
-
 const seen = new WeakSet<object>();
 let warnedLate = false;
 
@@ -87,16 +74,15 @@ export function enableOnFirstRequest(
   const server = (socket as { server?: unknown } | null | undefined)?.server;
   if (!isServer(server) || seen.has(server)) return;
   seen.add(server);
-  const netServer = server as unknown as import('node:net').Server;
-  const wasEnabled = isEnabled(netServer);
+  const wasEnabled = isEnabled(server);
   // A round-robin cluster worker's server has no socket of its own: the primary's is the one.
   if (wasEnabled || clusterPrimaryEnabled()) {
-    if (enableOptions !== undefined) enableTap(netServer, enableOptions, where);
+    if (enableOptions !== undefined) enableTap(server, enableOptions, where);
     return;
   }
-  if (enableOptions !== undefined) enableTap(netServer, enableOptions, where);
-  else enable(netServer);
-  if (isEnabled(netServer) && !warnedLate) {
+  if (enableOptions !== undefined) enableTap(server, enableOptions, where);
+  else enable(server);
+  if (isEnabled(server) && !warnedLate) {
     warnedLate = true;
     process.emitWarning(
       `node-toa (${where}): the server did not save SYNs until its first request, so connections accepted ` +

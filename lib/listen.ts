@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { binding, savedSynAvailable } from './binding';
 import type { AckOptions } from './ack';
 import { enable } from './enable';
+import { isServer } from './server-like';
 import { errnoName } from './errno';
 
 export interface ListenOptions {
@@ -209,15 +210,6 @@ function adopt(server: net.Server, fd: number, backlog: number): Promise<void> {
       throw error;
     }
   });
-}
-
-function isServer(value: unknown): value is net.Server {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as net.Server).listen === 'function' &&
-    typeof (value as net.Server).once === 'function'
-  );
 }
 
 async function listenChecked<T extends net.Server>(server: T, o: Checked): Promise<T> {

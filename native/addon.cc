@@ -8,9 +8,10 @@
 #ifdef _WIN32
 #include <ws2tcpip.h>
 #else
-#include <arpa/inet.h>
+#include <arpa/inet.h>  // inet_pton for createListener's host
 #endif
 
+#include "js_values.h"
 #include "toa_parse.h"
 #include "toa_sys.h"
 
@@ -18,6 +19,11 @@
 void RegisterTap(Napi::Env env, Napi::Object exports);
 
 namespace {
+
+using toa::AddressValue;
+using toa::IsUint8Array;
+using toa::KindTableArgument;
+using toa::ToaValue;
 
 // Big enough for an IPv6 header with a few extension headers plus a full TCP header.
 constexpr size_t kSynBufferSize = 512;
@@ -31,44 +37,6 @@ int32_t FdArgument(const Napi::CallbackInfo& info, size_t index) {
   const int32_t fd = info[index].As<Napi::Number>().Int32Value();
   if (fd < 0) throw Napi::RangeError::New(info.Env(), "fd must be >= 0");
   return fd;
-}
-
-// A Uint16Array of 128 elements is 256 bytes too, but not a table anyone meant to pass.
-bool IsUint8Array(const Napi::CallbackInfo& info, size_t index) {
-  return info.Length() > index && info[index].IsTypedArray() &&
-         info[index].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-}
-
-const uint8_t* KindTableArgument(const Napi::CallbackInfo& info, size_t index) {
-  if (!IsUint8Array(info, index)) {
-    throw Napi::TypeError::New(info.Env(), "kind table must be a Uint8Array");
-  }
-  auto table = info[index].As<Napi::Uint8Array>();
-  if (table.ByteLength() != toa::kKindTableSize) {
-    throw Napi::RangeError::New(info.Env(), "kind table must hold 256 bytes");
-  }
-  return table.Data();
-}
-
-Napi::Value AddressValue(Napi::Env env, const toa::Address& a) {
-  char text[INET6_ADDRSTRLEN] = {0};
-  inet_ntop(a.family == 6 ? AF_INET6 : AF_INET, a.bytes, text, sizeof text);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("family", a.family == 6 ? "IPv6" : "IPv4");
-  o.Set("address", text);
-  o.Set("port", a.port);
-  return o;
-}
-
-Napi::Value ToaValue(Napi::Env env, const toa::Toa& t) {
-  Napi::Object o = AddressValue(env, t.client).As<Napi::Object>();
-  o.Set("kind", t.kind);
-  o.Set("length", t.length);
-  if (t.vip.family != 0) {
-    o.Set("vid", t.vid);
-    o.Set("vip", AddressValue(env, t.vip));
-  }
-  return o;
 }
 
 Napi::Value PacketValue(Napi::Env env, const toa::Packet& p) {

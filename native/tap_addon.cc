@@ -14,20 +14,13 @@
 #include <arpa/inet.h>
 #endif
 
+#include "js_values.h"
 #include "toa_tap.h"
 
 namespace {
 
-const uint8_t* KindTable(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || !info[index].IsTypedArray()) {
-    throw Napi::TypeError::New(info.Env(), "kind table must be a Uint8Array");
-  }
-  auto table = info[index].As<Napi::Uint8Array>();
-  if (table.ByteLength() != toa::kKindTableSize) {
-    throw Napi::RangeError::New(info.Env(), "kind table must hold 256 bytes");
-  }
-  return table.Data();
-}
+using toa::AddressValue;
+using toa::ToaValue;
 
 uint32_t Unsigned(const Napi::CallbackInfo& info, size_t index, const char* name, uint32_t min,
                   uint32_t max) {
@@ -39,28 +32,6 @@ uint32_t Unsigned(const Napi::CallbackInfo& info, size_t index, const char* name
     throw Napi::RangeError::New(info.Env(), std::string(name) + " is out of range");
   }
   return static_cast<uint32_t>(value);
-}
-
-// The same shapes as addon.cc's lookup() answers, so the resolver treats both alike.
-Napi::Object AddressValue(Napi::Env env, const toa::Address& a) {
-  char text[INET6_ADDRSTRLEN] = {0};
-  inet_ntop(a.family == 6 ? AF_INET6 : AF_INET, a.bytes, text, sizeof text);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("family", a.family == 6 ? "IPv6" : "IPv4");
-  o.Set("address", text);
-  o.Set("port", a.port);
-  return o;
-}
-
-Napi::Object ToaValue(Napi::Env env, const toa::Toa& t) {
-  Napi::Object o = AddressValue(env, t.client);
-  o.Set("kind", t.kind);
-  o.Set("length", t.length);
-  if (t.vip.family != 0) {
-    o.Set("vid", t.vid);
-    o.Set("vip", AddressValue(env, t.vip));
-  }
-  return o;
 }
 
 class TapWrap : public Napi::ObjectWrap<TapWrap> {
@@ -129,7 +100,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
 
   // drain(kindTable) -> packets read
   Napi::Value Drain(const Napi::CallbackInfo& info) {
-    const uint8_t* table = KindTable(info, 0);
+    const uint8_t* table = toa::KindTableArgument(info, 0);
     const size_t n = tap(info.Env()).Drain(table, 1 << 16);
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
@@ -140,7 +111,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
     const int fd = info[0].As<Napi::Number>().Int32Value();
     if (fd < 0) throw Napi::RangeError::New(env, "fd must be >= 0");
-    const uint8_t* table = KindTable(info, 1);
+    const uint8_t* table = toa::KindTableArgument(info, 1);
     toa::Address peer;
     const toa::Address* known = nullptr;
     if (info.Length() > 3 && info[2].IsString() && info[3].IsNumber()) {
@@ -174,7 +145,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
       throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
     }
     auto bytes = info[0].As<Napi::Uint8Array>();
-    const uint8_t* table = KindTable(info, 1);
+    const uint8_t* table = toa::KindTableArgument(info, 1);
     const bool ok = tap(env).table().Offer(bytes.Data(), bytes.ByteLength(), table, toa::MonotonicMs());
     return Napi::Boolean::New(env, ok);
   }

@@ -42,7 +42,7 @@ describeE2E('TOA in the SYN, end to end', () => {
   }
 
   async function stop(server: net.Server) {
-    server.closeAllConnections?.();
+    (server as http.Server).closeAllConnections?.();
     await new Promise((r) => server.close(r));
   }
 
