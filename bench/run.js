@@ -208,7 +208,6 @@ function httpTable(result, md, micro) {
 }
 
 function proxyTable(result, md, micro) {
-  const base = result.rows.find((r) => r.name === 'plain');
   const perConnection = {
     plain: micro ? `${fmt(micro.remoteFirst.median)} ns` : '',
     toa: micro ? `${fmt(micro.first.median)} ns` : '',
@@ -220,13 +219,13 @@ function proxyTable(result, md, micro) {
     perConnection[r.name],
     fmt(r.rate),
     fmt(r.cpuPerConnection, 1),
-    base ? `${r.cpuPerConnection - base.cpuPerConnection >= 0 ? '+' : ''}${fmt(r.cpuPerConnection - base.cpuPerConnection, 1)}` : '',
+    `${r.cpuVsPlain >= 0 ? '+' : ''}${fmt(r.cpuVsPlain, 1)}`,
     fmt(r.p50, 2),
     String(r.errors),
   ]);
   return table(
-    `Passing the client address: ${result.connectionsPerRun} connections per run at ${fmt(result.rate)} conn/s, ` +
-      `median of ${result.rounds} alternating runs; server CPU per connection (user+system). ` +
+    `Passing the client address: ${fmt(result.rate)} conn/s to each of the four servers at once, ${result.seconds} s, ` +
+      `median of ${result.rounds} rounds; server CPU per connection (user+system), and vs plain: the median over rounds of the difference to plain in the same round. ` +
       `Address cost: the work per connection on its own (micro: first call; PROXY: find + parse the header)`,
     ['how the server learns the client', 'address cost', 'conn/s', 'server CPU us/conn', 'vs plain', 'p50 ms', 'errors'],
     rows,
