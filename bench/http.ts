@@ -24,7 +24,7 @@ const MODES: readonly Mode[] = ['keep-alive', 'close'];
 // 'paired' (default): with and without node-toa loaded at the same time, alternating which
 // starts first; 'sequential': one after the other, alternating the order (noisier on a shared VM).
 const METHOD = process.env.BENCH_HTTP_METHOD === 'sequential' ? 'sequential' : 'paired';
-const DURATION = envInt('BENCH_HTTP_SECONDS', METHOD === 'paired' ? 2 : 1, 1, 30);
+const DURATION = envInt('BENCH_HTTP_SECONDS', METHOD === 'paired' && !QUICK ? 2 : 1, 1, 30);
 // An even number: each side goes first equally often.
 const ROUNDS = envInt('BENCH_HTTP_ROUNDS', QUICK ? 1 : 4, 1, 20);
 const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 10, 1, 256);
@@ -282,7 +282,7 @@ async function drive(): Promise<void> {
     // node-toa servers are. Its ratio shows how far apart two identical servers come out here.
     servers.set('http/control', await spawnServer('http', 'plain'));
     // Warm-up: JIT and connection handling of every server, not timed.
-    for (const s of servers.values()) await load(s.port, 'keep-alive', { seconds: 1 });
+    if (!QUICK) for (const s of servers.values()) await load(s.port, 'keep-alive', { seconds: 1 });
 
     const cells: Cell[] = [];
     for (const mode of MODES) {
