@@ -41,12 +41,12 @@ function fromToa(toa: NativeToa, proxy: NativeEndpoint): RealAddress {
  * a kernel module's rewrite of a trusted peer, else the peer itself. Trust is always checked
  * against the IP source of the packet that carried the option.
  *
- * @param fallback what Node knows (`socket.remoteAddress`), used when no packet was seen
+ * @param fallback what Node knows (`socket.remoteAddress`), asked only when no packet was seen
  * @param onUntrusted told about an option that was ignored because its sender is not trusted
  */
 export function decide(
   facts: ConnectionFacts,
-  fallback: Endpoint,
+  fallback: () => Endpoint,
   trust: TrustFn,
   onUntrusted: (peer: Endpoint, toa: NativeToa) => void,
 ): RealAddress {
@@ -73,5 +73,5 @@ export function decide(
     }
     return { ...l3, source: 'peer' };
   }
-  return { ...endpoint(fallback), source: 'peer' };
+  return { ...endpoint(fallback()), source: 'peer' };
 }

@@ -24,13 +24,21 @@ export function configure(options: ToaOptions): void {
   defaults = new Resolver(compileOptions(options, 'configure'));
 }
 
+// The options object of the last call, and its resolver: a handler passing the same constant
+// options on every request skips even the WeakMap.
+let lastOptions: object | undefined;
+let lastResolver: Resolver | undefined;
+
 function resolverFor(options: ToaOptions | undefined, where: string): Resolver {
   if (options === undefined) return defaults;
+  if (options === lastOptions) return lastResolver!;
   let r = typeof options === 'object' && options !== null ? compiled.get(options) : undefined;
   if (r === undefined) {
     r = new Resolver(compileOptions(options, where));
     compiled.set(options, r);
   }
+  lastOptions = options;
+  lastResolver = r;
   return r;
 }
 

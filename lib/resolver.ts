@@ -11,16 +11,11 @@ import type { Endpoint, RealAddress } from './types';
 import { warnUntrustedPeer } from './warnings';
 
 const FACTS = Symbol.for('node-toa.connection-facts.v1');
-const ANSWER = Symbol('node-toa.answer');
-
-interface Slot {
-  readonly owner: Resolver;
-  readonly answer: RealAddress;
-}
 
 interface CachedSocket {
   [FACTS]?: ConnectionFacts;
-  [ANSWER]?: Slot;
+  // Each resolver's answer, under the resolver's own symbol: a cached call is one property read.
+  [answer: symbol]: RealAddress | ConnectionFacts | undefined;
   remoteAddress?: string;
   remotePort?: number;
   remoteFamily?: string;
@@ -84,6 +79,8 @@ function kindAccepts(table: Uint8Array, toa: NativeToa): boolean {
 }
 
 export class Resolver {
+  private readonly key = Symbol('node-toa.answer');
+
   constructor(private readonly options: CompiledOptions) {
     registerKindTable(options.kindTable);
   }
@@ -92,19 +89,22 @@ export class Resolver {
     if (typeof socket !== 'object' || socket === null) {
       throw new TypeError(`socket must be a net.Socket, got ${socket === null ? 'null' : typeof socket}`);
     }
-    const s = socket as CachedSocket;
-    const slot = s[ANSWER];
-    if (slot !== undefined && slot.owner === this) return slot.answer;
+    const cached = (socket as CachedSocket)[this.key] as RealAddress | undefined;
+    return cached !== undefined ? cached : this.first(socket as CachedSocket);
+  }
 
+  private first(s: CachedSocket): RealAddress {
+    // Node's own peer name costs a getpeername(2): asked only when no packet answered.
+    const fallback = () => nodePeer(s);
     let facts = s[FACTS];
     if (facts === undefined) {
-      const fd = socketFd(socket);
-      if (fd < 0) return Object.freeze(decide({}, nodePeer(s), this.options.trust, onUntrusted));
-      facts = readFacts(socket, fd);
+      const fd = socketFd(s);
+      if (fd < 0) return Object.freeze(decide({}, fallback, this.options.trust, onUntrusted));
+      facts = readFacts(s, fd);
       s[FACTS] = facts;
     }
-    const answer = Object.freeze(decide(this.accepted(facts), nodePeer(s), this.options.trust, onUntrusted));
-    s[ANSWER] = { owner: this, answer };
+    const answer = Object.freeze(decide(this.accepted(facts), fallback, this.options.trust, onUntrusted));
+    s[this.key] = answer;
     return answer;
   }
 

@@ -12,7 +12,7 @@ const trusted = compileTrust('198.51.100.2');
 
 function run(facts: ConnectionFacts, trust = trusted) {
   const untrusted: string[] = [];
-  const answer = decide(facts, fallback, trust, (peer, toa) => untrusted.push(`${peer.address}/${toa.kind}`));
+  const answer = decide(facts, () => fallback, trust, (peer, toa) => untrusted.push(`${peer.address}/${toa.kind}`));
   return { answer, untrusted };
 }
 
