@@ -1,5 +1,7 @@
 // What every part of the benchmark shares: where the package is, statistics, and how a part hands
 // its result to bench/run.js (one JSON line on stdout; everything human goes to stderr).
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as Toa from '../lib/index';
 
@@ -40,4 +42,15 @@ export function log(message: string): void {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Pins a process to one CPU (Linux, with util-linux's taskset, on 2 or more CPUs): the load
+ * generator on CPU 0, the servers it measures on CPU 1, so the servers of a pair share one core
+ * fairly and the client never competes with them. Returns whether it did.
+ */
+export function pinToCpu(pid: number, cpu: number): boolean {
+  if (process.platform !== 'linux' || os.cpus().length < 2 || process.env.BENCH_NO_PIN === '1') return false;
+  const r = spawnSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+  return r.status === 0;
 }

@@ -12,7 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { QUICK, ROOT, emit, envInt, loadToa, log, median, sleep } from './common';
+import { QUICK, ROOT, emit, envInt, loadToa, log, median, pinToCpu, sleep } from './common';
 
 type Framework = 'http' | 'express' | 'fastify';
 type Variant = 'plain' | 'toa';
@@ -154,6 +154,7 @@ interface ServerProcess {
 function spawnServer(framework: Framework, variant: Variant): Promise<ServerProcess> {
   return new Promise((resolve, reject) => {
     const child = fork(__filename, ['serve', framework, variant], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    pinToCpu(child.pid ?? 0, 1);
     const timer = setTimeout(() => reject(new Error(`${framework}/${variant} did not start in 10 s`)), 10_000);
     child.once('message', (m: { port: number; via: string }) => {
       clearTimeout(timer);
@@ -178,13 +179,13 @@ function serverCpu(server: ServerProcess): Promise<number> {
   });
 }
 
-// Requests sent, unmeasured, right before each measured run. A server that sat idle while the
-// others ran starts slow (on a VM, its freed pages come back from the host one fault at a
-// time); without this the server measured second in a pair is favoured.
-const WARM_REQUESTS = 200;
+// Load, unmeasured, right before each measured run. A server that sat idle while the others
+// ran starts slow (on a VM, its freed pages come back from the host one fault at a time);
+// without this the server that ran more recently is favoured.
+const WARM_SECONDS = 0.5;
 
 async function measure(server: ServerProcess, mode: Mode, seconds: number): Promise<Run> {
-  await load(server.port, mode, { amount: WARM_REQUESTS });
+  await load(server.port, mode, { seconds: WARM_SECONDS });
   const before = await serverCpu(server);
   const run = await load(server.port, mode, { seconds });
   const after = await serverCpu(server);
@@ -198,7 +199,7 @@ async function measure(server: ServerProcess, mode: Mode, seconds: number): Prom
  * cost per request. `first` is started first (alternated by the caller).
  */
 async function measurePair(first: ServerProcess, second: ServerProcess, mode: Mode, seconds: number): Promise<[Run, Run]> {
-  await Promise.all([first, second].map((s) => load(s.port, mode, { amount: WARM_REQUESTS })));
+  await Promise.all([first, second].map((s) => load(s.port, mode, { seconds: WARM_SECONDS })));
   const before = await Promise.all([serverCpu(first), serverCpu(second)]);
   const runs = await Promise.all([first, second].map((s) => load(s.port, mode, { seconds })));
   const after = await Promise.all([serverCpu(first), serverCpu(second)]);
@@ -208,7 +209,7 @@ async function measurePair(first: ServerProcess, second: ServerProcess, mode: Mo
   })) as [Run, Run];
 }
 
-async function load(port: number, mode: Mode, bound: { seconds: number } | { amount: number }): Promise<Omit<Run, 'cpu'>> {
+async function load(port: number, mode: Mode, bound: { seconds: number }): Promise<Omit<Run, 'cpu'>> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const autocannon = require('autocannon') as (opts: object) => Promise<{
     requests: { total: number };
@@ -222,7 +223,7 @@ async function load(port: number, mode: Mode, bound: { seconds: number } | { amo
     url: `http://127.0.0.1:${port}/`,
     connections: CONNECTIONS,
     pipelining: 1,
-    ...('amount' in bound ? { amount: bound.amount } : { duration: bound.seconds }),
+    duration: bound.seconds,
     timeout: 10,
     // Connection-per-request: the server closes after each response and autocannon reconnects.
     // (autocannon's reconnectRate option drops the response it resets on, so it counts nothing.)
@@ -271,6 +272,7 @@ function newCell(name: Cell['name'], mode: Mode, baseline: string, compared: str
 }
 
 async function drive(): Promise<void> {
+  const pinned = pinToCpu(process.pid, 0);
   const servers = new Map<string, ServerProcess>();
   try {
     for (const framework of FRAMEWORKS) {
@@ -278,16 +280,18 @@ async function drive(): Promise<void> {
         servers.set(`${framework}/${variant}`, await spawnServer(framework, variant));
       }
     }
-    // The control: a second plain http server, measured against the first exactly like the
-    // node-toa servers are. Its ratio shows how far apart two identical servers come out here.
-    servers.set('http/control', await spawnServer('http', 'plain'));
+    // The control: two more plain http servers, measured against each other exactly as the
+    // node-toa pairs are (each server of a pair idles as long as the other between its runs).
+    // Their ratio shows how far apart two identical servers come out here.
+    servers.set('control/a', await spawnServer('http', 'plain'));
+    servers.set('control/b', await spawnServer('http', 'plain'));
     // Warm-up: JIT and connection handling of every server, not timed.
     if (!QUICK) for (const s of servers.values()) await load(s.port, 'keep-alive', { seconds: 1 });
 
     const cells: Cell[] = [];
     for (const mode of MODES) {
       for (const framework of FRAMEWORKS) cells.push(newCell(framework, mode, `${framework}/plain`, `${framework}/toa`));
-      cells.push(newCell('control', mode, 'http/plain', 'http/control'));
+      cells.push(newCell('control', mode, 'control/a', 'control/b'));
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const cell of cells) {
@@ -320,6 +324,7 @@ async function drive(): Promise<void> {
     }
     emit({
       method: METHOD,
+      pinned,
       seconds: DURATION,
       rounds: ROUNDS,
       connections: CONNECTIONS,

@@ -13,7 +13,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as proxyProtocol from 'proxy-protocol-js';
-import { QUICK, emit, envInt, loadToa, log, median, sleep } from './common';
+import { QUICK, emit, envInt, loadToa, log, median, pinToCpu, sleep } from './common';
 
 type Variant = 'plain' | 'toa' | 'proxy-v1' | 'proxy-v2';
 const VARIANTS: readonly Variant[] = ['plain', 'toa', 'proxy-v1', 'proxy-v2'];
@@ -108,6 +108,7 @@ interface ServerProcess {
 function spawnServer(variant: Variant): Promise<ServerProcess> {
   return new Promise((resolve, reject) => {
     const child = fork(__filename, ['serve', variant], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    pinToCpu(child.pid ?? 0, 1);
     const timer = setTimeout(() => reject(new Error(`${variant} server did not start in 10 s`)), 10_000);
     child.once('message', (m: { port: number }) => {
       clearTimeout(timer);
@@ -234,6 +235,7 @@ function parseCost(variant: 'proxy-v1' | 'proxy-v2'): number {
 }
 
 async function drive(): Promise<void> {
+  const pinned = pinToCpu(process.pid, 0);
   const servers: ServerProcess[] = [];
   try {
     for (const variant of VARIANTS) servers.push(await spawnServer(variant));
@@ -257,6 +259,7 @@ async function drive(): Promise<void> {
       await sleep(200);
     }
     emit({
+      pinned,
       rate: RATE,
       seconds: SECONDS,
       rounds: ROUNDS,

@@ -195,7 +195,8 @@ function httpTable(result, md, micro) {
     String(c.errors),
   ]);
   return table(
-    `HTTP: req/s, ${result.method === 'paired' ? 'both servers loaded at once' : 'one server after the other'}, ` +
+    `HTTP: req/s, ${result.method === 'paired' ? 'both servers loaded at once' : 'one server after the other'}` +
+      `${result.pinned ? ' (servers on CPU 1, autocannon on CPU 0)' : ''}, ` +
       `medians of ${result.rounds} alternating ${result.seconds} s runs, ${result.connections} connections each ` +
       '(ratio: median of pairwise ratios; server CPU per request without / with, and the median pairwise difference)',
     ['server', 'mode', 'without', 'with node-toa', 'ratio', 'target', 'server CPU us/req', 'CPU', 'errors'],
@@ -224,7 +225,8 @@ function proxyTable(result, md, micro) {
     String(r.errors),
   ]);
   return table(
-    `Passing the client address: ${fmt(result.rate)} conn/s to each of the four servers at once, ${result.seconds} s, ` +
+    `Passing the client address: ${fmt(result.rate)} conn/s to each of the four servers at once` +
+      `${result.pinned ? ' (servers on CPU 1, client on CPU 0)' : ''}, ${result.seconds} s, ` +
       `median of ${result.rounds} rounds; server CPU per connection (user+system), and vs plain: the median over rounds of the difference to plain in the same round. ` +
       `Address cost: the work per connection on its own (micro: first call; PROXY: find + parse the header)`,
     ['how the server learns the client', 'address cost', 'conn/s', 'server CPU us/conn', 'vs plain', 'p50 ms', 'errors'],
