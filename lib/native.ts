@@ -86,6 +86,8 @@ export interface NativeBinding {
   /** 1 | 0, or -errno */
   getSaveSyn(fd: number): number;
   lookup(fd: number, kindTable: Uint8Array, withPeerName: boolean): NativeLookup;
+  /** The same as lookup(), written into `record` (decoded by syn-record.ts); returns the errno. */
+  readSyn(fd: number, kindTable: Uint8Array, withPeerName: boolean, record: Uint8Array): number;
   parse(packet: Uint8Array, kindTable: Uint8Array): NativePacket;
   /** fd, or -errno */
   createListener(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;

@@ -7,6 +7,7 @@ import { toaModuleLoaded } from './kernel-module';
 import type { NativeToa } from './native';
 import type { CompiledOptions } from './options';
 import { socketFd } from './socket-fd';
+import { RECORD_SIZE, decodeRecord } from './syn-record';
 import type { Endpoint, RealAddress } from './types';
 import { warnUntrustedPeer } from './warnings';
 
@@ -40,10 +41,14 @@ function nodePeer(socket: CachedSocket): Endpoint {
   return { address, port: typeof socket.remotePort === 'number' ? socket.remotePort : 0, family };
 }
 
+// One record for every lookup of this thread: readSyn() fills it, decodeRecord() copies it out.
+const record = new Uint8Array(RECORD_SIZE);
+
 function readFacts(socket: object, fd: number): ConnectionFacts {
   const facts: ConnectionFacts = {};
   if (binding !== null && savedSynAvailable) {
-    const found = binding.lookup(fd, KIND_TABLE_ALL, toaModuleLoaded());
+    binding.readSyn(fd, KIND_TABLE_ALL, toaModuleLoaded(), record);
+    const found = decodeRecord(record);
     if (found.peer !== undefined) facts.synPeer = found.peer;
     if (found.toa !== undefined) facts.synToa = found.toa;
     if (found.name !== undefined) facts.name = found.name;

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #ifdef _WIN32
@@ -65,45 +66,113 @@ Napi::Value GetSaveSyn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), err != 0 ? -err : (on ? 1 : 0));
 }
 
-// lookup(fd, kindTable, withPeerName) -> { errno, syn, peer?, toa?, name?, nameErrno? }
-// One getsockopt per connection; getpeername only when asked (a vendor module may be loaded).
-Napi::Value Lookup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const int32_t fd = FdArgument(info, 0);
-  const uint8_t* table = KindTableArgument(info, 1);
-  const bool with_name = info.Length() > 2 && info[2].ToBoolean().Value();
+// What one connection's saved SYN (and, when asked, getpeername) told: read once, parsed once.
+struct LookupResult {
+  int err = 0;
+  bool syn = false;
+  toa::Packet packet;
+  bool with_name = false;
+  int name_err = 0;
+  toa::Address name;
+};
 
+// One getsockopt per connection; getpeername only when asked (a vendor module may be loaded).
+LookupResult DoLookup(int fd, const uint8_t* table, bool with_name) {
+  LookupResult r;
   uint8_t stack_buffer[kSynBufferSize];
   std::vector<uint8_t> heap_buffer;
   uint8_t* buffer = stack_buffer;
   size_t length = 0;
-  int err = toa::ReadSavedSyn(fd, buffer, sizeof stack_buffer, &length);
-  if (err == ENOBUFS) {
+  r.err = toa::ReadSavedSyn(fd, buffer, sizeof stack_buffer, &length);
+  if (r.err == ENOBUFS) {
     heap_buffer.resize(kSynBufferLimit);
     buffer = heap_buffer.data();
-    err = toa::ReadSavedSyn(fd, buffer, heap_buffer.size(), &length);
+    r.err = toa::ReadSavedSyn(fd, buffer, heap_buffer.size(), &length);
   }
+  r.syn = r.err == 0 && length > 0;
+  if (r.syn) r.packet = toa::ParsePacket(buffer, length, table);
+  r.with_name = with_name;
+  if (with_name) r.name_err = toa::PeerName(fd, &r.name);
+  return r;
+}
 
+// lookup(fd, kindTable, withPeerName) -> { errno, syn, peer?, toa?, name?, nameErrno? }
+Napi::Value Lookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int32_t fd = FdArgument(info, 0);
+  const uint8_t* table = KindTableArgument(info, 1);
+  const LookupResult r = DoLookup(fd, table, info.Length() > 2 && info[2].ToBoolean().Value());
   Napi::Object result = Napi::Object::New(env);
-  result.Set("errno", err);
-  result.Set("syn", err == 0 && length > 0);
-  if (err == 0 && length > 0) {
-    const toa::Packet packet = toa::ParsePacket(buffer, length, table);
-    if (packet.ok) {
-      result.Set("peer", AddressValue(env, packet.src));
-      if (packet.toa.found) result.Set("toa", ToaValue(env, packet.toa));
-    }
+  result.Set("errno", r.err);
+  result.Set("syn", r.syn);
+  if (r.syn && r.packet.ok) {
+    result.Set("peer", AddressValue(env, r.packet.src));
+    if (r.packet.toa.found) result.Set("toa", ToaValue(env, r.packet.toa));
   }
-  if (with_name) {
-    toa::Address name;
-    const int name_err = toa::PeerName(fd, &name);
-    if (name_err == 0) {
-      result.Set("name", AddressValue(env, name));
+  if (r.with_name) {
+    if (r.name_err == 0) {
+      result.Set("name", AddressValue(env, r.name));
     } else {
-      result.Set("nameErrno", name_err);
+      result.Set("nameErrno", r.name_err);
     }
   }
   return result;
+}
+
+// The record readSyn() fills (offsets in bytes; multi-byte numbers big-endian). Building
+// JavaScript objects and address strings here cost more than the syscall itself; TypeScript
+// (lib/syn-record.ts) decodes the few fields it needs.
+constexpr size_t kRecordSize = 83;
+constexpr uint8_t kRecordSyn = 1, kRecordPeer = 2, kRecordToa = 4, kRecordName = 8, kRecordVip = 16;
+
+void PutAddress(uint8_t* out, const toa::Address& a) {  // family, port (2), bytes (16)
+  out[0] = a.family;
+  out[1] = static_cast<uint8_t>(a.port >> 8);
+  out[2] = static_cast<uint8_t>(a.port);
+  std::memcpy(out + 3, a.bytes, 16);
+}
+
+// readSyn(fd, kindTable, withPeerName, record: Uint8Array(83)) -> errno (0 when read)
+// Each address is 19 bytes: family, port, 16 address bytes.
+//   [0] flags  [1] peer  [20] toa kind  [21] toa length  [22] toa client  [41] vid (4)
+//   [45] vip  [64] getpeername
+Napi::Value ReadSyn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int32_t fd = FdArgument(info, 0);
+  const uint8_t* table = KindTableArgument(info, 1);
+  const bool with_name = info.Length() > 2 && info[2].ToBoolean().Value();
+  if (!IsUint8Array(info, 3) || info[3].As<Napi::Uint8Array>().ByteLength() < kRecordSize) {
+    throw Napi::TypeError::New(env, "record must be a Uint8Array of 83 bytes");
+  }
+  uint8_t* out = info[3].As<Napi::Uint8Array>().Data();
+  const LookupResult r = DoLookup(fd, table, with_name);
+  uint8_t flags = 0;
+  if (r.syn) flags |= kRecordSyn;
+  if (r.syn && r.packet.ok) {
+    flags |= kRecordPeer;
+    PutAddress(out + 1, r.packet.src);
+    if (r.packet.toa.found) {
+      const toa::Toa& t = r.packet.toa;
+      flags |= kRecordToa;
+      out[20] = t.kind;
+      out[21] = t.length;
+      PutAddress(out + 22, t.client);
+      if (t.vip.family != 0) {
+        flags |= kRecordVip;
+        out[41] = static_cast<uint8_t>(t.vid >> 24);
+        out[42] = static_cast<uint8_t>(t.vid >> 16);
+        out[43] = static_cast<uint8_t>(t.vid >> 8);
+        out[44] = static_cast<uint8_t>(t.vid);
+        PutAddress(out + 45, t.vip);
+      }
+    }
+  }
+  if (with_name && r.name_err == 0) {
+    flags |= kRecordName;
+    PutAddress(out + 64, r.name);
+  }
+  out[0] = flags;
+  return Napi::Number::New(env, r.err);
 }
 
 // parse(bytes, kindTable) -> { ok, src, dst, flags, payloadLength, toa? }
@@ -161,6 +230,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setSaveSyn", Napi::Function::New(env, SetSaveSyn, "setSaveSyn"));
   exports.Set("getSaveSyn", Napi::Function::New(env, GetSaveSyn, "getSaveSyn"));
   exports.Set("lookup", Napi::Function::New(env, Lookup, "lookup"));
+  exports.Set("readSyn", Napi::Function::New(env, ReadSyn, "readSyn"));
   exports.Set("parse", Napi::Function::New(env, Parse, "parse"));
   exports.Set("createListener", Napi::Function::New(env, CreateListener, "createListener"));
   exports.Set("isTcpListener", Napi::Function::New(env, IsTcpListener, "isTcpListener"));
