@@ -49,5 +49,22 @@ export function compileTrust(value: TrustProxy | undefined): TrustFn {
   } catch (error) {
     throw new TypeError(`trustProxy: ${(error as Error).message} (in ${describe(value)})`);
   }
-  return (address) => match(address, 0);
+  return memoize((address) => match(address, 0));
+}
+
+// proxy-addr parses the address on every call (1-4 µs); the peers asking are a handful of
+// proxies, so remember answers. Bounded: a flood of distinct sources only refills the map.
+const MEMO_LIMIT = 4096;
+
+function memoize(match: TrustFn): TrustFn {
+  const known = new Map<string, boolean>();
+  return (address) => {
+    let trusted = known.get(address);
+    if (trusted === undefined) {
+      trusted = match(address);
+      if (known.size >= MEMO_LIMIT) known.clear();
+      known.set(address, trusted);
+    }
+    return trusted;
+  };
 }

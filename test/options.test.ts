@@ -20,6 +20,17 @@ describe('trustProxy', () => {
     expect(compileTrust(value as never)(address)).toBe(expected);
   });
 
+  it('answers the same after its memo of addresses overflowed (a flood of sources)', () => {
+    const trust = compileTrust('198.51.100.0/24');
+    for (let i = 0; i < 10_000; i++) {
+      const address = `203.0.${(i >> 8) & 255}.${i & 255}`;
+      expect(trust(address)).toBe(false);
+      if (i % 997 === 0) expect(trust('198.51.100.2')).toBe(true);
+    }
+    expect(trust('198.51.100.200')).toBe(true);
+    expect(trust('198.51.101.1')).toBe(false);
+  });
+
   it('trusts an IPv4-mapped peer by its IPv4 range', () => {
     expect(compileTrust('198.51.100.0/24')('::ffff:198.51.100.2')).toBe(true);
   });
