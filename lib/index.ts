@@ -29,12 +29,35 @@ export function configure(options: ToaOptions): void {
 let lastOptions: object | undefined;
 let lastResolver: Resolver | undefined;
 
+// Options written as a literal in the call (`realRemoteAddress(s, { trustProxy: '10.0.0.0/8' })`)
+// are a new object every time: compile each distinct content once. Functions have no content
+// key; such options are compiled per object. Bounded, as the contents come from code.
+const byContent = new Map<string, Resolver>();
+const BY_CONTENT_LIMIT = 64;
+
+function contentKey(options: ToaOptions): string | undefined {
+  if (typeof options !== 'object' || options === null || typeof options.trustProxy === 'function') return undefined;
+  try {
+    return JSON.stringify(options);
+  } catch {
+    return undefined;
+  }
+}
+
 function resolverFor(options: ToaOptions | undefined, where: string): Resolver {
   if (options === undefined) return defaults;
   if (options === lastOptions) return lastResolver!;
   let r = typeof options === 'object' && options !== null ? compiled.get(options) : undefined;
   if (r === undefined) {
-    r = new Resolver(compileOptions(options, where));
+    const key = contentKey(options);
+    r = key === undefined ? undefined : byContent.get(key);
+    if (r === undefined) {
+      r = new Resolver(compileOptions(options, where));
+      if (key !== undefined) {
+        if (byContent.size >= BY_CONTENT_LIMIT) byContent.clear();
+        byContent.set(key, r);
+      }
+    }
     compiled.set(options, r);
   }
   lastOptions = options;

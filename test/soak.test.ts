@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { enable, realRemoteAddress } from '../lib/index';
+import { enable, realRemoteAddress, stats } from '../lib/index';
 
 const TOTAL = 100_000;
 const WARMUP = 10_000;
@@ -30,6 +30,8 @@ onLinux('soak', () => {
         socket.end(a.address);
         socket.on('error', () => undefined);
       }),
+      // The ACK tap too: its native table must stay bounded and drained as well.
+      { ack: { capacity: 4096 } },
     );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
@@ -59,13 +61,15 @@ onLinux('soak', () => {
     await new Promise((r) => setTimeout(r, 200));
     const rssEnd = rssMiB();
     const fdsAfter = openFds();
+    const tap = stats().taps.find((t) => t.port === port)!;
     await new Promise((r) => server.close(r));
 
     // eslint-disable-next-line no-console
     console.log(
       `soak: ${finished} connections in ${seconds.toFixed(1)} s (${Math.round(finished / seconds)}/s), ` +
         `RSS after ${WARMUP}: ${rssAfterWarmup.toFixed(0)} MiB, at the end: ${rssEnd.toFixed(0)} MiB, ` +
-        `every 0.5 s after warm-up: ${samples.join(' ')} MiB; fds before ${fdsBefore}, after ${fdsAfter}`,
+        `every 0.5 s after warm-up: ${samples.join(' ')} MiB; fds before ${fdsBefore}, after ${fdsAfter}; ` +
+        `tap: ${tap.packets} packets, table ${tap.tableSize}/${tap.capacity}, ${tap.evictions} evictions, ${tap.drops} drops`,
     );
     expect(finished).toBe(TOTAL);
     expect(failed).toBe(0);
@@ -78,5 +82,7 @@ onLinux('soak', () => {
     expect(samples.length).toBeGreaterThanOrEqual(4);
     expect(troughLate - troughEarly).toBeLessThan(24);
     expect(fdsAfter).toBeLessThanOrEqual(fdsBefore);
+    expect(tap.packets).toBeGreaterThanOrEqual(TOTAL);
+    expect(tap.tableSize).toBeLessThanOrEqual(tap.capacity);
   }, TIME_LIMIT_MS + 30_000);
 });
