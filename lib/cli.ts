@@ -179,6 +179,21 @@ async function inspect(argv: string[]): Promise<number> {
     write(json ? JSON.stringify({ event: 'connection', ...record }) : formatRecord(record));
   });
 
+  // Ctrl-C handlers first: whoever reads the 'listening' line may interrupt at once.
+  const stopped = new Promise<number>((resolve) => {
+    const stop = () => {
+      const summary = inspector.summary();
+      write(json ? JSON.stringify({ event: 'summary', ...summary }) : `\n${formatSummary(summary)}`);
+      server.closeAllConnections();
+      server.close();
+      // Exit even if some handle (a warning stream, the ACK tap) lingers; never keeps us alive.
+      setTimeout(() => process.exit(0), 1000).unref();
+      resolve(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
   if (values.ack === true) {
     // Before listening: a missing CAP_NET_RAW throws here; the tap opens on 'listening'.
     try {
@@ -211,19 +226,7 @@ async function inspect(argv: string[]): Promise<number> {
     );
   }
 
-  return new Promise<number>((resolve) => {
-    const stop = () => {
-      const summary = inspector.summary();
-      write(json ? JSON.stringify({ event: 'summary', ...summary }) : `\n${formatSummary(summary)}`);
-      server.closeAllConnections();
-      server.close();
-      // Exit even if some handle (a warning stream, the ACK tap) lingers; never keeps us alive.
-      setTimeout(() => process.exit(0), 1000).unref();
-      resolve(0);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  return stopped;
 }
 
 // ---- entry ----
