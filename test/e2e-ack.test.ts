@@ -3,7 +3,7 @@
 // (listening on a socket that lives in the namespace) reads it with enable(server, { ack }).
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { ADDR, ToaNet, describeE2E, type ToaRule } from './helpers/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet, type ToaRule } from './helpers/toa-net';
 import type { AckStats, EnableOptions, RealAddress } from '../lib/index';
 import * as toa from '../lib/index';
 
@@ -21,16 +21,7 @@ function toaV4(port: number, address: string): number[] {
 describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
   let netns: ToaNet;
   const servers: net.Server[] = [];
-
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
-  beforeEach(async () => {
-    await netns.clearRules();
-  });
+  useToaNet((created) => (netns = created));
   afterEach(async () => {
     for (const server of servers.splice(0)) {
       (server as http.Server).closeAllConnections?.();

@@ -2,7 +2,7 @@
 // namespace to a real Node server using node-toa, and real HTTP clients.
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from './helpers/toa-net';
 import type { RealAddress, ToaOptions } from '../lib/index';
 
 const trustProxy = [ADDR.lip4, ADDR.lip6];
@@ -10,17 +10,10 @@ const trustProxy = [ADDR.lip4, ADDR.lip6];
 describeE2E('TOA in the SYN, end to end', () => {
   let netns: ToaNet;
   let toa: typeof import('../lib/index');
-
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
+  useToaNet((created) => (netns = created));
   beforeEach(async () => {
     jest.resetModules();
     toa = await import('../lib/index');
-    await netns.clearRules();
   });
 
   /** An HTTP server that answers every request with realRemoteAddress(req.socket). */

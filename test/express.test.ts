@@ -11,7 +11,7 @@ import { close } from './helpers/loopback';
 import { injectInChild, type Framework } from './helpers/in-memory';
 import { ask, frameworkCases, trustProxy, type StartApp } from './helpers/framework-e2e';
 import { collectWarnings, getOnLoopback } from './helpers/loopback-http';
-import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from './helpers/toa-net';
 
 type ExpressFactory = typeof import('express');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -192,15 +192,7 @@ const startExpress =
 
 describeE2E('Express end to end, TOA SYNs through the proxy', () => {
   let netns: ToaNet;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
-  beforeEach(async () => {
-    await netns.clearRules();
-  });
+  useToaNet((created) => (netns = created));
 
   describe('Express 5', () => frameworkCases(() => netns, startExpress(express5), { v4: 0, v6: 0 }));
   describe('Express 4', () => frameworkCases(() => netns, startExpress(express4), { v4: 3, v6: 3 }));

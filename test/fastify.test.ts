@@ -9,7 +9,7 @@ import * as fastifyModule from '../lib/fastify';
 import { frameworkCases, type StartApp } from './helpers/framework-e2e';
 import { injectInChild } from './helpers/in-memory';
 import { getOnLoopback } from './helpers/loopback-http';
-import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from './helpers/toa-net';
 
 type FastifyFactory = typeof import('fastify').default;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -132,15 +132,7 @@ const startFastify =
 
 describeE2E('Fastify end to end, TOA SYNs through the proxy', () => {
   let netns: ToaNet;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
-  beforeEach(async () => {
-    await netns.clearRules();
-  });
+  useToaNet((created) => (netns = created));
 
   describe('Fastify 5', () => frameworkCases(() => netns, startFastify(fastify5), { v4: 0, v6: 0 }));
   describe('Fastify 4', () => frameworkCases(() => netns, startFastify(fastify4), { v4: 4, v6: 4 }));

@@ -11,7 +11,7 @@ import { enable, listen, realRemoteAddress, type RealAddress } from '../lib/inde
 import '../lib/register';
 import { close } from './helpers/loopback';
 import { selfSignedCert } from './helpers/tls-cert';
-import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from './helpers/toa-net';
 
 const trustProxy = [ADDR.lip4, ADDR.lip6];
 const options = { trustProxy };
@@ -98,15 +98,7 @@ async function stop(server: net.Server): Promise<void> {
 describeE2E('http, https, http2, net and tls servers end to end, TOA SYNs through the proxy', () => {
   let netns: ToaNet;
   const ca = () => selfSignedCert().cert;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
-  beforeEach(async () => {
-    await netns.clearRules();
-  });
+  useToaNet((created) => (netns = created));
 
   async function ask(kind: Kind, port: number, vip: string, localAddress: string, count: number) {
     const r = await netns.request({ protocol: kind.protocol, vip, port, localAddress, count, ca: ca(), path: '/' });

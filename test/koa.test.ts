@@ -9,7 +9,7 @@ import { close } from './helpers/loopback';
 import { frameworkCases, type StartApp } from './helpers/framework-e2e';
 import { injectInChild } from './helpers/in-memory';
 import { collectWarnings, getOnLoopback } from './helpers/loopback-http';
-import { ToaNet, describeE2E } from './helpers/toa-net';
+import { ToaNet, describeE2E, useToaNet } from './helpers/toa-net';
 
 type KoaClass = typeof import('koa');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -139,15 +139,7 @@ const startKoa =
 
 describeE2E('Koa end to end, TOA SYNs through the proxy', () => {
   let netns: ToaNet;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
-  beforeEach(async () => {
-    await netns.clearRules();
-  });
+  useToaNet((created) => (netns = created));
 
   describe('Koa 3', () => frameworkCases(() => netns, startKoa(Koa3), { v4: 0, v6: 0 }));
   describe('Koa 2', () => frameworkCases(() => netns, startKoa(Koa2), { v4: 5, v6: 5 }));

@@ -848,3 +848,21 @@ export class ToaNet {
     localNets.delete(this);
   }
 }
+
+/**
+ * One namespace for the enclosing describe block: created before its tests (and handed to
+ * `use`), its rules cleared before each test, closed after the block.
+ */
+export function useToaNet(use: (netns: ToaNet) => void): void {
+  let netns: ToaNet | undefined;
+  beforeAll(async () => {
+    netns = await ToaNet.create();
+    use(netns);
+  });
+  afterAll(async () => {
+    await netns?.close();
+  });
+  beforeEach(async () => {
+    await netns?.clearRules();
+  });
+}
