@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'build-bench');
-const PARTS = ['micro', 'floor', 'http', 'proxy'];
+const PARTS = ['micro', 'floor', 'http', 'proxy', 'tap'];
 
 function parseArgs(argv) {
   const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
@@ -23,7 +23,7 @@ function parseArgs(argv) {
         if (!PARTS.includes(part)) throw new RangeError(`--only: unknown part '${part}' (parts: ${PARTS.join(', ')})`);
       }
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: npm run bench [-- --quick] [-- --only=micro,floor,http,proxy] [-- --markdown]\n');
+      process.stdout.write('usage: npm run bench [-- --quick] [-- --only=micro,floor,http,proxy,tap] [-- --markdown]\n');
       process.exit(0);
     } else throw new RangeError(`unknown argument '${arg}' (try --help)`);
   }
@@ -235,6 +235,25 @@ function proxyTable(result, md, micro) {
   );
 }
 
+function tapTable(result, md) {
+  const rows = result.rows.map((r) => [
+    r.label,
+    fmt(r.rate),
+    fmt(r.cpuUsPerConnection, 1),
+    r.variant === 'syn' ? '100.0 %' : `${fmt(result.ratio * 100, 1)} %`,
+    `${fmt(result.perCallNs[r.variant])} ns`,
+    String(r.errors + r.wrong),
+    r.variant === 'syn' ? '-' : String(r.drops),
+  ]);
+  return table(
+    `ACK tap: connections/s on loopback, one request per connection, ${result.concurrency} in flight, ` +
+      `median of ${result.rounds} alternating ${result.seconds} s runs`,
+    ['server', 'conn/s', 'server CPU us/conn', 'vs SYN only', 'first realRemoteAddress()', 'errors', 'tap drops'],
+    rows,
+    md,
+  );
+}
+
 function main() {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
@@ -265,6 +284,12 @@ function main() {
   if (want.has('proxy')) {
     results.proxy = nodePart('proxy-protocol', args.quick, 120);
     const text = proxyTable(results.proxy, args.markdown, results.micro);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('tap')) {
+    results.tap = nodePart('tap', args.quick, 240);
+    const text = tapTable(results.tap, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
