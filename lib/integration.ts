@@ -13,6 +13,7 @@ import {
 } from './index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
 import { compileAck } from './ack';
+import { checkOptionKeys } from './options';
 import { isServer } from './server-like';
 
 export interface IntegrationOptions extends ToaOptions {
@@ -42,12 +43,7 @@ export interface CompiledIntegration {
 /** Validates the options where the user passed them and compiles the core ones once. */
 export function compileIntegration(options: IntegrationOptions | undefined, where: string): CompiledIntegration {
   if (options === undefined) return { resolve: createResolver(), setIp: false, enableOptions: undefined };
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`${where}: options must be an object, got ${options === null ? 'null' : typeof options}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!KEYS.includes(key)) throw new TypeError(`${where}: unknown option '${key}' (known: ${KEYS.join(', ')})`);
-  }
+  checkOptionKeys(options, KEYS, where);
   const { setIp, ack, ...core } = options;
   if (setIp !== undefined && typeof setIp !== 'boolean') {
     throw new TypeError(`${where}: setIp must be a boolean, got ${typeof setIp === 'string' ? `'${setIp}'` : String(setIp)}`);
