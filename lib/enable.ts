@@ -10,17 +10,8 @@ import { checkAckSupport, compileAck, openAckTap, type AckOptions } from './ack'
 import { checkOptionKeys } from './options';
 import { clusterPrimaryEnabled } from './cluster';
 
-export const ENABLED = Symbol.for('node-toa.enabled');
-
-interface ServerLike {
-  listening?: boolean;
-  _handle?: { fd?: unknown } | null;
-  [ENABLED]?: boolean;
-}
-
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */
 export function enableListening(server: Server): boolean {
-  const s = server as unknown as ServerLike;
   if (!savedSynAvailable || binding === null) {
     warnOnce(
       'NODE_TOA_UNSUPPORTED',
@@ -47,7 +38,6 @@ export function enableListening(server: Server): boolean {
     );
     return false;
   }
-  s[ENABLED] = true;
   return true;
 }
 

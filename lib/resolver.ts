@@ -66,7 +66,7 @@ export function kindTableAll(): Uint8Array {
   return KIND_TABLE_ALL;
 }
 
-export function registerKindTable(table: Uint8Array): void {
+function registerKindTable(table: Uint8Array): void {
   for (let i = 0; i < 256; i++) KIND_TABLE_ALL[i] |= table[i];
 }
 
