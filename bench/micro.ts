@@ -10,7 +10,7 @@
 // One sample per batch (ns per connection); the first round warms the JIT and is dropped.
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type * as Binding from '../lib/binding';
+import type * as Binding from '../lib/addon/binding';
 import { QUICK, ROOT, emit, envInt, loadToa, log, median } from './common';
 
 const toa = loadToa();

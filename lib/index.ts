@@ -1,15 +1,15 @@
 // node-toa: the real client address of TCP connections that came through an L4 proxy which puts
 // it into a TCP option (TOA), read from the saved SYN, without a kernel module.
-import { binding, loadError, savedSynAvailable } from './binding';
-import { compileOptions } from './options';
-import { Resolver } from './resolver';
-import type { RealAddress, ToaOptions } from './types';
+import { binding, loadError, savedSynAvailable } from './addon/binding';
+import { compileOptions } from './core/options';
+import { Resolver } from './core/resolver';
+import type { RealAddress, ToaOptions } from './core/types';
 
-export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './types';
-export { enable, isEnabled, type EnableOptions } from './enable';
-export { stats, type AckOptions, type AckStats, type AckTapStats } from './ack';
-export { listen, type ListenOptions } from './listen';
-export { enableCluster, clusterPrimaryEnabled } from './cluster';
+export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './core/types';
+export { enable, isEnabled, type EnableOptions } from './server/enable';
+export { stats, type AckOptions, type AckStats, type AckTapStats } from './tap/tap';
+export { listen, type ListenOptions } from './server/listen';
+export { enableCluster, clusterPrimaryEnabled } from './server/cluster';
 
 let defaults = new Resolver(compileOptions(undefined, 'configure'));
 // Options objects compiled before: passing the same object again costs a WeakMap lookup.

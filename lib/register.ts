@@ -2,7 +2,7 @@
 // (and so to tls.TLSSocket and the sockets of http, https and http2 servers).
 import { Socket } from 'node:net';
 import { realRemoteAddress } from './index';
-import type { RealAddress, ToaOptions } from './types';
+import type { RealAddress, ToaOptions } from './core/types';
 
 declare module 'net' {
   interface Socket {

@@ -28,7 +28,7 @@ addon="$(realpath "$addon")"
 
 # Worker threads and child processes in the tests load dist/, which must honour NODE_TOA_ADDON too.
 npm run build:ts >/dev/null 2>&1 || echo "asan-test: warning: npm run build:ts reported errors" >&2
-grep -q NODE_TOA_ADDON dist/binding.js || { echo "asan-test: dist/binding.js ignores NODE_TOA_ADDON" >&2; exit 1; }
+grep -q NODE_TOA_ADDON dist/addon/binding.js || { echo "asan-test: dist/addon/binding.js ignores NODE_TOA_ADDON" >&2; exit 1; }
 
 if [ -n "${ASAN_TESTS:-}" ]; then
   read -r -a tests <<<"$ASAN_TESTS"

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../lib/doctor';
+import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../lib/cli/doctor';
 import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 
 const ROOT = path.join(__dirname, '..');
@@ -16,8 +16,8 @@ const BIN = path.join(ROOT, 'bin', 'node-toa');
 const onLinux = process.platform === 'linux' ? describe : describe.skip;
 
 beforeAll(() => {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) {
-    throw new Error('dist/cli.js is missing: run `npm run build:ts` before these tests');
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/cli/main.js is missing: run `npm run build:ts` before these tests');
   }
 });
 

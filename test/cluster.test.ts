@@ -182,7 +182,7 @@ onLinux('enableCluster() in a primary, on loopback', () => {
   const prelude = `
     const net = require('net');
     const toa = require('node-toa');
-    const binding = require('./dist/binding.js').binding;
+    const binding = require('./dist/addon/binding.js').binding;
     const saveSyn = (server) => binding.getSaveSyn(server._handle.fd);`;
 
   it('a server the primary listens on has TCP_SAVE_SYN as soon as listen() returns (set before listen(2))', () => {

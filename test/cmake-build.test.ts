@@ -2,8 +2,8 @@
 // CI builds it in .ci/run; elsewhere this runs when build-cmake/ exists.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compileKinds } from '../lib/kinds';
-import type { NativeBinding } from '../lib/native';
+import { compileKinds } from '../lib/core/kinds';
+import type { NativeBinding } from '../lib/addon/native';
 
 const cmakeAddon = path.join(__dirname, '..', 'build-cmake', 'Release', 'node_toa.node');
 const gypAddon = path.join(__dirname, '..', 'build', 'Release', 'node_toa.node');

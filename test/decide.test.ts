@@ -1,7 +1,7 @@
 // The policy on modelled native results, including the vendor kernel module case CI can't load.
-import { decide, endpoint, type ConnectionFacts } from '../lib/decide';
-import { compileTrust } from '../lib/trust';
-import type { NativeEndpoint, NativeToa } from '../lib/native';
+import { decide, endpoint, type ConnectionFacts } from '../lib/core/decide';
+import { compileTrust } from '../lib/core/trust';
+import type { NativeEndpoint, NativeToa } from '../lib/addon/native';
 
 const proxy: NativeEndpoint = { family: 'IPv4', address: '198.51.100.2', port: 20001 };
 const stranger: NativeEndpoint = { family: 'IPv4', address: '203.0.113.99', port: 20002 };

@@ -1,7 +1,7 @@
 // Every option error: the class, and a message that names the option and the bad value.
 import { configure, createResolver, realRemoteAddress } from '../lib/index';
-import { compileKinds } from '../lib/kinds';
-import { compileTrust } from '../lib/trust';
+import { compileKinds } from '../lib/core/kinds';
+import { compileTrust } from '../lib/core/trust';
 
 describe('trustProxy', () => {
   it.each([
@@ -70,7 +70,7 @@ describe('kinds', () => {
 
   it('matches the native parser’s own defaults', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { binding } = require('../lib/binding');
+    const { binding } = require('../lib/addon/binding');
     expect(Buffer.from(compileKinds(undefined))).toEqual(Buffer.from(binding.defaultKindTable()));
   });
 

@@ -2,9 +2,9 @@
 // Every packet is copied into an ArrayBuffer of its exact size first, so that a read one byte
 // past the end lands in a sanitizer's red zone under scripts/asan-test.sh.
 import * as path from 'node:path';
-import { binding, loadError } from '../lib/binding';
-import { compileKinds } from '../lib/kinds';
-import type { NativeBinding, NativePacket, NativeToa } from '../lib/native';
+import { binding, loadError } from '../lib/addon/binding';
+import { compileKinds } from '../lib/core/kinds';
+import type { NativeBinding, NativePacket, NativeToa } from '../lib/addon/native';
 import { ipv4Bytes, ipv6Bytes, toaV4, toaV6, aliCdn } from './helpers/packets';
 import {
   FOUND, FULL_SYN_V4, FULL_SYN_V6, NOT_FOUND, REFUSED, TABLES, type ParseVector, type TableName,
@@ -303,7 +303,7 @@ describe('binding: NODE_TOA_ADDON', () => {
     try {
       jest.isolateModules(() => {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const isolated = require('../lib/binding') as typeof import('../lib/binding');
+        const isolated = require('../lib/addon/binding') as typeof import('../lib/addon/binding');
         expect(isolated.binding).toBeNull();
         expect(isolated.loadError?.message).toContain(missing);
       });

@@ -1,9 +1,9 @@
 // The byte record of readSyn(): decoded in TypeScript exactly as the object-building lookup()
 // answers, and IPv6 written exactly as Node (libuv's inet_ntop) writes it.
 import * as net from 'node:net';
-import { binding } from '../lib/binding';
-import { compileKinds } from '../lib/kinds';
-import { RECORD_SIZE, decodeRecord, ipv6 } from '../lib/syn-record';
+import { binding } from '../lib/addon/binding';
+import { compileKinds } from '../lib/core/kinds';
+import { RECORD_SIZE, decodeRecord, ipv6 } from '../lib/addon/record';
 import { enable } from '../lib/index';
 import { close, connectPair, listen } from './helpers/loopback';
 

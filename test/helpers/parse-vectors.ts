@@ -1,6 +1,6 @@
 // The parser's byte vectors with their exact expected results. test/parse.test.ts runs each one;
 // scripts/fuzz-seeds.js writes the same packets to fuzz/seeds/ so the fuzzer starts from them.
-import type { NativePacket } from '../../lib/native';
+import type { NativePacket } from '../../lib/addon/native';
 import {
   aliCdn, eol, extAuth, extFragment, extOptions, ipv4, ipv6, linuxSyn, mss, nop, sackOk,
   synV4, synV6, tcp, TCP, tfoCookie, toaV4, toaV6, ts, vtoa, ws,

@@ -1,13 +1,13 @@
 // Turns on TCP_SAVE_SYN on a server's listening socket. Only SYNs that arrive after this are
 // saved, so it must run before clients connect: now if the server listens, else on 'listening'.
 import type { Server } from 'node:net';
-import { binding, savedSynAvailable } from './binding';
-import { isServer } from './server-like';
-import { socketFd } from './socket-fd';
-import { warnOnce } from './warnings';
-import { errnoName } from './errno';
-import { checkAckSupport, compileAck, openAckTap, type AckOptions } from './ack';
-import { checkOptionKeys } from './options';
+import { binding, savedSynAvailable } from '../addon/binding';
+import { isServer } from '../util/server-like';
+import { socketFd } from '../util/socket-fd';
+import { warnOnce } from '../util/warnings';
+import { errnoName } from '../util/errno';
+import { checkAckSupport, compileAck, openAckTap, type AckOptions } from '../tap/tap';
+import { checkOptionKeys } from '../core/options';
 import { clusterPrimaryEnabled } from './cluster';
 
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */

@@ -1,7 +1,7 @@
 // The policy: given what the kernel told us about a connection, who is the client?
 // Pure (no I/O), so every branch is tested on modelled native results, including the vendor
 // kernel module case that CI cannot load.
-import type { NativeEndpoint, NativeToa } from './native';
+import type { NativeEndpoint, NativeToa } from '../addon/native';
 import type { TrustFn } from './trust';
 import type { Endpoint, RealAddress } from './types';
 

@@ -10,11 +10,11 @@ import {
   type EnableOptions,
   type RealAddress,
   type ToaOptions,
-} from './index';
+} from '../index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
-import { compileAck } from './ack';
-import { checkOptionKeys } from './options';
-import { isServer } from './server-like';
+import { compileAck } from '../tap/tap';
+import { checkOptionKeys } from '../core/options';
+import { isServer } from '../util/server-like';
 
 export interface IntegrationOptions extends ToaOptions {
   /**

@@ -6,9 +6,9 @@
 import cluster from 'node:cluster';
 import { readdirSync } from 'node:fs';
 import net = require('node:net');
-import { binding, savedSynAvailable } from './binding';
-import { errnoName } from './errno';
-import { warnOnce } from './warnings';
+import { binding, savedSynAvailable } from '../addon/binding';
+import { errnoName } from '../util/errno';
+import { warnOnce } from '../util/warnings';
 
 /** Set by enableCluster() in the primary; cluster.fork() passes the environment on to workers. */
 const ENV_MARK = 'NODE_TOA_CLUSTER';

@@ -5,11 +5,11 @@ import cluster from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import * as net from 'node:net';
-import { binding, savedSynAvailable } from './binding';
-import type { AckOptions } from './ack';
+import { binding, savedSynAvailable } from '../addon/binding';
+import type { AckOptions } from '../tap/tap';
 import { enable } from './enable';
-import { isServer } from './server-like';
-import { errnoName } from './errno';
+import { isServer } from '../util/server-like';
+import { errnoName } from '../util/errno';
 
 export interface ListenOptions {
   /** TCP port; 0 lets the kernel pick one (read it from `server.address()`). */

@@ -5,9 +5,9 @@ import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { binding, loadError, savedSynAvailable } from './binding';
-import { errnoName } from './errno';
-import { toaModuleLoaded } from './kernel-module';
+import { binding, loadError, savedSynAvailable } from '../addon/binding';
+import { errnoName } from '../util/errno';
+import { toaModuleLoaded } from '../util/kernel-module';
 
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -20,7 +20,7 @@ export interface CheckResult {
 }
 
 // The package root, where binding.ts points node-gyp-build (dist/..).
-const PACKAGE_ROOT = path.join(__dirname, '..');
+const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
 /** Which file node-gyp-build loads for this package, and whether it is a prebuild. */
 export function addonOrigin(file: string): 'prebuild' | 'local build' | 'debug build' | 'unknown' {

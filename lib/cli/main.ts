@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
-import * as toa from './index';
+import * as toa from '../index';
 import { Inspector, formatRecord, formatSummary, hostPort, type ConnectionRecord } from './inspect';
 
 const USAGE = `node-toa: the real client address of TCP connections that came through an L4 proxy
@@ -55,7 +55,7 @@ function write(line: string): void {
 
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: string };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';

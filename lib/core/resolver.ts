@@ -1,15 +1,15 @@
 // socket -> fd -> one native call -> trust -> cache. The saved SYN can be read only once, so
 // what the kernel said is cached on the socket itself under a registry symbol: two copies of
 // node-toa in one process (two versions in node_modules) share it instead of losing it.
-import { binding, savedSynAvailable } from './binding';
+import { binding, savedSynAvailable } from '../addon/binding';
 import { decide, type ConnectionFacts } from './decide';
-import { toaModuleLoaded } from './kernel-module';
-import type { NativeToa } from './native';
+import { toaModuleLoaded } from '../util/kernel-module';
+import type { NativeToa } from '../addon/native';
 import type { CompiledOptions } from './options';
-import { socketFd } from './socket-fd';
-import { RECORD_SIZE, decodeRecord } from './syn-record';
+import { socketFd } from '../util/socket-fd';
+import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import type { Endpoint, RealAddress } from './types';
-import { warnUntrustedPeer } from './warnings';
+import { warnUntrustedPeer } from '../util/warnings';
 
 const FACTS = Symbol.for('node-toa.connection-facts.v1');
 

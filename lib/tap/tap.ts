@@ -2,13 +2,13 @@
 // tap per server (native/toa_tap.h), looked up by the resolver when the SYN had no TOA, drained
 // from the event loop so its buffer does not overflow, counted for operators.
 import type { AddressInfo, Server } from 'node:net';
-import { binding } from './binding';
-import type { ConnectionFacts } from './decide';
-import { errnoName } from './errno';
-import type { NativeEndpoint, NativeTap, NativeTapStats, NativeToa } from './native';
-import { kindTableAll, setFactsSupplement } from './resolver';
-import { socketFd } from './socket-fd';
-import { warnOnce } from './warnings';
+import { binding } from '../addon/binding';
+import type { ConnectionFacts } from '../core/decide';
+import { errnoName } from '../util/errno';
+import type { NativeEndpoint, NativeTap, NativeTapStats, NativeToa } from '../addon/native';
+import { kindTableAll, setFactsSupplement } from '../core/resolver';
+import { socketFd } from '../util/socket-fd';
+import { warnOnce } from '../util/warnings';
 
 /** `enable(server, { ack })` as an object: the tap's table bounds. */
 export interface AckOptions {

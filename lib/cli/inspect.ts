@@ -1,7 +1,7 @@
 // `node-toa inspect`: what the server learns about each connection, as a record an operator reads
 // line by line, and the tally printed at the end. Uses only the public API, like an application.
 import type { Socket } from 'node:net';
-import { createResolver, type Endpoint, type KindSpec, type RealAddress, type TrustProxy } from './index';
+import { createResolver, type Endpoint, type KindSpec, type RealAddress, type TrustProxy } from '../index';
 
 export interface InspectOptions {
   trustProxy: TrustProxy;

@@ -13,7 +13,7 @@ function load(): { binding: NativeBinding | null; loadError: Error | null } {
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-    return { binding: nodeGypBuild(path.join(__dirname, '..')), loadError: null };
+    return { binding: nodeGypBuild(path.join(__dirname, '..', '..')), loadError: null };
   } catch (error) {
     return { binding: null, loadError: error as Error };
   }
