@@ -1,7 +1,8 @@
 // libFuzzer target for the TOA parser (built by scripts/fuzz.sh through CMakeLists.txt TOA_FUZZ=ON).
 // Besides memory errors (ASan) and undefined behaviour (UBSan), it checks the parser's promises:
-// a reported TOA is an option of a configured kind and length that really sits in the input, with
-// a non-zero client address, and the packet's lengths stay inside the buffer.
+// every listed option is of a configured kind and layout and really sits in the input, its status
+// matches its bytes (an unspecified client is never usable, a TFO cookie only in a SYN), and the
+// packet's lengths stay inside the buffer.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -34,25 +35,35 @@ bool Contains(const uint8_t* data, size_t size, const uint8_t* needle, size_t ne
   return false;
 }
 
-void CheckToa(const toa::Toa& t, const uint8_t* data, size_t size, const uint8_t* table) {
-  if (!t.found) return;
-  Check(table[t.kind] != 0);
+void CheckOption(const toa::ToaOption& t, const uint8_t* data, size_t size, const uint8_t* table,
+                 bool syn) {
+  Check((table[t.kind] & t.layout) != 0);
+  Check(t.layout == toa::kLayoutPortIPv4 || t.layout == toa::kLayoutPortIPv6 ||
+        t.layout == toa::kLayoutAliCdn || t.layout == toa::kLayoutVtoa);
   Check(t.length == 7 || t.length == 8 || t.length == 19 || t.length == 20);
   Check(t.client.family == 4 || t.client.family == 6);
+  Check(t.status <= toa::kOptionBadVersion);
+  // The TFO cookie is recognised in SYNs only: elsewhere F9 89 is a port.
+  Check(t.status != toa::kOptionTfoCookie || syn);
   bool zero = true;
   for (size_t i = 0; i < (t.client.family == 4 ? 4u : 16u); i++) zero = zero && t.client.bytes[i] == 0;
-  Check(!zero);
-  // The option's kind and length bytes, followed by the port (or Alibaba CDN's version 1).
+  // Usable means a client; unspecified means none (a cookie or a bad version may be zeros too).
+  if (t.status == toa::kOptionUsable) Check(!zero);
+  if (t.status == toa::kOptionUnspecified) Check(zero);
+  // The option's kind and length bytes, followed by the port (or Alibaba CDN's version byte).
   uint8_t head[4] = {t.kind, t.length, static_cast<uint8_t>(t.client.port >> 8),
                      static_cast<uint8_t>(t.client.port & 0xff)};
   size_t head_size = 4;
-  if (t.length == 7 || t.length == 19) {
-    head[2] = 1;
-    head_size = 3;
-  }
+  if (t.layout == toa::kLayoutAliCdn) head_size = 2;
   Check(Contains(data, size, head, head_size));
   if (t.client.family == 4) Check(Contains(data, size, t.client.bytes, 4));
   if (t.client.family == 6) Check(Contains(data, size, t.client.bytes, 16));
+}
+
+void CheckList(const toa::ToaOptionList& list, const uint8_t* data, size_t size, const uint8_t* table,
+               bool syn) {
+  Check(list.count <= toa::kMaxToaOptions);
+  for (size_t i = 0; i < list.count; i++) CheckOption(list.options[i], data, size, table, syn);
 }
 
 void Run(const uint8_t* data, size_t size, const uint8_t* table) {
@@ -65,17 +76,24 @@ void Run(const uint8_t* data, size_t size, const uint8_t* table) {
     Check(version == 4 || version == 6);
     Check(size >= (version == 4 ? 40u : 60u) + p.payload_length);
   } else {
-    Check(!p.toa.found);
+    Check(p.toa.count == 0);
   }
-  CheckToa(p.toa, data, size, table);
+  CheckList(p.toa, data, size, table, (p.tcp_flags & toa::kTcpSyn) != 0);
 
-  // The option walk on its own, on the raw bytes.
-  toa::Toa t;
-  if (toa::FindToa(data, size, table, &t)) {
-    Check(t.found);
-    CheckToa(t, data, size, table);
-  } else {
-    Check(!t.found);
+  // The option walk on its own, on the raw bytes, as a SYN and as any other packet: the same
+  // options in the same order, only the TFO cookie's status differs.
+  toa::ToaOptionList as_syn, as_ack;
+  toa::FindToaOptions(data, size, table, true, &as_syn);
+  toa::FindToaOptions(data, size, table, false, &as_ack);
+  CheckList(as_syn, data, size, table, true);
+  CheckList(as_ack, data, size, table, false);
+  Check(as_syn.count == as_ack.count);
+  for (size_t i = 0; i < as_syn.count; i++) {
+    Check(as_syn.options[i].kind == as_ack.options[i].kind);
+    Check(as_syn.options[i].length == as_ack.options[i].length);
+    Check(as_syn.options[i].client.port == as_ack.options[i].client.port);
+    Check(as_syn.options[i].status == as_ack.options[i].status ||
+          as_syn.options[i].status == toa::kOptionTfoCookie);
   }
 }
 

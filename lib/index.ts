@@ -3,11 +3,16 @@
 import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './core/resolver';
+import { refused } from './core/counters';
+import type { Refusal } from './core/select';
 import type { RealAddress, ToaOptions } from './core/types';
+import { tapStats, type TapStats } from './tap/registry';
 
 export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
-export { stats, type AckOptions, type AckStats, type AckTapStats } from './tap/tap';
+export type { Refusal } from './core/select';
+export type { AckOptions, TapOptions } from './tap/options';
+export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
 export { listen, type ListenOptions } from './server/listen';
 export { enableCluster, clusterPrimaryEnabled } from './server/cluster';
 
@@ -91,4 +96,25 @@ export function support(): { addon: boolean; savedSyn: boolean; error?: string }
     savedSyn: savedSynAvailable,
     ...(loadError !== null ? { error: loadError.message } : {}),
   };
+}
+
+/** What `stats()` returns: the ACK taps' counters, and what the resolvers refused. */
+export interface Stats extends TapStats {
+  /**
+   * Connections whose packet from a trusted proxy held TOA-shaped options that were not believed,
+   * by reason: several options (`ambiguous`, with `multiple: 'ignore'`), or the deciding option
+   * named no client (a TCP Fast Open cookie in a SYN, 0.0.0.0 or ::, a bad version byte).
+   */
+  refused: Record<Refusal, number>;
+}
+
+/** @deprecated the same as Stats */
+export type AckStats = Stats;
+
+/**
+ * Counters since start: the ACK taps' (packets, TOA found, table size, evictions, drops, lookups,
+ * hits; summed over this thread's taps, each in `taps`) and the resolvers' refusals.
+ */
+export function stats(): Stats {
+  return { ...tapStats(), refused: { ...refused } };
 }

@@ -1,44 +1,31 @@
 // N-API glue: argument checks, and conversion of toa_sys/toa_parse results to JavaScript values.
-// Policy (trust, caching, which kinds to read) lives in TypeScript, not here.
+// Policy (trust, caching, which option to believe) lives in TypeScript, not here.
 #include <napi.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
-#ifdef _WIN32
-#include <ws2tcpip.h>
-#else
-#include <arpa/inet.h>  // inet_pton for createListener's host
-#endif
-
 #include "js_values.h"
+#include "record_layout.h"
 #include "toa_parse.h"
 #include "toa_sys.h"
 
-// tap_addon.cc: the ACK tap (issue 4).
-void RegisterTap(Napi::Env env, Napi::Object exports);
+// tap_addon.cc: the ACK tap.
+void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing);
 
 namespace {
 
 using toa::AddressValue;
+using toa::FdArgument;
 using toa::IsUint8Array;
 using toa::KindTableArgument;
-using toa::ToaValue;
+using toa::ToaOptionsValue;
 
 // Big enough for an IPv6 header with a few extension headers plus a full TCP header.
 constexpr size_t kSynBufferSize = 512;
 // A saved SYN never exceeds the MTU of the device it came in on; refuse anything absurd.
 constexpr size_t kSynBufferLimit = 65536;
-
-int32_t FdArgument(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), "fd must be a number");
-  }
-  const int32_t fd = info[index].As<Napi::Number>().Int32Value();
-  if (fd < 0) throw Napi::RangeError::New(info.Env(), "fd must be >= 0");
-  return fd;
-}
 
 Napi::Value PacketValue(Napi::Env env, const toa::Packet& p) {
   Napi::Object o = Napi::Object::New(env);
@@ -48,7 +35,7 @@ Napi::Value PacketValue(Napi::Env env, const toa::Packet& p) {
   o.Set("dst", AddressValue(env, p.dst));
   o.Set("flags", p.tcp_flags);
   o.Set("payloadLength", p.payload_length);
-  if (p.toa.found) o.Set("toa", ToaValue(env, p.toa));
+  o.Set("options", ToaOptionsValue(env, p.toa));
   return o;
 }
 
@@ -96,94 +83,63 @@ LookupResult DoLookup(int fd, const uint8_t* table, bool with_name) {
   return r;
 }
 
-// lookup(fd, kindTable, withPeerName) -> { errno, syn, peer?, toa?, name?, nameErrno? }
-Napi::Value Lookup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const int32_t fd = FdArgument(info, 0);
-  const uint8_t* table = KindTableArgument(info, 1);
-  const LookupResult r = DoLookup(fd, table, info.Length() > 2 && info[2].ToBoolean().Value());
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("errno", r.err);
-  result.Set("syn", r.syn);
-  if (r.syn && r.packet.ok) {
-    result.Set("peer", AddressValue(env, r.packet.src));
-    if (r.packet.toa.found) result.Set("toa", ToaValue(env, r.packet.toa));
-  }
-  if (r.with_name) {
-    if (r.name_err == 0) {
-      result.Set("name", AddressValue(env, r.name));
-    } else {
-      result.Set("nameErrno", r.name_err);
-    }
-  }
-  return result;
-}
-
-// The record readSyn() fills (offsets in bytes; multi-byte numbers big-endian). Building
-// JavaScript objects and address strings here cost more than the syscall itself; TypeScript
-// (lib/syn-record.ts) decodes the few fields it needs.
-constexpr size_t kRecordSize = 83;
-constexpr uint8_t kRecordSyn = 1, kRecordPeer = 2, kRecordToa = 4, kRecordName = 8, kRecordVip = 16;
-
-void PutAddress(uint8_t* out, const toa::Address& a) {  // family, port (2), bytes (16)
+void PutAddress(uint8_t* out, const toa::Address& a) {
   out[0] = a.family;
   out[1] = static_cast<uint8_t>(a.port >> 8);
   out[2] = static_cast<uint8_t>(a.port);
   std::memcpy(out + 3, a.bytes, 16);
 }
 
-// readSyn(fd, kindTable, withPeerName, record: Uint8Array(83)) -> errno (0 when read)
-// Each address is 19 bytes: family, port, 16 address bytes.
-//   [0] flags  [1] peer  [20] toa kind  [21] toa length  [22] toa client  [41] vid (4)
-//   [45] vip  [64] getpeername
+void PutOption(uint8_t* out, const toa::ToaOption& t) {
+  namespace r = toa::record;
+  out[r::kOptionKind] = t.kind;
+  out[r::kOptionLength] = t.length;
+  out[r::kOptionLayout] = t.layout;
+  out[r::kOptionStatus] = t.status;
+  PutAddress(out + r::kOptionClient, t.client);
+  if (t.layout == toa::kLayoutVtoa) {
+    out[r::kOptionVid] = static_cast<uint8_t>(t.vid >> 24);
+    out[r::kOptionVid + 1] = static_cast<uint8_t>(t.vid >> 16);
+    out[r::kOptionVid + 2] = static_cast<uint8_t>(t.vid >> 8);
+    out[r::kOptionVid + 3] = static_cast<uint8_t>(t.vid);
+    PutAddress(out + r::kOptionVip, t.vip);
+  }
+}
+
+void WriteRecord(const LookupResult& result, uint8_t* out) {
+  namespace r = toa::record;
+  uint8_t flags = 0;
+  out[r::kCount] = 0;
+  if (result.syn) flags |= r::kFlagSyn;
+  if (result.syn && result.packet.ok) {
+    flags |= r::kFlagPeer;
+    PutAddress(out + r::kPeer, result.packet.src);
+    const toa::ToaOptionList& list = result.packet.toa;
+    out[r::kCount] = list.count;
+    for (size_t i = 0; i < list.count; i++) PutOption(out + r::kOptions + i * r::kOptionSize, list.options[i]);
+  }
+  if (result.with_name && result.name_err == 0) {
+    flags |= r::kFlagName;
+    PutAddress(out + r::kName, result.name);
+  }
+  out[r::kFlags] = flags;
+}
+
+bool IsRecord(const Napi::CallbackInfo& info, size_t index) {
+  return IsUint8Array(info, index) && info[index].As<Napi::Uint8Array>().ByteLength() >= toa::record::kSize;
+}
+
+// readSyn(fd, kindTable, withPeerName, record: Uint8Array(recordLayout.size)) -> errno (0 when
+// read). The record is laid out as record_layout.h says.
 Napi::Value ReadSyn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int32_t fd = FdArgument(info, 0);
   const uint8_t* table = KindTableArgument(info, 1);
   const bool with_name = info.Length() > 2 && info[2].ToBoolean().Value();
-  if (!IsUint8Array(info, 3) || info[3].As<Napi::Uint8Array>().ByteLength() < kRecordSize) {
-    throw Napi::TypeError::New(env, "record must be a Uint8Array of 83 bytes");
-  }
-  uint8_t* out = info[3].As<Napi::Uint8Array>().Data();
-  const LookupResult r = DoLookup(fd, table, with_name);
-  uint8_t flags = 0;
-  if (r.syn) flags |= kRecordSyn;
-  if (r.syn && r.packet.ok) {
-    flags |= kRecordPeer;
-    PutAddress(out + 1, r.packet.src);
-    if (r.packet.toa.found) {
-      const toa::Toa& t = r.packet.toa;
-      flags |= kRecordToa;
-      out[20] = t.kind;
-      out[21] = t.length;
-      PutAddress(out + 22, t.client);
-      if (t.vip.family != 0) {
-        flags |= kRecordVip;
-        out[41] = static_cast<uint8_t>(t.vid >> 24);
-        out[42] = static_cast<uint8_t>(t.vid >> 16);
-        out[43] = static_cast<uint8_t>(t.vid >> 8);
-        out[44] = static_cast<uint8_t>(t.vid);
-        PutAddress(out + 45, t.vip);
-      }
-    }
-  }
-  if (with_name && r.name_err == 0) {
-    flags |= kRecordName;
-    PutAddress(out + 64, r.name);
-  }
-  out[0] = flags;
-  return Napi::Number::New(env, r.err);
-}
-
-// parse(bytes, kindTable) -> { ok, src, dst, flags, payloadLength, toa? }
-Napi::Value Parse(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!IsUint8Array(info, 0)) {
-    throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
-  }
-  auto bytes = info[0].As<Napi::Uint8Array>();
-  const uint8_t* table = KindTableArgument(info, 1);
-  return PacketValue(env, toa::ParsePacket(bytes.Data(), bytes.ByteLength(), table));
+  if (!IsRecord(info, 3)) throw Napi::TypeError::New(env, "record must be a Uint8Array of recordLayout.size bytes");
+  const LookupResult result = DoLookup(fd, table, with_name);
+  WriteRecord(result, info[3].As<Napi::Uint8Array>().Data());
+  return Napi::Number::New(env, result.err);
 }
 
 // createListener(host, port, backlog, reusePort, ipv6Only) -> fd, or -errno
@@ -192,15 +148,8 @@ Napi::Value CreateListener(const Napi::CallbackInfo& info) {
   if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
     throw Napi::TypeError::New(env, "createListener(host, port, backlog, reusePort, ipv6Only)");
   }
-  const std::string host = info[0].As<Napi::String>().Utf8Value();
   toa::ListenOptions options;
-  if (inet_pton(AF_INET6, host.c_str(), options.address.bytes) == 1) {
-    options.address.family = 6;
-  } else if (inet_pton(AF_INET, host.c_str(), options.address.bytes) == 1) {
-    options.address.family = 4;
-  } else {
-    throw Napi::TypeError::New(env, "host must be an IP address");
-  }
+  options.address = toa::AddressArgument(info, 0, "host");
   options.address.port = static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value());
   options.backlog = info[2].As<Napi::Number>().Int32Value();
   options.reuse_port = info[3].ToBoolean().Value();
@@ -218,7 +167,89 @@ Napi::Value IsTcpListener(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), listening);
 }
 
-// defaultKindTable() -> Uint8Array(256): the native parser's own idea of the defaults.
+Napi::Object RecordLayout(Napi::Env env) {
+  namespace r = toa::record;
+  Napi::Object o = Napi::Object::New(env);
+  const auto set = [&](const char* name, size_t value) { o.Set(name, static_cast<double>(value)); };
+  set("size", r::kSize);
+  set("flags", r::kFlags);
+  set("peer", r::kPeer);
+  set("name", r::kName);
+  set("count", r::kCount);
+  set("options", r::kOptions);
+  set("optionSize", r::kOptionSize);
+  set("optionKind", r::kOptionKind);
+  set("optionLength", r::kOptionLength);
+  set("optionLayout", r::kOptionLayout);
+  set("optionStatus", r::kOptionStatus);
+  set("optionClient", r::kOptionClient);
+  set("optionVid", r::kOptionVid);
+  set("optionVip", r::kOptionVip);
+  set("flagSyn", r::kFlagSyn);
+  set("flagPeer", r::kFlagPeer);
+  set("flagName", r::kFlagName);
+  set("layoutVtoa", toa::kLayoutVtoa);
+  return o;
+}
+
+// --- testing: what the tests use to reach the parser and the syscalls without the record. ---
+
+// testing.lookup(fd, kindTable, withPeerName) -> { errno, syn, peer?, options?, name?, nameErrno? }
+Napi::Value Lookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int32_t fd = FdArgument(info, 0);
+  const uint8_t* table = KindTableArgument(info, 1);
+  const LookupResult r = DoLookup(fd, table, info.Length() > 2 && info[2].ToBoolean().Value());
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("errno", r.err);
+  result.Set("syn", r.syn);
+  if (r.syn && r.packet.ok) {
+    result.Set("peer", AddressValue(env, r.packet.src));
+    result.Set("options", ToaOptionsValue(env, r.packet.toa));
+  }
+  if (r.with_name) {
+    if (r.name_err == 0) {
+      result.Set("name", AddressValue(env, r.name));
+    } else {
+      result.Set("nameErrno", r.name_err);
+    }
+  }
+  return result;
+}
+
+// testing.parse(bytes, kindTable) -> { ok, src, dst, flags, payloadLength, options }
+Napi::Value Parse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsUint8Array(info, 0)) {
+    throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
+  }
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  const uint8_t* table = KindTableArgument(info, 1);
+  return PacketValue(env, toa::ParsePacket(bytes.Data(), bytes.ByteLength(), table));
+}
+
+// testing.record(packet, kindTable, record, nameAddress?, namePort?): fills `record` as readSyn()
+// would for a socket whose saved SYN is `packet` (and whose getpeername is the name given), so the
+// record's layout is tested with any SYN, TOA, VTOA and name.
+Napi::Value Record(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsUint8Array(info, 0)) throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
+  const uint8_t* table = KindTableArgument(info, 1);
+  if (!IsRecord(info, 2)) throw Napi::TypeError::New(env, "record must be a Uint8Array of recordLayout.size bytes");
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  LookupResult result;
+  result.syn = bytes.ByteLength() > 0;
+  result.packet = toa::ParsePacket(bytes.Data(), bytes.ByteLength(), table);
+  if (info.Length() > 4 && info[3].IsString() && info[4].IsNumber()) {
+    result.with_name = true;
+    result.name = toa::AddressArgument(info, 3, "name address");
+    result.name.port = static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value());
+  }
+  WriteRecord(result, info[2].As<Napi::Uint8Array>().Data());
+  return env.Undefined();
+}
+
+// testing.defaultKindTable() -> Uint8Array(256): the native parser's own idea of the defaults.
 Napi::Value DefaultKindTable(const Napi::CallbackInfo& info) {
   auto table = Napi::Uint8Array::New(info.Env(), toa::kKindTableSize);
   toa::DefaultKindTable(table.Data());
@@ -227,15 +258,19 @@ Napi::Value DefaultKindTable(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("savedSynSupported", Napi::Boolean::New(env, toa::SavedSynSupported()));
+  exports.Set("recordLayout", RecordLayout(env));
   exports.Set("setSaveSyn", Napi::Function::New(env, SetSaveSyn, "setSaveSyn"));
   exports.Set("getSaveSyn", Napi::Function::New(env, GetSaveSyn, "getSaveSyn"));
-  exports.Set("lookup", Napi::Function::New(env, Lookup, "lookup"));
   exports.Set("readSyn", Napi::Function::New(env, ReadSyn, "readSyn"));
-  exports.Set("parse", Napi::Function::New(env, Parse, "parse"));
   exports.Set("createListener", Napi::Function::New(env, CreateListener, "createListener"));
   exports.Set("isTcpListener", Napi::Function::New(env, IsTcpListener, "isTcpListener"));
-  exports.Set("defaultKindTable", Napi::Function::New(env, DefaultKindTable, "defaultKindTable"));
-  RegisterTap(env, exports);
+  Napi::Object testing = Napi::Object::New(env);
+  testing.Set("lookup", Napi::Function::New(env, Lookup, "lookup"));
+  testing.Set("parse", Napi::Function::New(env, Parse, "parse"));
+  testing.Set("record", Napi::Function::New(env, Record, "record"));
+  testing.Set("defaultKindTable", Napi::Function::New(env, DefaultKindTable, "defaultKindTable"));
+  RegisterTap(env, exports, testing);
+  exports.Set("testing", testing);
   return exports;
 }
 

@@ -20,7 +20,7 @@
 namespace {
 
 using toa::AddressValue;
-using toa::ToaValue;
+using toa::ToaOptionsValue;
 
 uint32_t Unsigned(const Napi::CallbackInfo& info, size_t index, const char* name, uint32_t min,
                   uint32_t max) {
@@ -43,7 +43,6 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
                            InstanceMethod<&TapWrap::SetPorts>("setPorts"),
                            InstanceMethod<&TapWrap::Drain>("drain"),
                            InstanceMethod<&TapWrap::Lookup>("lookup"),
-                           InstanceMethod<&TapWrap::Offer>("offer"),
                            InstanceMethod<&TapWrap::Stats>("stats"),
                            InstanceMethod<&TapWrap::Close>("close"),
                        });
@@ -53,7 +52,8 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   explicit TapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapWrap>(info) {
     toa::TapOptions options;
     options.capacity = Unsigned(info, 0, "capacity", 1, 1u << 24);
-    options.max_age_ms = Unsigned(info, 1, "maxAgeMs", 1, 86400000u);
+    // The same bounds as lib/tap/options.ts, which names the option when they are broken.
+    options.max_age_ms = Unsigned(info, 1, "maxAgeMs", 100, 3600000u);
     options.receive_buffer = static_cast<int>(Unsigned(info, 2, "receiveBuffer", 65536, 1u << 30));
     if (info.Length() > 3 && !info[3].IsUndefined()) {
       options.ring_frames = Unsigned(info, 3, "ringFrames", 0, 1u << 20);
@@ -105,24 +105,15 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
-  // lookup(fd, kindTable, peerAddress?, peerPort?) -> { peer, toa } | null, or -errno
+  // lookup(fd, kindTable, peerAddress?, peerPort?) -> { peer, options, packet } | null, or -errno
   Napi::Value Lookup(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
-    const int fd = info[0].As<Napi::Number>().Int32Value();
-    if (fd < 0) throw Napi::RangeError::New(env, "fd must be >= 0");
+    const int fd = toa::FdArgument(info, 0);
     const uint8_t* table = toa::KindTableArgument(info, 1);
     toa::Address peer;
     const toa::Address* known = nullptr;
     if (info.Length() > 3 && info[2].IsString() && info[3].IsNumber()) {
-      const std::string text = info[2].As<Napi::String>().Utf8Value();
-      if (inet_pton(AF_INET, text.c_str(), peer.bytes) == 1) {
-        peer.family = 4;
-      } else if (inet_pton(AF_INET6, text.c_str(), peer.bytes) == 1) {
-        peer.family = 6;
-      } else {
-        throw Napi::TypeError::New(env, "peer address must be an IP address");
-      }
+      peer = toa::AddressArgument(info, 2, "peer address");
       peer.port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
       known = &peer;
     }
@@ -133,23 +124,33 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     if (!found) return env.Null();
     Napi::Object result = Napi::Object::New(env);
     result.Set("peer", AddressValue(env, hit.peer));
-    result.Set("toa", ToaValue(env, hit.toa));
+    result.Set("options", ToaOptionsValue(env, hit.options));
+    result.Set("packet", hit.data ? "data" : "ack");
     return result;
   }
 
-  // offer(packet, kindTable) -> parsed as TCP. Feeds one packet (IP header first) to the table as
-  // if the tap had read it, without the filter: the table's own tests use it.
-  Napi::Value Offer(const Napi::CallbackInfo& info) {
+ public:
+  // testing.offer(tap, packet, kindTable) -> parsed as TCP. Feeds one packet (IP header first) to
+  // the table as if the tap had read it, without the filter: the table's own tests use it.
+  static Napi::Value Offer(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsTypedArray()) {
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "tap must be a Tap");
+    Napi::Object object = info[0].As<Napi::Object>();
+    // The Tap class of this environment (passed as the function's data): no other wrapped object
+    // may be taken for a tap.
+    const auto* tap_class = static_cast<const Napi::FunctionReference*>(info.Data());
+    if (!object.InstanceOf(tap_class->Value())) throw Napi::TypeError::New(env, "tap must be a Tap");
+    TapWrap* wrap = Unwrap(object);
+    if (info.Length() < 2 || !info[1].IsTypedArray()) {
       throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
     }
-    auto bytes = info[0].As<Napi::Uint8Array>();
-    const uint8_t* table = toa::KindTableArgument(info, 1);
-    const bool ok = tap(env).table().Offer(bytes.Data(), bytes.ByteLength(), table, toa::MonotonicMs());
+    auto bytes = info[1].As<Napi::Uint8Array>();
+    const uint8_t* table = toa::KindTableArgument(info, 2);
+    const bool ok = wrap->tap(env).table().Offer(bytes.Data(), bytes.ByteLength(), table, toa::MonotonicMs());
     return Napi::Boolean::New(env, ok);
   }
 
+ private:
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     toa::Tap& t = tap(env);
@@ -192,8 +193,12 @@ Napi::Value ProbePacketSocket(const Napi::CallbackInfo& info) {
 }  // namespace
 
 // Called from addon.cc's Init.
-void RegisterTap(Napi::Env env, Napi::Object exports) {
+void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing) {
+  Napi::Function tap_class = TapWrap::Define(env);
   exports.Set("tapSupported", Napi::Boolean::New(env, toa::TapSupported()));
-  exports.Set("Tap", TapWrap::Define(env));
+  exports.Set("Tap", tap_class);
   exports.Set("probePacketSocket", Napi::Function::New(env, ProbePacketSocket, "probePacketSocket"));
+  auto* reference = new Napi::FunctionReference(Napi::Persistent(tap_class));
+  env.AddCleanupHook([reference]() { delete reference; });
+  testing.Set("offer", Napi::Function::New(env, TapWrap::Offer, "offer", reference));
 }

@@ -48,37 +48,56 @@ bool IsUnspecified(const Address& a) {
   return true;
 }
 
-// `opt` points at the kind byte of an option of `len` bytes, all inside the buffer.
-bool DecodeToa(const uint8_t* opt, uint8_t len, uint8_t layouts, Toa* out) {
-  const uint8_t kind = opt[0];
-  if ((kind == kExperimental1 || kind == kExperimental2) && len >= 4 && opt[2] == 0xF9 &&
+// The layouts an option of `len` bytes may have.
+uint8_t LayoutsOfLength(uint8_t len) {
+  switch (len) {
+    case 8:
+      return kLayoutPortIPv4;
+    case 20:
+      return kLayoutPortIPv6 | kLayoutVtoa;
+    case 7:
+    case 19:
+      return kLayoutAliCdn;
+    default:
+      return 0;
+  }
+}
+
+// `opt` points at the kind byte of an option of `len` bytes, all inside the buffer, whose length
+// fits `layout` (one bit).
+void DecodeOption(const uint8_t* opt, uint8_t len, uint8_t layout, bool syn, ToaOption* out) {
+  ToaOption o;
+  o.kind = opt[0];
+  o.length = len;
+  o.layout = layout;
+  switch (layout) {
+    case kLayoutPortIPv4:
+      SetIPv4(&o.client, opt + 4, ReadU16(opt + 2));
+      break;
+    case kLayoutPortIPv6:
+      SetIPv6(&o.client, opt + 4, ReadU16(opt + 2));
+      break;
+    case kLayoutVtoa:
+      SetIPv4(&o.client, opt + 4, ReadU16(opt + 2));
+      o.vid = ReadU32(opt + 8);
+      SetIPv4(&o.vip, opt + 12, ReadU16(opt + 16));
+      break;
+    default:  // kLayoutAliCdn
+      if (len == 7) {
+        SetIPv4(&o.client, opt + 3, 0);
+      } else {
+        SetIPv6(&o.client, opt + 3, 0);
+      }
+      if (opt[2] != 1) o.status = kOptionBadVersion;
+      break;
+  }
+  if (syn && (o.kind == kExperimental1 || o.kind == kExperimental2) && opt[2] == 0xF9 &&
       opt[3] == 0x89) {
-    return false;  // TCP Fast Open cookie, not a port
+    o.status = kOptionTfoCookie;
+  } else if (o.status == kOptionUsable && IsUnspecified(o.client)) {
+    o.status = kOptionUnspecified;
   }
-  Toa toa;
-  if (len == 8 && (layouts & kLayoutPortIPv4)) {
-    SetIPv4(&toa.client, opt + 4, ReadU16(opt + 2));
-  } else if (len == 20 && (layouts & kLayoutPortIPv6)) {
-    SetIPv6(&toa.client, opt + 4, ReadU16(opt + 2));
-  } else if (len == 20 && (layouts & kLayoutVtoa)) {
-    SetIPv4(&toa.client, opt + 4, ReadU16(opt + 2));
-    toa.vid = ReadU32(opt + 8);
-    SetIPv4(&toa.vip, opt + 12, ReadU16(opt + 16));
-  } else if ((len == 7 || len == 19) && (layouts & kLayoutAliCdn) && opt[2] == 1) {
-    if (len == 7) {
-      SetIPv4(&toa.client, opt + 3, 0);
-    } else {
-      SetIPv6(&toa.client, opt + 3, 0);
-    }
-  } else {
-    return false;
-  }
-  if (IsUnspecified(toa.client)) return false;
-  toa.found = true;
-  toa.kind = kind;
-  toa.length = len;
-  *out = toa;
-  return true;
+  *out = o;
 }
 
 // Returns the offset of the TCP header, or 0 when the packet is not a first-fragment TCP packet.
@@ -134,7 +153,9 @@ size_t ParseIPv6(const uint8_t* data, size_t length, Packet* p, size_t* end) {
 
 }  // namespace
 
-bool FindToa(const uint8_t* options, size_t length, const uint8_t* kind_table, Toa* out) {
+void FindToaOptions(const uint8_t* options, size_t length, const uint8_t* kind_table, bool syn,
+                    ToaOptionList* out) {
+  out->count = 0;
   size_t i = 0;
   while (i < length) {
     const uint8_t kind = options[i];
@@ -146,11 +167,16 @@ bool FindToa(const uint8_t* options, size_t length, const uint8_t* kind_table, T
     if (i + 1 >= length) break;
     const uint8_t len = options[i + 1];
     if (len < 2 || len > length - i) break;
-    const uint8_t layouts = kind_table[kind];
-    if (layouts != 0 && DecodeToa(options + i, len, layouts, out)) return true;
+    const uint8_t fits = kind_table[kind] & LayoutsOfLength(len);
+    if (fits != 0 && out->count < kMaxToaOptions) {
+      // A kind may not be both 'ipv6' and 'vtoa' (lib/core/kinds.ts refuses it); if a table says
+      // so anyway, the lower bit wins, the same for every caller.
+      const uint8_t layout = static_cast<uint8_t>(fits & -fits);
+      DecodeOption(options + i, len, layout, syn, &out->options[out->count]);
+      out->count++;
+    }
     i += len;
   }
-  return false;
 }
 
 Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table) {
@@ -176,7 +202,7 @@ Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table
   p.dst.port = ReadU16(h + 2);
   p.tcp_flags = h[13];
   p.payload_length = static_cast<uint32_t>(end - tcp - header_length);
-  FindToa(h + 20, header_length - 20, kind_table, &p.toa);
+  FindToaOptions(h + 20, header_length - 20, kind_table, (p.tcp_flags & kTcpSyn) != 0, &p.toa);
   p.ok = true;
   return p;
 }

@@ -1,5 +1,9 @@
 // The TOA parser: plain bytes in, a struct out. No N-API, no syscalls, no allocation, so it can be
 // fuzzed and sanitized on its own. Every read is bounds-checked; malformed input means "no TOA".
+//
+// The parser lists every TOA-shaped option of a packet, in order; which one (if any) is believed
+// is policy, decided in TypeScript (lib/core/select.ts) per resolver: the first one decides, and
+// two or more are ambiguous (docs/formats.md, "Which option decides").
 #ifndef NODE_TOA_PARSE_H
 #define NODE_TOA_PARSE_H
 
@@ -8,7 +12,7 @@
 
 namespace toa {
 
-// Layout bits: which shapes a TCP option kind may take to count as a TOA (toa-formats.md).
+// Layout bits: which shapes a TCP option kind may take to count as a TOA (docs/formats.md).
 // The kind table passed to the parser holds one byte of these bits per option kind (256 bytes).
 enum Layout : uint8_t {
   kLayoutPortIPv4 = 1,  // len 8:  port u16, IPv4      (200, 254, 253 in UCloud's mode)
@@ -25,14 +29,34 @@ struct Address {
   uint16_t port = 0;
 };
 
-struct Toa {
-  bool found = false;
+// Why a TOA-shaped option holds no client. Such an option still counts: it decides that the
+// packet has no TOA, so that an option after it (perhaps the client's own) never wins.
+enum OptionStatus : uint8_t {
+  kOptionUsable = 0,
+  kOptionTfoCookie = 1,   // kind 253/254 with TCP Fast Open's ExID F9 89, in a SYN
+  kOptionUnspecified = 2, // 0.0.0.0 or ::
+  kOptionBadVersion = 3,  // Alibaba CDN layout whose version byte is not 1
+};
+
+// One option of a configured kind whose length fits one of that kind's layouts.
+struct ToaOption {
   uint8_t kind = 0;
   uint8_t length = 0;
+  uint8_t layout = 0;  // the Layout bit it was decoded with
+  uint8_t status = kOptionUsable;
   Address client;
   // Alibaba VTOA only: the VPC id and the virtual address the client dialled.
   uint32_t vid = 0;
   Address vip;
+};
+
+// 40 option bytes hold at most five options of the shortest TOA layout (7 bytes): nothing is
+// ever cut off.
+constexpr size_t kMaxToaOptions = 5;
+
+struct ToaOptionList {
+  uint8_t count = 0;
+  ToaOption options[kMaxToaOptions];
 };
 
 struct Packet {
@@ -41,7 +65,7 @@ struct Packet {
   Address dst;
   uint8_t tcp_flags = 0;
   uint32_t payload_length = 0;
-  Toa toa;              // first valid option of a configured kind
+  ToaOptionList toa;    // the TOA-shaped options, in the order they appear
 };
 
 constexpr uint8_t kTcpFin = 0x01;
@@ -49,15 +73,17 @@ constexpr uint8_t kTcpSyn = 0x02;
 constexpr uint8_t kTcpRst = 0x04;
 constexpr uint8_t kTcpAck = 0x10;
 
-// Finds the first option in `options` that the kind table accepts as a TOA.
-// Stops at EOL and at any option whose length is < 2 or runs past the end.
-bool FindToa(const uint8_t* options, size_t length, const uint8_t* kind_table, Toa* out);
+// Lists the options in `options` that the kind table accepts as TOA-shaped. `syn`: the packet is a
+// SYN or SYN-ACK, where F9 89 under 253/254 is a TCP Fast Open cookie (it rides only those), not a
+// port. Stops at EOL and at any option whose length is < 2 or runs past the end.
+void FindToaOptions(const uint8_t* options, size_t length, const uint8_t* kind_table, bool syn,
+                    ToaOptionList* out);
 
 // Parses an IPv4 or IPv6 packet (starting at the IP header, as TCP_SAVED_SYN and an AF_PACKET
-// cooked socket deliver it) carrying TCP, and the TOA among its options.
+// cooked socket deliver it) carrying TCP, and the TOA-shaped options among its options.
 Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table);
 
-// The default table: the 200, 253 and 254 rows of toa-formats.md.
+// The default table: the 200, 253 and 254 rows of docs/formats.md.
 void DefaultKindTable(uint8_t* table);
 
 }  // namespace toa

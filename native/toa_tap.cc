@@ -208,7 +208,8 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
     return true;
   }
   if ((p.tcp_flags & kTcpRst) != 0) return true;
-  if (!p.toa.found && !HasUncommonOption(v.options, v.options_length)) return true;
+  const bool shaped = p.toa.count > 0;
+  if (!shaped && !HasUncommonOption(v.options, v.options_length)) return true;
   if (found == index_.end()) {
     counters_.unmatched++;  // no SYN seen on this tuple: forged, or older than the tap
     return true;
@@ -220,11 +221,14 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
     counters_.bad_seq++;
     return true;
   }
-  if (p.toa.found) counters_.toa_found++;
-  if (s.has_toa || (s.options_length > 0 && !p.toa.found)) return true;  // the first TOA wins
+  if (shaped) counters_.toa_found++;
+  // The first packet with a TOA-shaped option decides, as the first such option decides within a
+  // packet: a later one (the first data packet after a tagged ACK) never overrides it.
+  if (s.has_toa || (s.options_length > 0 && !shaped)) return true;
   std::memcpy(s.options, v.options, v.options_length);
   s.options_length = static_cast<uint8_t>(v.options_length);
-  s.has_toa = p.toa.found;
+  s.has_toa = shaped;
+  s.data = v.payload > 0;
   return true;
 }
 
@@ -242,10 +246,12 @@ bool TupleTable::Take(const Address& peer, const Address& local, const uint8_t* 
     counters_.expired++;
     return false;
   }
-  Toa toa;
-  if (s.options_length == 0 || !FindToa(s.options, s.options_length, kind_table, &toa)) return false;
+  if (s.options_length == 0) return false;
+  // Never a SYN: F9 89 here is a port, not a TCP Fast Open cookie.
+  FindToaOptions(s.options, s.options_length, kind_table, false, &out->options);
+  if (out->options.count == 0) return false;
   out->peer = src;
-  out->toa = toa;
+  out->data = s.data;
   return true;
 }
 
@@ -311,9 +317,10 @@ class Assembler {
 //   - other packets without SYN or RST whose TCP header is longer than 20 bytes, except a header
 //     of exactly 32 bytes that starts NOP NOP TIMESTAMP: that is the timestamp-only case of
 //     every Linux packet, and no TOA can sit in it.
-// IPv4 later fragments and IPv6 packets with extension headers are not passed.
-std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports) {
-  if (ports.size() > kMaxTapPorts) return {};
+// IPv4 later fragments and IPv6 packets with extension headers are not passed, nor any packet of
+// another protocol than `family`'s.
+std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports, int family) {
+  if (ports.size() > kMaxTapPorts || (family != 4 && family != 6)) return {};
   Assembler a;
   const int drop = a.Label(), accept = a.Label(), v4 = a.Label(), v6 = a.Label();
   const int tcp = a.Label(), port_ok = a.Label(), maybe_ts = a.Label();
@@ -325,6 +332,9 @@ std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports) {
   }
   a.Op(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE));
   a.Jump(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, next, drop);
+  // Bound to ETH_P_ALL, the socket sees every protocol; this one reads only its family's.
+  a.Op(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PROTOCOL));
+  a.Jump(BPF_JMP | BPF_JEQ | BPF_K, family == 4 ? ETH_P_IP : ETH_P_IPV6, next, drop);
   a.Op(BPF_LD | BPF_B | BPF_ABS, 0);
   a.Op(BPF_ALU | BPF_RSH | BPF_K, 4);
   a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 4, v4, next);
@@ -513,7 +523,7 @@ int Tap::Open(int listener_fd, const char** failed_call) {
     err = SetPorts({});
     if (err != 0) *failed_call = "setsockopt(SO_ATTACH_FILTER)";
   }
-  static const uint16_t kProtocols[2] = {ETH_P_IP, ETH_P_IPV6};
+
   // Both sockets read the same way: rings for both, or recvmmsg for both.
   if (err == 0 && (SetUpRing(0) != 0 || SetUpRing(1) != 0)) {
     for (int i = 0; i < 2; i++) {
@@ -529,9 +539,16 @@ int Tap::Open(int listener_fd, const char** failed_call) {
         setsockopt(fds_[i], SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_, sizeof receive_buffer_) != 0) {
       setsockopt(fds_[i], SOL_SOCKET, SO_RCVBUF, &receive_buffer_, sizeof receive_buffer_);
     }
+    // ETH_P_ALL, not ETH_P_IP/ETH_P_IPV6: since Linux 6.15 ("per netns packet type chains") a
+    // socket bound to one protocol is walked after IP and TCP took the packet, so the server could
+    // accept and read before the tap holds it. ETH_P_ALL sockets are still walked first, in the
+    // same softirq, before IP. Outgoing packets are skipped before the filter even runs (4.20+;
+    // older kernels run the filter, which drops them as not PACKET_HOST).
+    const int ignore_outgoing = 1;
+    setsockopt(fds_[i], SOL_PACKET, PACKET_IGNORE_OUTGOING, &ignore_outgoing, sizeof ignore_outgoing);
     sockaddr_ll address{};
     address.sll_family = AF_PACKET;
-    address.sll_protocol = htons(kProtocols[i]);
+    address.sll_protocol = htons(ETH_P_ALL);
     if (bind(fds_[i], reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
       err = errno;
       *failed_call = "bind(AF_PACKET)";
@@ -542,11 +559,11 @@ int Tap::Open(int listener_fd, const char** failed_call) {
 }
 
 int Tap::SetPorts(const std::vector<uint16_t>& ports) {
-  const std::vector<BpfInsn> code = BuildFilter(ports);
-  if (code.empty()) return E2BIG;
-  for (int fd : fds_) {
-    if (fd < 0) continue;
-    const int err = AttachFilter(fd, code);
+  for (int i = 0; i < 2; i++) {
+    if (fds_[i] < 0) continue;
+    const std::vector<BpfInsn> code = BuildFilter(ports, i == 0 ? 4 : 6);
+    if (code.empty()) return E2BIG;
+    const int err = AttachFilter(fds_[i], code);
     if (err != 0) return err;
   }
   return 0;
@@ -650,7 +667,7 @@ int Tap::Lookup(int fd, const uint8_t* kind_table, const Address* known_peer, bo
 
 #else  // !__linux__
 
-std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>&) { return {}; }
+std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>&, int) { return {}; }
 bool TapSupported() { return false; }
 uint64_t MonotonicMs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(

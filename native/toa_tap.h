@@ -33,7 +33,7 @@ struct TupleHash {
 struct TapCounters {
   uint64_t packets = 0;     // packets that passed the filter and were read
   uint64_t syns = 0;        // SYNs among them (each starts a fresh entry for its tuple)
-  uint64_t toa_found = 0;   // accepted packets holding a TOA under the kind table of the time
+  uint64_t toa_found = 0;   // accepted packets holding a TOA-shaped option under the kind table of the time
   uint64_t unmatched = 0;   // packets with options on a tuple whose SYN was not seen
   uint64_t bad_seq = 0;     // packets whose sequence number is not the SYN's + 1
   uint64_t inserted = 0;    // entries created (one per SYN)
@@ -45,10 +45,12 @@ struct TapCounters {
   uint64_t malformed = 0;   // passed the filter but did not parse as TCP
 };
 
-// What a lookup found: the TOA and the IP source of the packet that carried it.
+// What a lookup found: the TOA-shaped options of the packet that carried them, its IP source,
+// and whether it was the handshake ACK or a packet with data.
 struct TapHit {
   Address peer;
-  Toa toa;
+  ToaOptionList options;
+  bool data = false;
 };
 
 // 4-tuple -> the TCP options of the first packet after the SYN that may hold a TOA. A SYN makes
@@ -82,7 +84,8 @@ class TupleTable {
     TupleKey key;
     uint64_t time_ms = 0;
     bool live = false;
-    bool has_toa = false;  // under the kind table of the time it arrived
+    bool has_toa = false;  // a TOA-shaped option under the kind table of the time it arrived
+    bool data = false;     // the kept packet carried payload (else: the handshake ACK)
     uint32_t next_seq = 0;  // the SYN's sequence number + 1 (+ data in the SYN)
     uint8_t options_length = 0;  // 0: the SYN only, nothing after it yet
     uint8_t options[kMaxOptions] = {};
@@ -126,7 +129,8 @@ class Tap {
   int Open(int listener_fd, const char** failed_call);
 
   // Attaches a filter that passes, to these ports only, SYNs and packets whose TCP options are
-  // more than a lone timestamp. An empty list passes nothing.
+  // more than a lone timestamp. An empty list passes nothing. Each socket's filter also passes
+  // only its own protocol: the sockets are bound to ETH_P_ALL.
   int SetPorts(const std::vector<uint16_t>& ports);
 
   // Reads what is queued (non-blocking, at most `max_packets`) on the socket of `family` (4 or
@@ -191,8 +195,9 @@ constexpr size_t kMaxTapPorts = 200;
 // Bytes of each packet copied to user space: IPv4 (60) or IPv6 (40) header plus a TCP header (60).
 constexpr uint32_t kTapSnapLength = 128;
 
-// The classic BPF program Tap::SetPorts attaches (empty off Linux or for too many ports).
-std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports);
+// The classic BPF program Tap::SetPorts attaches to the socket of `family` (4 or 6); empty off
+// Linux or for too many ports.
+std::vector<BpfInsn> BuildFilter(const std::vector<uint16_t>& ports, int family);
 
 }  // namespace toa
 

@@ -2,7 +2,7 @@
 # Runs the native-facing jest tests against an AddressSanitizer + UBSan build of the addon.
 # Builds build-asan/ with cmake-js (CMakeLists.txt TOA_SANITIZE=ON, gcc), preloads gcc's ASan
 # runtime into node (node itself is not instrumented, so the runtime must come first), and points
-# lib/binding.ts at the sanitized addon with NODE_TOA_ADDON. Fails on any sanitizer report.
+# lib/addon/binding.ts at the sanitized addon with NODE_TOA_ADDON. Fails on any sanitizer report.
 # Leak detection is off: node does not free everything at exit.
 # Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts).
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the parser's unit-test vectors (test/helpers/parse-vectors.ts) to fuzz/seeds/ as the
-// fuzzer's starting corpus: one file per packet, plus, for each vector that finds a TOA, a copy
+// fuzzer's starting corpus: one file per packet, plus, for each vector that lists a TOA-shaped option, a copy
 // prefixed with [kind, layouts] for the fuzz target's input-chosen table (see toa_parse_fuzz.cc).
 // Usage: node scripts/fuzz-seeds.js [outDir]
 'use strict';
@@ -20,7 +20,7 @@ require.extensions['.ts'] = (module, filename) => {
 
 const root = path.join(__dirname, '..');
 const { ALL_VECTORS, FULL_SYN_V4, FULL_SYN_V6, TABLES } = require(path.join(root, 'test/helpers/parse-vectors.ts'));
-const { compileKinds } = require(path.join(root, 'lib/kinds.ts'));
+const { compileKinds } = require(path.join(root, 'lib/core/kinds.ts'));
 
 const outDir = path.resolve(process.argv[2] || path.join(root, 'fuzz/seeds'));
 fs.mkdirSync(outDir, { recursive: true });
@@ -35,7 +35,7 @@ let count = 0;
 for (const vector of ALL_VECTORS) {
   write(slug(vector.name), vector.packet);
   count++;
-  const toa = vector.expected.toa;
+  const [toa] = vector.expected.options ?? [];
   if (toa) {
     const table = compileKinds(TABLES[vector.table]);
     write(`${slug(vector.name)}.table`, [toa.kind, table[toa.kind], ...vector.packet]);

@@ -1,4 +1,4 @@
-// The ACK tap on loopback: its bounded table (through the binding's offer() hook and real
+// The ACK tap on loopback: its bounded table (through the binding's testing.offer() and real
 // accepted sockets), its BPF filter (real packets sent on lo through an AF_PACKET socket), and
 // enable(server, { ack }) end to end with a TOA injected into a real connection's 4-tuple.
 import { spawnSync } from 'node:child_process';
@@ -21,6 +21,7 @@ const describeTap = canTap || CI ? describe : describe.skip;
 const DEFAULT_TABLE = compileKinds(undefined);
 const TABLE_WITH_28 = compileKinds([200, 253, 254, 28]);
 const native = binding as NativeBinding;
+const offer = (t: NativeTap, p: Uint8Array, table: Uint8Array): boolean => native.testing.offer(t, p, table);
 
 function fdOf(socket: net.Socket): number {
   return (socket as unknown as { _handle: { fd: number } })._handle.fd;
@@ -83,7 +84,7 @@ async function settle(ms = 30): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-describeTap('the tap table (binding offer() hook, real accepted sockets)', () => {
+describeTap('the tap table (testing.offer(), real accepted sockets)', () => {
   const servers: net.Server[] = [];
   const pairs: Accepted[] = [];
   afterEach(async () => {
@@ -111,11 +112,12 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('finds the TOA of a connection and consumes it', async () => {
     const [p] = await connections(1);
     const t = tap();
-    for (const pkt of handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7'))) expect(t.offer(pkt, DEFAULT_TABLE)).toBe(true);
+    for (const pkt of handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7'))) expect(offer(t, pkt, DEFAULT_TABLE)).toBe(true);
     expect(t.stats()).toMatchObject({ packets: 2, syns: 1, toaFound: 1, inserted: 1, tableSize: 1 });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toEqual({
       peer: { family: 'IPv4', address: '127.0.0.1', port: p.client.localPort },
-      toa: { family: 'IPv4', address: '203.0.113.7', port: 4321, kind: 254, length: 8 },
+      options: [{ family: 'IPv4', address: '203.0.113.7', port: 4321, kind: 254, length: 8, layout: 1, status: 0 }],
+      packet: 'ack',
     });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
     expect(t.stats()).toMatchObject({ tableSize: 0, lookups: 2, hits: 1 });
@@ -125,10 +127,10 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('keeps at most `capacity` entries and evicts the oldest first', async () => {
     const ps = await connections(6);
     const t = tap(4);
-    ps.forEach((p, i) => handshake(tupleOf(p), toaV4(200, 1000 + i, '192.0.2.1')).forEach((x) => t.offer(x, DEFAULT_TABLE)));
+    ps.forEach((p, i) => handshake(tupleOf(p), toaV4(200, 1000 + i, '192.0.2.1')).forEach((x) => offer(t, x, DEFAULT_TABLE)));
     expect(t.stats()).toMatchObject({ inserted: 6, tableSize: 4, capacity: 4, evictions: 2 });
     const found = ps.map((p) => t.lookup(fdOf(p.server), DEFAULT_TABLE));
-    expect(found.map((f) => (f === null || typeof f === 'number' ? null : f.toa.port))).toEqual([
+    expect(found.map((f) => (f === null || typeof f === 'number' ? null : f.options[0].port))).toEqual([
       null,
       null,
       1002,
@@ -143,12 +145,12 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     const [p] = await connections(1);
     const t = tap(1000);
     const forged = (i: number): Tuple => ({ src: `198.51.100.${i % 250}`, sport: 1024 + (i % 60000), dst: '203.0.113.10', dport: 80 });
-    for (let i = 0; i < 100000; i++) t.offer(packet(forged(i), toaV4(254, i & 0xffff, '192.0.2.66')), DEFAULT_TABLE);
+    for (let i = 0; i < 100000; i++) offer(t, packet(forged(i), toaV4(254, i & 0xffff, '192.0.2.66')), DEFAULT_TABLE);
     expect(t.stats()).toMatchObject({ unmatched: 100000, inserted: 0, tableSize: 0, toaFound: 0 });
-    for (let i = 0; i < 100000; i++) t.offer(synOf(forged(i)), DEFAULT_TABLE);
+    for (let i = 0; i < 100000; i++) offer(t, synOf(forged(i)), DEFAULT_TABLE);
     expect(t.stats()).toMatchObject({ syns: 100000, inserted: 100000, tableSize: 1000, evictions: 99000 });
-    for (const pkt of handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7'))) t.offer(pkt, DEFAULT_TABLE);
-    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ toa: { address: '203.0.113.7', port: 4321 } });
+    for (const pkt of handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7'))) offer(t, pkt, DEFAULT_TABLE);
+    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ options: [{ address: '203.0.113.7', port: 4321 }] });
     expect(t.stats().tableSize).toBe(1000 - 1);
     t.close();
   });
@@ -156,18 +158,18 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('takes only the packet carrying the SYN’s sequence number + 1 (an off-path forger cannot know it)', async () => {
     const [p, q] = await connections(2);
     const t = tap();
-    t.offer(synOf(tupleOf(p)), DEFAULT_TABLE);
-    t.offer(packet(tupleOf(p), toaV4(254, 6666, '192.0.2.66'), TCP.ACK, [], ISN + 2), DEFAULT_TABLE);
-    t.offer(packet(tupleOf(p), toaV4(254, 6667, '192.0.2.67'), TCP.ACK, [], ISN), DEFAULT_TABLE);
-    t.offer(packet(tupleOf(p), toaV4(254, 3333, '192.0.2.3')), DEFAULT_TABLE);
+    offer(t, synOf(tupleOf(p)), DEFAULT_TABLE);
+    offer(t, packet(tupleOf(p), toaV4(254, 6666, '192.0.2.66'), TCP.ACK, [], ISN + 2), DEFAULT_TABLE);
+    offer(t, packet(tupleOf(p), toaV4(254, 6667, '192.0.2.67'), TCP.ACK, [], ISN), DEFAULT_TABLE);
+    offer(t, packet(tupleOf(p), toaV4(254, 3333, '192.0.2.3')), DEFAULT_TABLE);
     // TCP Fast Open: data in the SYN moves the first sequence number after it.
     const data = [1, 2, 3, 4, 5];
-    t.offer(packet(tupleOf(q), [2, 4, 5, 180], TCP.SYN, data, ISN), DEFAULT_TABLE);
-    t.offer(packet(tupleOf(q), toaV4(254, 7777, '192.0.2.77'), TCP.ACK, [], ISN + 1), DEFAULT_TABLE);
-    t.offer(packet(tupleOf(q), toaV4(254, 4444, '192.0.2.4'), TCP.ACK, [], ISN + 1 + data.length), DEFAULT_TABLE);
+    offer(t, packet(tupleOf(q), [2, 4, 5, 180], TCP.SYN, data, ISN), DEFAULT_TABLE);
+    offer(t, packet(tupleOf(q), toaV4(254, 7777, '192.0.2.77'), TCP.ACK, [], ISN + 1), DEFAULT_TABLE);
+    offer(t, packet(tupleOf(q), toaV4(254, 4444, '192.0.2.4'), TCP.ACK, [], ISN + 1 + data.length), DEFAULT_TABLE);
     expect(t.stats()).toMatchObject({ badSeq: 3, toaFound: 2 });
-    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 3333 } });
-    expect(t.lookup(fdOf(q.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 4444 } });
+    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ options: [{ port: 3333 }] });
+    expect(t.lookup(fdOf(q.server), DEFAULT_TABLE)).toMatchObject({ options: [{ port: 4444 }] });
     t.close();
   });
 
@@ -175,36 +177,36 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     const [p] = await connections(1);
     const t = tap();
     const tuple = tupleOf(p);
-    handshake(tuple, toaV4(254, 1111, '192.0.2.1')).forEach((x) => t.offer(x, DEFAULT_TABLE));
-    t.offer(synOf(tuple, 5000), DEFAULT_TABLE);
+    handshake(tuple, toaV4(254, 1111, '192.0.2.1')).forEach((x) => offer(t, x, DEFAULT_TABLE));
+    offer(t, synOf(tuple, 5000), DEFAULT_TABLE);
     expect(t.stats()).toMatchObject({ syns: 2, tableSize: 1 });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
-    handshake(tuple, toaV4(254, 2222, '192.0.2.2'), 7000).forEach((x) => t.offer(x, DEFAULT_TABLE));
-    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 2222, address: '192.0.2.2' } });
+    handshake(tuple, toaV4(254, 2222, '192.0.2.2'), 7000).forEach((x) => offer(t, x, DEFAULT_TABLE));
+    expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toMatchObject({ options: [{ port: 2222, address: '192.0.2.2' }] });
     t.close();
   });
 
   it('keeps the first TOA of a connection; a TOA replaces an entry that had none', async () => {
     const [a, b] = await connections(2);
     const t = tap();
-    handshake(tupleOf(a), toaV4(254, 1111, '192.0.2.1')).forEach((x) => t.offer(x, DEFAULT_TABLE));
-    t.offer(packet(tupleOf(a), toaV4(254, 2222, '192.0.2.2'), TCP.ACK | 0x08, [0x47]), DEFAULT_TABLE);
+    handshake(tupleOf(a), toaV4(254, 1111, '192.0.2.1')).forEach((x) => offer(t, x, DEFAULT_TABLE));
+    offer(t, packet(tupleOf(a), toaV4(254, 2222, '192.0.2.2'), TCP.ACK | 0x08, [0x47]), DEFAULT_TABLE);
     // An option nobody configured yet is kept, then the real TOA replaces it.
-    handshake(tupleOf(b), [99, 8, 1, 2, 3, 4, 5, 6]).forEach((x) => t.offer(x, DEFAULT_TABLE));
-    t.offer(packet(tupleOf(b), toaV4(200, 3333, '192.0.2.3')), DEFAULT_TABLE);
+    handshake(tupleOf(b), [99, 8, 1, 2, 3, 4, 5, 6]).forEach((x) => offer(t, x, DEFAULT_TABLE));
+    offer(t, packet(tupleOf(b), toaV4(200, 3333, '192.0.2.3')), DEFAULT_TABLE);
     expect(t.stats()).toMatchObject({ inserted: 2, toaFound: 3 });
-    expect(t.lookup(fdOf(a.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 1111 } });
-    expect(t.lookup(fdOf(b.server), DEFAULT_TABLE)).toMatchObject({ toa: { port: 3333, kind: 200 } });
+    expect(t.lookup(fdOf(a.server), DEFAULT_TABLE)).toMatchObject({ options: [{ port: 1111 }] });
+    expect(t.lookup(fdOf(b.server), DEFAULT_TABLE)).toMatchObject({ options: [{ port: 3333, kind: 200 }] });
     t.close();
   });
 
   it('keeps options raw, so a kind configured after the packet arrived is still read', async () => {
     const [p] = await connections(1);
     const t = tap();
-    handshake(tupleOf(p), aliCdn('192.0.2.28')).forEach((x) => t.offer(x, DEFAULT_TABLE));
+    handshake(tupleOf(p), aliCdn('192.0.2.28')).forEach((x) => offer(t, x, DEFAULT_TABLE));
     expect(t.stats()).toMatchObject({ toaFound: 0, inserted: 1 });
     expect(t.lookup(fdOf(p.server), TABLE_WITH_28)).toMatchObject({
-      toa: { address: '192.0.2.28', port: 0, kind: 28, length: 7 },
+      options: [{ address: '192.0.2.28', port: 0, kind: 28, length: 7 }],
     });
     t.close();
   });
@@ -213,11 +215,11 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     const [p] = await connections(1);
     const t = tap();
     const tuple = tupleOf(p);
-    t.offer(synOf(tuple), DEFAULT_TABLE);
-    t.offer(packet(tuple, tsOnly()), DEFAULT_TABLE);
-    t.offer(packet(tuple, toaV4(254, 1, '192.0.2.1'), TCP.RST | TCP.ACK), DEFAULT_TABLE);
-    expect(t.offer(ipv4({ protocol: 17, payload: new Uint8Array(40) }), DEFAULT_TABLE)).toBe(false);
-    expect(t.offer(new Uint8Array([0x45, 0, 0]), DEFAULT_TABLE)).toBe(false);
+    offer(t, synOf(tuple), DEFAULT_TABLE);
+    offer(t, packet(tuple, tsOnly()), DEFAULT_TABLE);
+    offer(t, packet(tuple, toaV4(254, 1, '192.0.2.1'), TCP.RST | TCP.ACK), DEFAULT_TABLE);
+    expect(offer(t, ipv4({ protocol: 17, payload: new Uint8Array(40) }), DEFAULT_TABLE)).toBe(false);
+    expect(offer(t, new Uint8Array([0x45, 0, 0]), DEFAULT_TABLE)).toBe(false);
     expect(t.stats()).toMatchObject({ packets: 3, malformed: 2, inserted: 1, toaFound: 0, tableSize: 1 });
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
     t.close();
@@ -226,7 +228,7 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
   it('drops entries older than maxAge', async () => {
     const [p] = await connections(1);
     const t = tap(1000, 100);
-    handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7')).forEach((x) => t.offer(x, DEFAULT_TABLE));
+    handshake(tupleOf(p), toaV4(254, 4321, '203.0.113.7')).forEach((x) => offer(t, x, DEFAULT_TABLE));
     await settle(200);
     expect(t.lookup(fdOf(p.server), DEFAULT_TABLE)).toBeNull();
     expect(t.stats()).toMatchObject({ expired: 1, tableSize: 0 });
@@ -238,15 +240,15 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     expect(mapped.server.remoteAddress).toBe('::ffff:127.0.0.1');
     const [v6] = await connections(1, '::1');
     const t = tap();
-    handshake(tupleOf(mapped), toaV4(254, 4444, '192.0.2.44')).forEach((x) => t.offer(x, DEFAULT_TABLE));
-    handshake(tupleOf(v6), toaV6(253, 6666, '2001:db8:c::1')).forEach((x) => t.offer(x, DEFAULT_TABLE));
+    handshake(tupleOf(mapped), toaV4(254, 4444, '192.0.2.44')).forEach((x) => offer(t, x, DEFAULT_TABLE));
+    handshake(tupleOf(v6), toaV6(253, 6666, '2001:db8:c::1')).forEach((x) => offer(t, x, DEFAULT_TABLE));
     expect(t.lookup(fdOf(mapped.server), DEFAULT_TABLE)).toMatchObject({
       peer: { family: 'IPv4', address: '127.0.0.1' },
-      toa: { address: '192.0.2.44', port: 4444 },
+      options: [{ address: '192.0.2.44', port: 4444 }],
     });
     expect(t.lookup(fdOf(v6.server), DEFAULT_TABLE)).toMatchObject({
       peer: { family: 'IPv6', address: '::1' },
-      toa: { family: 'IPv6', address: '2001:db8:c::1', port: 6666, kind: 253 },
+      options: [{ family: 'IPv6', address: '2001:db8:c::1', port: 6666, kind: 253 }],
     });
     t.close();
   });
@@ -257,7 +259,7 @@ describeTap('the tap table (binding offer() hook, real accepted sockets)', () =>
     const t = tap();
     expect(() => t.lookup(-1, DEFAULT_TABLE)).toThrow(new RangeError('fd must be >= 0'));
     expect(() => t.lookup(0, new Uint8Array(3))).toThrow(new RangeError('kind table must hold 256 bytes'));
-    expect(() => t.offer('x' as never, DEFAULT_TABLE)).toThrow('packet must be a Uint8Array or Buffer');
+    expect(() => offer(t, 'x' as never, DEFAULT_TABLE)).toThrow('packet must be a Uint8Array or Buffer');
     expect(() => t.setPorts([0])).toThrow(new RangeError('ports must be 1-65535'));
     expect(() => t.setPorts(new Array(201).fill(80))).toThrow(new RangeError('too many ports for one tap'));
     t.close();

@@ -54,7 +54,7 @@ describe('node-toa/express module', () => {
   it.each([
     [null, TypeError, 'toaMiddleware(options): options must be an object, got null'],
     [[], TypeError, 'toaMiddleware(options): options must be an object, got object'],
-    [{ trustproxy: true }, TypeError, "toaMiddleware(options): unknown option 'trustproxy' (known: trustProxy, kinds, setIp, ack)"],
+    [{ trustproxy: true }, TypeError, "toaMiddleware(options): unknown option 'trustproxy' (known: trustProxy, kinds, multiple, setIp, ack)"],
     [{ setIp: 'yes' }, TypeError, "toaMiddleware(options): setIp must be a boolean, got 'yes'"],
     [{ trustProxy: 42 }, TypeError, 'trustProxy must be a boolean, a string, an array of strings or a function, got 42'],
     [{ kinds: [3] }, RangeError, 'kinds: 3 is not usable as a TOA kind'],

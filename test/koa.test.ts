@@ -45,7 +45,7 @@ describe('node-toa/koa module', () => {
 
   it.each([
     [5, TypeError, 'toaKoa(options): options must be an object, got number'],
-    [{ setip: true }, TypeError, "toaKoa(options): unknown option 'setip' (known: trustProxy, kinds, setIp, ack)"],
+    [{ setip: true }, TypeError, "toaKoa(options): unknown option 'setip' (known: trustProxy, kinds, multiple, setIp, ack)"],
     [{ setIp: null }, TypeError, 'toaKoa(options): setIp must be a boolean, got null'],
   ])('options %p: %p at construction', (options, type, message) => {
     expect(() => toaKoa(options as never)).toThrow(type);

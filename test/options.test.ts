@@ -71,7 +71,7 @@ describe('kinds', () => {
   it('matches the native parser’s own defaults', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { binding } = require('../lib/addon/binding');
-    expect(Buffer.from(compileKinds(undefined))).toEqual(Buffer.from(binding.defaultKindTable()));
+    expect(Buffer.from(compileKinds(undefined))).toEqual(Buffer.from(binding.testing.defaultKindTable()));
   });
 
   it('opts in to 28 and 252 with their own layouts, and takes named layouts', () => {
@@ -107,10 +107,10 @@ describe('options objects', () => {
 
   it('rejects unknown keys where they are passed', () => {
     expect(() => realRemoteAddress(socketLike, { trustproxy: true } as never)).toThrow(
-      new TypeError("realRemoteAddress: unknown option 'trustproxy' (known: trustProxy, kinds)"),
+      new TypeError("realRemoteAddress: unknown option 'trustproxy' (known: trustProxy, kinds, multiple)"),
     );
     expect(() => createResolver({ kind: [200] } as never)).toThrow(
-      new TypeError("createResolver: unknown option 'kind' (known: trustProxy, kinds)"),
+      new TypeError("createResolver: unknown option 'kind' (known: trustProxy, kinds, multiple)"),
     );
   });
 
@@ -127,6 +127,25 @@ describe('options objects', () => {
   it('validates at configure() and createResolver() time, not on the first connection', () => {
     expect(() => configure({ trustProxy: 'nope' })).toThrow(/trustProxy: invalid IP address: nope/);
     expect(() => createResolver({ kinds: [3] })).toThrow(RangeError);
+  });
+
+  describe('multiple', () => {
+    it.each([
+      ['FIRST', "multiple must be one of 'ignore', 'first', 'last', got 'FIRST'"],
+      [1, "multiple must be one of 'ignore', 'first', 'last', got 1"],
+      [true, "multiple must be one of 'ignore', 'first', 'last', got true"],
+      [['first'], "multiple must be one of 'ignore', 'first', 'last', got an array"],
+      [null, "multiple must be one of 'ignore', 'first', 'last', got null"],
+    ])('rejects %j with a TypeError naming the option and the value', (value, message) => {
+      expect(() => createResolver({ multiple: value as never })).toThrow(new TypeError(message));
+      expect(() => configure({ multiple: value as never })).toThrow(new TypeError(message));
+    });
+
+    it("takes 'ignore', 'first' and 'last'", () => {
+      for (const multiple of ['ignore', 'first', 'last'] as const) {
+        expect(realRemoteAddress(socketLike, { multiple })).toMatchObject({ source: 'peer', address: '198.51.100.7' });
+      }
+    });
   });
 
   it('rejects a socket that is not an object', () => {

@@ -1,11 +1,12 @@
-// The byte record of readSyn(): decoded in TypeScript exactly as the object-building lookup()
-// answers, and IPv6 written exactly as Node (libuv's inet_ntop) writes it.
+// The byte record of readSyn(): decoded in TypeScript exactly as the object-building parse() and
+// lookup() answer, and IPv6 written exactly as Node (libuv's inet_ntop) writes it.
 import * as net from 'node:net';
 import { binding } from '../lib/addon/binding';
 import { compileKinds } from '../lib/core/kinds';
 import { RECORD_SIZE, decodeRecord, ipv6 } from '../lib/addon/record';
 import { enable } from '../lib/index';
 import { close, connectPair, listen } from './helpers/loopback';
+import { aliCdn, synV4, synV6, toaV4, vtoa } from './helpers/packets';
 
 function nodeText(bytes: number[]): string {
   const groups = [];
@@ -36,8 +37,49 @@ describe('ipv6()', () => {
   });
 });
 
+describe('the record: native/record_layout.h written by the addon, decoded by addon/record.ts', () => {
+  const optIn = compileKinds([200, 253, 254, 28, 252]);
+  const record = () => new Uint8Array(RECORD_SIZE);
+
+  it('a SYN with a TOA, a VTOA (vid, vip), an IPv6 TOA and a getpeername name decodes as parse() lists them', () => {
+    const syn = synV4([
+      ...toaV4(200, 5555, '192.0.2.1'),
+      ...vtoa({ cport: 4321, cip: '192.0.2.252', vid: 0xfedcba98, vip: '198.51.100.10', vport: 443 }),
+    ]);
+    const r = record();
+    binding!.testing.record(syn, optIn, r, '2001:db8:c::77', 45000);
+    const parsed = binding!.testing.parse(syn, optIn);
+    expect(decodeRecord(r)).toEqual({
+      syn: true,
+      peer: parsed.src,
+      options: parsed.options,
+      name: { family: 'IPv6', address: '2001:db8:c::77', port: 45000 },
+    });
+    expect(parsed.options![1]).toMatchObject({ vid: 0xfedcba98, vip: { address: '198.51.100.10', port: 443 }, kind: 252 });
+  });
+
+  it('five options, the most 40 option bytes hold, with every status', () => {
+    const syn = synV6([
+      ...toaV4(254, 1, '0.0.0.0'), ...toaV4(254, 0xf989, '192.0.2.9'), ...aliCdn('192.0.2.28', 2),
+      ...toaV4(200, 3, '192.0.2.3'), ...aliCdn('192.0.2.29'),
+    ]);
+    const r = record();
+    binding!.testing.record(syn, optIn, r);
+    const decoded = decodeRecord(r);
+    expect(decoded.options).toEqual(binding!.testing.parse(syn, optIn).options);
+    expect(decoded.options!.map((o) => o.status)).toEqual([2, 1, 3, 0, 0]);
+    expect(decoded.name).toBeUndefined();
+  });
+
+  it('a packet that does not parse: a SYN was there, nothing else', () => {
+    const r = record();
+    binding!.testing.record(new Uint8Array([0x45, 0, 0]), optIn, r);
+    expect(decodeRecord(r)).toEqual({ syn: true });
+  });
+});
+
 (process.platform === 'linux' ? describe : describe.skip)('readSyn()', () => {
-  it('answers as lookup() does, on real saved SYNs over IPv4 and IPv6', async () => {
+  it('answers as testing.lookup() does, on real saved SYNs over IPv4 and IPv6', async () => {
     for (const host of ['127.0.0.1', '::1']) {
       const server = enable(net.createServer());
       const port = await listen(server, host);
@@ -48,8 +90,14 @@ describe('ipv6()', () => {
       const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
       expect(binding!.readSyn(fdOf(a.server), table, true, record)).toBe(0);
       const viaRecord = decodeRecord(record);
-      const viaObjects = binding!.lookup(fdOf(b.server), table, true);
-      expect(viaRecord).toEqual({ syn: true, peer: { ...viaObjects.peer, port: a.client.localPort }, name: { ...viaObjects.name, port: a.client.localPort } });
+      const viaObjects = binding!.testing.lookup(fdOf(b.server), table, true);
+      expect(viaRecord).toEqual({
+        syn: true,
+        peer: { ...viaObjects.peer, port: a.client.localPort },
+        options: [],
+        name: { ...viaObjects.name, port: a.client.localPort },
+      });
+      expect(viaObjects.options).toEqual([]);
       expect(viaObjects.peer!.port).toBe(b.client.localPort);
       // Read once: the second read finds nothing, and says so in the record too.
       binding!.readSyn(fdOf(a.server), table, false, record);
@@ -61,7 +109,7 @@ describe('ipv6()', () => {
 
   it('rejects a record that is too small', () => {
     expect(() => binding!.readSyn(0, compileKinds(undefined), false, new Uint8Array(10))).toThrow(
-      'record must be a Uint8Array of 83 bytes',
+      'record must be a Uint8Array of recordLayout.size bytes',
     );
   });
 });

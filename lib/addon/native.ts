@@ -1,4 +1,5 @@
-// The raw addon's shape. Private: only binding.ts and the resolver see it.
+// The raw addon's shape (native/addon.cc, native/tap_addon.cc). Private: only the addon loader,
+// the record decoder, the resolver and the tap see it.
 
 export interface NativeEndpoint {
   family: 'IPv4' | 'IPv6';
@@ -6,14 +7,52 @@ export interface NativeEndpoint {
   port: number;
 }
 
+/** Why a TOA-shaped option holds no client (native/toa_parse.h OptionStatus). */
+export const OPTION_STATUS = Object.freeze({
+  usable: 0,
+  /** kind 253/254 with TCP Fast Open's ExID F9 89, in a SYN */
+  tfoCookie: 1,
+  /** 0.0.0.0 or :: */
+  unspecified: 2,
+  /** Alibaba CDN layout whose version byte is not 1 */
+  badVersion: 3,
+});
+
+/** One TOA-shaped option: a configured kind whose length fits one of the kind's layouts. */
 export interface NativeToa extends NativeEndpoint {
   kind: number;
   length: number;
+  /** The layout bit it was decoded with (core/kinds.ts LAYOUT_BITS). */
+  layout: number;
+  /** OPTION_STATUS: 0 when the option names a client. */
+  status: number;
   vid?: number;
   vip?: NativeEndpoint;
 }
 
-/** What one `lookup()` learnt about an accepted socket. */
+/** Offsets of the byte record readSyn() fills (native/record_layout.h). */
+export interface NativeRecordLayout {
+  size: number;
+  flags: number;
+  peer: number;
+  name: number;
+  count: number;
+  options: number;
+  optionSize: number;
+  optionKind: number;
+  optionLength: number;
+  optionLayout: number;
+  optionStatus: number;
+  optionClient: number;
+  optionVid: number;
+  optionVip: number;
+  flagSyn: number;
+  flagPeer: number;
+  flagName: number;
+  layoutVtoa: number;
+}
+
+/** What one `testing.lookup()` learnt about an accepted socket. */
 export interface NativeLookup {
   /** 0, or the errno of getsockopt(TCP_SAVED_SYN). */
   errno: number;
@@ -21,7 +60,7 @@ export interface NativeLookup {
   syn: boolean;
   /** The SYN's IP source and TCP source port: the true L3 peer. */
   peer?: NativeEndpoint;
-  toa?: NativeToa;
+  options?: NativeToa[];
   /** getpeername(), only when asked for. */
   name?: NativeEndpoint;
   nameErrno?: number;
@@ -33,7 +72,7 @@ export interface NativePacket {
   dst?: NativeEndpoint;
   flags?: number;
   payloadLength?: number;
-  toa?: NativeToa;
+  options?: NativeToa[];
 }
 
 /** The ACK tap's counters (native/toa_tap.h TapCounters). */
@@ -56,6 +95,13 @@ export interface NativeTapStats {
   malformed: number;
 }
 
+/** What the tap kept of a connection: the options of the first packet after its SYN that had any. */
+export interface NativeTapHit {
+  peer: NativeEndpoint;
+  options: NativeToa[];
+  packet: 'ack' | 'data';
+}
+
 /** One ACK tap: packet sockets in one network namespace plus the 4-tuple table. */
 export interface NativeTap {
   /** listenerFd -1: this thread's namespace. */
@@ -64,40 +110,43 @@ export interface NativeTap {
   setPorts(ports: readonly number[]): number;
   drain(kindTable: Uint8Array): number;
   /**
-   * The TOA of an accepted socket's handshake ACK or first data packet; null on a miss; -errno.
-   * The peer, when known from the saved SYN, saves a getpeername.
+   * The options of an accepted socket's handshake ACK or first data packet; null on a miss;
+   * -errno. The peer, when known from the saved SYN, saves a getpeername.
    */
-  lookup(
-    fd: number,
-    kindTable: Uint8Array,
-    peerAddress?: string,
-    peerPort?: number,
-  ): { peer: NativeEndpoint; toa: NativeToa } | null | number;
-  /** Feeds one packet (IP header first) to the table, bypassing the socket: for tests. */
-  offer(packet: Uint8Array, kindTable: Uint8Array): boolean;
+  lookup(fd: number, kindTable: Uint8Array, peerAddress?: string, peerPort?: number): NativeTapHit | null | number;
   stats(): NativeTapStats;
   close(): void;
 }
 
+/** Functions only the tests call: the parser and the syscalls without the record. */
+export interface NativeTesting {
+  lookup(fd: number, kindTable: Uint8Array, withPeerName: boolean): NativeLookup;
+  parse(packet: Uint8Array, kindTable: Uint8Array): NativePacket;
+  defaultKindTable(): Uint8Array;
+  /** Fills `record` as readSyn() would for a saved SYN `packet` and a getpeername `name`. */
+  record(packet: Uint8Array, kindTable: Uint8Array, record: Uint8Array, nameAddress?: string, namePort?: number): void;
+  /** Feeds one packet (IP header first) to a tap's table, bypassing its sockets. */
+  offer(tap: NativeTap, packet: Uint8Array, kindTable: Uint8Array): boolean;
+}
+
 export interface NativeBinding {
   savedSynSupported: boolean;
+  recordLayout: NativeRecordLayout;
   /** errno, 0 on success */
   setSaveSyn(fd: number, on: boolean): number;
   /** 1 | 0, or -errno */
   getSaveSyn(fd: number): number;
-  lookup(fd: number, kindTable: Uint8Array, withPeerName: boolean): NativeLookup;
-  /** The same as lookup(), written into `record` (decoded by syn-record.ts); returns the errno. */
+  /** Reads the saved SYN into `record` (decoded by addon/record.ts); returns the errno. */
   readSyn(fd: number, kindTable: Uint8Array, withPeerName: boolean, record: Uint8Array): number;
-  parse(packet: Uint8Array, kindTable: Uint8Array): NativePacket;
   /** fd, or -errno */
   createListener(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   /** boolean, or -errno */
   isTcpListener(fd: number): boolean | number;
-  defaultKindTable(): Uint8Array;
   /** Packet taps exist on this platform (Linux). */
   tapSupported: boolean;
   /** ringFrames: frames of each socket's mmap'd receive ring (default 4096); 0 reads with recvmmsg. */
   Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number, ringFrames?: number) => NativeTap;
   /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
   probePacketSocket(): number;
+  testing: NativeTesting;
 }

@@ -1,20 +1,24 @@
-// Decodes the byte record the addon's readSyn() fills (layout in native/addon.cc). Formatting
-// addresses here is cheaper than building strings and objects through N-API, per connection.
-import type { NativeEndpoint, NativeToa } from './native';
-
-export const RECORD_SIZE = 83;
-const SYN = 1;
-const PEER = 2;
-const TOA = 4;
-const NAME = 8;
-const VIP = 16;
+// Decodes the byte record the addon's readSyn() fills. The layout is native/record_layout.h's,
+// read from the addon (`recordLayout`), so it is written down once. Formatting addresses here is
+// cheaper than building strings and objects through N-API, per connection.
+import { binding } from './binding';
+import type { NativeEndpoint, NativeRecordLayout, NativeToa } from './native';
 
 export interface SynRecord {
   syn: boolean;
   peer?: NativeEndpoint;
-  toa?: NativeToa;
+  /** The TOA-shaped options of the SYN, in order; present when `peer` is. */
+  options?: readonly NativeToa[];
   name?: NativeEndpoint;
 }
+
+// Without the addon there is no record to decode; a layout of zeros keeps the types simple.
+const L: NativeRecordLayout =
+  binding?.recordLayout ??
+  ({ size: 0 } as NativeRecordLayout);
+
+/** Bytes readSyn() needs. */
+export const RECORD_SIZE = L.size;
 
 function ipv4(b: Uint8Array, o: number): string {
   return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
@@ -66,20 +70,37 @@ function address(b: Uint8Array, o: number): NativeEndpoint {
   };
 }
 
-export function decodeRecord(b: Uint8Array): SynRecord {
-  const flags = b[0];
-  const record: SynRecord = { syn: (flags & SYN) !== 0 };
-  if ((flags & PEER) !== 0) record.peer = address(b, 1);
-  if ((flags & TOA) !== 0) {
-    const toa = address(b, 22) as NativeToa;
-    toa.kind = b[20];
-    toa.length = b[21];
-    if ((flags & VIP) !== 0) {
-      toa.vid = ((b[41] << 24) | (b[42] << 16) | (b[43] << 8) | b[44]) >>> 0;
-      toa.vip = address(b, 45);
-    }
-    record.toa = toa;
+function option(b: Uint8Array, o: number): NativeToa {
+  const toa = address(b, o + L.optionClient) as NativeToa;
+  toa.kind = b[o + L.optionKind];
+  toa.length = b[o + L.optionLength];
+  toa.layout = b[o + L.optionLayout];
+  toa.status = b[o + L.optionStatus];
+  if (toa.layout === L.layoutVtoa) {
+    const v = o + L.optionVid;
+    toa.vid = ((b[v] << 24) | (b[v + 1] << 16) | (b[v + 2] << 8) | b[v + 3]) >>> 0;
+    toa.vip = address(b, o + L.optionVip);
   }
-  if ((flags & NAME) !== 0) record.name = address(b, 64);
+  return toa;
+}
+
+// Most SYNs hold no TOA-shaped option: one shared empty list, not a fresh one per connection.
+const NO_OPTIONS: readonly NativeToa[] = Object.freeze([]);
+
+export function decodeRecord(b: Uint8Array): SynRecord {
+  const flags = b[L.flags];
+  const record: SynRecord = { syn: (flags & L.flagSyn) !== 0 };
+  if ((flags & L.flagPeer) !== 0) {
+    record.peer = address(b, L.peer);
+    const count = b[L.count];
+    if (count === 0) {
+      record.options = NO_OPTIONS;
+    } else {
+      const options: NativeToa[] = [];
+      for (let i = 0; i < count; i++) options.push(option(b, L.options + i * L.optionSize));
+      record.options = options;
+    }
+  }
+  if ((flags & L.flagName) !== 0) record.name = address(b, L.name);
   return record;
 }

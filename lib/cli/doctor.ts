@@ -6,6 +6,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { binding, loadError, savedSynAvailable } from '../addon/binding';
+import { RECORD_SIZE, decodeRecord } from '../addon/record';
+import { compileKinds } from '../core/kinds';
 import { errnoName } from '../util/errno';
 import { toaModuleLoaded } from '../util/kernel-module';
 
@@ -88,8 +90,9 @@ async function probeSavedSyn(native: NonNullable<typeof binding>, host: string):
     const socket = await accepted;
     sockets.push(socket);
     const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
-    const found = native.lookup(fd, native.defaultKindTable(), false);
-    return { setErrno, enabled, readErrno: found.errno, syn: found.syn };
+    const record = new Uint8Array(RECORD_SIZE);
+    const readErrno = native.readSyn(fd, compileKinds(undefined), false, record);
+    return { setErrno, enabled, readErrno, syn: decodeRecord(record).syn };
   } finally {
     for (const s of sockets) s.destroy();
     server.close();

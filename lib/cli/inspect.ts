@@ -1,6 +1,7 @@
 // `node-toa inspect`: what the server learns about each connection, as a record an operator reads
 // line by line, and the tally printed at the end. Uses only the public API, like an application.
 import type { Socket } from 'node:net';
+import { hostPort } from '../util/host-port';
 import { createResolver, type Endpoint, type KindSpec, type RealAddress, type TrustProxy } from '../index';
 
 export interface InspectOptions {
@@ -46,8 +47,9 @@ function unmapped(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-export function hostPort(e: { address: string; port: number }): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+/** `address:port` of an endpoint, IPv6 in brackets. */
+export function endpointText(e: { address: string; port: number }): string {
+  return hostPort(e.address, e.port);
 }
 
 export class Inspector {
@@ -108,11 +110,11 @@ export class Inspector {
 }
 
 export function formatRecord(r: ConnectionRecord): string {
-  let line = `${r.time}  peer ${hostPort(r.peer)}  client ${hostPort(r.client)}  source ${r.source}`;
+  let line = `${r.time}  peer ${endpointText(r.peer)}  client ${endpointText(r.client)}  source ${r.source}`;
   if (r.kind !== undefined) line += `  kind ${r.kind}`;
   if (r.untrustedToa !== undefined) {
     line +=
-      `  (ignored TOA kind ${r.untrustedToa.kind} saying ${hostPort(r.untrustedToa)}: ` +
+      `  (ignored TOA kind ${r.untrustedToa.kind} saying ${endpointText(r.untrustedToa)}: ` +
       `${r.peer.address} is not trusted; add it with --trust)`;
   }
   return line;

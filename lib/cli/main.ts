@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
 import * as toa from '../index';
-import { Inspector, formatRecord, formatSummary, hostPort, type ConnectionRecord } from './inspect';
+import { Inspector, formatRecord, formatSummary, endpointText, type ConnectionRecord } from './inspect';
 
 const USAGE = `node-toa: the real client address of TCP connections that came through an L4 proxy
 putting it into a TCP option (TOA), read from the saved SYN.
@@ -116,7 +116,7 @@ function checkKinds(text: string): number[] {
 }
 
 function listenFailure(error: NodeJS.ErrnoException, host: string, port: number): CliError {
-  const where = hostPort({ address: host, port });
+  const where = endpointText({ address: host, port });
   switch (error.code) {
     case 'EADDRINUSE':
       return new CliError(`node-toa inspect: ${where} is already in use by another process (EADDRINUSE); stop it or choose another --port`, 1);
@@ -220,7 +220,7 @@ async function inspect(argv: string[]): Promise<number> {
     write(JSON.stringify(listening));
   } else {
     write(
-      `node-toa inspect: listening on ${hostPort(address)} (TCP_SAVE_SYN ${listening.saveSyn ? 'on' : 'OFF: run node-toa doctor'}; ` +
+      `node-toa inspect: listening on ${endpointText(address)} (TCP_SAVE_SYN ${listening.saveSyn ? 'on' : 'OFF: run node-toa doctor'}; ` +
         `trusting ${trust.length > 0 ? trust.join(', ') : 'no proxy: TOA will be shown as ignored'}` +
         `${listening.ack ? '; ACK tap on' : ''}). Ctrl-C for a summary.`,
     );

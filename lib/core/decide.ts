@@ -2,19 +2,35 @@
 // Pure (no I/O), so every branch is tested on modelled native results, including the vendor
 // kernel module case that CI cannot load.
 import type { NativeEndpoint, NativeToa } from '../addon/native';
-import type { TrustFn } from './trust';
+import type { CompiledOptions } from './options';
+import { isRefused, selectToa, type Refused } from './select';
 import type { Endpoint, RealAddress } from './types';
 
-/** What was learnt about one connection: from the saved SYN, the ACK tap and getpeername. */
+/**
+ * What was learnt about one connection: from the saved SYN, the ACK tap and getpeername. Shared
+ * by every resolver (the SYN is read once), so options are listed with every kind any resolver
+ * reads; each resolver selects with its own kinds.
+ */
 export interface ConnectionFacts {
   /** The SYN's IP source: the true L3 peer, whatever a kernel module makes getpeername say. */
   synPeer?: NativeEndpoint;
-  synToa?: NativeToa;
-  /** The source and TOA of the handshake ACK or first data packet (packet tap). */
+  /** The SYN's TOA-shaped options, in order. */
+  synOptions?: readonly NativeToa[];
+  /** The source and options of the handshake ACK or first data packet (packet tap). */
   ackPeer?: NativeEndpoint;
-  ackToa?: NativeToa;
+  ackOptions?: readonly NativeToa[];
+  /** Which of the two the tap kept. */
+  ackPacket?: 'ack' | 'data';
   /** getpeername(), asked only when a vendor TOA module may have rewritten it. */
   name?: NativeEndpoint;
+}
+
+/** Told about options that were not believed; each call is about one packet of one connection. */
+export interface DecideEvents {
+  /** The packet's sender is not a trusted proxy. */
+  untrusted(peer: Endpoint, option: NativeToa): void;
+  /** A trusted proxy's packet whose options name no client, or are ambiguous. */
+  refused(peer: Endpoint, refused: Refused): void;
 }
 
 const MAPPED_PREFIX = '::ffff:';
@@ -54,24 +70,33 @@ function fromToa(toa: NativeToa, proxy: NativeEndpoint): RealAddress {
  * a kernel module's rewrite of a trusted peer, else the peer itself. Trust is always checked
  * against the IP source of the packet that carried the option.
  *
+ * @param options the resolver's trust, kinds and `multiple`
  * @param fallback what Node knows (`socket.remoteAddress`), asked only when no packet was seen
- * @param onUntrusted told about an option that was ignored because its sender is not trusted
  */
 export function decide(
   facts: ConnectionFacts,
+  options: CompiledOptions,
   fallback: () => Endpoint,
-  trust: TrustFn,
-  onUntrusted: (peer: Endpoint, toa: NativeToa) => void,
+  events: DecideEvents,
 ): RealAddress {
-  if (facts.synToa !== undefined && facts.synPeer !== undefined) {
-    const peer = endpoint(facts.synPeer);
-    if (trust(peer.address)) return fromToa(facts.synToa, facts.synPeer);
-    onUntrusted(peer, facts.synToa);
+  const { trust, kindTable, multiple } = options;
+  if (facts.synPeer !== undefined) {
+    const syn = selectToa(facts.synOptions, kindTable, multiple);
+    if (syn !== undefined) {
+      const peer = endpoint(facts.synPeer);
+      if (!trust(peer.address)) events.untrusted(peer, isRefused(syn) ? syn.option : syn);
+      else if (isRefused(syn)) events.refused(peer, syn);
+      else return fromToa(syn, facts.synPeer);
+    }
   }
-  if (facts.ackToa !== undefined && facts.ackPeer !== undefined) {
-    const peer = endpoint(facts.ackPeer);
-    if (trust(peer.address)) return fromToa(facts.ackToa, facts.ackPeer);
-    onUntrusted(peer, facts.ackToa);
+  if (facts.ackPeer !== undefined) {
+    const ack = selectToa(facts.ackOptions, kindTable, multiple);
+    if (ack !== undefined) {
+      const peer = endpoint(facts.ackPeer);
+      if (!trust(peer.address)) events.untrusted(peer, isRefused(ack) ? ack.option : ack);
+      else if (isRefused(ack)) events.refused(peer, ack);
+      else return fromToa(ack, facts.ackPeer);
+    }
   }
   const l3Source = facts.synPeer ?? facts.ackPeer;
   if (l3Source !== undefined) {

@@ -2,14 +2,14 @@
 // the layouts (bit set) under which an option of that kind counts as a TOA.
 import type { KindSpec, ToaLayout } from './types';
 
-const LAYOUT_BITS: Record<ToaLayout, number> = {
+export const LAYOUT_BITS: Readonly<Record<ToaLayout, number>> = {
   ipv4: 1, // len 8:  port, IPv4
   ipv6: 2, // len 20: port, IPv6
   'ali-cdn': 4, // len 7/19: version 1, address
   vtoa: 8, // len 20: cport, cip, vid, vip, vport
 };
 
-// Known kinds and what they carry (toa-formats.md). Any other kind gets the two generic layouts.
+// Known kinds and what they carry (docs/formats.md). Any other kind gets the two generic layouts.
 const KNOWN_KIND_LAYOUTS: Record<number, number> = {
   200: LAYOUT_BITS.ipv4,
   253: LAYOUT_BITS.ipv4 | LAYOUT_BITS.ipv6,
@@ -65,4 +65,23 @@ export function compileKinds(kinds: readonly KindSpec[] | undefined): Uint8Array
     }
   }
   return table;
+}
+
+/** Whether a kind table reads `option` (of any table's listing) as TOA-shaped. */
+export function accepts(table: Uint8Array, option: { kind: number; layout: number }): boolean {
+  return (table[option.kind] & option.layout) !== 0;
+}
+
+// The kernel's answer is read once for every resolver, so the packet is parsed with every kind
+// any resolver might want (the tap's drains too); each resolver then keeps only its own kinds.
+const KIND_TABLE_ALL = new Uint8Array(256);
+
+/** Every kind any compiled options read (live: grows as options are compiled). */
+export function kindTableAll(): Uint8Array {
+  return KIND_TABLE_ALL;
+}
+
+/** Adds a compiled table to kindTableAll(). */
+export function registerKindTable(table: Uint8Array): void {
+  for (let i = 0; i < 256; i++) KIND_TABLE_ALL[i] |= table[i];
 }

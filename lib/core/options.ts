@@ -1,15 +1,25 @@
 // Validates options once, where the user passed them, and compiles them into what the
 // per-connection path reads. Errors name the option and the bad value.
-import { compileKinds } from './kinds';
+import { show } from '../util/show';
+import { compileKinds, registerKindTable } from './kinds';
+import { MULTIPLE_VALUES, type Multiple } from './select';
 import { compileTrust, type TrustFn } from './trust';
 import type { ToaOptions } from './types';
 
 export interface CompiledOptions {
   readonly trust: TrustFn;
   readonly kindTable: Uint8Array;
+  readonly multiple: Multiple;
 }
 
-const CORE_KEYS: readonly string[] = ['trustProxy', 'kinds'];
+/** The keys of ToaOptions: every integration accepts them beside its own. */
+export const CORE_KEYS: readonly string[] = Object.freeze(['trustProxy', 'kinds', 'multiple']);
+
+function compileMultiple(value: unknown): Multiple {
+  if (value === undefined) return 'ignore';
+  if (typeof value === 'string' && (MULTIPLE_VALUES as readonly string[]).includes(value)) return value as Multiple;
+  throw new TypeError(`multiple must be one of ${MULTIPLE_VALUES.map((v) => `'${v}'`).join(', ')}, got ${show(value)}`);
+}
 
 /** Throws a TypeError for a non-object or for a key not in `allowed` (a typo must not pass). */
 export function checkOptionKeys(options: unknown, allowed: readonly string[], where: string): void {
@@ -30,8 +40,11 @@ export function compileOptions(
   extraKeys: readonly string[] = [],
 ): CompiledOptions {
   checkOptionKeys(options, extraKeys.length === 0 ? CORE_KEYS : [...CORE_KEYS, ...extraKeys], where);
-  return {
+  const compiled = {
     trust: compileTrust(options?.trustProxy),
     kindTable: compileKinds(options?.kinds),
+    multiple: compileMultiple(options?.multiple),
   };
+  registerKindTable(compiled.kindTable);
+  return compiled;
 }

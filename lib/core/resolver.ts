@@ -1,17 +1,21 @@
-// socket -> fd -> one native call -> trust -> cache. The saved SYN can be read only once, so
-// what the kernel said is cached on the socket itself under a registry symbol: two copies of
-// node-toa in one process (two versions in node_modules) share it instead of losing it.
+// socket -> fd -> one native call -> select and trust (decide) -> cache. The saved SYN can be read
+// only once, so what the kernel said is cached on the socket itself under a registry symbol: two
+// copies of node-toa in one process (two versions in node_modules) share it instead of losing it.
 import { binding, savedSynAvailable } from '../addon/binding';
-import { decide, type ConnectionFacts } from './decide';
-import { toaModuleLoaded } from '../util/kernel-module';
-import type { NativeToa } from '../addon/native';
-import type { CompiledOptions } from './options';
-import { socketFd } from '../util/socket-fd';
+import { OPTION_STATUS } from '../addon/native';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
+import { lookupTap } from '../tap/registry';
+import { toaModuleLoaded } from '../util/kernel-module';
+import { socketFd } from '../util/socket-fd';
+import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
+import { refused as refusedCounters } from './counters';
+import { decide, type ConnectionFacts, type DecideEvents } from './decide';
+import { kindTableAll } from './kinds';
+import type { CompiledOptions } from './options';
 import type { Endpoint, RealAddress } from './types';
-import { warnUntrustedPeer } from '../util/warnings';
 
-const FACTS = Symbol.for('node-toa.connection-facts.v1');
+// v2: options are listed (synOptions/ackOptions), not one chosen TOA.
+const FACTS = Symbol.for('node-toa.connection-facts.v2');
 
 interface CachedSocket {
   [FACTS]?: ConnectionFacts;
@@ -22,18 +26,15 @@ interface CachedSocket {
   remoteFamily?: string;
 }
 
-/** Looks up extra facts (the ACK tap) for a socket whose SYN had no TOA; set by ack.ts. */
-export type FactsSupplement = (socket: object, fd: number, facts: ConnectionFacts) => void;
-
-let supplement: FactsSupplement | null = null;
-
-export function setFactsSupplement(fn: FactsSupplement | null): void {
-  supplement = fn;
-}
-
-function onUntrusted(peer: Endpoint, toa: { kind: number }): void {
-  warnUntrustedPeer(peer.address, toa.kind);
-}
+const events: DecideEvents = {
+  untrusted(peer, option) {
+    warnUntrustedPeer(peer.address, option.kind);
+  },
+  refused(peer, refused) {
+    refusedCounters[refused.refused]++;
+    if (refused.refused === 'ambiguous') warnAmbiguous(peer.address, refused.count);
+  },
+};
 
 function nodePeer(socket: CachedSocket): Endpoint {
   const address = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : '';
@@ -47,48 +48,24 @@ const record = new Uint8Array(RECORD_SIZE);
 function readFacts(socket: object, fd: number): ConnectionFacts {
   const facts: ConnectionFacts = {};
   if (binding !== null && savedSynAvailable) {
-    binding.readSyn(fd, KIND_TABLE_ALL, toaModuleLoaded(), record);
+    binding.readSyn(fd, kindTableAll(), toaModuleLoaded(), record);
     const found = decodeRecord(record);
     if (found.peer !== undefined) facts.synPeer = found.peer;
-    if (found.toa !== undefined) facts.synToa = found.toa;
+    if (found.options !== undefined) facts.synOptions = found.options;
     if (found.name !== undefined) facts.name = found.name;
   }
-  if (facts.synToa === undefined && supplement !== null) supplement(socket, fd, facts);
+  // The tap only when the SYN did not settle it: exactly one option that names a client is what a
+  // proxy tagging SYNs sends. Anything else (none, a TFO cookie, several) may still have a TOA in
+  // the handshake ACK, from a proxy that passes the client's SYN options through.
+  const o = facts.synOptions;
+  if (o === undefined || o.length !== 1 || o[0].status !== OPTION_STATUS.usable) lookupTap(socket, fd, facts);
   return facts;
-}
-
-// The kernel's answer is read once for every resolver, so it is parsed with every kind any
-// resolver might want; each resolver then keeps only the kinds it was configured for.
-const KIND_TABLE_ALL = new Uint8Array(256);
-
-/** Every kind any resolver reads (live: grows as resolvers are made). The ACK tap parses with it. */
-export function kindTableAll(): Uint8Array {
-  return KIND_TABLE_ALL;
-}
-
-function registerKindTable(table: Uint8Array): void {
-  for (let i = 0; i < 256; i++) KIND_TABLE_ALL[i] |= table[i];
-}
-
-// Layout bits as in kinds.ts: which layout the parser used follows from the option's length.
-function kindAccepts(table: Uint8Array, toa: NativeToa): boolean {
-  const layouts = table[toa.kind];
-  switch (toa.length) {
-    case 8:
-      return (layouts & 1) !== 0;
-    case 20:
-      return (layouts & (toa.vid === undefined ? 2 : 8)) !== 0;
-    default:
-      return (layouts & 4) !== 0;
-  }
 }
 
 export class Resolver {
   private readonly key = Symbol('node-toa.answer');
 
-  constructor(private readonly options: CompiledOptions) {
-    registerKindTable(options.kindTable);
-  }
+  constructor(private readonly options: CompiledOptions) {}
 
   resolve(socket: object): RealAddress {
     if (typeof socket !== 'object' || socket === null) {
@@ -104,25 +81,12 @@ export class Resolver {
     let facts = s[FACTS];
     if (facts === undefined) {
       const fd = socketFd(s);
-      if (fd < 0) return Object.freeze(decide({}, fallback, this.options.trust, onUntrusted));
+      if (fd < 0) return Object.freeze(decide({}, this.options, fallback, events));
       facts = readFacts(s, fd);
       s[FACTS] = facts;
     }
-    const answer = Object.freeze(decide(this.accepted(facts), fallback, this.options.trust, onUntrusted));
+    const answer = Object.freeze(decide(facts, this.options, fallback, events));
     s[this.key] = answer;
     return answer;
-  }
-
-  /** The facts without options of kinds this resolver was not configured to read. */
-  private accepted(facts: ConnectionFacts): ConnectionFacts {
-    const table = this.options.kindTable;
-    const synOk = facts.synToa === undefined || kindAccepts(table, facts.synToa);
-    const ackOk = facts.ackToa === undefined || kindAccepts(table, facts.ackToa);
-    if (synOk && ackOk) return facts;
-    return {
-      ...facts,
-      synToa: synOk ? facts.synToa : undefined,
-      ackToa: ackOk ? facts.ackToa : undefined,
-    };
   }
 }

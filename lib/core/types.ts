@@ -41,4 +41,11 @@ export interface ToaOptions {
   trustProxy?: TrustProxy;
   /** TCP option kinds read as TOA. Default `[200, 253, 254]`; 28 and 252 are opt-in. */
   kinds?: readonly KindSpec[];
+  /**
+   * A packet with more than one TOA-shaped option (of the configured kinds): `'ignore'` (default)
+   * believes none of them, `'first'` the first, `'last'` the last. Proxies differ (LVS and DPVS
+   * put theirs first; Huawei's IPv6 ELB module and Tencent's vtoa read the last); legitimate
+   * traffic carries exactly one.
+   */
+  multiple?: 'ignore' | 'first' | 'last';
 }

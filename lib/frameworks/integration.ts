@@ -12,8 +12,8 @@ import {
   type ToaOptions,
 } from '../index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
-import { compileAck } from '../tap/tap';
-import { checkOptionKeys } from '../core/options';
+import { CORE_KEYS, checkOptionKeys } from '../core/options';
+import { compileTap } from '../tap/options';
 import { isServer } from '../util/server-like';
 
 export interface IntegrationOptions extends ToaOptions {
@@ -31,7 +31,7 @@ export interface IntegrationOptions extends ToaOptions {
   ack?: boolean | AckOptions;
 }
 
-const KEYS: readonly string[] = ['trustProxy', 'kinds', 'setIp', 'ack'];
+const KEYS: readonly string[] = [...CORE_KEYS, 'setIp', 'ack'];
 
 export interface CompiledIntegration {
   resolve: (socket: object) => RealAddress;
@@ -48,7 +48,7 @@ export function compileIntegration(options: IntegrationOptions | undefined, wher
   if (setIp !== undefined && typeof setIp !== 'boolean') {
     throw new TypeError(`${where}: setIp must be a boolean, got ${typeof setIp === 'string' ? `'${setIp}'` : String(setIp)}`);
   }
-  const enableOptions = compileAck(ack, where) === null ? undefined : { ack };
+  const enableOptions = compileTap(ack, where) === null ? undefined : { ack };
   // Only setIp/ack given: the core options still follow toa.configure().
   const resolve = Object.keys(core).length === 0 ? createResolver() : createResolver(core);
   return { resolve, setIp: setIp === true, enableOptions };

@@ -6,7 +6,8 @@ import { isServer } from '../util/server-like';
 import { socketFd } from '../util/socket-fd';
 import { warnOnce } from '../util/warnings';
 import { errnoName } from '../util/errno';
-import { checkAckSupport, compileAck, openAckTap, type AckOptions } from '../tap/tap';
+import { checkTapSupport, openTap } from '../tap/open';
+import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { checkOptionKeys } from '../core/options';
 import { clusterPrimaryEnabled } from './cluster';
 
@@ -47,7 +48,7 @@ export interface EnableOptions {
    * Also read TOA from the handshake ACK and first data packet, for proxies that do not tag the
    * SYN: opens a packet tap (needs CAP_NET_RAW). `true`, or `{ capacity, maxAge }` to bound it.
    */
-  ack?: boolean | AckOptions;
+  ack?: boolean | TapOptions;
 }
 
 const ENABLE_KEYS: readonly string[] = ['ack'];
@@ -57,17 +58,21 @@ export function enable<T extends Server>(server: T, options?: EnableOptions): T 
     throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
   }
   checkOptionKeys(options, ENABLE_KEYS, 'enable(server, options)');
-  const ack = compileAck(options?.ack, 'enable(server, options)');
-  const tap = ack !== null && checkAckSupport();
+  return enableCompiled(server, compileTap(options?.ack, 'enable(server, options)'));
+}
+
+/** enable() with options already checked where the user passed them (listen() checks its own). */
+export function enableCompiled<T extends Server>(server: T, tap: CompiledTap | null): T {
+  const opensTap = tap !== null && checkTapSupport();
   if (server.listening) {
     enableListening(server);
-    if (tap) openAckTap(server, ack);
+    if (opensTap) openTap(server, tap);
   } else {
     server.once('listening', () => {
       enableListening(server);
-      if (!tap) return;
+      if (!opensTap) return;
       try {
-        openAckTap(server, ack);
+        openTap(server, tap);
       } catch (error) {
         server.emit('error', error);
       }

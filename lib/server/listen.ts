@@ -6,10 +6,13 @@ import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import * as net from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
-import type { AckOptions } from '../tap/tap';
-import { enable } from './enable';
+import { checkOptionKeys } from '../core/options';
+import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
+import { enable, enableCompiled } from './enable';
 import { isServer } from '../util/server-like';
 import { errnoName } from '../util/errno';
+import { hostPort } from '../util/host-port';
+import { show } from '../util/show';
 
 export interface ListenOptions {
   /** TCP port; 0 lets the kernel pick one (read it from `server.address()`). */
@@ -30,7 +33,7 @@ export interface ListenOptions {
   /** With an IPv6 host, accept IPv6 only (no IPv4-mapped clients). Default `false`. */
   ipv6Only?: boolean;
   /** Also open the ACK tap, as `enable(server, { ack })`: `true` or `{ capacity, maxAge }`. */
-  ack?: boolean | AckOptions;
+  ack?: boolean | TapOptions;
 }
 
 interface Checked {
@@ -39,15 +42,13 @@ interface Checked {
   backlog: number;
   reusePort: boolean;
   ipv6Only: boolean;
+  tap: CompiledTap | null;
 }
 
 const KEYS: readonly string[] = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', 'ack'];
 const DEFAULT_BACKLOG = 511;
 const MAX_BACKLOG = 0x7fffffff;
 
-function show(value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : String(value);
-}
 
 function checkPort(port: unknown): number {
   const n = typeof port === 'string' && /^\d{1,5}$/.test(port) ? Number(port) : port;
@@ -75,12 +76,8 @@ function checkOptions(options: unknown): Checked {
       `listen(server, options): options must be an object such as { port: 3000 }, got ${options === null ? 'null' : typeof options}`,
     );
   }
+  checkOptionKeys(options, KEYS, 'listen(server, options)');
   const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!KEYS.includes(key)) {
-      throw new TypeError(`listen(server, options): unknown option '${key}' (known: ${KEYS.join(', ')})`);
-    }
-  }
   if (o.port === undefined) throw new TypeError('listen(server, options): options.port is required (0 for any free port)');
   const port = checkPort(o.port);
   if (o.host !== undefined && (typeof o.host !== 'string' || o.host === '')) {
@@ -100,14 +97,12 @@ function checkOptions(options: unknown): Checked {
     port,
     host: o.host as string | undefined,
     backlog,
+    tap: compileTap(o.ack, 'listen(server, options)'),
     reusePort: checkBoolean(o, 'reusePort', cluster.isWorker),
     ipv6Only: checkBoolean(o, 'ipv6Only', false),
   };
 }
 
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 /** An error shaped like Node's own listen errors (code, errno, syscall, address, port). */
 function listenError(errno: number, host: string, port: number): NodeJS.ErrnoException {
@@ -252,7 +247,7 @@ export function listen<T extends net.Server>(server: T, options: ListenOptions):
   }
   const checked = checkOptions(options);
   if (server.listening) return Promise.reject(alreadyListening());
-  // The tap opens on 'listening'; enable() checks `ack` now, where the user passed it.
-  if (options.ack !== undefined && options.ack !== false) enable(server, { ack: options.ack });
+  // The tap opens on 'listening'.
+  if (checked.tap !== null) enableCompiled(server, checked.tap);
   return listenChecked(server, checked);
 }

@@ -20,3 +20,16 @@ export function warnOnce(code: string, message: string): void {
   warnedCodes.add(code);
   process.emitWarning(message, { type: 'NodeToaWarning', code });
 }
+
+const warnedAmbiguous = new Set<string>();
+
+export function warnAmbiguous(peer: string, count: number): void {
+  if (warnedAmbiguous.has(peer) || warnedAmbiguous.size >= MAX_WARNED_PEERS) return;
+  warnedAmbiguous.add(peer);
+  process.emitWarning(
+    `node-toa: ignored ${count} TCP option addresses in one packet from ${peer}: a proxy sends one, ` +
+      `and whether its own is the first or the last depends on the proxy, so none is believed. ` +
+      `If you know yours, set multiple: 'first' (LVS, DPVS) or 'last'.`,
+    { type: 'NodeToaWarning', code: 'NODE_TOA_AMBIGUOUS' },
+  );
+}

@@ -27,26 +27,36 @@ const PROXY_V6 = { family: 'IPv6', address: '2001:db8:b::2', port: 40000 } as co
 const BACKEND_V6 = { family: 'IPv6', address: '2001:db8:d::10', port: 80 } as const;
 
 /** A SYN the parser accepts, without a TOA. */
-const SYN_V4: NativePacket = { ok: true, src: PROXY_V4, dst: BACKEND_V4, flags: TCP.SYN, payloadLength: 0 };
-const SYN_V6: NativePacket = { ok: true, src: PROXY_V6, dst: BACKEND_V6, flags: TCP.SYN, payloadLength: 0 };
+const SYN_V4: NativePacket = { ok: true, src: PROXY_V4, dst: BACKEND_V4, flags: TCP.SYN, payloadLength: 0, options: [] };
+const SYN_V6: NativePacket = { ok: true, src: PROXY_V6, dst: BACKEND_V6, flags: TCP.SYN, payloadLength: 0, options: [] };
 const NOT_OK: NativePacket = { ok: false };
 
-const v4 = (address: string, port: number, kind: number, length: number) =>
-  ({ family: 'IPv4', address, port, kind, length }) as const;
-const v6 = (address: string, port: number, kind: number, length: number) =>
-  ({ family: 'IPv6', address, port, kind, length }) as const;
+// The layout bit the parser decodes an option of each length with (core/kinds.ts LAYOUT_BITS);
+// 20 bytes is 'ipv6' unless the table says 'vtoa'.
+const LAYOUT_OF_LENGTH: Record<number, number> = { 7: 4, 8: 1, 19: 4, 20: 2 };
+export const STATUS = { usable: 0, tfoCookie: 1, unspecified: 2, badVersion: 3 } as const;
 
-const withToa = (base: NativePacket, toa: NativePacket['toa']): NativePacket => ({ ...base, toa });
+const v4 = (address: string, port: number, kind: number, length: number, status: number = STATUS.usable) =>
+  ({ family: 'IPv4', address, port, kind, length, layout: LAYOUT_OF_LENGTH[length], status }) as const;
+const v6 = (address: string, port: number, kind: number, length: number, status: number = STATUS.usable) =>
+  ({ family: 'IPv6', address, port, kind, length, layout: LAYOUT_OF_LENGTH[length], status }) as const;
+
+/** A packet with these TOA-shaped options, in order. */
+const withToa = (base: NativePacket, ...options: NonNullable<NativePacket['options']>): NativePacket => ({ ...base, options });
 
 // A 4-, 8- and 16-byte TFO cookie: option lengths 8, 12 and 20 (the last two collide with TOA lengths).
 const COOKIE4 = [0xde, 0xad, 0xbe, 0xef];
 const COOKIE8 = [...COOKIE4, 0x01, 0x02, 0x03, 0x04];
 const COOKIE16 = [...COOKIE8, ...COOKIE8];
 
+// The cookies read as the parser lists them: F9 89 as the "port", the cookie as the "address".
+const TFO_V4 = v4('222.173.190.239', 0xf989, 254, 8, STATUS.tfoCookie);
+const TFO_V6 = v6('dead:beef:102:304:dead:beef:102:304', 0xf989, 254, 20, STATUS.tfoCookie);
+
 const TOA_200 = toaV4(200, 5555, '192.0.2.1');
 const FOUND_200 = withToa(SYN_V4, v4('192.0.2.1', 5555, 200, 8));
 
-/** Found: the TOA layouts of toa-formats.md, read with the tables that enable them. */
+/** Found: the TOA layouts of docs/formats.md, read with the tables that enable them. */
 export const FOUND: ParseVector[] = [
   { name: 'kind 200 len 8: IPv4 client (Tencent, UCloud)', table: 'default', packet: synV4(TOA_200), expected: FOUND_200 },
   {
@@ -91,6 +101,7 @@ export const FOUND: ParseVector[] = [
     packet: synV4(vtoa({ cport: 4321, cip: '192.0.2.252', vid: 0x01020304, vip: '198.51.100.10', vport: 443 })),
     expected: withToa(SYN_V4, {
       ...v4('192.0.2.252', 4321, 252, 20),
+      layout: 8,
       vid: 0x01020304,
       vip: { family: 'IPv4', address: '198.51.100.10', port: 443 },
     }),
@@ -114,10 +125,10 @@ export const FOUND: ParseVector[] = [
     expected: withToa(SYN_V6, v4('192.0.2.46', 7001, 254, 8)),
   },
   {
-    name: 'TFO cookie len 8 (254, F9 89) is skipped, the TOA after it is read',
+    name: 'TFO cookie len 8 (254, F9 89) in a SYN is listed as a cookie, then the TOA after it',
     table: 'default',
     packet: synV4([...tfoCookie(COOKIE4), ...TOA_200]),
-    expected: FOUND_200,
+    expected: withToa(SYN_V4, TFO_V4, v4('192.0.2.1', 5555, 200, 8)),
   },
   {
     name: 'TFO cookie len 12 is skipped, the TOA after it is read',
@@ -126,10 +137,10 @@ export const FOUND: ParseVector[] = [
     expected: FOUND_200,
   },
   {
-    name: 'TFO cookie len 20 is skipped, the TOA after it is read',
+    name: 'TFO cookie len 20 in a SYN is listed as a cookie, then the TOA after it',
     table: 'default',
     packet: synV4([...tfoCookie(COOKIE16), ...TOA_200]),
-    expected: FOUND_200,
+    expected: withToa(SYN_V4, TFO_V6, v4('192.0.2.1', 5555, 200, 8)),
   },
   {
     name: 'Linux SYN options (MSS, SACK-perm, TS, NOP, WS) then a len-8 TOA',
@@ -144,16 +155,16 @@ export const FOUND: ParseVector[] = [
     expected: withToa(SYN_V6, v6('2001:db8:c::10', 50001, 254, 20)),
   },
   {
-    name: 'several TOA options: the first one is read',
+    name: 'several TOA options: all are listed, in order',
     table: 'default',
     packet: synV4([...toaV4(254, 1111, '192.0.2.11'), ...toaV4(200, 2222, '192.0.2.22'), ...toaV4(253, 3333, '192.0.2.33')]),
-    expected: withToa(SYN_V4, v4('192.0.2.11', 1111, 254, 8)),
+    expected: withToa(SYN_V4, v4('192.0.2.11', 1111, 254, 8), v4('192.0.2.22', 2222, 200, 8), v4('192.0.2.33', 3333, 253, 8)),
   },
   {
-    name: 'several TOA options: an invalid first one (0.0.0.0) gives way to the next valid one',
+    name: 'several TOA options: a first one naming 0.0.0.0 is listed as unspecified, before the next',
     table: 'default',
     packet: synV4([...toaV4(254, 1111, '0.0.0.0'), ...toaV4(200, 2222, '192.0.2.22')]),
-    expected: withToa(SYN_V4, v4('192.0.2.22', 2222, 200, 8)),
+    expected: withToa(SYN_V4, v4('0.0.0.0', 1111, 254, 8, STATUS.unspecified), v4('192.0.2.22', 2222, 200, 8)),
   },
   {
     name: 'an unknown well-formed option before the TOA is skipped',
@@ -208,11 +219,16 @@ export const FOUND: ParseVector[] = [
   },
 ];
 
-/** Well-formed packets whose options hold no TOA the table accepts. */
+/** Well-formed packets whose options hold no TOA that names a client. */
 export const NOT_FOUND: ParseVector[] = [
   { name: 'a plain Linux SYN has no TOA', table: 'default', packet: synV4(linuxSyn()), expected: SYN_V4 },
   { name: 'kind 28 len 7 is ignored by the default table', table: 'default', packet: synV4(aliCdn('192.0.2.28')), expected: SYN_V4 },
-  { name: 'kind 28 with version 2 is ignored', table: 'optIn', packet: synV4(aliCdn('192.0.2.28', 2)), expected: SYN_V4 },
+  {
+    name: 'kind 28 with version 2 is listed with a bad version',
+    table: 'optIn',
+    packet: synV4(aliCdn('192.0.2.28', 2)),
+    expected: withToa(SYN_V4, v4('192.0.2.28', 0, 28, 7, STATUS.badVersion)),
+  },
   { name: 'kind 28 len 4 (IANA user timeout) is ignored', table: 'optIn', packet: synV4([28, 4, 0x80, 0x1e]), expected: SYN_V4 },
   {
     name: 'kind 252 VTOA is ignored by the default table',
@@ -220,10 +236,21 @@ export const NOT_FOUND: ParseVector[] = [
     packet: synV4(vtoa({ cport: 4321, cip: '192.0.2.252', vid: 7, vip: '198.51.100.10', vport: 443 })),
     expected: SYN_V4,
   },
-  { name: 'TFO cookie len 8 alone is not a TOA', table: 'default', packet: synV4(tfoCookie(COOKIE4)), expected: SYN_V4 },
+  { name: 'TFO cookie len 8 alone in a SYN is a cookie', table: 'default', packet: synV4(tfoCookie(COOKIE4)), expected: withToa(SYN_V4, TFO_V4) },
   { name: 'TFO cookie len 12 alone is not a TOA', table: 'default', packet: synV4(tfoCookie(COOKIE8)), expected: SYN_V4 },
-  { name: 'TFO cookie len 20 alone is not a TOA', table: 'default', packet: synV4(tfoCookie(COOKIE16)), expected: SYN_V4 },
-  { name: 'TFO cookie under kind 253 is not a TOA either', table: 'default', packet: synV4(tfoCookie(COOKIE4, 253)), expected: SYN_V4 },
+  { name: 'TFO cookie len 20 alone in a SYN is a cookie', table: 'default', packet: synV4(tfoCookie(COOKIE16)), expected: withToa(SYN_V4, TFO_V6) },
+  {
+    name: 'TFO cookie under kind 253 in a SYN is a cookie too',
+    table: 'default',
+    packet: synV4(tfoCookie(COOKIE4, 253)),
+    expected: withToa(SYN_V4, { ...TFO_V4, kind: 253 }),
+  },
+  {
+    name: 'F9 89 in a handshake ACK is a port (63881), not a TFO cookie',
+    table: 'default',
+    packet: ipv4({ payload: tcp({ flags: TCP.ACK, options: tfoCookie([192, 0, 2, 1]) }) }),
+    expected: withToa({ ...SYN_V4, flags: TCP.ACK }, v4('192.0.2.1', 63881, 254, 8)),
+  },
   { name: 'a zero-length option ends the walk before the TOA', table: 'default', packet: synV4([99, 0, ...TOA_200]), expected: SYN_V4 },
   { name: 'a one-byte option ends the walk before the TOA', table: 'default', packet: synV4([99, 1, ...TOA_200]), expected: SYN_V4 },
   {
@@ -256,15 +283,40 @@ export const NOT_FOUND: ParseVector[] = [
     packet: synV4([254, 9, 0, 0, 0, 0, 0, 0, 0, 253, 7, 0, 0, 0, 0, 0, 200, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 28, 5, 1, 1]),
     expected: SYN_V4,
   },
-  { name: '0.0.0.0 client is no TOA', table: 'default', packet: synV4(toaV4(200, 5555, '0.0.0.0')), expected: SYN_V4 },
-  { name: ':: client is no TOA', table: 'default', packet: synV6(toaV6(254, 5555, '::')), expected: SYN_V6 },
-  { name: '::ffff:0.0.0.0 client is no TOA', table: 'default', packet: synV6(toaV6(254, 5555, '::ffff:0.0.0.0')), expected: SYN_V6 },
-  { name: 'Alibaba CDN 0.0.0.0 client is no TOA', table: 'optIn', packet: synV4(aliCdn('0.0.0.0')), expected: SYN_V4 },
   {
-    name: 'VTOA with a 0.0.0.0 client is no TOA',
+    name: '0.0.0.0 client is listed as unspecified',
+    table: 'default',
+    packet: synV4(toaV4(200, 5555, '0.0.0.0')),
+    expected: withToa(SYN_V4, v4('0.0.0.0', 5555, 200, 8, STATUS.unspecified)),
+  },
+  {
+    name: ':: client is listed as unspecified',
+    table: 'default',
+    packet: synV6(toaV6(254, 5555, '::')),
+    expected: withToa(SYN_V6, v6('::', 5555, 254, 20, STATUS.unspecified)),
+  },
+  {
+    name: '::ffff:0.0.0.0 client is listed as unspecified (IPv4)',
+    table: 'default',
+    packet: synV6(toaV6(254, 5555, '::ffff:0.0.0.0')),
+    expected: withToa(SYN_V6, v4('0.0.0.0', 5555, 254, 20, STATUS.unspecified)),
+  },
+  {
+    name: 'Alibaba CDN 0.0.0.0 client is listed as unspecified',
+    table: 'optIn',
+    packet: synV4(aliCdn('0.0.0.0')),
+    expected: withToa(SYN_V4, v4('0.0.0.0', 0, 28, 7, STATUS.unspecified)),
+  },
+  {
+    name: 'VTOA with a 0.0.0.0 client is listed as unspecified',
     table: 'optIn',
     packet: synV4(vtoa({ cport: 1, cip: '0.0.0.0', vid: 7, vip: '198.51.100.10', vport: 443 })),
-    expected: SYN_V4,
+    expected: withToa(SYN_V4, {
+      ...v4('0.0.0.0', 1, 252, 20, STATUS.unspecified),
+      layout: 8,
+      vid: 7,
+      vip: { family: 'IPv4', address: '198.51.100.10', port: 443 },
+    }),
   },
 ];
 

@@ -1,0 +1,102 @@
+// Opens the ACK tap of a listening server (native/toa_tap.h), in the network namespace of its
+// listening socket, and says clearly why when it cannot.
+import type { AddressInfo, Server } from 'node:net';
+import { binding } from '../addon/binding';
+import { errnoName } from '../util/errno';
+import { socketFd } from '../util/socket-fd';
+import { warnOnce } from '../util/warnings';
+import type { CompiledTap } from './options';
+import { TapRecord, addTap, hasTap, removeTap } from './registry';
+
+// Room for a few thousand queued packets between drains (without a ring); root may go past
+// net.core.rmem_max.
+const RECEIVE_BUFFER = 4 << 20;
+
+type TapError = Error & { code: string; errno?: number; syscall?: string };
+
+function tapError(code: string, message: string, errno?: number, syscall?: string): TapError {
+  const error = new Error(message) as TapError;
+  error.code = code;
+  if (errno !== undefined) error.errno = -errno;
+  if (syscall !== undefined) error.syscall = syscall;
+  return error;
+}
+
+const EPERM = 1;
+const EACCES = 13;
+
+function noCapability(errno: number, syscall: string): TapError {
+  return tapError(
+    'ERR_TOA_NO_CAP_NET_RAW',
+    `node-toa: { ack: true } needs the CAP_NET_RAW capability to open a packet socket that reads TOA ` +
+      `from handshake ACKs (${syscall} failed with ${errnoName(errno)}). TOA in SYNs still works ` +
+      `without it: drop { ack: true }, or grant the capability (root in a container usually has it; ` +
+      `docker run --cap-add NET_RAW; setcap cap_net_raw+ep on the node binary).`,
+    errno,
+    syscall,
+  );
+}
+
+/**
+ * Throws now, where the user passed `{ ack: true }`, when this process cannot open a tap at all.
+ * Returns false (with a warning) where taps do not exist (not Linux): the SYN path still works.
+ */
+export function checkTapSupport(): boolean {
+  if (binding === null || !binding.tapSupported) {
+    warnOnce(
+      'NODE_TOA_ACK_UNSUPPORTED',
+      `node-toa: { ack: true } needs Linux packet sockets, not available on ${process.platform}; ` +
+        'only TOA in SYNs is read.',
+    );
+    return false;
+  }
+  const err = binding.probePacketSocket();
+  if (err === EPERM || err === EACCES) throw noCapability(err, 'socket(AF_PACKET)');
+  if (err !== 0) {
+    throw tapError('ERR_TOA_TAP_OPEN', `node-toa: cannot open a packet socket: ${errnoName(err)}`, err, 'socket');
+  }
+  return true;
+}
+
+/**
+ * Opens the tap of a listening server, in the network namespace of its listening socket. Throws
+ * an Error with a `code` when it cannot. Does nothing for a server that has one.
+ */
+export function openTap(server: Server, tap: CompiledTap): void {
+  if (binding === null || !binding.tapSupported) return;
+  if (hasTap(server)) return; // this copy or another one tapped it already
+  const address = server.address();
+  if (address === null || typeof address === 'string') {
+    warnOnce('NODE_TOA_ACK_NOT_TCP', 'node-toa: { ack: true } applies to TCP servers only; this one listens on a pipe.');
+    return;
+  }
+  const port = (address as AddressInfo).port;
+  // A node:cluster worker has no listening fd (the primary accepts): -1 opens the tap in this
+  // thread's own namespace, where the port is.
+  const fd = socketFd(server);
+  const native = new binding.Tap(tap.capacity, tap.maxAgeMs, RECEIVE_BUFFER);
+  const opened = native.open(fd);
+  let err = opened.errno;
+  let syscall = opened.syscall ?? 'socket(AF_PACKET)';
+  if (err === 0) {
+    err = native.setPorts([port]);
+    syscall = 'setsockopt(SO_ATTACH_FILTER)';
+  }
+  if (err !== 0) {
+    native.close();
+    if ((err === EPERM || err === EACCES) && syscall.startsWith('socket')) throw noCapability(err, syscall);
+    const hint = syscall.startsWith('setns')
+      ? " (the listening socket lives in another network namespace; entering it needs CAP_SYS_ADMIN)"
+      : '';
+    throw tapError(
+      'ERR_TOA_TAP_OPEN',
+      `node-toa: cannot open the ACK tap for port ${port}: ${syscall} failed with ${errnoName(err)}${hint}`,
+      err,
+      syscall,
+    );
+  }
+  const record = new TapRecord(native, port, opened.netns);
+  addTap(server, record);
+  server.once('close', () => removeTap(server, record));
+}
+

@@ -1,0 +1,57 @@
+// The `ack` option (enable, listen, the integrations): validated where the user passed it.
+import { show } from '../util/show';
+
+/** `{ ack: { … } }`: the tap's table bounds. */
+export interface TapOptions {
+  /** Connections remembered between their handshake ACK and the lookup. Default 65536. */
+  capacity?: number;
+  /** Milliseconds an unclaimed entry is kept. Default 30000. */
+  maxAge?: number;
+}
+
+/** @deprecated the same as TapOptions: the option is `ack`, the thing it opens the ACK tap. */
+export type AckOptions = TapOptions;
+
+export interface CompiledTap {
+  readonly capacity: number;
+  readonly maxAgeMs: number;
+}
+
+const DEFAULTS: CompiledTap = Object.freeze({ capacity: 65536, maxAgeMs: 30000 });
+// The native table's own bounds (native/tap_addon.cc checks the same).
+export const MAX_CAPACITY = 1 << 24;
+export const MIN_MAX_AGE_MS = 100;
+export const MAX_MAX_AGE_MS = 3600000;
+const KEYS: readonly string[] = ['capacity', 'maxAge'];
+
+function integerIn(value: unknown, name: string, min: number, max: number, where: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${where}: options.ack.${name} must be an integer, got ${show(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`${where}: options.ack.${name} must be from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+/** Validates `ack`: null when the tap is off. */
+export function compileTap(value: unknown, where: string): CompiledTap | null {
+  if (value === undefined || value === false) return null;
+  if (value === true) return DEFAULTS;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(
+      `${where}: options.ack must be a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got ${show(value)}`,
+    );
+  }
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!KEYS.includes(key)) {
+      throw new TypeError(`${where}: unknown option 'ack.${key}' (known: ${KEYS.join(', ')})`);
+    }
+  }
+  return Object.freeze({
+    capacity: o.capacity === undefined ? DEFAULTS.capacity : integerIn(o.capacity, 'capacity', 1, MAX_CAPACITY, where),
+    maxAgeMs:
+      o.maxAge === undefined ? DEFAULTS.maxAgeMs : integerIn(o.maxAge, 'maxAge', MIN_MAX_AGE_MS, MAX_MAX_AGE_MS, where),
+  });
+}
