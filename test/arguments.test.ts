@@ -12,7 +12,7 @@ const server = () => net.createServer();
 const cases: Case[] = [
   ['realRemoteAddress(undefined)', () => toa.realRemoteAddress(undefined as never), TypeError, 'socket must be a net.Socket, got undefined'],
   ['realRemoteAddress("1.2.3.4")', () => toa.realRemoteAddress('1.2.3.4' as never), TypeError, 'socket must be a net.Socket, got string'],
-  ['realRemoteAddress(s, [])', () => toa.realRemoteAddress({}, [] as never), TypeError, 'realRemoteAddress: options must be an object, got object'],
+  ['realRemoteAddress(s, [])', () => toa.realRemoteAddress({}, [] as never), TypeError, 'realRemoteAddress: options must be an object, got an array'],
   ['realRemoteAddress(s, {trustProxy: 1})', () => toa.realRemoteAddress({}, { trustProxy: 1 as never }), TypeError, /trustProxy must be a boolean.*got 1/],
   ['realRemoteAddress(s, {kinds: [0]})', () => toa.realRemoteAddress({}, { kinds: [0] }), RangeError, /kinds: 0 is not usable/],
   ['configure(null)', () => toa.configure(null as never), TypeError, 'configure: options must be an object, got null'],

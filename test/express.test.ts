@@ -53,7 +53,7 @@ describe('node-toa/express module', () => {
 
   it.each([
     [null, TypeError, 'toaMiddleware(options): options must be an object, got null'],
-    [[], TypeError, 'toaMiddleware(options): options must be an object, got object'],
+    [[], TypeError, 'toaMiddleware(options): options must be an object, got an array'],
     [{ trustproxy: true }, TypeError, "toaMiddleware(options): unknown option 'trustproxy' (known: trustProxy, kinds, multiple, setIp, ack)"],
     [{ setIp: 'yes' }, TypeError, "toaMiddleware(options): setIp must be a boolean, got 'yes'"],
     [{ trustProxy: 42 }, TypeError, 'trustProxy must be a boolean, a string, an array of strings or a function, got 42'],

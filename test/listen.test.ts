@@ -255,6 +255,14 @@ describe('toa.listen options', () => {
     [{ port: 0, backlog: 0 }, RangeError, 'listen(server, options): options.backlog must be from 1 to 2147483647, got 0'],
     [{ port: 0, reusePort: 'yes' }, TypeError, "listen(server, options): options.reusePort must be a boolean, got 'yes'"],
     [{ port: 0, ipv6Only: 1 }, TypeError, 'listen(server, options): options.ipv6Only must be a boolean, got 1'],
+    // listen's own name, not enable's: the tap option is checked where the user passed it.
+    [
+      { port: 0, ack: 'yes' },
+      TypeError,
+      "listen(server, options): options.ack must be a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got 'yes'",
+    ],
+    [{ port: 0, ack: { size: 1 } }, TypeError, "listen(server, options): unknown option 'ack.size' (known: capacity, maxAge)"],
+    [{ port: 0, ack: { maxAge: 5 } }, RangeError, 'listen(server, options): options.ack.maxAge must be from 100 to 3600000, got 5'],
   ])('%p throws %p, synchronously', (options, type, message) => {
     expect(() => listen(server, options as never)).toThrow(type);
     expect(() => listen(server, options as never)).toThrow(message);

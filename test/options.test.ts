@@ -134,7 +134,7 @@ describe('options objects', () => {
       ['FIRST', "multiple must be one of 'ignore', 'first', 'last', got 'FIRST'"],
       [1, "multiple must be one of 'ignore', 'first', 'last', got 1"],
       [true, "multiple must be one of 'ignore', 'first', 'last', got true"],
-      [['first'], "multiple must be one of 'ignore', 'first', 'last', got an array"],
+      [['first'], "multiple must be one of 'ignore', 'first', 'last', got [\"first\"]"],
       [null, "multiple must be one of 'ignore', 'first', 'last', got null"],
     ])('rejects %j with a TypeError naming the option and the value', (value, message) => {
       expect(() => createResolver({ multiple: value as never })).toThrow(new TypeError(message));

@@ -9,7 +9,7 @@ import { binding, loadError, savedSynAvailable } from '../addon/binding';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import { compileKinds } from '../core/kinds';
 import { errnoName } from '../util/errno';
-import { toaModuleLoaded } from '../util/kernel-module';
+import { toaModuleLoaded, toaModuleNames } from '../util/kernel-module';
 
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -178,13 +178,7 @@ export function checkSyncookies(file = '/proc/sys/net/ipv4/tcp_syncookies'): Che
   }
 }
 
-/** Names of loaded kernel modules that look like a vendor TOA module, from /proc/modules text. */
-export function toaModuleNames(modules: string): string[] {
-  return modules
-    .split('\n')
-    .map((line) => line.split(' ')[0])
-    .filter((name) => /^(?:[a-z0-9]+_)?v?toa(?:_[a-z0-9]+)?$/.test(name));
-}
+export { toaModuleNames };
 
 export function checkToaModule(): CheckResult {
   const id = 'toa-module';

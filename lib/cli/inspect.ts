@@ -1,7 +1,7 @@
 // `node-toa inspect`: what the server learns about each connection, as a record an operator reads
 // line by line, and the tally printed at the end. Uses only the public API, like an application.
 import type { Socket } from 'node:net';
-import { hostPort } from '../util/host-port';
+import { hostPort, mappedIPv4 } from '../util/address';
 import { createResolver, type Endpoint, type KindSpec, type RealAddress, type TrustProxy } from '../index';
 
 export interface InspectOptions {
@@ -44,7 +44,7 @@ function endpointOf(a: Endpoint): Endpoint {
 
 // A dual-stack listener sees IPv4 as ::ffff:a.b.c.d; show it as the wire had it.
 function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return mappedIPv4(address) ?? address;
 }
 
 /** `address:port` of an endpoint, IPv6 in brackets. */

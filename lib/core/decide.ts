@@ -2,6 +2,7 @@
 // Pure (no I/O), so every branch is tested on modelled native results, including the vendor
 // kernel module case that CI cannot load.
 import type { NativeEndpoint, NativeToa } from '../addon/native';
+import { mappedIPv4 } from '../util/address';
 import type { CompiledOptions } from './options';
 import { isRefused, selectToa, type Refused } from './select';
 import type { Endpoint, RealAddress } from './types';
@@ -33,13 +34,10 @@ export interface DecideEvents {
   refused(peer: Endpoint, refused: Refused): void;
 }
 
-const MAPPED_PREFIX = '::ffff:';
-
 /** Reports an IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as IPv4, as the wire had it. */
 export function endpoint(e: NativeEndpoint | Endpoint): Endpoint {
-  if (e.family === 'IPv6' && e.address.startsWith(MAPPED_PREFIX) && e.address.includes('.', 7)) {
-    return { address: e.address.slice(MAPPED_PREFIX.length), port: e.port, family: 'IPv4' };
-  }
+  const v4 = e.family === 'IPv6' ? mappedIPv4(e.address) : undefined;
+  if (v4 !== undefined) return { address: v4, port: e.port, family: 'IPv4' };
   return { address: e.address, port: e.port, family: e.family };
 }
 

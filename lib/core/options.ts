@@ -1,6 +1,6 @@
 // Validates options once, where the user passed them, and compiles them into what the
 // per-connection path reads. Errors name the option and the bad value.
-import { show } from '../util/show';
+import { show, typeName } from '../util/show';
 import { compileKinds, registerKindTable } from './kinds';
 import { MULTIPLE_VALUES, type Multiple } from './select';
 import { compileTrust, type TrustFn } from './trust';
@@ -21,15 +21,18 @@ function compileMultiple(value: unknown): Multiple {
   throw new TypeError(`multiple must be one of ${MULTIPLE_VALUES.map((v) => `'${v}'`).join(', ')}, got ${show(value)}`);
 }
 
-/** Throws a TypeError for a non-object or for a key not in `allowed` (a typo must not pass). */
-export function checkOptionKeys(options: unknown, allowed: readonly string[], where: string): void {
+/**
+ * Throws a TypeError for a non-object or for a key not in `allowed` (a typo must not pass).
+ * `prefix` names a nested object in the message (`'ack.'`).
+ */
+export function checkOptionKeys(options: unknown, allowed: readonly string[], where: string, prefix = ''): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`${where}: options must be an object, got ${options === null ? 'null' : typeof options}`);
+    throw new TypeError(`${where}: options must be an object, got ${typeName(options)}`);
   }
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
-      throw new TypeError(`${where}: unknown option '${key}' (known: ${allowed.join(', ')})`);
+      throw new TypeError(`${where}: unknown option '${prefix}${key}' (known: ${allowed.join(', ')})`);
     }
   }
 }

@@ -13,6 +13,7 @@ import { decide, type ConnectionFacts, type DecideEvents } from './decide';
 import { kindTableAll } from './kinds';
 import type { CompiledOptions } from './options';
 import type { Endpoint, RealAddress } from './types';
+import { typeName } from '../util/show';
 
 // v2: options are listed (synOptions/ackOptions), not one chosen TOA.
 const FACTS = Symbol.for('node-toa.connection-facts.v2');
@@ -69,7 +70,7 @@ export class Resolver {
 
   resolve(socket: object): RealAddress {
     if (typeof socket !== 'object' || socket === null) {
-      throw new TypeError(`socket must be a net.Socket, got ${socket === null ? 'null' : typeof socket}`);
+      throw new TypeError(`socket must be a net.Socket, got ${typeName(socket)}`);
     }
     const cached = (socket as CachedSocket)[this.key] as RealAddress | undefined;
     return cached !== undefined ? cached : this.first(socket as CachedSocket);

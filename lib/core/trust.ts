@@ -1,22 +1,13 @@
 // Compiles `trustProxy` once into a predicate. CIDR matching is proxy-addr's, the code behind
 // Express's and Fastify's `trust proxy`, so the syntax means the same here as there.
 import proxyAddr = require('proxy-addr');
+import { show } from '../util/show';
 import type { TrustProxy } from './types';
 
 export type TrustFn = (address: string) => boolean;
 
 const trustAll: TrustFn = () => true;
 const trustNone: TrustFn = () => false;
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return `'${value}'`;
-  if (typeof value === 'function') return 'a function';
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
 
 export function compileTrust(value: TrustProxy | undefined): TrustFn {
   if (value === undefined || value === false) return trustNone;
@@ -32,14 +23,14 @@ export function compileTrust(value: TrustProxy | undefined): TrustFn {
     for (const entry of value as unknown[]) {
       if (typeof entry !== 'string') {
         throw new TypeError(
-          `trustProxy: every entry must be a string (an IP, a CIDR or a keyword), got ${describe(entry)}`,
+          `trustProxy: every entry must be a string (an IP, a CIDR or a keyword), got ${show(entry)}`,
         );
       }
       list.push(entry.trim());
     }
   } else {
     throw new TypeError(
-      `trustProxy must be a boolean, a string, an array of strings or a function, got ${describe(value)}`,
+      `trustProxy must be a boolean, a string, an array of strings or a function, got ${show(value)}`,
     );
   }
   if (list.length === 0) return trustNone;
@@ -47,7 +38,7 @@ export function compileTrust(value: TrustProxy | undefined): TrustFn {
   try {
     match = proxyAddr.compile(list);
   } catch (error) {
-    throw new TypeError(`trustProxy: ${(error as Error).message} (in ${describe(value)})`);
+    throw new TypeError(`trustProxy: ${(error as Error).message} (in ${show(value)})`);
   }
   return memoize((address) => match(address, 0));
 }

@@ -15,6 +15,7 @@ import {
 import { CORE_KEYS, checkOptionKeys } from '../core/options';
 import { compileTap } from '../tap/options';
 import { isServer } from '../util/server-like';
+import { show } from '../util/show';
 
 export interface IntegrationOptions extends ToaOptions {
   /**
@@ -46,7 +47,7 @@ export function compileIntegration(options: IntegrationOptions | undefined, wher
   checkOptionKeys(options, KEYS, where);
   const { setIp, ack, ...core } = options;
   if (setIp !== undefined && typeof setIp !== 'boolean') {
-    throw new TypeError(`${where}: setIp must be a boolean, got ${typeof setIp === 'string' ? `'${setIp}'` : String(setIp)}`);
+    throw new TypeError(`${where}: setIp must be a boolean, got ${show(setIp)}`);
   }
   const enableOptions = compileTap(ack, where) === null ? undefined : { ack };
   // Only setIp/ack given: the core options still follow toa.configure().

@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import net = require('node:net');
 import { binding, savedSynAvailable } from '../addon/binding';
 import { errnoName } from '../util/errno';
-import { warnOnce } from '../util/warnings';
+import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
 
 /** Set by enableCluster() in the primary; cluster.fork() passes the environment on to workers. */
 const ENV_MARK = 'NODE_TOA_CLUSTER';
@@ -155,10 +155,7 @@ export function enableCluster(): void {
   }
   if (enabled) return;
   if (!savedSynAvailable || binding === null) {
-    warnOnce(
-      'NODE_TOA_UNSUPPORTED',
-      `node-toa: saved SYNs are not available on ${process.platform}; realRemoteAddress() answers with the socket's own peer.`,
-    );
+    warnSavedSynUnsupported();
     return;
   }
   enabled = true;

@@ -4,20 +4,18 @@ import type { Server } from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { isServer } from '../util/server-like';
 import { socketFd } from '../util/socket-fd';
-import { warnOnce } from '../util/warnings';
+import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
 import { errnoName } from '../util/errno';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { checkOptionKeys } from '../core/options';
 import { clusterPrimaryEnabled } from './cluster';
+import { typeName } from '../util/show';
 
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */
 export function enableListening(server: Server): boolean {
   if (!savedSynAvailable || binding === null) {
-    warnOnce(
-      'NODE_TOA_UNSUPPORTED',
-      `node-toa: saved SYNs are not available on ${process.platform}; realRemoteAddress() answers with the socket's own peer.`,
-    );
+    warnSavedSynUnsupported();
     return false;
   }
   const fd = socketFd(server);
@@ -84,7 +82,7 @@ export function enableCompiled<T extends Server>(server: T, tap: CompiledTap | n
 /** Whether TCP_SAVE_SYN is on for this server's listening socket (asks the kernel). */
 export function isEnabled(server: Server): boolean {
   if (typeof server !== 'object' || server === null) {
-    throw new TypeError(`isEnabled(server): server must be a net.Server, got ${server === null ? 'null' : typeof server}`);
+    throw new TypeError(`isEnabled(server): server must be a net.Server, got ${typeName(server)}`);
   }
   if (binding === null || !savedSynAvailable) return false;
   const fd = socketFd(server);

@@ -11,8 +11,8 @@ import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { enable, enableCompiled } from './enable';
 import { isServer } from '../util/server-like';
 import { errnoName } from '../util/errno';
-import { hostPort } from '../util/host-port';
-import { show } from '../util/show';
+import { hostPort } from '../util/address';
+import { show, typeName } from '../util/show';
 
 export interface ListenOptions {
   /** TCP port; 0 lets the kernel pick one (read it from `server.address()`). */
@@ -73,7 +73,7 @@ function checkBoolean(options: Record<string, unknown>, key: string, fallback: b
 function checkOptions(options: unknown): Checked {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(
-      `listen(server, options): options must be an object such as { port: 3000 }, got ${options === null ? 'null' : typeof options}`,
+      `listen(server, options): options must be an object such as { port: 3000 }, got ${typeName(options)}`,
     );
   }
   checkOptionKeys(options, KEYS, 'listen(server, options)');

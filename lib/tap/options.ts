@@ -1,4 +1,5 @@
 // The `ack` option (enable, listen, the integrations): validated where the user passed it.
+import { checkOptionKeys } from '../core/options';
 import { show } from '../util/show';
 
 /** `{ ack: { … } }`: the tap's table bounds. */
@@ -43,12 +44,8 @@ export function compileTap(value: unknown, where: string): CompiledTap | null {
       `${where}: options.ack must be a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got ${show(value)}`,
     );
   }
+  checkOptionKeys(value, KEYS, where, 'ack.');
   const o = value as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!KEYS.includes(key)) {
-      throw new TypeError(`${where}: unknown option 'ack.${key}' (known: ${KEYS.join(', ')})`);
-    }
-  }
   return Object.freeze({
     capacity: o.capacity === undefined ? DEFAULTS.capacity : integerIn(o.capacity, 'capacity', 1, MAX_CAPACITY, where),
     maxAgeMs:

@@ -3,14 +3,22 @@
 import { readFileSync } from 'node:fs';
 
 // toa (Tencent, Huawei, UCloud, LVS), vtoa / ali_toa (Alibaba), toa_nat64 (DPVS) and the like.
-const TOA_MODULE = /^(?:[a-z0-9]+_)?v?toa(?:_[a-z0-9]+)?\s/m;
+const TOA_MODULE_NAME = /^(?:[a-z0-9]+_)?v?toa(?:_[a-z0-9]+)?$/;
+
+/** Names of loaded kernel modules that look like a vendor TOA module, from /proc/modules text. */
+export function toaModuleNames(modules: string): string[] {
+  return modules
+    .split('\n')
+    .map((line) => line.split(' ')[0])
+    .filter((name) => TOA_MODULE_NAME.test(name));
+}
 
 let loaded: boolean | undefined;
 
 export function toaModuleLoaded(): boolean {
   if (loaded === undefined) {
     try {
-      loaded = TOA_MODULE.test(readFileSync('/proc/modules', 'latin1'));
+      loaded = toaModuleNames(readFileSync('/proc/modules', 'latin1')).length > 0;
     } catch {
       loaded = false;
     }

@@ -15,6 +15,14 @@ export function warnUntrustedPeer(peer: string, kind: number): void {
   );
 }
 
+/** Saved SYNs cannot be read here (not Linux, or no addon): said once, wherever it is noticed. */
+export function warnSavedSynUnsupported(): void {
+  warnOnce(
+    'NODE_TOA_UNSUPPORTED',
+    `node-toa: saved SYNs are not available on ${process.platform}; realRemoteAddress() answers with the socket's own peer.`,
+  );
+}
+
 export function warnOnce(code: string, message: string): void {
   if (warnedCodes.has(code)) return;
   warnedCodes.add(code);
