@@ -187,6 +187,21 @@ describeE2E('TOA in the SYN, end to end', () => {
     }
   });
 
+  it('kind 252 (Alibaba SLB VTOA, opt-in): the client, and the VIP it dialled as destination', async () => {
+    await netns.rule(ADDR.clients4[6], { where: 'syn', format: 'vtoa', vid: 7 });
+    const { server, port } = await serve({ trustProxy, kinds: [200, 253, 254, 252] });
+    try {
+      const { answers, localPort } = await ask(port, ADDR.vip4, ADDR.clients4[6]);
+      expect(answers[0]).toEqual({
+        address: ADDR.clients4[6], port: localPort, family: 'IPv4', source: 'toa', kind: 252,
+        proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
+        destination: { address: ADDR.vip4, port, family: 'IPv4' },
+      });
+    } finally {
+      await stop(server);
+    }
+  });
+
   it('a custom kind with a named layout (a vendor that moved its number)', async () => {
     await netns.rule(ADDR.clients4[8], { where: 'syn', kind: 230, format: 'v4' });
     const { server, port } = await serve({ trustProxy, kinds: [{ kind: 230, layout: 'ipv4' }] });

@@ -53,7 +53,7 @@ function answer(e: Endpoint, source: RealAddress['source']): RealAddress {
 
 function fromToa(toa: NativeToa, proxy: NativeEndpoint): RealAddress {
   const client = endpoint(toa);
-  return {
+  const answer: RealAddress = {
     address: client.address,
     port: client.port,
     family: client.family,
@@ -61,6 +61,9 @@ function fromToa(toa: NativeToa, proxy: NativeEndpoint): RealAddress {
     proxy: endpoint(proxy),
     kind: toa.kind,
   };
+  // Alibaba VTOA also says which virtual address the client dialled (the only layout that does).
+  if (toa.vip !== undefined) answer.destination = endpoint(toa.vip);
+  return answer;
 }
 
 /**

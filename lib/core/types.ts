@@ -21,6 +21,11 @@ export interface RealAddress extends Endpoint {
   proxy?: Endpoint;
   /** The TCP option kind the address was read from, when `source` is `'toa'`. */
   kind?: number;
+  /**
+   * The address the client connected to, when the proxy said (Alibaba SLB VTOA, kind 252: the
+   * VIP and its port).
+   */
+  destination?: Endpoint;
 }
 
 /**
