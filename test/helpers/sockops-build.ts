@@ -113,6 +113,10 @@ export function buildSockops(): SockopsBuild {
     compile(['-O2', '-Wall', '-o', loader + tmp, LOADER_SOURCE, '-lbpf'], 'sock_ops loader');
     fs.renameSync(object + tmp, object);
     fs.renameSync(loader + tmp, loader);
+    // Builds of earlier sources are never used again.
+    for (const old of fs.readdirSync(BUILD_ROOT)) {
+      if (old !== path.basename(dir)) fs.rmSync(path.join(BUILD_ROOT, old), { recursive: true, force: true });
+    }
   }
   return (buildCache = { object, loader });
 }
