@@ -130,7 +130,7 @@ describeSockops('ACK tap under load: TOA only in the handshake ACK or the first 
           const miss = report.requests ? (100 * report.peer) / report.requests : 0;
           results.push(
             `  ${packet.padEnd(4)} ${lookup.padEnd(10)} ${where.padEnd(32)} peer ${String(report.peer).padStart(5)} / ${report.requests} ` +
-              `(${miss.toFixed(2)} %), wrong ${report.wrong}, client failures ${client.failures}, ` +
+              `(${miss.toFixed(3)} %), wrong ${report.wrong}, client failures ${client.failures}, ` +
               `${client.perSecond} conn/s, ${seconds.toFixed(1)} s; tap hits ${report.stats.hits}/${report.stats.lookups}, ` +
               `drops ${report.stats.drops}; options written ${counters[packet]}`,
           );
