@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,9 +74,10 @@ static int write_file(const char *path, const char *text) {
 // cgroup.kill. Bounded by the file's size.
 static void evacuate(void) {
   char procs[4200], parent_procs[4200], line[32];
+  const char *slash = strrchr(cgroup_dir, '/');
+  if (!slash || slash == cgroup_dir) return;
   snprintf(procs, sizeof procs, "%s/cgroup.procs", cgroup_dir);
-  snprintf(parent_procs, sizeof parent_procs, "%.*s/cgroup.procs", (int)(strrchr(cgroup_dir, '/') - cgroup_dir),
-           cgroup_dir);
+  snprintf(parent_procs, sizeof parent_procs, "%.*s/cgroup.procs", (int)(slash - cgroup_dir), cgroup_dir);
   FILE *f = fopen(procs, "re");
   if (!f) return;
   for (int i = 0; i < 100000 && fgets(line, sizeof line, f); i++) write_file(parent_procs, line);
@@ -126,8 +128,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   // The stdin pipe closes when the parent dies too; this covers a pipe kept open by accident.
+  // Compared with the parent of before, not with 1: the parent may be pid 1 in a container.
+  pid_t parent = getppid();
   prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() == 1) return 1;
+  if (getppid() != parent) return 1;
 
   struct toa_config cfg;
   memset(&cfg, 0, sizeof cfg);
