@@ -21,7 +21,7 @@ export interface CheckResult {
   message: string;
 }
 
-// The package root, where binding.ts points node-gyp-build (dist/..).
+// The package root, where addon/binding.ts points node-gyp-build (two levels above dist/cli/).
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
 /** Which file node-gyp-build loads for this package, and whether it is a prebuild. */
