@@ -2,6 +2,7 @@
 // accepted sockets), its BPF filter (real packets sent on lo through an AF_PACKET socket), and
 // enable(server, { ack }) end to end with a TOA injected into a real connection's 4-tuple.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -369,6 +370,31 @@ describeTap.each([
     expect(opened.errno).toBe(0);
     expect(opened.netns).toBeGreaterThan(0);
     own.close();
+  });
+
+  it('binds ETH_P_ALL, never ETH_P_IP/ETH_P_IPV6 (walked after TCP since Linux 6.15), skipping outgoing', () => {
+    // Which sockets are the tap's: the socket inodes among this process's fds before and after.
+    const socketInodes = (): Set<string> => {
+      const found = new Set<string>();
+      for (const fd of fs.readdirSync('/proc/self/fd')) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
+          if (m !== null) found.add(m[1]);
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return found;
+    };
+    const before = socketInodes();
+    const probe = new native.Tap(16, 1000, 1 << 20);
+    expect(probe.open(-1).errno).toBe(0);
+    const mine = [...socketInodes()].filter((i) => !before.has(i));
+    // /proc/net/packet: sk RefCnt Type Proto Iface R Rmem User Inode, Proto in hex.
+    const rows = fs.readFileSync('/proc/net/packet', 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const protocols = rows.filter((r) => mine.includes(r[8])).map((r) => r[3]);
+    probe.close();
+    expect(protocols).toEqual(['0003', '0003']);
   });
 });
 
