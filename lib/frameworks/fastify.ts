@@ -17,7 +17,7 @@ declare module 'fastify' {
   }
 }
 
-/** The core options (trustProxy, kinds) and setIp: `request.ip` is the client too. */
+/** The core options (trustProxy, kinds, multiple), setIp (`request.ip` is the client too) and ack. */
 export type FastifyToaOptions = IntegrationOptions;
 
 // Options Fastify itself reads from register()'s second argument; the plugin ignores them.
