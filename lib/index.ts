@@ -3,14 +3,15 @@
 import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './core/resolver';
-import { refused } from './core/counters';
-import type { Refusal } from './core/select';
+import { snapshot, total, type MetricCounts, type RefusedReason } from './core/metrics';
 import type { RealAddress, ToaOptions } from './core/types';
 import { tapStats, type TapStats } from './tap/registry';
 
 export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
-export type { Refusal } from './core/select';
+export type { MetricCounts, RefusedReason } from './core/metrics';
+export type { RefusedOption, ResolveMessage } from './core/resolver';
+export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
 export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
 export { listen, type ListenOptions } from './server/listen';
@@ -100,21 +101,37 @@ export function support(): { addon: boolean; savedSyn: boolean; error?: string }
 
 /** What `stats()` returns: the ACK taps' counters, and what the resolvers refused. */
 export interface Stats extends TapStats {
-  /**
-   * Connections whose packet from a trusted proxy held TOA-shaped options that were not believed,
-   * by reason: several options (`ambiguous`, with `multiple: 'ignore'`), or the deciding option
-   * named no client (a TCP Fast Open cookie in a SYN, 0.0.0.0 or ::, a bad version byte).
-   */
-  refused: Record<Refusal, number>;
+  /** The same as `metrics().refused`: connections whose options were not believed, by reason. */
+  refused: Record<RefusedReason, number>;
 }
 
 /** @deprecated the same as Stats */
 export type AckStats = Stats;
 
 /**
- * Counters since start: the ACK taps' (packets, TOA found, table size, evictions, drops, lookups,
- * hits; summed over this thread's taps, each in `taps`) and the resolvers' refusals.
+ * The ACK taps' counters (packets, TOA found, table size, evictions, drops, lookups, hits; summed
+ * over this thread's taps, each in `taps`) and the resolvers' refusals.
  */
 export function stats(): Stats {
-  return { ...tapStats(), refused: { ...refused } };
+  return { ...tapStats(), refused: { ...total.refused } };
+}
+
+/** What `metrics()` returns: the counts of every port summed, each port's, and the taps'. */
+export interface Metrics extends MetricCounts {
+  /** The same counts per listening port (the server's port; `'0'` for sockets without a server). */
+  ports: Record<string, MetricCounts>;
+  /** The ACK taps: packets the kernel dropped, entries evicted by capacity, lookups that found nothing. */
+  tap: { drops: number; evictions: number; misses: number };
+}
+
+/**
+ * Counters since start, for a metrics exporter: connections resolved by source, by packet and
+ * by option kind, refused by reason, without a saved SYN, per listening port and summed; and the
+ * taps' drops, evictions and misses. Each connection counts once, at its first resolution.
+ * Cheap enough to call at scrape rate.
+ */
+export function metrics(): Metrics {
+  const { total: sum, ports } = snapshot();
+  const tap = tapStats();
+  return { ...sum, ports, tap: { drops: tap.drops, evictions: tap.evictions, misses: tap.lookups - tap.hits } };
 }

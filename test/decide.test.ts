@@ -23,7 +23,7 @@ function run(facts: ConnectionFacts, trustProxy: TrustProxy = '198.51.100.2', mu
 describe('decide', () => {
   it('believes a TOA in the SYN of a trusted peer', () => {
     expect(run({ synPeer: proxy, synOptions: [client] }).answer).toEqual({
-      address: '192.0.2.1', port: 40000, family: 'IPv4', source: 'toa', kind: 200,
+      address: '192.0.2.1', port: 40000, family: 'IPv4', source: 'toa', kind: 200, packet: 'syn',
       proxy: { address: '198.51.100.2', port: 20001, family: 'IPv4' },
     });
   });
@@ -121,7 +121,7 @@ describe('decide', () => {
         const { answer, refused } = run({ synPeer: proxy, synOptions: [first, forged] }, undefined, 'first');
         expect(answer.source).toBe('peer');
         // A cookie is no address: [cookie, forged] holds one, [0.0.0.0, forged] two.
-        expect(refused).toEqual([first === tfo ? '198.51.100.2/tfo-cookie/1' : '198.51.100.2/unspecified/2']);
+        expect(refused).toEqual([first === tfo ? '198.51.100.2/tfoCookie/1' : '198.51.100.2/malformed/2']);
         expect(run({ synPeer: proxy, synOptions: [first] }).answer.source).toBe('peer');
       }
     });

@@ -79,6 +79,7 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
       family: 'IPv4',
       source: 'toa',
       kind: 200,
+      packet: 'ack',
       proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
     });
     expect(tapOf(port)).toMatchObject({ lookups: 1, hits: 1, toaFound: 1, tableSize: 0 });
@@ -99,7 +100,7 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
     await netns.rule(ADDR.clients4[2], { where: 'data' });
     const { port } = await serve({ ack: true });
     const { answer, localPort } = await ask(port, ADDR.vip4, ADDR.clients4[2]);
-    expect(answer).toMatchObject({ address: ADDR.clients4[2], port: localPort, source: 'toa', proxy: { address: ADDR.lip4 } });
+    expect(answer).toMatchObject({ address: ADDR.clients4[2], port: localPort, source: 'toa', packet: 'data', proxy: { address: ADDR.lip4 } });
     const c2s = (await netns.packets({ dir: 'c2s' })).filter((p) => p.dport === port && p.sport === answer.proxy!.port);
     const withToa = c2s.filter((p) => p.options!.some((o) => o.kind === 200));
     expect(withToa).toHaveLength(1);

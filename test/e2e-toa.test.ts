@@ -45,7 +45,7 @@ describeE2E('TOA in the SYN, end to end', () => {
       const { answers, localAddress, localPort } = await ask(port, ADDR.vip4, ADDR.clients4[1]);
       expect(localAddress).toBe(ADDR.clients4[1]);
       expect(answers[0]).toEqual({
-        address: ADDR.clients4[1], port: localPort, family: 'IPv4', source: 'toa', kind: 200,
+        address: ADDR.clients4[1], port: localPort, family: 'IPv4', source: 'toa', kind: 200, packet: 'syn',
         proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
       });
       // Full NAT: the proxy's source port is its own, not the client's.
@@ -193,7 +193,7 @@ describeE2E('TOA in the SYN, end to end', () => {
     try {
       const { answers, localPort } = await ask(port, ADDR.vip4, ADDR.clients4[6]);
       expect(answers[0]).toEqual({
-        address: ADDR.clients4[6], port: localPort, family: 'IPv4', source: 'toa', kind: 252,
+        address: ADDR.clients4[6], port: localPort, family: 'IPv4', source: 'toa', kind: 252, packet: 'syn',
         proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
         destination: { address: ADDR.vip4, port, family: 'IPv4' },
       });

@@ -127,7 +127,7 @@ describeE2E('http, https, http2, net and tls servers end to end, TOA SYNs throug
       expect(new Set(responses.map((r) => r.localPort ?? localPort))).toEqual(new Set([localPort]));
       for (const a of answers) {
         expect(a).toEqual({
-          address: c4, port: localPort, family: 'IPv4', source: 'toa', kind: 200,
+          address: c4, port: localPort, family: 'IPv4', source: 'toa', kind: 200, packet: 'syn',
           proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
         });
       }

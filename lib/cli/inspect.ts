@@ -18,6 +18,8 @@ export interface ConnectionRecord {
   source: RealAddress['source'];
   /** The TCP option kind the client address came from (source 'toa'). */
   kind?: number;
+  /** Which packet carried it (source 'toa'): 'ack' or 'data' means the proxy needs --ack. */
+  packet?: 'syn' | 'ack' | 'data';
   /** This server's own address as the connection reached it. */
   local: { address: string; port: number };
   /** A TOA was there but its sender is not in --trust, so it was ignored. */
@@ -34,6 +36,8 @@ export interface Summary {
   connections: number;
   withToa: number;
   untrustedToa: number;
+  /** Connections with TOA, by the packet that carried it. */
+  byPacket: Record<'syn' | 'ack' | 'data', number>;
   byPeer: Record<string, PeerTally>;
   seconds: number;
 }
@@ -60,6 +64,7 @@ export class Inspector {
   private readonly started = Date.now();
   private readonly tallies = new Map<string, PeerTally>();
   private total: PeerTally = { connections: 0, withToa: 0, untrustedToa: 0 };
+  private readonly byPacket = { syn: 0, ack: 0, data: 0 };
 
   /** Validates the options (TypeError/RangeError from the core, naming the bad value). */
   constructor(options: InspectOptions) {
@@ -76,6 +81,7 @@ export class Inspector {
       client: endpointOf(answer),
       source: answer.source,
       ...(answer.kind !== undefined ? { kind: answer.kind } : {}),
+      ...(answer.packet !== undefined ? { packet: answer.packet } : {}),
       local: { address: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 },
     };
     if (answer.source !== 'toa') {
@@ -98,11 +104,13 @@ export class Inspector {
       if (record.source === 'toa') t.withToa++;
       if (record.untrustedToa !== undefined) t.untrustedToa++;
     }
+    if (record.packet !== undefined) this.byPacket[record.packet]++;
   }
 
   summary(): Summary {
     return {
       ...this.total,
+      byPacket: { ...this.byPacket },
       byPeer: Object.fromEntries(this.tallies),
       seconds: Math.round((Date.now() - this.started) / 100) / 10,
     };
@@ -112,6 +120,7 @@ export class Inspector {
 export function formatRecord(r: ConnectionRecord): string {
   let line = `${r.time}  peer ${endpointText(r.peer)}  client ${endpointText(r.client)}  source ${r.source}`;
   if (r.kind !== undefined) line += `  kind ${r.kind}`;
+  if (r.packet !== undefined) line += `  in ${r.packet === 'syn' ? 'the SYN' : r.packet === 'ack' ? 'the handshake ACK' : 'the first data packet'}`;
   if (r.untrustedToa !== undefined) {
     line +=
       `  (ignored TOA kind ${r.untrustedToa.kind} saying ${endpointText(r.untrustedToa)}: ` +
@@ -126,6 +135,13 @@ export function formatSummary(s: Summary): string {
       `${s.withToa} with TOA` +
       (s.untrustedToa > 0 ? `, ${s.untrustedToa} with TOA from an untrusted peer (ignored)` : ''),
   ];
+  if (s.withToa > 0) {
+    const { syn, ack, data } = s.byPacket;
+    lines.push(
+      `  TOA carried by: the SYN ${syn}, the handshake ACK ${ack}, the first data packet ${data}` +
+        (ack + data > 0 ? ' (this proxy needs the ACK tap: --ack, or { ack: true })' : ''),
+    );
+  }
   const peers = Object.entries(s.byPeer).sort((a, b) => b[1].connections - a[1].connections);
   const width = Math.max(0, ...peers.map(([address]) => address.length));
   for (const [address, t] of peers) {

@@ -24,14 +24,19 @@ export interface ConnectionFacts {
   ackPacket?: 'ack' | 'data';
   /** getpeername(), asked only when a vendor TOA module may have rewritten it. */
   name?: NativeEndpoint;
+  /** false when the kernel had no saved SYN for the connection (syncookies, enabled late). */
+  savedSyn?: boolean;
 }
+
+/** Which packet carried the option an answer was read from. */
+export type Packet = 'syn' | 'ack' | 'data';
 
 /** Told about options that were not believed; each call is about one packet of one connection. */
 export interface DecideEvents {
   /** The packet's sender is not a trusted proxy. */
-  untrusted(peer: Endpoint, option: NativeToa): void;
+  untrusted(peer: Endpoint, option: NativeToa, packet: Packet): void;
   /** A trusted proxy's packet whose options name no client, or are ambiguous. */
-  refused(peer: Endpoint, refused: Refused): void;
+  refused(peer: Endpoint, refused: Refused, packet: Packet): void;
 }
 
 /** Reports an IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as IPv4, as the wire had it. */
@@ -51,7 +56,7 @@ function answer(e: Endpoint, source: RealAddress['source']): RealAddress {
   return { address: e.address, port: e.port, family: e.family, source };
 }
 
-function fromToa(toa: NativeToa, proxy: NativeEndpoint): RealAddress {
+function fromToa(toa: NativeToa, proxy: NativeEndpoint, packet: Packet): RealAddress {
   const client = endpoint(toa);
   const answer: RealAddress = {
     address: client.address,
@@ -60,6 +65,7 @@ function fromToa(toa: NativeToa, proxy: NativeEndpoint): RealAddress {
     source: 'toa',
     proxy: endpoint(proxy),
     kind: toa.kind,
+    packet,
   };
   // Alibaba VTOA also says which virtual address the client dialled (the only layout that does).
   if (toa.vip !== undefined) answer.destination = endpoint(toa.vip);
@@ -85,18 +91,19 @@ export function decide(
     const syn = selectToa(facts.synOptions, kindTable, multiple);
     if (syn !== undefined) {
       const peer = endpoint(facts.synPeer);
-      if (!trust(peer.address)) events.untrusted(peer, isRefused(syn) ? syn.option : syn);
-      else if (isRefused(syn)) events.refused(peer, syn);
-      else return fromToa(syn, facts.synPeer);
+      if (!trust(peer.address)) events.untrusted(peer, isRefused(syn) ? syn.option : syn, 'syn');
+      else if (isRefused(syn)) events.refused(peer, syn, 'syn');
+      else return fromToa(syn, facts.synPeer, 'syn');
     }
   }
   if (facts.ackPeer !== undefined) {
     const ack = selectToa(facts.ackOptions, kindTable, multiple);
     if (ack !== undefined) {
       const peer = endpoint(facts.ackPeer);
-      if (!trust(peer.address)) events.untrusted(peer, isRefused(ack) ? ack.option : ack);
-      else if (isRefused(ack)) events.refused(peer, ack);
-      else return fromToa(ack, facts.ackPeer);
+      const packet = facts.ackPacket ?? 'ack';
+      if (!trust(peer.address)) events.untrusted(peer, isRefused(ack) ? ack.option : ack, packet);
+      else if (isRefused(ack)) events.refused(peer, ack, packet);
+      else return fromToa(ack, facts.ackPeer, packet);
     }
   }
   const l3Source = facts.synPeer ?? facts.ackPeer;

@@ -1,19 +1,22 @@
 // socket -> fd -> one native call -> select and trust (decide) -> cache. The saved SYN can be read
 // only once, so what the kernel said is cached on the socket itself under a registry symbol: two
 // copies of node-toa in one process (two versions in node_modules) share it instead of losing it.
+// The first resolution of each connection is also counted (metrics) and, when someone listens,
+// published on the `node-toa:resolve` diagnostics channel.
+import { channel } from 'node:diagnostics_channel';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { OPTION_STATUS } from '../addon/native';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import { lookupTap } from '../tap/registry';
 import { toaModuleLoaded } from '../util/kernel-module';
+import { typeName } from '../util/show';
 import { socketFd } from '../util/socket-fd';
 import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
-import { refused as refusedCounters } from './counters';
-import { decide, type ConnectionFacts, type DecideEvents } from './decide';
+import { decide, type ConnectionFacts, type DecideEvents, type Packet } from './decide';
 import { kindTableAll } from './kinds';
+import { REASON_BIT, count, type RefusedReason } from './metrics';
 import type { CompiledOptions } from './options';
 import type { Endpoint, RealAddress } from './types';
-import { typeName } from '../util/show';
 
 // v2: options are listed (synOptions/ackOptions), not one chosen TOA.
 const FACTS = Symbol.for('node-toa.connection-facts.v2');
@@ -25,17 +28,65 @@ interface CachedSocket {
   remoteAddress?: string;
   remotePort?: number;
   remoteFamily?: string;
+  server?: unknown;
 }
 
+/** One option that was not believed, as `node-toa:resolve` subscribers see it. */
+export interface RefusedOption {
+  reason: RefusedReason;
+  packet: Packet;
+  /** The sender of the packet (its IP source). */
+  from: Endpoint;
+  kind: number;
+  /** TOA-shaped options in the packet (for `ambiguous`). */
+  count: number;
+}
+
+/** What `node-toa:resolve` subscribers receive, once per connection. */
+export interface ResolveMessage {
+  socket: object;
+  answer: RealAddress;
+  /** The listening port of the socket's server; 0 when it has none. */
+  port: number;
+  refused: RefusedOption[];
+}
+
+const resolveChannel = channel('node-toa:resolve');
+
+// What decide() reported during the current call (decide is synchronous): the reasons as bits for
+// the counters, and, only while someone subscribes, the details.
+let reasons = 0;
+let details: RefusedOption[] | null = null;
+
 const events: DecideEvents = {
-  untrusted(peer, option) {
+  untrusted(peer, option, packet) {
     warnUntrustedPeer(peer.address, option.kind);
+    reasons |= REASON_BIT.untrusted;
+    if (details !== null) details.push({ reason: 'untrusted', packet, from: peer, kind: option.kind, count: 1 });
   },
-  refused(peer, refused) {
-    refusedCounters[refused.refused]++;
+  refused(peer, refused, packet) {
     if (refused.refused === 'ambiguous') warnAmbiguous(peer.address, refused.count);
+    reasons |= REASON_BIT[refused.refused];
+    if (details !== null) {
+      details.push({ reason: refused.refused, packet, from: peer, kind: refused.option.kind, count: refused.count });
+    }
   },
 };
+
+// server.address() is a getsockname(2) per call: each server's port is asked once.
+const serverPorts = new WeakMap<object, number>();
+
+function listeningPort(socket: CachedSocket): number {
+  const server = socket.server;
+  if (typeof server !== 'object' || server === null) return 0;
+  let port = serverPorts.get(server);
+  if (port === undefined) {
+    const address = (server as { address?: () => unknown }).address?.();
+    port = typeof address === 'object' && address !== null ? ((address as { port?: number }).port ?? 0) : 0;
+    if (port !== 0) serverPorts.set(server, port);
+  }
+  return port;
+}
 
 function nodePeer(socket: CachedSocket): Endpoint {
   const address = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : '';
@@ -51,6 +102,7 @@ function readFacts(socket: object, fd: number): ConnectionFacts {
   if (binding !== null && savedSynAvailable) {
     binding.readSyn(fd, kindTableAll(), toaModuleLoaded(), record);
     const found = decodeRecord(record);
+    facts.savedSyn = found.syn;
     if (found.peer !== undefined) facts.synPeer = found.peer;
     if (found.options !== undefined) facts.synOptions = found.options;
     if (found.name !== undefined) facts.name = found.name;
@@ -80,14 +132,25 @@ export class Resolver {
     // Node's own peer name costs a getpeername(2): asked only when no packet answered.
     const fallback = () => nodePeer(s);
     let facts = s[FACTS];
+    const firstOfConnection = facts === undefined;
+    reasons = 0;
+    details = null;
     if (facts === undefined) {
       const fd = socketFd(s);
+      // No kernel socket (an in-memory stream, a destroyed socket): answered, not counted.
       if (fd < 0) return Object.freeze(decide({}, this.options, fallback, events));
       facts = readFacts(s, fd);
       s[FACTS] = facts;
+      if (resolveChannel.hasSubscribers) details = [];
     }
     const answer = Object.freeze(decide(facts, this.options, fallback, events));
     s[this.key] = answer;
+    if (firstOfConnection) {
+      const port = listeningPort(s);
+      count(port, answer, reasons, facts.savedSyn !== false);
+      if (details !== null) resolveChannel.publish({ socket: s, answer, port, refused: details } satisfies ResolveMessage);
+      details = null;
+    }
     return answer;
   }
 }

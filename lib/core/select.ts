@@ -14,8 +14,12 @@ export type Multiple = 'ignore' | 'first' | 'last';
 
 export const MULTIPLE_VALUES: readonly Multiple[] = Object.freeze(['ignore', 'first', 'last']);
 
-/** Why a packet's TOA-shaped options gave no client. */
-export type Refusal = 'ambiguous' | 'tfo-cookie' | 'unspecified' | 'bad-version';
+/**
+ * Why a trusted proxy's TOA-shaped options gave no client: several of them (`ambiguous`), a TCP
+ * Fast Open cookie first in a SYN (`tfoCookie`: the client's own option, no fault of anyone's), or
+ * an option that names no client (`malformed`: 0.0.0.0, ::, a bad version byte).
+ */
+export type Refusal = 'ambiguous' | 'tfoCookie' | 'malformed';
 
 /** A packet whose options were refused: allocated only then (a forgery or a broken proxy). */
 export interface Refused {
@@ -27,9 +31,9 @@ export interface Refused {
 }
 
 const STATUS_REFUSAL: Record<number, Refusal> = {
-  [OPTION_STATUS.tfoCookie]: 'tfo-cookie',
-  [OPTION_STATUS.unspecified]: 'unspecified',
-  [OPTION_STATUS.badVersion]: 'bad-version',
+  [OPTION_STATUS.tfoCookie]: 'tfoCookie',
+  [OPTION_STATUS.unspecified]: 'malformed',
+  [OPTION_STATUS.badVersion]: 'malformed',
 };
 
 /**
@@ -58,7 +62,7 @@ export function selectToa(
   if (count > 1 && multiple === 'ignore') return { refused: 'ambiguous', option: first, count };
   const chosen = multiple === 'last' && last !== undefined ? last : first;
   if (chosen.status === OPTION_STATUS.usable) return chosen;
-  return { refused: STATUS_REFUSAL[chosen.status] ?? 'unspecified', option: chosen, count };
+  return { refused: STATUS_REFUSAL[chosen.status] ?? 'malformed', option: chosen, count };
 }
 
 export function isRefused(s: NativeToa | Refused): s is Refused {

@@ -21,6 +21,8 @@ export interface RealAddress extends Endpoint {
   proxy?: Endpoint;
   /** The TCP option kind the address was read from, when `source` is `'toa'`. */
   kind?: number;
+  /** Which packet carried the option, when `source` is `'toa'`: the SYN, the handshake ACK, or the first data packet. */
+  packet?: 'syn' | 'ack' | 'data';
   /**
    * The address the client connected to, when the proxy said (Alibaba SLB VTOA, kind 252: the
    * VIP and its port).

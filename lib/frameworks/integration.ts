@@ -16,6 +16,7 @@ import { CORE_KEYS, checkOptionKeys } from '../core/options';
 import { compileTap } from '../tap/options';
 import { isServer } from '../util/server-like';
 import { show } from '../util/show';
+import { emitToaWarning } from '../util/warnings';
 
 export interface IntegrationOptions extends ToaOptions {
   /**
@@ -81,11 +82,11 @@ export function enableOnFirstRequest(
   else enable(server);
   if (isEnabled(server) && !warnedLate) {
     warnedLate = true;
-    process.emitWarning(
+    emitToaWarning(
+      'NODE_TOA_ENABLED_LATE',
       `node-toa (${where}): the server did not save SYNs until its first request, so connections accepted ` +
         'before this one answer with their peer, not the client. Start it with toa.listen(server, { port }) ' +
         '(or call toa.enable(server) before listen()); see the README.',
-      { type: 'NodeToaWarning', code: 'NODE_TOA_ENABLED_LATE' },
     );
   }
 }
@@ -95,10 +96,7 @@ function enableTap(server: import('node:net').Server, enableOptions: EnableOptio
   try {
     enable(server, enableOptions);
   } catch (error) {
-    process.emitWarning(`node-toa (${where}): ${(error as Error).message}`, {
-      type: 'NodeToaWarning',
-      code: (error as NodeJS.ErrnoException).code ?? 'NODE_TOA_ACK_FAILED',
-    });
+    emitToaWarning((error as NodeJS.ErrnoException).code ?? 'NODE_TOA_ACK_FAILED', `node-toa (${where}): ${(error as Error).message}`);
   }
 }
 

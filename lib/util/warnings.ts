@@ -1,5 +1,22 @@
 // Warnings an operator must see once, not once per connection: an attacker controls how often
-// a forged option arrives, so the number of distinct warnings is bounded too.
+// a forged option arrives, so the number of distinct warnings is bounded too. Each one is also
+// published on the `node-toa:warning` diagnostics channel (when someone subscribes).
+import { channel } from 'node:diagnostics_channel';
+
+const warningChannel = channel('node-toa:warning');
+
+/** What `node-toa:warning` subscribers receive. */
+export interface WarningMessage {
+  code: string;
+  message: string;
+}
+
+/** Every node-toa warning goes out here: as a process warning (type NodeToaWarning) and on the channel. */
+export function emitToaWarning(code: string, message: string): void {
+  process.emitWarning(message, { type: 'NodeToaWarning', code });
+  if (warningChannel.hasSubscribers) warningChannel.publish({ code, message } satisfies WarningMessage);
+}
+
 const MAX_WARNED_PEERS = 16;
 const warnedPeers = new Set<string>();
 const warnedCodes = new Set<string>();
@@ -7,11 +24,11 @@ const warnedCodes = new Set<string>();
 export function warnUntrustedPeer(peer: string, kind: number): void {
   if (warnedPeers.has(peer) || warnedPeers.size >= MAX_WARNED_PEERS) return;
   warnedPeers.add(peer);
-  process.emitWarning(
+  emitToaWarning(
+    'NODE_TOA_UNTRUSTED_PEER',
     `node-toa: ignored a TCP option address (kind ${kind}) from ${peer}, which is not a trusted ` +
       `proxy. If ${peer} is your load balancer or anti-DDoS proxy, add it to trustProxy ` +
       `(e.g. { trustProxy: '${peer}' } or its CIDR range).`,
-    { type: 'NodeToaWarning', code: 'NODE_TOA_UNTRUSTED_PEER' },
   );
 }
 
@@ -26,7 +43,7 @@ export function warnSavedSynUnsupported(): void {
 export function warnOnce(code: string, message: string): void {
   if (warnedCodes.has(code)) return;
   warnedCodes.add(code);
-  process.emitWarning(message, { type: 'NodeToaWarning', code });
+  emitToaWarning(code, message);
 }
 
 const warnedAmbiguous = new Set<string>();
@@ -34,10 +51,10 @@ const warnedAmbiguous = new Set<string>();
 export function warnAmbiguous(peer: string, count: number): void {
   if (warnedAmbiguous.has(peer) || warnedAmbiguous.size >= MAX_WARNED_PEERS) return;
   warnedAmbiguous.add(peer);
-  process.emitWarning(
+  emitToaWarning(
+    'NODE_TOA_AMBIGUOUS',
     `node-toa: ignored ${count} TCP option addresses in one packet from ${peer}: a proxy sends one, ` +
       `and whether its own is the first or the last depends on the proxy, so none is believed. ` +
       `If you know yours, set multiple: 'first' (LVS, DPVS) or 'last'.`,
-    { type: 'NodeToaWarning', code: 'NODE_TOA_AMBIGUOUS' },
   );
 }

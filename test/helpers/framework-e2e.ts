@@ -44,7 +44,7 @@ export function frameworkCases(netns: () => ToaNet, start: StartApp, clients: { 
     app = await start(netns(), { trustProxy });
     const { answers, localPort } = await ask(netns(), app.port, ADDR.vip4, c4(0));
     expect(answers[0].real).toEqual({
-      address: c4(0), port: localPort, family: 'IPv4', source: 'toa', kind: 200,
+      address: c4(0), port: localPort, family: 'IPv4', source: 'toa', kind: 200, packet: 'syn',
       proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
     });
   });

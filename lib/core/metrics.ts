@@ -1,0 +1,82 @@
+// Counters an operator graphs: what the first resolution of each connection found, per listening
+// port and summed. Plain numbers on plain objects, incremented once per connection; metrics()
+// copies them, so a scrape costs a few hundred property reads.
+import type { Packet } from './decide';
+import type { Refusal } from './select';
+import type { RealAddress } from './types';
+
+/** Why options were not believed: a refusal, or a sender that is not a trusted proxy. */
+export type RefusedReason = Refusal | 'untrusted';
+
+export interface MetricCounts {
+  /** Connections resolved (the first realRemoteAddress() of each; in-memory sockets not counted). */
+  connections: number;
+  /** By answer: read from a TOA, a vendor module's rewrite, or the peer itself. */
+  bySource: Record<'toa' | 'kernel' | 'peer', number>;
+  /** Answers read from an option, by the packet that carried it. */
+  byPacket: Record<Packet, number>;
+  /** Answers read from an option, by its TCP option kind. */
+  byKind: Record<string, number>;
+  /** Connections with options that were not believed, by reason (a connection counts once per reason). */
+  refused: Record<RefusedReason, number>;
+  /** Connections the kernel had no saved SYN for: syncookies (a SYN flood), or saving enabled late. */
+  noSavedSyn: number;
+}
+
+function zero(): MetricCounts {
+  return {
+    connections: 0,
+    bySource: { toa: 0, kernel: 0, peer: 0 },
+    byPacket: { syn: 0, ack: 0, data: 0 },
+    byKind: {},
+    refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
+    noSavedSyn: 0,
+  };
+}
+
+/** Bits of the reasons one connection was refused for. */
+export const REASON_BIT: Record<RefusedReason, number> = { untrusted: 1, ambiguous: 2, malformed: 4, tfoCookie: 8 };
+const REASONS = Object.keys(REASON_BIT) as RefusedReason[];
+
+export const total: MetricCounts = zero();
+const byPort = new Map<number, MetricCounts>();
+// At most this many ports are counted apart (a process has a handful of listeners); more are
+// summed under port 0 so that the map stays bounded.
+const MAX_PORTS = 256;
+
+function add(m: MetricCounts, answer: RealAddress, reasons: number, savedSyn: boolean): void {
+  m.connections++;
+  m.bySource[answer.source]++;
+  if (answer.packet !== undefined) m.byPacket[answer.packet]++;
+  if (answer.kind !== undefined) m.byKind[answer.kind] = (m.byKind[answer.kind] ?? 0) + 1;
+  if (reasons !== 0) for (const r of REASONS) if ((reasons & REASON_BIT[r]) !== 0) m.refused[r]++;
+  if (!savedSyn) m.noSavedSyn++;
+}
+
+/** Counts the first resolution of one connection; `port` is its server's listening port, or 0. */
+export function count(port: number, answer: RealAddress, reasons: number, savedSyn: boolean): void {
+  add(total, answer, reasons, savedSyn);
+  let m = byPort.get(port);
+  if (m === undefined) {
+    if (byPort.size >= MAX_PORTS) m = byPort.get(0);
+    if (m === undefined) byPort.set(byPort.size >= MAX_PORTS ? 0 : port, (m = zero()));
+  }
+  add(m, answer, reasons, savedSyn);
+}
+
+function copy(m: MetricCounts): MetricCounts {
+  return {
+    connections: m.connections,
+    bySource: { ...m.bySource },
+    byPacket: { ...m.byPacket },
+    byKind: { ...m.byKind },
+    refused: { ...m.refused },
+    noSavedSyn: m.noSavedSyn,
+  };
+}
+
+export function snapshot(): { total: MetricCounts; ports: Record<string, MetricCounts> } {
+  const ports: Record<string, MetricCounts> = {};
+  for (const [port, m] of byPort) ports[port] = copy(m);
+  return { total: copy(total), ports };
+}
