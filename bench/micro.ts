@@ -5,22 +5,24 @@
 //   cached    realRemoteAddress(socket) again: the per-socket cache
 //   remoteAddress (first)   socket.remoteAddress on another batch of fresh sockets: getpeername
 //   remoteAddress (cached)  socket.remoteAddress once Node has cached it
+//   first (subscribed)  the first call with a `node-toa:resolve` subscriber: what publishing adds
 //   napiSyscall  one trivial getsockopt through the addon (getSaveSyn) on fresh sockets: what a
 //                single syscall costs from inside Node, the floor's equivalent in this process
 // One sample per batch (ns per connection); the first round warms the JIT and is dropped.
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type * as Binding from '../lib/addon/binding';
 import { QUICK, ROOT, emit, envInt, loadToa, log, median } from './common';
 
 const toa = loadToa();
 // Private, and used only for the reference measure: the cheapest syscall the addon can make.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { binding } = require(path.join(ROOT, 'dist', 'binding.js')) as typeof Binding;
+const { binding } = require(path.join(ROOT, 'dist', 'addon', 'binding.js')) as typeof Binding;
 
 // The facts the resolver read, under the registry symbol every copy of node-toa shares. Read only
 // to check that the bench timed the real path: a SYN was there for every socket.
-const FACTS = Symbol.for('node-toa.connection-facts.v1');
+const FACTS = Symbol.for('node-toa.connection-facts.v2');
 
 const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
 const ROUNDS = envInt('BENCH_MICRO_ROUNDS', QUICK ? 16 : 80, 2, 500);
@@ -79,6 +81,20 @@ function timeFirstCalls(sockets: net.Socket[]): number {
   return nsPer(start, sockets.length);
 }
 
+let published = 0;
+const onResolve = (): void => {
+  published++;
+};
+
+function timeFirstCallsSubscribed(sockets: net.Socket[]): number {
+  subscribe('node-toa:resolve', onResolve);
+  try {
+    return timeFirstCalls(sockets);
+  } finally {
+    unsubscribe('node-toa:resolve', onResolve);
+  }
+}
+
 function timeCachedCalls(sockets: net.Socket[]): number {
   const start = process.hrtime.bigint();
   for (let pass = 0; pass < CACHED_PASSES; pass++) {
@@ -130,6 +146,7 @@ async function main(): Promise<void> {
 
   const samples = {
     first: [] as number[],
+    firstSubscribed: [] as number[],
     cached: [] as number[],
     remoteFirst: [] as number[],
     remoteCached: [] as number[],
@@ -139,15 +156,17 @@ async function main(): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     const a = await openBatch(server, port, BATCH);
     const b = await openBatch(server, port, BATCH);
-    // Alternate which batch is timed first, so neither always runs right after the accepts.
-    let first: number, remoteFirst: number;
-    if (round % 2 === 0) {
-      first = timeFirstCalls(a.accepted);
-      remoteFirst = timeRemoteAddress(b.accepted, 1);
-    } else {
-      remoteFirst = timeRemoteAddress(b.accepted, 1);
-      first = timeFirstCalls(a.accepted);
-    }
+    const c = await openBatch(server, port, BATCH);
+    // Rotate which batch is timed first, so none always runs right after the accepts.
+    let first = 0;
+    let remoteFirst = 0;
+    let firstSubscribed = 0;
+    const timers = [
+      () => (first = timeFirstCalls(a.accepted)),
+      () => (remoteFirst = timeRemoteAddress(b.accepted, 1)),
+      () => (firstSubscribed = timeFirstCallsSubscribed(c.accepted)),
+    ];
+    for (let i = 0; i < timers.length; i++) timers[(round + i) % timers.length]();
     const napiSyscall = timeNapiSyscall(b.accepted);
     const cached = timeCachedCalls(a.accepted);
     const remoteCached = timeRemoteAddress(a.accepted, CACHED_PASSES);
@@ -155,8 +174,10 @@ async function main(): Promise<void> {
     checkAnswers(a);
     closeBatch(a);
     closeBatch(b);
+    closeBatch(c);
     if (round === 0) continue; // JIT warm-up
     samples.first.push(first);
+    samples.firstSubscribed.push(firstSubscribed);
     samples.cached.push(cached);
     samples.remoteFirst.push(remoteFirst);
     samples.remoteCached.push(remoteCached);
@@ -164,11 +185,13 @@ async function main(): Promise<void> {
   }
   server.close();
   if (missingSyn > 0) throw new Error(`micro: ${missingSyn} sockets had no saved SYN`);
+  if (published !== ROUNDS * BATCH) throw new Error(`micro: ${published} resolve messages for ${ROUNDS * BATCH} connections`);
   log(`micro: ${ROUNDS - 1} rounds of ${BATCH} connections (sink ${sink % 10})`);
   emit({
     batch: BATCH,
     rounds: ROUNDS - 1,
     first: { median: median(samples.first), samples: samples.first },
+    firstSubscribed: { median: median(samples.firstSubscribed), samples: samples.firstSubscribed },
     cached: { median: median(samples.cached), samples: samples.cached },
     remoteFirst: { median: median(samples.remoteFirst), samples: samples.remoteFirst },
     remoteCached: { median: median(samples.remoteCached), samples: samples.remoteCached },

@@ -32,11 +32,14 @@ function parseArgs(argv) {
 
 // ---- build ----
 
+// lib/ and dist/ are folders of folders.
 function newestMtime(dir, ext) {
   let newest = 0;
   if (!fs.existsSync(dir)) return newest;
-  for (const name of fs.readdirSync(dir)) {
-    if (name.endsWith(ext)) newest = Math.max(newest, fs.statSync(path.join(dir, name)).mtimeMs);
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(file, ext));
+    else if (entry.name.endsWith(ext)) newest = Math.max(newest, fs.statSync(file).mtimeMs);
   }
   return newest;
 }
@@ -149,6 +152,7 @@ function verdict(ok) {
 function microTables(micro, floor, md) {
   const rows = [
     ['realRemoteAddress(), first call (saved SYN read)', fmt(micro.first.median), pct(micro.first.median / floor.both.median)],
+    ['realRemoteAddress(), first call, a node-toa:resolve subscriber', fmt(micro.firstSubscribed.median), pct(micro.firstSubscribed.median / floor.both.median)],
     ['realRemoteAddress(), cached', fmt(micro.cached.median, 1), pct(micro.cached.median / floor.both.median)],
     ['socket.remoteAddress, first access (getpeername)', fmt(micro.remoteFirst.median), pct(micro.remoteFirst.median / floor.both.median)],
     ['socket.remoteAddress, cached', fmt(micro.remoteCached.median, 1), pct(micro.remoteCached.median / floor.both.median)],
