@@ -9,7 +9,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../lib/cli/doctor';
+import { itNeeds, firstMissing, type Missing } from './helpers/requirements';
 import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+import { installCopy, unprivileged, type Installed } from './helpers/unprivileged';
 
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'node-toa');
@@ -27,10 +29,17 @@ interface Finished {
   stderr: string;
 }
 
+/** Where the CLI runs from: the clone, or a copy nobody can read (see asNobody()). */
+interface At {
+  bin: string;
+  cwd: string;
+}
+const CLONE: At = { bin: BIN, cwd: ROOT };
+
 /** Runs the CLI to completion (bounded). `prefix` runs it through another command (setpriv, ip netns exec). */
-function runCli(args: string[], prefix: string[] = []): Finished {
-  const argv = [...prefix, process.execPath, BIN, ...args];
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+function runCli(args: string[], prefix: string[] = [], at: At = CLONE): Finished {
+  const argv = [...prefix, process.execPath, at.bin, ...args];
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: at.cwd, encoding: 'utf8', timeout: 20_000 });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -38,6 +47,20 @@ function runCli(args: string[], prefix: string[] = []): Finished {
 function expectNoStack(text: string): void {
   expect(text).not.toMatch(/^\s+at /m);
 }
+
+// As nobody: setpriv drops every capability and the clone may be unreadable to nobody (a clone
+// under /root), so these cases run a world-readable copy of the package (helpers/unprivileged.ts),
+// made once for this file, when the first of them runs.
+const nobody = unprivileged();
+/** What is missing to run the CLI as nobody here, or null. */
+const nobodyMissing: Missing = typeof nobody === 'string' ? nobody : null;
+let nobodyCopy: Installed | undefined;
+function asNobody(): { prefix: string[]; at: At } {
+  if (typeof nobody === 'string') throw new Error(nobody);
+  nobodyCopy ??= installCopy(ROOT, nobody.base);
+  return { prefix: nobody.prefix, at: { bin: nobodyCopy.bin, cwd: nobodyCopy.dir } };
+}
+afterAll(() => nobodyCopy?.remove());
 
 /** A running `inspect`: its stdout lines as they come, and its end. */
 class Running {
@@ -219,20 +242,10 @@ onLinux('node-toa doctor', () => {
     expect(report.checks.find((c) => c.id === 'syncookies')?.status).toBe(syncookies === '2' ? 'fail' : 'ok');
   });
 
-  const asNobody = (): string[] | null => {
-    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
-    if (setpriv === undefined || process.getuid?.() !== 0) return null;
-    return [setpriv, '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all'];
-  };
-
-  test('without CAP_NET_RAW (as nobody): a warning for the ACK tap, still exit 0', () => {
-    const prefix = asNobody();
-    if (prefix === null) {
-      // eslint-disable-next-line no-console
-      console.warn('SKIPPED: needs root and setpriv to run the CLI as nobody');
-      return;
-    }
-    const r = runCli(['doctor'], prefix);
+  itNeeds(nobodyMissing, 'without CAP_NET_RAW (as nobody): a warning for the ACK tap, still exit 0', () => {
+    const { prefix, at } = asNobody();
+    const r = runCli(['doctor'], prefix, at);
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^warn {2}cap-net-raw {2}CAP_NET_RAW: no; TOA in the SYN works, but the ACK tap/m);
   });
@@ -273,6 +286,7 @@ onLinux('node-toa inspect on loopback', () => {
         connections: 2,
         withToa: 0,
         untrustedToa: 0,
+        byPacket: { syn: 0, ack: 0, data: 0 },
         byPeer: { '127.0.0.1': { connections: 2, withToa: 0, untrustedToa: 0 } },
         seconds: expect.any(Number),
       });
@@ -351,22 +365,22 @@ onLinux('node-toa inspect on loopback', () => {
     expect(kind.stderr).toMatch(/^node-toa inspect: --kinds: 5 is not usable as a TOA kind/);
   });
 
-  const nobody = (): string[] | null => {
-    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
-    if (setpriv === undefined || process.getuid?.() !== 0) return null;
-    return [setpriv, '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all'];
-  };
-
-  test('no permission for a low port (as nobody): one line with the fix, exit 1', () => {
-    const prefix = nobody();
-    const start = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
-    if (prefix === null || start < 2) {
-      // eslint-disable-next-line no-console
-      console.warn(`SKIPPED: needs root, setpriv and privileged ports (ip_unprivileged_port_start is ${start})`);
-      return;
+  /** The highest privileged port, or why there is none (every port is unprivileged). */
+  const privileged = ((): { port: number; missing: Missing } => {
+    let start = NaN;
+    try {
+      start = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
+    } catch (e) {
+      return { port: 0, missing: `cannot read net.ipv4.ip_unprivileged_port_start: ${(e as Error).message}` };
     }
-    const port = String(start - 1);
-    const r = runCli(['inspect', '--port', port, '--host', '127.0.0.1'], prefix);
+    if (!(start >= 2)) return { port: 0, missing: `needs privileged ports (net.ipv4.ip_unprivileged_port_start is ${start})` };
+    return { port: start - 1, missing: null };
+  })();
+
+  itNeeds(firstMissing(nobodyMissing, privileged.missing), 'no permission for a low port (as nobody): one line with the fix, exit 1', () => {
+    const { prefix, at } = asNobody();
+    const port = String(privileged.port);
+    const r = runCli(['inspect', '--port', port, '--host', '127.0.0.1'], prefix, at);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       `node-toa inspect: permission denied to listen on 127.0.0.1:${port} (EACCES): ports below 1024 need root or ` +
@@ -374,14 +388,9 @@ onLinux('node-toa inspect on loopback', () => {
     );
   });
 
-  test('--ack without CAP_NET_RAW (as nobody): one line, exit 1, nothing listening', () => {
-    const prefix = nobody();
-    if (prefix === null) {
-      // eslint-disable-next-line no-console
-      console.warn('SKIPPED: needs root and setpriv to run the CLI as nobody');
-      return;
-    }
-    const r = runCli(['inspect', '--ack', '--port', '0', '--host', '127.0.0.1'], prefix);
+  itNeeds(nobodyMissing, '--ack without CAP_NET_RAW (as nobody): one line, exit 1, nothing listening', () => {
+    const { prefix, at } = asNobody();
+    const r = runCli(['inspect', '--ack', '--port', '0', '--host', '127.0.0.1'], prefix, at);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^node-toa inspect: --ack: \{ ack: true \} needs the CAP_NET_RAW capability .*EPERM/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -425,17 +434,40 @@ describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
       expect(body.client).toEqual({ address: client, port: result.localPort, family: 'IPv4' });
       expect(body.source).toBe('toa');
       expect(body.kind).toBe(200);
+      expect(body.packet).toBe('syn');
       expect(body.peer.address).toBe(ADDR.lip4);
       expect(body.peer.port).not.toBe(result.localPort); // full NAT: the proxy's own port
 
       const line = await cli.json('connection', (o) => o.client.port === result.localPort);
-      expect(line).toMatchObject({ client: { address: client, port: result.localPort }, source: 'toa', kind: 200, peer: { address: ADDR.lip4 } });
+      expect(line).toMatchObject({ client: { address: client, port: result.localPort }, source: 'toa', kind: 200, packet: 'syn', peer: { address: ADDR.lip4 } });
       expect(line.local).toEqual({ address: ADDR.rip4, port });
 
       expect(await cli.interrupt()).toBe(0);
       const summary = await cli.json('summary');
-      expect(summary).toMatchObject({ connections: 1, withToa: 1, untrustedToa: 0 });
+      expect(summary).toMatchObject({ connections: 1, withToa: 1, untrustedToa: 0, byPacket: { syn: 1, ack: 0, data: 0 } });
       expect(summary.byPeer).toEqual({ [ADDR.lip4]: { connections: 1, withToa: 1, untrustedToa: 0 } });
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('inspect --ack: the line says which packet carried the TOA, the summary tallies it and says the tap is needed', async () => {
+    const cli = startCli(['inspect', '--port', '0', '--ack', '--trust', ADDR.lip4], inNs());
+    try {
+      const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on'));
+      const port = Number(/\]:(\d+)/.exec(first)![1]);
+      const client = ADDR.clients4[5];
+      await netns.rule(client, { where: 'ack' });
+      const result = await netns.request({ protocol: 'http', vip: ADDR.vip4, port, localAddress: client });
+      expect(JSON.parse(result.responses[0].body)).toMatchObject({ source: 'toa', packet: 'ack' });
+      const line = await cli.line((l) => l.includes(`client ${client}:${result.localPort}`));
+      expect(line).toContain(`source toa  kind 200  in the handshake ACK`);
+      const lineCount = cli.lines.length;
+      expect(await cli.interrupt()).toBe(0);
+      await cli.line(
+        (l) => l === '  TOA carried by: the SYN 0, the handshake ACK 1, the first data packet 0 (this proxy needs the ACK tap: --ack, or { ack: true })',
+        lineCount,
+      );
     } finally {
       cli.child.kill('SIGKILL');
     }

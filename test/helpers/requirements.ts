@@ -1,0 +1,28 @@
+// Tests that need something a machine may lack (root, a tool, a kernel setting). Never a silent
+// pass: with CI=true such a test fails and says what is missing; elsewhere it is skipped (jest
+// counts it as skipped) and the reason is printed. The same rule as describeE2E (toa-net.ts).
+
+/** What is missing to run a test here, or null when nothing is. */
+export type Missing = string | null;
+
+/** Like jest's `it`, when `missing` is null; otherwise a failure under CI=true, or a printed skip. */
+export function itNeeds(missing: Missing, name: string, fn: jest.ProvidesCallback, timeout?: number): void {
+  if (missing === null) {
+    it(name, fn, timeout);
+    return;
+  }
+  if (process.env.CI === 'true') {
+    it(name, () => {
+      throw new Error(`cannot run here (CI=true, so this fails instead of skipping): ${missing}`);
+    });
+    return;
+  }
+  // eslint-disable-next-line no-console
+  console.warn(`SKIPPING "${name}": ${missing}\n(with CI=true this is a failure)`);
+  it.skip(name, fn, timeout);
+}
+
+/** The first reason that is not null, or null. */
+export function firstMissing(...reasons: Missing[]): Missing {
+  return reasons.find((r) => r !== null) ?? null;
+}
