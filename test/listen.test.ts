@@ -37,6 +37,15 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Whether 127.0.0.1:port can be listened on (then it is closed again at once). */
+function ipv4Free(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
 /** The first connection's socket and whether the kernel had saved its SYN. */
 function firstConnection(server: net.Server): Promise<{ socket: net.Socket; syn: boolean }> {
   return new Promise((resolve, reject) => {
@@ -160,9 +169,17 @@ onLinux('toa.listen on loopback', () => {
   });
 
   it('ipv6Only: an IPv4 client is refused', async () => {
-    const server = track(net.createServer());
-    await listen(server, { port: 0, host: '::', ipv6Only: true });
-    const { port } = server.address() as net.AddressInfo;
+    // Port 0 is free for IPv6 only: another process may hold the same number over IPv4, and then
+    // the connect below would reach it. Take another port until the IPv4 one is free too.
+    let port = 0;
+    for (let attempt = 0; attempt < 10 && port === 0; attempt++) {
+      const server = track(net.createServer());
+      await listen(server, { port: 0, host: '::', ipv6Only: true });
+      const candidate = (server.address() as net.AddressInfo).port;
+      if (await ipv4Free(candidate)) port = candidate;
+      else await close(server);
+    }
+    expect(port).not.toBe(0);
     const error = await new Promise<NodeJS.ErrnoException>((resolve) => {
       net.connect(port, '127.0.0.1').on('error', resolve).on('connect', () => resolve(new Error('connected')));
     });
