@@ -104,13 +104,24 @@ bool HasUncommonOption(const uint8_t* options, size_t length) {
 
 }  // namespace
 
+namespace {
+
+uint64_t RandomSeed() {
+  std::random_device random;
+  return (static_cast<uint64_t>(random()) << 32) ^ random();
+}
+
+}  // namespace
+
 TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms)
+    : TupleTable(capacity, max_age_ms, RandomSeed()) {}
+
+TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms, uint64_t hash_seed)
     : capacity_(capacity == 0 ? 1 : capacity), max_age_ms_(max_age_ms) {
   // Reserved, not touched: memory grows with use up to the bound.
   slots_.reserve(capacity_);
-  std::random_device random;
   TupleHash hash;
-  hash.seed = (static_cast<uint64_t>(random()) << 32) ^ random();
+  hash.seed = hash_seed;
   index_ = std::unordered_map<TupleKey, uint32_t, TupleHash>(16, hash);
   index_.reserve(capacity_ < 4096 ? capacity_ : 4096);
 }
