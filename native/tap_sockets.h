@@ -1,6 +1,6 @@
 // The ACK tap's packet sockets: AF_PACKET sockets in the listening socket's network namespace
 // that see the handshake ACK and first data packets of connections to the server's ports, read
-// through mmap'd rings (or recvmmsg) into the table (tap_table.h), which they own. Syscalls only,
+// through mmap'd rings (or recvmmsg) into the table (tap_table.h), which they own. The syscalls,
 // no N-API (tap_addon.cc is the glue). Linux only; elsewhere Open() answers ENOTSUP.
 #ifndef NODE_TOA_TAP_SOCKETS_H
 #define NODE_TOA_TAP_SOCKETS_H
@@ -88,6 +88,7 @@ bool TapSupported();
 // CAP_NET_RAW).
 int ProbePacketSocket();
 
+// The clock of the table's ages (CLOCK_MONOTONIC_COARSE on Linux: a vDSO read, no syscall).
 uint64_t MonotonicMs();
 
 }  // namespace toa

@@ -17,20 +17,20 @@
 // sockets, tap_sockets.cc), TABLE(method, "name") what the table says of itself. TapCounters below
 // and tap_addon.cc's Stats() both expand it, so a counter cannot be added to one and missed by
 // the other.
-#define TOA_TAP_STATS(COUNTER, TABLE)                                                               \
-  COUNTER(packets, "packets")       /* packets that passed the filter and were read */              \
-  COUNTER(syns, "syns")             /* SYNs among them (each starts a fresh entry for its tuple) */ \
+#define TOA_TAP_STATS(COUNTER, TABLE)                                                                \
+  COUNTER(packets, "packets")       /* packets that passed the filter and were read */               \
+  COUNTER(syns, "syns")             /* SYNs among them (each starts a fresh entry for its tuple) */  \
   COUNTER(toa_found, "toaFound")    /* accepted packets (right sequence) with a TOA-shaped option */ \
-  COUNTER(unmatched, "unmatched")   /* packets with options on a tuple whose SYN was not seen */    \
-  COUNTER(bad_seq, "badSeq")        /* packets whose sequence number is not the SYN's + 1 */        \
-  COUNTER(inserted, "inserted")     /* entries created (one per SYN) */                             \
-  TABLE(size, "tableSize")          /* live entries */                                              \
-  TABLE(capacity, "capacity")       /* the bound */                                                 \
-  COUNTER(evictions, "evictions")   /* live entries pushed out by capacity (oldest first) */        \
-  COUNTER(expired, "expired")       /* live entries dropped for age */                              \
-  COUNTER(drops, "drops")           /* Tap: dropped by the kernel, the buffer was full */           \
-  COUNTER(lookups, "lookups")       /* Tap: lookups of accepted sockets */                          \
-  COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options */                \
+  COUNTER(unmatched, "unmatched")   /* packets with options on a tuple whose SYN was not seen */     \
+  COUNTER(bad_seq, "badSeq")        /* packets whose sequence number is not the SYN's + 1 */         \
+  COUNTER(inserted, "inserted")     /* entries created (one per SYN) */                              \
+  TABLE(size, "tableSize")          /* live entries */                                               \
+  TABLE(capacity, "capacity")       /* the bound */                                                  \
+  COUNTER(evictions, "evictions")   /* live entries pushed out by capacity (oldest first) */         \
+  COUNTER(expired, "expired")       /* live entries dropped for age */                               \
+  COUNTER(drops, "drops")           /* Tap: dropped by the kernel, the buffer was full */            \
+  COUNTER(lookups, "lookups")       /* Tap: lookups of accepted sockets */                           \
+  COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options */                 \
   COUNTER(malformed, "malformed")   /* passed the filter but did not parse as TCP */
 
 namespace toa {
