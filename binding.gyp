@@ -7,7 +7,9 @@
         "native/toa_parse.cc",
         "native/toa_sys.cc",
         "native/js_values.cc",
-        "native/toa_tap.cc",
+        "native/tap_table.cc",
+        "native/tap_filter.cc",
+        "native/tap_sockets.cc",
         "native/tap_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

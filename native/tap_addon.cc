@@ -1,5 +1,6 @@
-// N-API glue for the ACK tap (toa_tap.h). Each JavaScript Tap object owns its native Tap, so
-// there is no per-process state: worker threads and several copies of the addon stay apart.
+// N-API glue for the ACK tap (tap_sockets.h, tap_table.h), the only N-API file of the tap. Each
+// JavaScript Tap object owns its native Tap, so there is no per-process state: worker threads and
+// several copies of the addon stay apart.
 #include <napi.h>
 
 #include <cerrno>
@@ -15,7 +16,7 @@
 #endif
 
 #include "js_values.h"
-#include "toa_tap.h"
+#include "tap_sockets.h"
 
 namespace {
 
@@ -160,20 +161,12 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     const auto set = [&](const char* name, uint64_t value) {
       o.Set(name, Napi::Number::New(env, static_cast<double>(value)));
     };
-    set("packets", c.packets);
-    set("syns", c.syns);
-    set("toaFound", c.toa_found);
-    set("unmatched", c.unmatched);
-    set("badSeq", c.bad_seq);
-    set("inserted", c.inserted);
-    set("tableSize", t.table().size());
-    set("capacity", t.table().capacity());
-    set("evictions", c.evictions);
-    set("expired", c.expired);
-    set("drops", c.drops);
-    set("lookups", c.lookups);
-    set("hits", c.hits);
-    set("malformed", c.malformed);
+    // The names and their order come from the one list in tap_table.h.
+#define TOA_TAP_SET_COUNTER(field, name) set(name, c.field);
+#define TOA_TAP_SET_TABLE(method, name) set(name, t.table().method());
+    TOA_TAP_STATS(TOA_TAP_SET_COUNTER, TOA_TAP_SET_TABLE)
+#undef TOA_TAP_SET_COUNTER
+#undef TOA_TAP_SET_TABLE
     return o;
   }
 

@@ -4,7 +4,12 @@
 # runtime into node (node itself is not instrumented, so the runtime must come first), and points
 # lib/addon/binding.ts at the sanitized addon with NODE_TOA_ADDON. Fails on any sanitizer report.
 # Leak detection is off: node does not free everything at exit.
-# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts).
+# The tap's tests (test/ack-table.test.ts) run here too. Their child processes inherit LD_PRELOAD,
+# the sanitizer options and NODE_TOA_ADDON: the setpriv'd node loads the sanitized addon as well
+# (a report there breaks the test's empty-stderr check), and python3, which injects packets on lo,
+# runs unharmed under the preloaded runtime.
+# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts
+# test/ack-table.test.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +25,8 @@ mkdir -p "$out"
 npx cmake-js compile --out "$out" --config RelWithDebInfo --cxx "$cxx" --CDTOA_SANITIZE=ON >"$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log" >&2; echo "asan-test: build failed" >&2; exit 1; }
 addon="$(find "$out" -name node_toa.node -type f -print -quit)"
-if [ -z "$addon" ] || ! ldd "$addon" | grep -q libasan; then
+# grep reads all of ldd's output: with -q it could exit first, and pipefail would see ldd's SIGPIPE.
+if [ -z "$addon" ] || ! ldd "$addon" | grep libasan >/dev/null; then
   echo "asan-test: $out has no ASan-instrumented node_toa.node" >&2
   exit 1
 fi
@@ -35,6 +41,7 @@ if [ -n "${ASAN_TESTS:-}" ]; then
 else
   tests=(test/parse.test.ts)
   for f in test/socket*.test.ts; do [ -e "$f" ] && tests+=("$f"); done
+  tests+=(test/ack-table.test.ts)
 fi
 
 echo "asan-test: $addon with $(basename "$runtime") on ${tests[*]}"

@@ -6,17 +6,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const ts = require('typescript');
-
-// Load the TypeScript helpers without a build step: transpile on require.
-require.extensions['.ts'] = (module, filename) => {
-  const source = fs.readFileSync(filename, 'utf8');
-  const { outputText } = ts.transpileModule(source, {
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
-    fileName: filename,
-  });
-  module._compile(outputText, filename);
-};
+require('./require-ts');
 
 const root = path.join(__dirname, '..');
 const { ALL_VECTORS, FULL_SYN_V4, FULL_SYN_V6, TABLES } = require(path.join(root, 'test/helpers/parse-vectors.ts'));

@@ -75,7 +75,7 @@ export interface NativePacket {
   options?: NativeToa[];
 }
 
-/** The ACK tap's counters (native/toa_tap.h TapCounters). */
+/** The ACK tap's counters (native/tap_table.h, TOA_TAP_STATS). */
 export interface NativeTapStats {
   packets: number;
   syns: number;

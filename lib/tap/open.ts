@@ -1,4 +1,4 @@
-// Opens the ACK tap of a listening server (native/toa_tap.h), in the network namespace of its
+// Opens the ACK tap of a listening server (native/tap_sockets.h), in the network namespace of its
 // listening socket, and says clearly why when it cannot.
 import type { AddressInfo, Server } from 'node:net';
 import { binding } from '../addon/binding';

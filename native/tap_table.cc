@@ -1,0 +1,245 @@
+#include "tap_table.h"
+
+#include <cstring>
+#include <random>
+
+namespace toa {
+
+bool TupleKey::operator==(const TupleKey& o) const {
+  return family == o.family && sport == o.sport && dport == o.dport &&
+         std::memcmp(src, o.src, sizeof src) == 0 && std::memcmp(dst, o.dst, sizeof dst) == 0;
+}
+
+size_t TupleHash::operator()(const TupleKey& k) const {
+  uint64_t words[5];
+  std::memcpy(&words[0], k.src, 16);
+  std::memcpy(&words[2], k.dst, 16);
+  words[4] = (static_cast<uint64_t>(k.family) << 32) | (static_cast<uint64_t>(k.sport) << 16) | k.dport;
+  uint64_t h = seed;
+  for (uint64_t w : words) {
+    h ^= w + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 31;
+  }
+  return static_cast<size_t>(h);
+}
+
+Address Unmapped(const Address& a) {
+  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != 6 || std::memcmp(a.bytes, kMappedPrefix, sizeof kMappedPrefix) != 0) return a;
+  Address v4;
+  v4.family = 4;
+  std::memcpy(v4.bytes, a.bytes + 12, 4);
+  v4.port = a.port;
+  return v4;
+}
+
+namespace {
+
+TupleKey KeyOf(const Address& src, const Address& dst) {
+  TupleKey k;
+  k.family = src.family;
+  std::memcpy(k.src, src.bytes, sizeof k.src);
+  std::memcpy(k.dst, dst.bytes, sizeof k.dst);
+  k.sport = src.port;
+  k.dport = dst.port;
+  return k;
+}
+
+// What the table needs of a TCP header beyond what ParsePacket gives.
+struct TcpView {
+  const uint8_t* options = nullptr;
+  size_t options_length = 0;
+  uint32_t seq = 0;
+  uint32_t payload = 0;  // as the IP header declares it: the capture may be cut short
+};
+
+// The TCP header of a packet ParsePacket accepted. The tap's filter passes only IPv6 packets
+// without extension headers, so an IPv6 packet with them yields nothing here.
+bool ViewTcp(const uint8_t* data, size_t length, TcpView* v) {
+  size_t tcp;
+  size_t ip_payload;  // bytes after the IP header, as declared
+  if ((data[0] >> 4) == 4) {
+    tcp = static_cast<size_t>(data[0] & 0x0f) * 4;
+    const size_t total = (static_cast<size_t>(data[2]) << 8) | data[3];
+    ip_payload = total > tcp ? total - tcp : 0;
+  } else if (length >= 40 && data[6] == 6) {
+    tcp = 40;
+    ip_payload = (static_cast<size_t>(data[4]) << 8) | data[5];
+  } else {
+    return false;
+  }
+  if (tcp + 20 > length) return false;
+  const uint8_t* h = data + tcp;
+  const size_t header = static_cast<size_t>(h[12] >> 4) * 4;
+  if (header < 20 || tcp + header > length) return false;
+  v->options = h + 20;
+  v->options_length = header - 20;
+  v->seq = (static_cast<uint32_t>(h[4]) << 24) | (static_cast<uint32_t>(h[5]) << 16) |
+           (static_cast<uint32_t>(h[6]) << 8) | h[7];
+  v->payload = static_cast<uint32_t>(ip_payload > header ? ip_payload - header : 0);
+  return true;
+}
+
+// Options other than those every TCP stack sends (NOP, EOL, MSS, window scale, SACK, timestamps):
+// a TOA of a kind nobody has configured yet, or something else. Kept, in case a kind table
+// configured later recognises it.
+bool HasUncommonOption(const uint8_t* options, size_t length) {
+  size_t i = 0;
+  while (i < length) {
+    const uint8_t kind = options[i];
+    if (kind == 0) return false;
+    if (kind == 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= length) return false;
+    const uint8_t len = options[i + 1];
+    if (len < 2 || len > length - i) return false;
+    if (kind > 8 || kind == 6 || kind == 7) return true;
+    i += len;
+  }
+  return false;
+}
+
+}  // namespace
+
+namespace {
+
+uint64_t RandomSeed() {
+  std::random_device random;
+  return (static_cast<uint64_t>(random()) << 32) ^ random();
+}
+
+}  // namespace
+
+TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms)
+    : TupleTable(capacity, max_age_ms, RandomSeed()) {}
+
+TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms, uint64_t hash_seed)
+    : capacity_(capacity == 0 ? 1 : capacity), max_age_ms_(max_age_ms) {
+  // Reserved, not touched: memory grows with use up to the bound.
+  slots_.reserve(capacity_);
+  TupleHash hash;
+  hash.seed = hash_seed;
+  index_ = std::unordered_map<TupleKey, uint32_t, TupleHash>(16, hash);
+  index_.reserve(capacity_ < 4096 ? capacity_ : 4096);
+}
+
+void TupleTable::Kill(uint32_t slot) {
+  Slot& s = slots_[slot];
+  if (!s.live) return;
+  index_.erase(s.key);
+  s.live = false;
+}
+
+void TupleTable::Expire(uint64_t now_ms) {
+  while (used_ > 0) {
+    Slot& s = slots_[head_];
+    if (s.live) {
+      if (now_ms - s.time_ms <= max_age_ms_) return;
+      index_.erase(s.key);
+      s.live = false;
+      counters_.expired++;
+    }
+    head_ = (head_ + 1) % capacity_;
+    used_--;
+  }
+}
+
+uint32_t TupleTable::Append() {
+  if (used_ == capacity_) {
+    Slot& oldest = slots_[head_];
+    if (oldest.live) {
+      index_.erase(oldest.key);
+      oldest.live = false;
+      counters_.evictions++;
+    }
+    head_ = (head_ + 1) % capacity_;
+    used_--;
+  }
+  // head_ + used_ only ever grows by one per append, so the ring fills slot 0, 1, 2, ... first.
+  const size_t slot = (head_ + used_) % capacity_;
+  if (slot == slots_.size()) slots_.emplace_back();
+  used_++;
+  return static_cast<uint32_t>(slot);
+}
+
+bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_table, uint64_t now_ms) {
+  const Packet p = ParsePacket(data, length, kind_table);
+  TcpView v;
+  if (!p.ok || !ViewTcp(data, length, &v)) {
+    counters_.malformed++;
+    return false;
+  }
+  counters_.packets++;
+  const TupleKey key = KeyOf(p.src, p.dst);
+  auto found = index_.find(key);
+  if ((p.tcp_flags & kTcpSyn) != 0) {
+    counters_.syns++;
+    if ((p.tcp_flags & (kTcpAck | kTcpRst)) != 0) return true;  // not a connection request
+    // A new connection on this tuple: whatever was kept belonged to an earlier one. Its record
+    // holds the sequence number the handshake ACK and the first data byte must carry.
+    if (found != index_.end()) Kill(found->second);
+    Expire(now_ms);
+    const uint32_t slot = Append();
+    Slot& s = slots_[slot];
+    s.key = key;
+    s.time_ms = now_ms;
+    s.live = true;
+    s.has_toa = false;
+    s.next_seq = v.seq + 1 + v.payload;  // + data carried by the SYN itself (TCP Fast Open)
+    s.options_length = 0;
+    index_.emplace(key, slot);
+    counters_.inserted++;
+    return true;
+  }
+  if ((p.tcp_flags & kTcpRst) != 0) return true;
+  const bool shaped = p.toa.count > 0;
+  if (!shaped && !HasUncommonOption(v.options, v.options_length)) return true;
+  if (found == index_.end()) {
+    counters_.unmatched++;  // no SYN seen on this tuple: forged, or older than the tap
+    return true;
+  }
+  Slot& s = slots_[found->second];
+  if (v.seq != s.next_seq) {
+    // Not the packet that completes this handshake nor the first data byte: an off-path sender
+    // that spoofs the proxy's address cannot know the SYN's sequence number.
+    counters_.bad_seq++;
+    return true;
+  }
+  if (shaped) counters_.toa_found++;
+  // The first packet with a TOA-shaped option decides, as the first such option decides within a
+  // packet: a later one (the first data packet after a tagged ACK) never overrides it.
+  if (s.has_toa || (s.options_length > 0 && !shaped)) return true;
+  std::memcpy(s.options, v.options, v.options_length);
+  s.options_length = static_cast<uint8_t>(v.options_length);
+  s.has_toa = shaped;
+  s.data = v.payload > 0;
+  return true;
+}
+
+bool TupleTable::Take(const Address& peer, const Address& local, const uint8_t* kind_table,
+                      uint64_t now_ms, TapHit* out) {
+  const Address src = Unmapped(peer);
+  const Address dst = Unmapped(local);
+  if (src.family != dst.family) return false;
+  auto found = index_.find(KeyOf(src, dst));
+  if (found == index_.end()) return false;
+  const uint32_t slot = found->second;
+  Slot& s = slots_[slot];
+  Kill(slot);  // consumed: the resolver caches the answer on the socket
+  if (now_ms - s.time_ms > max_age_ms_) {
+    counters_.expired++;
+    return false;
+  }
+  if (s.options_length == 0) return false;
+  // Never a SYN: F9 89 here is a port, not a TCP Fast Open cookie.
+  FindToaOptions(s.options, s.options_length, kind_table, false, &out->options);
+  if (out->options.count == 0) return false;
+  out->peer = src;
+  out->data = s.data;
+  return true;
+}
+
+}  // namespace toa
