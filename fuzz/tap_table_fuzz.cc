@@ -189,7 +189,8 @@ class Run {
     std::memcpy(data, bytes, length);
     const toa::Packet p = toa::ParsePacket(data, length, offer_table_);
     Tcp t;
-    const bool tcp = p.ok && ReadTcp(data, length, &t);
+    // A packet whose ends differ in family (::ffff:a.b.c.d to plain IPv6) is no connection's.
+    const bool tcp = p.ok && p.src.family == p.dst.family && ReadTcp(data, length, &t);
     if (in_sequence && tcp && (p.tcp_flags & toa::kTcpSyn) == 0) {
       auto found = model_.find(KeyOf(p.src, p.dst));
       if (found != model_.end()) {

@@ -168,7 +168,10 @@ uint32_t TupleTable::Append() {
 bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_table, uint64_t now_ms) {
   const Packet p = ParsePacket(data, length, kind_table);
   TcpView v;
-  if (!p.ok || !ViewTcp(data, length, &v)) {
+  // Both ends of a connection have one family. An IPv6 packet from ::ffff:a.b.c.d (read as IPv4)
+  // to a plain IPv6 address would otherwise key like an IPv4 tuple whose destination is the IPv6
+  // address's first four bytes.
+  if (!p.ok || p.src.family != p.dst.family || !ViewTcp(data, length, &v)) {
     counters_.malformed++;
     return false;
   }

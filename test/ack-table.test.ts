@@ -212,6 +212,16 @@ describeTap('the tap table (testing.offer(), real accepted sockets)', () => {
     t.close();
   });
 
+  it('refuses a packet whose ends differ in family (an IPv4-mapped source to a plain IPv6 address)', () => {
+    // Read as IPv4 192.0.2.1 -> 1.2.3.4 it would key like a real IPv4 tuple.
+    const mixed = { src: '::ffff:192.0.2.1', sport: 40000, dst: '102:304::', dport: 80 };
+    const t = tap();
+    expect(offer(t, synOf(mixed), DEFAULT_TABLE)).toBe(false);
+    expect(offer(t, packet(mixed, toaV4(254, 1, '203.0.113.1')), DEFAULT_TABLE)).toBe(false);
+    expect(t.stats()).toMatchObject({ malformed: 2, inserted: 0, packets: 0 });
+    t.close();
+  });
+
   it('ignores timestamp-only ACKs, RSTs and packets that are not TCP', async () => {
     const [p] = await connections(1);
     const t = tap();
