@@ -26,3 +26,37 @@ export function itNeeds(missing: Missing, name: string, fn: jest.ProvidesCallbac
 export function firstMissing(...reasons: Missing[]): Missing {
   return reasons.find((r) => r !== null) ?? null;
 }
+
+/**
+ * Like jest's describe, for a block that needs a harness (`what`): when `missing` is not null, with
+ * CI=true a test that fails with the reason is registered; otherwise a loud warning and
+ * describe.skip. Never a silent skip. `cleanUp` runs after the block, for what it left open.
+ */
+export function describeNeeds(
+  what: string,
+  missing: Missing,
+  name: string,
+  fn: () => void,
+  cleanUp: { start(): void; end(): Promise<void> },
+): void {
+  if (missing !== null) {
+    if (process.env.CI === 'true') {
+      describe(name, () => {
+        test(`${what} is available`, () => {
+          throw new Error(`${what} unavailable (CI=true, so this fails): ${missing}`);
+        });
+      });
+    } else {
+      const bar = '!'.repeat(72);
+      // eslint-disable-next-line no-console
+      console.warn(`\n${bar}\n!!! SKIPPING ${what} suite "${name}": ${missing}\n!!! (with CI=true this is a failure)\n${bar}\n`);
+      describe.skip(name, fn);
+    }
+    return;
+  }
+  describe(name, () => {
+    beforeAll(() => cleanUp.start());
+    fn();
+    afterAll(() => cleanUp.end());
+  });
+}

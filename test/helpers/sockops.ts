@@ -11,6 +11,7 @@ import * as readline from 'readline';
 import * as vm from 'vm';
 import { spawn as spawnChild, ChildProcess, StdioOptions } from 'child_process';
 import { buildSockops, cgroupRoot, sockopsAvailable, type Availability } from './sockops-build';
+import { describeNeeds } from './requirements';
 
 export { sockopsAvailable, buildSockops } from './sockops-build';
 
@@ -334,38 +335,18 @@ function removeStaleCgroupDir(dir: string): void {
 
 /**
  * Like jest's describe, but when the harness cannot run: with CI=true a test that fails with the
- * reason is registered; otherwise a loud warning and describe.skip. Never a silent skip.
- * ToaCgroups made inside the block and still open at its end are closed.
+ * reason; otherwise a loud warning and describe.skip (requirements.ts, describeNeeds). ToaCgroups
+ * made inside the block and still open at its end are closed.
  */
 export function describeSockops(name: string, fn: () => void): void {
   const a = sockopsAvailable();
-  if (!a.ok) {
-    if (process.env.CI === 'true') {
-      describe(name, () => {
-        test('sock_ops TOA harness is available', () => {
-          throw new Error(`sock_ops harness unavailable (CI=true, so this fails): ${a.reason}`);
-        });
-      });
-    } else {
-      // eslint-disable-next-line no-console
-      console.warn(
-        `\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n` +
-          `!!! SKIPPING sock_ops suite "${name}": ${a.reason}\n` +
-          `!!! (with CI=true this is a failure)\n` +
-          `!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`,
-      );
-      describe.skip(name, fn);
-    }
-    return;
-  }
-  describe(name, () => {
-    let startSeq = 0;
-    beforeAll(() => {
+  let startSeq = 0;
+  describeNeeds('sock_ops harness', a.ok ? null : a.reason, name, fn, {
+    start: () => {
       startSeq = createSeq;
-    });
-    fn();
-    afterAll(async () => {
+    },
+    end: async () => {
       await Promise.all([...localGroups].filter((g) => g.seq > startSeq).map((g) => g.close()));
-    });
+    },
   });
 }

@@ -12,6 +12,7 @@ import * as crypto from 'crypto';
 import * as readline from 'readline';
 import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
+import { describeNeeds } from './requirements';
 
 export const ADDR = {
   client4: '192.0.2.1',
@@ -275,42 +276,22 @@ export function netnsAvailable(): { ok: true } | { ok: false; reason: string } {
 }
 
 /**
- * Like jest's describe, but when the harness cannot run: with CI=true a test
- * that fails with the reason is registered; otherwise a loud warning and
- * describe.skip.  Never a silent skip.  ToaNets created inside the block and
- * still open at its end are closed (also when a test failed before close()).
+ * Like jest's describe, but when the harness cannot run: with CI=true a test that fails with the
+ * reason; otherwise a loud warning and describe.skip (requirements.ts, describeNeeds). ToaNets
+ * created inside the block and still open at its end are closed (also when a test failed before
+ * close()).
  */
 export function describeE2E(name: string, fn: () => void): void {
   const a = netnsAvailable();
-  if (!a.ok) {
-    if (process.env.CI === 'true') {
-      describe(name, () => {
-        test('e2e network namespace harness is available', () => {
-          throw new Error(`e2e harness unavailable (CI=true, so this fails): ${a.reason}`);
-        });
-      });
-    } else {
-      // eslint-disable-next-line no-console
-      console.warn(
-        `\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n` +
-          `!!! SKIPPING e2e suite "${name}": ${a.reason}\n` +
-          `!!! (with CI=true this is a failure)\n` +
-          `!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`,
-      );
-      describe.skip(name, fn);
-    }
-    return;
-  }
-  describe(name, () => {
-    let startSeq = 0;
-    beforeAll(() => {
+  let startSeq = 0;
+  describeNeeds('e2e network namespace harness', a.ok ? null : a.reason, name, fn, {
+    start: () => {
       startSeq = createSeq;
-    });
-    fn();
-    afterAll(async () => {
+    },
+    end: async () => {
       const mine = [...localNets].filter((t) => t.seq > startSeq);
       await Promise.all(mine.map((t) => t.close()));
-    });
+    },
   });
 }
 
