@@ -337,7 +337,7 @@ onLinux('node-toa inspect on loopback', () => {
       });
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        `node-toa inspect: 127.0.0.1:${port} is already in use by another process (EADDRINUSE); stop it or choose another --port\n`,
+        `node-toa inspect: 127.0.0.1:${port} is already in use (EADDRINUSE); stop the other process or choose another --port\n`,
       );
     } finally {
       busy.close();
@@ -383,8 +383,8 @@ onLinux('node-toa inspect on loopback', () => {
     const r = runCli(['inspect', '--port', port, '--host', '127.0.0.1'], prefix, at);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      `node-toa inspect: permission denied to listen on 127.0.0.1:${port} (EACCES): ports below 1024 need root or ` +
-        'CAP_NET_BIND_SERVICE; choose --port 8080, or grant it: setcap cap_net_bind_service+ep $(command -v node)\n',
+      `node-toa inspect: permission denied to listen on 127.0.0.1:${port} (ports below 1024 need root or ` +
+        'CAP_NET_BIND_SERVICE) (EACCES); choose --port 8080, or grant it: setcap cap_net_bind_service+ep $(command -v node)\n',
     );
   });
 

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
 import * as toa from '../index';
+import { listenProblem } from '../util/address';
 import { Inspector, formatRecord, formatSummary, endpointText, type ConnectionRecord } from './inspect';
 
 const USAGE = `node-toa: the real client address of TCP connections that came through an L4 proxy
@@ -115,25 +116,21 @@ function checkKinds(text: string): number[] {
   });
 }
 
+// listen()'s own words for what went wrong, with what an operator of this command can do.
+const LISTEN_HINTS: Record<string, string> = {
+  EADDRINUSE: 'stop the other process or choose another --port',
+  EACCES: 'choose --port 8080, or grant it: setcap cap_net_bind_service+ep $(command -v node)',
+  EADDRNOTAVAIL: 'choose another --host',
+};
+
 function listenFailure(error: NodeJS.ErrnoException, host: string, port: number): CliError {
-  const where = endpointText({ address: host, port });
-  switch (error.code) {
-    case 'EADDRINUSE':
-      return new CliError(`node-toa inspect: ${where} is already in use by another process (EADDRINUSE); stop it or choose another --port`, 1);
-    case 'EACCES':
-      return new CliError(
-        `node-toa inspect: permission denied to listen on ${where} (EACCES): ports below 1024 need root or ` +
-          'CAP_NET_BIND_SERVICE; choose --port 8080, or grant it: setcap cap_net_bind_service+ep $(command -v node)',
-        1,
-      );
-    case 'EADDRNOTAVAIL':
-      return new CliError(`node-toa inspect: --host ${host} is not an address of this machine (EADDRNOTAVAIL)`, 1);
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new CliError(`node-toa inspect: cannot resolve --host ${host} (${error.code})`, 1);
-    default:
-      return new CliError(`node-toa inspect: cannot listen on ${where}: ${error.message}`, 1);
+  const code = error.code ?? 'error';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new CliError(`node-toa inspect: cannot resolve --host ${host} (${code})`, 1);
   }
+  if (error.syscall !== 'listen') return new CliError(`node-toa inspect: cannot listen on ${endpointText({ address: host, port })}: ${error.message}`, 1);
+  const hint = LISTEN_HINTS[code];
+  return new CliError(`node-toa inspect: ${listenProblem(code, host, port)} (${code})${hint ? `; ${hint}` : ''}`, 1);
 }
 
 async function inspect(argv: string[]): Promise<number> {

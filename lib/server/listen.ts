@@ -11,7 +11,7 @@ import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { enable, enableCompiled } from './enable';
 import { isServer } from '../util/server-like';
 import { errnoName } from '../util/errno';
-import { hostPort } from '../util/address';
+import { listenProblem } from '../util/address';
 import { show, typeName } from '../util/show';
 
 export interface ListenOptions {
@@ -107,21 +107,8 @@ function checkOptions(options: unknown): Checked {
 /** An error shaped like Node's own listen errors (code, errno, syscall, address, port). */
 function listenError(errno: number, host: string, port: number): NodeJS.ErrnoException {
   const code = errnoName(errno);
-  const where = hostPort(host, port);
-  let why: string;
-  switch (code) {
-    case 'EADDRINUSE':
-      why = `${where} is already in use (to share a port between processes, pass reusePort: true in each)`;
-      break;
-    case 'EACCES':
-      why = `permission denied to listen on ${where} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
-      break;
-    case 'EADDRNOTAVAIL':
-      why = `cannot listen on ${where}: ${host} is not an address of this machine`;
-      break;
-    default:
-      why = `cannot listen on ${where}: ${code}`;
-  }
+  const hint = code === 'EADDRINUSE' ? ' (to share a port between processes, pass reusePort: true in each)' : '';
+  const why = listenProblem(code, host, port) + hint;
   const error = new Error(`node-toa listen: ${why} (${code})`) as NodeJS.ErrnoException & {
     address: string;
     port: number;

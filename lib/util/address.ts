@@ -16,3 +16,21 @@ export function mappedIPv4(address: string): string | undefined {
     ? address.slice(MAPPED_PREFIX.length)
     : undefined;
 }
+
+/**
+ * What a failed listen(2) means, in the words both listen() and the CLI use; each adds the hint
+ * its reader can act on (an option, a flag).
+ */
+export function listenProblem(code: string, host: string, port: number): string {
+  const where = hostPort(host, port);
+  switch (code) {
+    case 'EADDRINUSE':
+      return `${where} is already in use`;
+    case 'EACCES':
+      return `permission denied to listen on ${where} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: ${host} is not an address of this machine`;
+    default:
+      return `cannot listen on ${where}: ${code}`;
+  }
+}
