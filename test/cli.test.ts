@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../lib/cli/doctor';
+import { verdict } from '../lib/cli/doctor-packets';
 import { itNeeds, firstMissing, type Missing } from './helpers/requirements';
 import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 import { installCopy, unprivileged, type Installed } from './helpers/unprivileged';
@@ -147,6 +148,17 @@ function get(port: number, urlPath: string): Promise<{ status: number; body: str
 }
 
 describe('doctor: the checks on their own', () => {
+  test('toa-packet: the verdict of doctor --listen for what arrived', () => {
+    const seen = (syn: number, ack: number, data: number, untrustedToa = 0) => ({
+      connections: syn + ack + data + untrustedToa + 1, withToa: syn + ack + data, untrustedToa, byPacket: { syn, ack, data },
+    });
+    expect(verdict(seen(3, 0, 0), false)).toMatchObject({ status: 'ok', message: expect.stringContaining('tags the SYN; the SYN path is enough') });
+    expect(verdict(seen(0, 2, 1), true)).toMatchObject({ status: 'warn', message: expect.stringContaining('needs the ACK tap') });
+    expect(verdict(seen(0, 0, 0, 2), true)).toMatchObject({ status: 'fail', message: expect.stringContaining('not in --trust') });
+    expect(verdict(seen(0, 0, 0), false)).toMatchObject({ status: 'fail', message: expect.stringContaining('try --ack') });
+    expect(verdict({ connections: 0, withToa: 0, untrustedToa: 0, byPacket: { syn: 0, ack: 0, data: 0 } }, true).status).toBe('warn');
+  });
+
   test('syncookies: 0 and 1 are fine and explained, 2 fails', () => {
     expect(explainSyncookies('0\n')).toEqual({ id: 'syncookies', status: 'ok', message: expect.stringContaining('never syncookies') });
     const one = explainSyncookies('1\n');
@@ -446,6 +458,26 @@ describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
       const summary = await cli.json('summary');
       expect(summary).toMatchObject({ connections: 1, withToa: 1, untrustedToa: 0, byPacket: { syn: 1, ack: 0, data: 0 } });
       expect(summary.byPeer).toEqual({ [ADDR.lip4]: { connections: 1, withToa: 1, untrustedToa: 0 } });
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('doctor --listen --ack: which packet the proxy tags, in one line (here the handshake ACK: the tap is needed)', async () => {
+    const cli = startCli(['doctor', '--listen', '0', '--trust', ADDR.lip4, '--ack', '--count', '2', '--seconds', '20'], inNs());
+    try {
+      const first = await cli.line((l) => l.startsWith('node-toa doctor: listening on port'));
+      const port = Number(/port (\d+)/.exec(first)![1]);
+      for (const client of [ADDR.clients4[6], ADDR.clients4[7]]) {
+        await netns.rule(client, { where: 'ack' });
+        const r = await netns.request({ protocol: 'http', vip: ADDR.vip4, port, localAddress: client });
+        expect(JSON.parse(r.responses[0].body)).toMatchObject({ source: 'toa', packet: 'ack' });
+      }
+      const verdict = await cli.line((l) => l.includes('toa-packet'));
+      expect(verdict).toMatch(
+        /^warn {2}toa-packet +2 connections: TOA in the SYN 0, the handshake ACK 2, the first data packet 0: this proxy tags the ACK, not the SYN; the application needs the ACK tap/,
+      );
+      expect(await cli.exited).toBe(0);
     } finally {
       cli.child.kill('SIGKILL');
     }

@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
+import { watchPackets, type PacketWatch } from './doctor-packets';
 import * as toa from '../index';
 import { listenProblem } from '../util/address';
 import { Inspector, formatRecord, formatSummary, endpointText, type ConnectionRecord } from './inspect';
@@ -14,10 +15,13 @@ const USAGE = `node-toa: the real client address of TCP connections that came th
 putting it into a TCP option (TOA), read from the saved SYN.
 
 Usage:
-  node-toa doctor [--json]
+  node-toa doctor [--json] [--listen PORT [--trust CIDR,...] [--ack] [--seconds 30] [--count 20]]
       Checks this machine, one line each: the addon, TCP_SAVE_SYN (really tried on a loopback
       connection), syncookies, a vendor TOA kernel module, CAP_NET_RAW for the ACK tap.
-      Exits with 1 when TOA cannot be read from the SYN here.
+      With --listen, then listens on PORT behind the proxy until --count connections or --seconds
+      passed, and says which packet the TOA arrived in (with --ack the handshake ACK and the
+      first data packet are read too): whether the application needs the ACK tap.
+      Exits with 1 when TOA cannot be read from the SYN here (or, with --listen, none arrived).
 
   node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack] [--json]
       Listens and prints a line for every connection: time, peer (the proxy), real client,
@@ -76,15 +80,63 @@ function parse(command: string, argv: string[], options: OptionSpecs): Values {
 
 // ---- doctor ----
 
+const PACKET_WATCH_OPTIONS = {
+  listen: { type: 'string' },
+  host: { type: 'string' },
+  trust: { type: 'string' },
+  seconds: { type: 'string' },
+  count: { type: 'string' },
+  ack: { type: 'boolean' },
+} as const;
+
+function positive(text: string | undefined, flag: string, fallback: number, max: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    throw usageError(`node-toa doctor: ${flag} must be a whole number from 1 to ${max}, got '${text}'`);
+  }
+  return Number(text);
+}
+
+/** `--listen PORT [--trust …] [--seconds 30] [--count 20] [--ack] [--host ::]`, or null. */
+function packetWatch(values: Values): PacketWatch | null {
+  const given = ['host', 'trust', 'seconds', 'count', 'ack'].filter((k) => values[k] !== undefined);
+  if (values.listen === undefined) {
+    if (given.length > 0) throw usageError(`node-toa doctor: --${given[0]} needs --listen PORT`);
+    return null;
+  }
+  return {
+    port: checkPort(values.listen as string),
+    ...(values.host !== undefined ? { host: values.host as string } : {}),
+    trust: (values.trust as string | undefined) ?? '',
+    seconds: positive(values.seconds as string | undefined, '--seconds', 30, 3600),
+    count: positive(values.count as string | undefined, '--count', 20, 100000),
+    ack: values.ack === true,
+  };
+}
+
 const MARK: Record<CheckResult['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', info: 'info' };
 
 async function doctor(argv: string[]): Promise<number> {
-  const values = parse('doctor', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const values = parse('doctor', argv, {
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    ...PACKET_WATCH_OPTIONS,
+  });
   if (values.help === true) {
     write(USAGE);
     return 0;
   }
+  const watch = packetWatch(values);
   const report = await runDoctor();
+  if (watch !== null && !report.failed) {
+    const seen = await watchPackets(watch, (port) => {
+      if (values.json !== true) {
+        write(`node-toa doctor: listening on port ${port} for ${watch.seconds} s or ${watch.count} connections: send traffic through the proxy`);
+      }
+    });
+    report.checks.push(seen);
+    report.failed = seen.status === 'fail';
+  }
   if (values.json === true) {
     write(JSON.stringify(report));
   } else {
