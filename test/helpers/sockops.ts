@@ -8,9 +8,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as readline from 'readline';
-import * as vm from 'vm';
 import { spawn as spawnChild, ChildProcess, StdioOptions } from 'child_process';
 import { buildSockops, cgroupRoot, sockopsAvailable, type Availability } from './sockops-build';
+import { realProcess } from './real-process';
 import { describeNeeds } from './requirements';
 
 export { sockopsAvailable, buildSockops } from './sockops-build';
@@ -97,17 +97,7 @@ function removeStaleCgroups(root: string): void {
   for (const n of names) {
     const m = NAME_RE.exec(n);
     if (!m || pidAlive(Number(m[1]))) continue;
-    const dir = path.join(root, n);
-    try {
-      fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1');
-    } catch {
-      /* empty already, or no cgroup.kill */
-    }
-    try {
-      fs.rmdirSync(dir);
-    } catch {
-      /* still emptying: the next create() tries again */
-    }
+    removeStaleCgroupDir(path.join(root, n));
   }
 }
 
@@ -141,15 +131,6 @@ function checkConfig(config: ToaCgroupConfig): { mask: number; kind: number; bas
 // process, shared by every test file's copy of this module.
 type Registry = { groups: Set<ToaCgroup>; installed: boolean };
 const REG_KEY = Symbol.for('node-toa.test.sockops.registry');
-function realProcess(): NodeJS.Process {
-  try {
-    const p = vm.runInThisContext('process') as NodeJS.Process;
-    if (p && typeof p.on === 'function') return p;
-  } catch {
-    /* fall through */
-  }
-  return process;
-}
 const REAL = realProcess() as NodeJS.Process & { [REG_KEY]?: Registry };
 const registry: Registry = REAL[REG_KEY] || (REAL[REG_KEY] = { groups: new Set<ToaCgroup>(), installed: false });
 if (!registry.installed) {

@@ -12,6 +12,7 @@ import * as crypto from 'crypto';
 import * as readline from 'readline';
 import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
+import { realProcess } from './real-process';
 import { describeNeeds } from './requirements';
 
 export const ADDR = {
@@ -301,15 +302,6 @@ export function describeE2E(name: string, fn: () => void): void {
 // process, shared by every module instance (test file) in this worker.
 type Registry = { nets: Set<ToaNet>; installed: boolean };
 const REG_KEY = Symbol.for('node-toa.test.toa-net.registry');
-function realProcess(): NodeJS.Process {
-  try {
-    const p = vm.runInThisContext('process') as NodeJS.Process;
-    if (p && typeof p.on === 'function') return p;
-  } catch {
-    /* fall through */
-  }
-  return process;
-}
 const REAL = realProcess() as any;
 const registry: Registry = REAL[REG_KEY] || (REAL[REG_KEY] = { nets: new Set<ToaNet>(), installed: false });
 if (!registry.installed) {
