@@ -15,6 +15,7 @@ export type { AckOptions, TapOptions } from './tap/options';
 export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
 export { listen, type ListenOptions } from './server/listen';
 export { enableCluster, clusterPrimaryEnabled } from './server/cluster';
+export { install, installed, type InstallOptions } from './install/install';
 
 let defaults = new Resolver(compileOptions(undefined, 'configure'));
 // Options objects compiled before: passing the same object again costs a WeakMap lookup.

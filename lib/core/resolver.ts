@@ -25,6 +25,7 @@ interface CachedSocket {
   remoteAddress?: string;
   remotePort?: number;
   remoteFamily?: string;
+  _parent?: CachedSocket | null;
 }
 
 const events: DecideEvents = {
@@ -81,9 +82,15 @@ export class Resolver {
     const fallback = () => nodePeer(s);
     let facts = s[FACTS];
     if (facts === undefined) {
-      const fd = socketFd(s);
-      if (fd < 0) return Object.freeze(decide({}, this.options, fallback, events));
-      facts = readFacts(s, fd);
+      // A TLS socket and the net.Socket it wraps (`_parent`) are one connection: one SYN read.
+      const inner = s._parent;
+      if (typeof inner === 'object' && inner !== null) facts = inner[FACTS];
+      if (facts === undefined) {
+        const fd = socketFd(s);
+        if (fd < 0) return Object.freeze(decide({}, this.options, fallback, events));
+        facts = readFacts(s, fd);
+        if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
+      }
       s[FACTS] = facts;
     }
     const answer = Object.freeze(decide(facts, this.options, fallback, events));

@@ -91,6 +91,12 @@ export function removeTap(server: object, record: TapRecord): void {
   }
 }
 
+/** Closes the tap this copy opened for `server`, if any (install()'s undo). */
+export function closeTap(server: object): void {
+  const own = (server as TappedServer)[TAP];
+  if (own instanceof TapRecord) removeTap(server, own);
+}
+
 function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
   // The saved SYN's source is the connection's true peer (and one getpeername fewer).
   const found = shared.lookup(fd, kindTableAll(), facts.synPeer) as NativeTapHit | null;
