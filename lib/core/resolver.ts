@@ -2,9 +2,9 @@
 // only once, so what the kernel said is cached on the socket itself under a registry symbol: two
 // copies of node-toa in one process (two versions in node_modules) share it instead of losing it.
 import { binding, savedSynAvailable } from '../addon/binding';
-import { OPTION_STATUS } from '../addon/native';
+import { OPTION_STATUS, type NativeEndpoint } from '../addon/native';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
-import { lookupTap } from '../tap/registry';
+import { lookupServerTap, lookupTap, serverTap, type ServerTap } from '../tap/registry';
 import { toaModuleLoaded } from '../util/kernel-module';
 import { socketFd } from '../util/socket-fd';
 import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
@@ -47,20 +47,33 @@ function nodePeer(socket: CachedSocket): Endpoint {
 // One record for every lookup of this thread: readSyn() fills it, decodeRecord() copies it out.
 const record = new Uint8Array(RECORD_SIZE);
 
-function readFacts(socket: object, fd: number): ConnectionFacts {
-  const facts: ConnectionFacts = {};
+// `tap`: the socket's server's tap, when the caller looked it up (before the syscall); else
+// lookupTap() finds it.
+function readFacts(socket: object, fd: number, tap?: { tap: ServerTap | undefined }): ConnectionFacts {
+  // One shape for every connection's facts (the tap's fields filled in place, never added).
+  const facts: ConnectionFacts = {
+    synPeer: undefined,
+    synOptions: undefined,
+    ackPeer: undefined,
+    ackOptions: undefined,
+    ackPacket: undefined,
+    name: undefined,
+  };
   if (binding !== null && savedSynAvailable) {
     binding.readSyn(fd, kindTableAll(), toaModuleLoaded(), record);
     const found = decodeRecord(record);
-    if (found.peer !== undefined) facts.synPeer = found.peer;
-    if (found.options !== undefined) facts.synOptions = found.options;
-    if (found.name !== undefined) facts.name = found.name;
+    facts.synPeer = found.peer;
+    facts.synOptions = found.options;
+    facts.name = found.name;
   }
   // The tap only when the SYN did not settle it: exactly one option that names a client is what a
   // proxy tagging SYNs sends. Anything else (none, a TFO cookie, several) may still have a TOA in
   // the handshake ACK, from a proxy that passes the client's SYN options through.
   const o = facts.synOptions;
-  if (o === undefined || o.length !== 1 || o[0].status !== OPTION_STATUS.usable) lookupTap(socket, fd, facts);
+  if (o === undefined || o.length !== 1 || o[0].status !== OPTION_STATUS.usable) {
+    if (tap !== undefined) lookupServerTap(tap.tap, fd, facts);
+    else lookupTap(socket, fd, facts);
+  }
   return facts;
 }
 
@@ -80,21 +93,55 @@ export class Resolver {
   private first(s: CachedSocket): RealAddress {
     // Node's own peer name costs a getpeername(2): asked only when no packet answered.
     const fallback = () => nodePeer(s);
-    let facts = s[FACTS];
-    if (facts === undefined) {
-      // A TLS socket and the net.Socket it wraps (`_parent`) are one connection: one SYN read.
-      const inner = s._parent;
-      if (typeof inner === 'object' && inner !== null) facts = inner[FACTS];
-      if (facts === undefined) {
-        const fd = socketFd(s);
-        if (fd < 0) return Object.freeze(decide({}, this.options, fallback, events));
-        facts = readFacts(s, fd);
-        if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
-      }
-      s[FACTS] = facts;
-    }
+    const facts = connectionFacts(s);
+    if (facts === undefined) return Object.freeze(decide({}, this.options, fallback, events));
     const answer = Object.freeze(decide(facts, this.options, fallback, events));
     s[this.key] = answer;
     return answer;
   }
+
+  /**
+   * What `resolve()` answers for a socket whose descriptor the caller found (`fd`), without
+   * caching the answer per resolver (install()'s sockets keep their own) and, for the commonest
+   * connection (a saved SYN without any TOA-shaped option, no tap, no kernel module), without
+   * deciding: the SYN's source as the kernel wrote it is returned then, with no `source`.
+   * Everything the caller can look up before the syscall it looks up before: after it, on hosts
+   * with PTI, every page touched is a TLB miss.
+   */
+  peerOrAnswer(s: object, fd: number, server: object): NativeEndpoint | RealAddress {
+    const c = s as CachedSocket;
+    let facts = c[FACTS];
+    if (facts === undefined) {
+      const inner = c._parent;
+      if (typeof inner === 'object' && inner !== null) facts = inner[FACTS];
+      if (facts === undefined) {
+        facts = readFacts(c, fd, { tap: serverTap(server) });
+        if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
+      }
+      c[FACTS] = facts;
+    }
+    const o = facts.synOptions;
+    if (o !== undefined && o.length === 0 && facts.ackPeer === undefined && facts.name === undefined) return facts.synPeer!;
+    return Object.freeze(decide(facts, this.options, () => nodePeer(c), events));
+  }
+}
+
+/**
+ * What was read of the connection (cached on the socket: the SYN is read once, by whichever
+ * resolver asks first); undefined when the socket has no descriptor (nothing is cached then).
+ */
+function connectionFacts(s: CachedSocket): ConnectionFacts | undefined {
+  let facts = s[FACTS];
+  if (facts !== undefined) return facts;
+  // A TLS socket and the net.Socket it wraps (`_parent`) are one connection: one SYN read.
+  const inner = s._parent;
+  if (typeof inner === 'object' && inner !== null) facts = inner[FACTS];
+  if (facts === undefined) {
+    const fd = socketFd(s);
+    if (fd < 0) return undefined;
+    facts = readFacts(s, fd);
+    if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
+  }
+  s[FACTS] = facts;
+  return facts;
 }

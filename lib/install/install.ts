@@ -146,7 +146,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
         'TCP_SAVE_SYN before listen(2); servers must be started with toa.listen() or toa.enable().',
     );
   }
-  const unpatch = patchSockets((socket) => resolver.resolve(socket));
+  const unpatch = patchSockets(resolver);
   const hadMark = process.env[CLUSTER_MARK];
   if (savedSynAvailable && cluster.isPrimary) process.env[CLUSTER_MARK] = '1';
 

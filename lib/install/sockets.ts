@@ -6,6 +6,8 @@
 // `session.socket` Proxies read the getters on the session's real socket, so every view of one
 // connection agrees.
 import * as net from 'node:net';
+import type { NativeEndpoint } from '../addon/native';
+import type { Resolver } from '../core/resolver';
 import type { RealAddress } from '../core/types';
 
 /** What `_getpeername()` returns, and what the getters read. */
@@ -17,6 +19,7 @@ interface Peername {
 
 interface HandleLike {
   getpeername?: unknown;
+  fd?: unknown;
 }
 
 interface AcceptedSocket extends net.Socket {
@@ -56,10 +59,10 @@ function mappedPeers(server: ListeningServer): boolean | undefined {
 
 /**
  * Replaces `net.Socket.prototype._getpeername`; returns the function that puts Node's back.
- * `resolve` is the installed resolver (cached per socket, shared with realRemoteAddress() and the
- * integrations: the SYN is read once).
+ * `resolver` is the installed one: what it reads of a connection is cached on the socket and
+ * shared with realRemoteAddress() and the integrations, so the SYN is read once.
  */
-export function patchSockets(resolve: (socket: object) => RealAddress): () => void {
+export function patchSockets(resolver: Resolver): () => void {
   const proto = net.Socket.prototype as unknown as { _getpeername?: unknown };
   const nodeGetpeername = proto._getpeername;
   if (typeof nodeGetpeername !== 'function') {
@@ -84,26 +87,30 @@ export function patchSockets(resolve: (socket: object) => RealAddress): () => vo
     ) {
       return undefined;
     }
-    let real: RealAddress;
+    // Before the syscall, all that can be: how this server's sockets write IPv4 peers (a
+    // dual-stack socket says ::ffff:a.b.c.d), and the descriptor.
+    const mapped = mappedPeers(server as ListeningServer);
+    const fd = handle.fd;
+    // The server no longer listens (the family is unknown), or no descriptor: as Node.
+    if (mapped === undefined || typeof fd !== 'number' || fd < 0) return undefined;
+    let found: NativeEndpoint | RealAddress;
     resolving = socket;
     try {
-      real = resolve(socket);
+      found = resolver.peerOrAnswer(socket, fd, server);
     } finally {
       resolving = null;
     }
     let peer: Peername;
-    if (real.source !== 'peer') {
-      peer = { address: real.address, family: real.family, port: real.port };
+    const source = (found as RealAddress).source;
+    if (source !== undefined && source !== 'peer') {
+      peer = { address: found.address, family: found.family, port: found.port };
     } else if (socket._peername !== undefined) {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.
       return socket._peername;
+    } else if (found.family === 'IPv4' && mapped) {
+      peer = { address: `::ffff:${found.address}`, family: 'IPv6', port: found.port };
     } else {
-      // The SYN's own IP source, written as Node writes getpeername's answer on this socket.
-      const mapped = real.family === 'IPv4' ? mappedPeers(server as ListeningServer) : false;
-      if (mapped === undefined) return undefined; // the server closed: ask the kernel, as Node
-      peer = mapped
-        ? { address: `::ffff:${real.address}`, family: 'IPv6', port: real.port }
-        : { address: real.address, family: real.family, port: real.port };
+      peer = { address: found.address, family: found.family, port: found.port };
     }
     socket._peername = peer;
     return peer;

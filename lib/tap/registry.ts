@@ -107,6 +107,19 @@ function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
   return true;
 }
 
+/** The tap a server carries (this copy's or another's), or undefined. */
+export function serverTap(server: object): SharedTap | undefined {
+  return (server as TappedServer)[TAP];
+}
+
+/** What `serverTap()` returns: opaque outside this module. */
+export type ServerTap = SharedTap;
+
+/** lookupTap() with the server's tap already looked up (`undefined`: it has none). */
+export function lookupServerTap(tap: SharedTap | undefined, fd: number, facts: ConnectionFacts): void {
+  if (tap !== undefined) ask(tap, fd, facts);
+}
+
 /** Adds what the server's tap kept of this socket's connection to `facts`: a property read when the server has none. */
 export function lookupTap(socket: object, fd: number, facts: ConnectionFacts): void {
   const server = (socket as { server?: unknown }).server;
