@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import type * as net from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { CORE_KEYS, checkOptionKeys, compileOptions } from '../core/options';
+import { defaultResolver, setDefaultResolver } from '../core/defaults';
 import { Resolver } from '../core/resolver';
 import type { ToaOptions } from '../core/types';
 import { useListenHook, type ListenHookUser } from '../server/listen-hook';
@@ -147,6 +148,10 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     );
   }
   const unpatch = patchSockets(resolver);
+  // Calls without options (realRemoteAddress(socket), socket.realRemoteAddress(), the
+  // integrations) follow the installed trust, as after configure(); undo puts the previous back.
+  const previousDefaults = defaultResolver();
+  setDefaultResolver(resolver);
   const hadMark = process.env[CLUSTER_MARK];
   if (savedSynAvailable && cluster.isPrimary) process.env[CLUSTER_MARK] = '1';
 
@@ -155,6 +160,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     current = null;
     unpatch();
     unhook?.();
+    if (defaultResolver() === resolver) setDefaultResolver(previousDefaults);
     for (const server of tapped) closeTap(server);
     tapped.clear();
     if (hadMark === undefined) delete process.env[CLUSTER_MARK];
