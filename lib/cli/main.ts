@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
+import { checkPreload } from './preload-check';
 import * as toa from '../index';
 import { Inspector, formatRecord, formatSummary, endpointText, type ConnectionRecord } from './inspect';
 
@@ -13,10 +14,14 @@ const USAGE = `node-toa: the real client address of TCP connections that came th
 putting it into a TCP option (TOA), read from the saved SYN.
 
 Usage:
-  node-toa doctor [--json]
+  node-toa doctor [--json] [-- COMMAND...]
       Checks this machine, one line each: the addon, TCP_SAVE_SYN (really tried on a loopback
       connection), syncookies, a vendor TOA kernel module, CAP_NET_RAW for the ACK tap.
       Exits with 1 when TOA cannot be read from the SYN here.
+      With a command (node-toa doctor -- node app.js): also whether node-toa/preload would be
+      active in it (its -r/--require/--import flags, NODE_OPTIONS) and what it would trust, from
+      NODE_TOA_TRUST_PROXY, NODE_TOA_ACK, NODE_TOA_KINDS, NODE_TOA_MULTIPLE as the preload reads
+      them. Exits with 1 when the preload would not load, or would stop the process.
 
   node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack] [--json]
       Listens and prints a line for every connection: time, peer (the proxy), real client,
@@ -78,24 +83,41 @@ function parse(command: string, argv: string[], options: OptionSpecs): Values {
 const MARK: Record<CheckResult['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', info: 'info' };
 
 async function doctor(argv: string[]): Promise<number> {
-  const values = parse('doctor', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  // `--` ends doctor's own options: what follows is the command to check.
+  const split = argv.indexOf('--');
+  const own = split < 0 ? argv : argv.slice(0, split);
+  const command = split < 0 ? undefined : argv.slice(split + 1);
+  const values = parse('doctor', own, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
   if (values.help === true) {
     write(USAGE);
     return 0;
   }
+  if (command !== undefined && command.length === 0) throw usageError('node-toa doctor: -- must be followed by the command to check, e.g. node-toa doctor -- node app.js');
   const report = await runDoctor();
+  let preload: CheckResult[] = [];
+  if (command !== undefined) {
+    const cap = report.checks.find((c) => c.id === 'cap-net-raw');
+    const capNetRaw = cap === undefined || cap.status === 'info' ? undefined : cap.status === 'ok';
+    preload = checkPreload(command, process.env, process.cwd(), capNetRaw);
+  }
+  const preloadFailed = preload.some((c) => c.status === 'fail');
   if (values.json === true) {
-    write(JSON.stringify(report));
+    write(JSON.stringify(command === undefined ? report : { ...report, command, preload, preloadFailed }));
   } else {
-    const width = Math.max(...report.checks.map((c) => c.id.length));
-    for (const c of report.checks) write(`${MARK[c.status]}  ${c.id.padEnd(width)}  ${c.message}`);
+    const all = [...report.checks, ...preload];
+    const width = Math.max(...all.map((c) => c.id.length));
+    for (const c of all) write(`${MARK[c.status]}  ${c.id.padEnd(width)}  ${c.message}`);
     write(
       report.failed
         ? 'TOA cannot be read from the SYN on this machine (see FAIL above).'
-        : 'TOA can be read here: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.',
+        : command === undefined
+          ? 'TOA can be read here: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.'
+          : preloadFailed
+            ? `\`${command.join(' ')}\` would not get real client addresses from node-toa/preload (see FAIL above).`
+            : `\`${command.join(' ')}\` gets node-toa/preload: socket.remoteAddress is the client for the proxies trusted above.`,
     );
   }
-  return report.failed ? 1 : 0;
+  return report.failed || preloadFailed ? 1 : 0;
 }
 
 // ---- inspect ----
