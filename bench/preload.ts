@@ -3,10 +3,16 @@
 // hook set TCP_SAVE_SYN before listen(2)). Each round accepts two batches and times, interleaved
 // (which goes first alternates):
 //   first      socket.remoteAddress, first read, preload on: the saved SYN read and the decision
-//   nodeFirst  socket.remoteAddress, first read, preload off (its undo function): getpeername
+//   nodeFirst  socket.remoteAddress, first read, read by Node's own _getpeername: getpeername
 //   cached / nodeCached   later reads of the same sockets (CACHED_PASSES passes)
-// The preload is switched with install()'s undo function between the timed loops, never inside.
-// One sample per batch (ns per connection); the first round warms the JIT and is dropped.
+// Both in one process, without switching the preload on and off (replacing a prototype's method
+// sends optimised code back to the interpreter, which would time V8, not the read): the preload
+// stays installed, and each socket gets, untimed, the `_getpeername` it is read with as its own
+// property, the preload's on one batch and Node's on the other. `remoteAddress` is Node's getter
+// calling `this._getpeername()` either way.
+// One sample per batch (ns per connection). The first WARMUP rounds are dropped: the preload's
+// path is a few functions that V8 optimises after some thousand connections (a server's first
+// seconds), and a median over them would time the interpreter.
 //
 // `BENCH_PRELOAD_TOA=1` (set by run.js when the sock_ops harness can run) makes the connections
 // in a child inside a ToaCgroup, so every SYN carries a TOA from a trusted peer (loopback).
@@ -18,6 +24,7 @@ const toa = loadToa();
 
 const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
 const ROUNDS = envInt('BENCH_PRELOAD_ROUNDS', QUICK ? 16 : 80, 2, 500);
+const WARMUP = envInt('BENCH_PRELOAD_WARMUP', QUICK ? 20 : 60, 1, 500);
 const CACHED_PASSES = 200;
 // install() options: trust loopback (the peers here), SYNs only (the tap is measured in tap.ts).
 const OPTIONS = { trustProxy: 'loopback', ack: false } as const;
@@ -138,26 +145,19 @@ function timeReads(sockets: net.Socket[], passes: number): number {
   return nsPer(start, sockets.length * passes);
 }
 
-// Switching the preload on or off replaces net.Socket.prototype._getpeername, which sends the
-// optimised code that inlined it back to the interpreter: each switch is followed by untimed
-// cached reads on sockets read before, until the loop is optimised again (both sides alike).
-const REWARM_READS = 20_000;
-let warm: net.Socket[] = [];
+type GetPeername = (this: net.Socket) => unknown;
 
-function rewarm(): void {
-  if (warm.length === 0) return;
-  timeReads(warm, Math.ceil(REWARM_READS / warm.length));
-}
-
-function switchTo(on: boolean, undo: () => void): () => void {
-  undo();
-  const next = on ? toa.install(OPTIONS) : () => undefined;
-  rewarm();
-  return next;
+/** Gives each socket `fn` as its own `_getpeername` (untimed). */
+function readWith(sockets: net.Socket[], fn: GetPeername): void {
+  for (const s of sockets) (s as unknown as { _getpeername: GetPeername })._getpeername = fn;
 }
 
 async function main(): Promise<void> {
-  let undo = toa.install(OPTIONS);
+  const proto = net.Socket.prototype as unknown as { _getpeername: GetPeername };
+  const nodeOwn = proto._getpeername;
+  const undo = toa.install(OPTIONS);
+  const preload = proto._getpeername;
+  if (preload === nodeOwn) throw new Error('preload: install() did not replace _getpeername');
   const server = net.createServer({ pauseOnConnect: true });
   const port = await listen(server);
   if (!toa.isEnabled(server)) throw new Error('preload: the listen hook did not set TCP_SAVE_SYN');
@@ -167,25 +167,22 @@ async function main(): Promise<void> {
   const samples = { first: [] as number[], nodeFirst: [] as number[], cached: [] as number[], nodeCached: [] as number[] };
   let sources = { toa: 0, peer: 0 };
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < WARMUP + ROUNDS; round++) {
       const a = await connector.open(BATCH); // read with the preload
       const b = await connector.open(BATCH); // read by Node alone
+      readWith(a.accepted, preload);
+      readWith(b.accepted, nodeOwn);
       let first: number;
       let nodeFirst: number;
-      // Preload on here. Which side is timed first alternates.
+      // Which side is timed first alternates.
       if (round % 2 === 0) {
         first = timeReads(a.accepted, 1);
-        undo = switchTo(false, undo);
         nodeFirst = timeReads(b.accepted, 1);
       } else {
-        undo = switchTo(false, undo);
         nodeFirst = timeReads(b.accepted, 1);
-        undo = switchTo(true, undo);
         first = timeReads(a.accepted, 1);
-        undo = switchTo(false, undo);
       }
       const nodeCached = timeReads(b.accepted, CACHED_PASSES);
-      undo = switchTo(true, undo);
       const cached = timeReads(a.accepted, CACHED_PASSES);
       for (const s of a.accepted) {
         connector.check(s, s.remoteAddress, s.remoteFamily);
@@ -197,9 +194,7 @@ async function main(): Promise<void> {
       }
       a.close();
       b.close();
-      // Rewarming reads these: closed, their answers stay cached (with or without the preload).
-      warm = a.accepted.slice(0, 10);
-      if (round === 0) {
+      if (round < WARMUP) {
         sources = { toa: 0, peer: 0 };
         continue;
       }
@@ -215,10 +210,11 @@ async function main(): Promise<void> {
   }
   if (withToa && sources.peer > 0) throw new Error(`preload: ${sources.peer} connections had no TOA answer`);
   const ratios = samples.first.map((f, i) => f / samples.nodeFirst[i]);
-  log(`preload: ${ROUNDS - 1} rounds of ${BATCH} connections${withToa ? ' with TOA' : ''} (sink ${sink % 10})`);
+  log(`preload: ${ROUNDS} rounds (after ${WARMUP}) of ${BATCH} connections${withToa ? ' with TOA' : ''} (sink ${sink % 10})`);
   emit({
     batch: BATCH,
-    rounds: ROUNDS - 1,
+    rounds: ROUNDS,
+    warmup: WARMUP,
     toa: withToa,
     sources,
     first: { median: median(samples.first), samples: samples.first },

@@ -39,8 +39,21 @@ const FLAG_PEER = L.flagPeer;
 const FLAG_NAME = L.flagName;
 const LAYOUT_VTOA = L.layoutVtoa;
 
+// The peers asking are mostly a handful of proxies (or the same clients again): their text is
+// made once. Keyed by the address as an int32 (a Smi, hashed cheaply). Bounded: a flood of
+// distinct sources only refills it.
+const IPV4_TEXT_LIMIT = 4096;
+const ipv4Text = new Map<number, string>();
+
 function ipv4(b: Uint8Array, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  const key = (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+  let text = ipv4Text.get(key);
+  if (text === undefined) {
+    text = `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+    if (ipv4Text.size >= IPV4_TEXT_LIMIT) ipv4Text.clear();
+    ipv4Text.set(key, text);
+  }
+  return text;
 }
 
 /** RFC 5952 text, as libuv's (and so Node's) inet_ntop writes it, dotted tail included. */

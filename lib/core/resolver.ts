@@ -44,12 +44,26 @@ function nodePeer(socket: CachedSocket): Endpoint {
   return { address, port: typeof socket.remotePort === 'number' ? socket.remotePort : 0, family };
 }
 
+/** Saved-SYN reads made by this copy (a test counts them: one per connection, whoever asks). */
+export const synReads = { count: 0 };
+
 // One record for every lookup of this thread: readSyn() fills it, decodeRecord() copies it out.
 const record = new Uint8Array(RECORD_SIZE);
+// readSyn() bound to that record, to the kind table (which grows in place) and to whether a vendor
+// module may have rewritten getpeername (read once per process): the per-connection call passes
+// only the fd, so N-API checks no typed array per connection. Made at the first read.
+let readSyn: ((fd: number) => number) | undefined;
 
-// `tap`: the socket's server's tap, when the caller looked it up (before the syscall); else
-// lookupTap() finds it.
-function readFacts(socket: object, fd: number, tap?: { tap: ServerTap | undefined }): ConnectionFacts {
+function synReader(native: NonNullable<typeof binding>): (fd: number) => number {
+  const withName = toaModuleLoaded();
+  return typeof native.makeSynReader === 'function'
+    ? native.makeSynReader(kindTableAll(), record, withName)
+    : (fd) => native.readSyn(fd, kindTableAll(), withName, record);
+}
+
+// `tap`: the socket's server's tap (or null: none), when the caller looked it up before the
+// syscall; undefined: lookupTap() finds it.
+function readFacts(socket: object, fd: number, tap?: ServerTap | null): ConnectionFacts {
   // One shape for every connection's facts (the tap's fields filled in place, never added).
   const facts: ConnectionFacts = {
     synPeer: undefined,
@@ -60,7 +74,8 @@ function readFacts(socket: object, fd: number, tap?: { tap: ServerTap | undefine
     name: undefined,
   };
   if (binding !== null && savedSynAvailable) {
-    binding.readSyn(fd, kindTableAll(), toaModuleLoaded(), record);
+    synReads.count++;
+    (readSyn ??= synReader(binding))(fd);
     const found = decodeRecord(record);
     facts.synPeer = found.peer;
     facts.synOptions = found.options;
@@ -71,8 +86,8 @@ function readFacts(socket: object, fd: number, tap?: { tap: ServerTap | undefine
   // the handshake ACK, from a proxy that passes the client's SYN options through.
   const o = facts.synOptions;
   if (o === undefined || o.length !== 1 || o[0].status !== OPTION_STATUS.usable) {
-    if (tap !== undefined) lookupServerTap(tap.tap, fd, facts);
-    else lookupTap(socket, fd, facts);
+    if (tap === undefined) lookupTap(socket, fd, facts);
+    else if (tap !== null) lookupServerTap(tap, fd, facts);
   }
   return facts;
 }
@@ -106,16 +121,17 @@ export class Resolver {
    * connection (a saved SYN without any TOA-shaped option, no tap, no kernel module), without
    * deciding: the SYN's source as the kernel wrote it is returned then, with no `source`.
    * Everything the caller can look up before the syscall it looks up before: after it, on hosts
-   * with PTI, every page touched is a TLB miss.
+   * with PTI, every page touched is a TLB miss. `nodePeer` is Node's own peer name of the socket,
+   * asked when no packet answered.
    */
-  peerOrAnswer(s: object, fd: number, server: object): NativeEndpoint | RealAddress {
+  peerOrAnswer(s: object, fd: number, server: object, nodePeer: (socket: object) => Endpoint): NativeEndpoint | RealAddress {
     const c = s as CachedSocket;
     let facts = c[FACTS];
     if (facts === undefined) {
       const inner = c._parent;
       if (typeof inner === 'object' && inner !== null) facts = inner[FACTS];
       if (facts === undefined) {
-        facts = readFacts(c, fd, { tap: serverTap(server) });
+        facts = readFacts(c, fd, serverTap(server) ?? null);
         if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
       }
       c[FACTS] = facts;

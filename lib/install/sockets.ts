@@ -8,7 +8,7 @@
 import * as net from 'node:net';
 import type { NativeEndpoint } from '../addon/native';
 import type { Resolver } from '../core/resolver';
-import type { RealAddress } from '../core/types';
+import type { Endpoint, RealAddress } from '../core/types';
 
 /** What `_getpeername()` returns, and what the getters read. */
 interface Peername {
@@ -35,6 +35,20 @@ interface ListeningServer extends net.Server {
 
 // Per server: whether its listening socket is IPv6 (so IPv4 peers are written ::ffff:a.b.c.d).
 const LISTEN_FAMILY = Symbol('node-toa.listen-family');
+
+// `::ffff:a.b.c.d` of the IPv4 peers seen (mostly a handful of proxies): made once each. Bounded.
+const MAPPED_LIMIT = 4096;
+const mapped = new Map<string, string>();
+
+function mappedText(ipv4: string): string {
+  let text = mapped.get(ipv4);
+  if (text === undefined) {
+    text = `::ffff:${ipv4}`;
+    if (mapped.size >= MAPPED_LIMIT) mapped.clear();
+    mapped.set(ipv4, text);
+  }
+  return text;
+}
 
 /**
  * Whether accepted sockets of `server` are IPv6 ones (a dual-stack `::` listener writes IPv4
@@ -68,22 +82,19 @@ export function patchSockets(resolver: Resolver): () => void {
   if (typeof nodeGetpeername !== 'function') {
     throw new Error('node-toa install(): this Node.js has no net.Socket.prototype._getpeername; cannot install');
   }
-  // The socket being resolved: the resolver's fallback reads its remoteAddress, which is Node's.
-  let resolving: object | null = null;
 
   /** The first read on a socket: undefined for sockets that stay Node's (the caller asks Node). */
   function first(socket: AcceptedSocket): Peername | undefined {
     const server = socket.server;
     const handle = socket._handle;
     // Client sockets (no server), pipes (no getpeername), destroyed or in-memory sockets (no
-    // handle), and the resolver's own fallback read: Node's values, untouched.
+    // handle): Node's values, untouched.
     if (
       server === null ||
       server === undefined ||
       handle === null ||
       handle === undefined ||
-      typeof handle.getpeername !== 'function' ||
-      resolving === socket
+      typeof handle.getpeername !== 'function'
     ) {
       return undefined;
     }
@@ -93,13 +104,8 @@ export function patchSockets(resolver: Resolver): () => void {
     const fd = handle.fd;
     // The server no longer listens (the family is unknown), or no descriptor: as Node.
     if (mapped === undefined || typeof fd !== 'number' || fd < 0) return undefined;
-    let found: NativeEndpoint | RealAddress;
-    resolving = socket;
-    try {
-      found = resolver.peerOrAnswer(socket, fd, server);
-    } finally {
-      resolving = null;
-    }
+    // Where no packet answered, the resolver asks Node's own _getpeername (one getpeername).
+    const found = resolver.peerOrAnswer(socket, fd, server, nodeEndpoint);
     let peer: Peername;
     const source = (found as RealAddress).source;
     if (source !== undefined && source !== 'peer') {
@@ -108,12 +114,19 @@ export function patchSockets(resolver: Resolver): () => void {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.
       return socket._peername;
     } else if (found.family === 'IPv4' && mapped) {
-      peer = { address: `::ffff:${found.address}`, family: 'IPv6', port: found.port };
+      peer = { address: mappedText(found.address), family: 'IPv6', port: found.port };
     } else {
       peer = { address: found.address, family: found.family, port: found.port };
     }
     socket._peername = peer;
     return peer;
+  }
+
+  /** Node's answer as an Endpoint (what the resolver's fallback wants). */
+  function nodeEndpoint(socket: object): Endpoint {
+    const p = (nodeGetpeername as (this: object) => Partial<Peername>).call(socket);
+    const address = typeof p.address === 'string' ? p.address : '';
+    return { address, port: typeof p.port === 'number' ? p.port : 0, family: p.family === 'IPv6' || address.includes(':') ? 'IPv6' : 'IPv4' };
   }
 
   // Node's own returns `_peername` whenever it is set (whatever the handle's state), so doing the
