@@ -152,7 +152,22 @@ function readWith(sockets: net.Socket[], fn: GetPeername): void {
   for (const s of sockets) (s as unknown as { _getpeername: GetPeername })._getpeername = fn;
 }
 
+function sockopsUnavailable(): string | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { sockopsAvailable } = require(path.join(ROOT, 'build-bench', 'helpers', 'sockops.js')) as typeof import('../test/helpers/sockops');
+  const a = sockopsAvailable();
+  return a.ok ? undefined : a.reason;
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_PRELOAD_TOA === '1') {
+    const why = sockopsUnavailable();
+    if (why !== undefined) {
+      log(`preload: with TOA skipped, the sock_ops harness cannot run here: ${why}`);
+      emit({ skipped: why });
+      return;
+    }
+  }
   const proto = net.Socket.prototype as unknown as { _getpeername: GetPeername };
   const nodeOwn = proto._getpeername;
   const undo = toa.install(OPTIONS);
