@@ -100,11 +100,19 @@ function address(b: Uint8Array, o: number): NativeEndpoint {
 }
 
 function option(b: Uint8Array, o: number): NativeToa {
-  const toa = address(b, o + OPTION_CLIENT) as NativeToa;
-  toa.kind = b[o + OPTION_KIND];
-  toa.length = b[o + OPTION_LENGTH];
-  toa.layout = b[o + OPTION_LAYOUT];
-  toa.status = b[o + OPTION_STATUS_AT];
+  const c = o + OPTION_CLIENT;
+  const port = (b[c + 1] << 8) | b[c + 2];
+  const six = b[c] === 6;
+  // One literal (one shape), not properties added one by one.
+  const toa: NativeToa = {
+    family: six ? 'IPv6' : 'IPv4',
+    address: six ? ipv6(b, c + 3) : ipv4(b, c + 3),
+    port,
+    kind: b[o + OPTION_KIND],
+    length: b[o + OPTION_LENGTH],
+    layout: b[o + OPTION_LAYOUT],
+    status: b[o + OPTION_STATUS_AT],
+  };
   if (toa.layout === LAYOUT_VTOA) {
     const v = o + OPTION_VID;
     toa.vid = ((b[v] << 24) | (b[v + 1] << 16) | (b[v + 2] << 8) | b[v + 3]) >>> 0;

@@ -2,7 +2,7 @@
 // only once, so what the kernel said is cached on the socket itself under a registry symbol: two
 // copies of node-toa in one process (two versions in node_modules) share it instead of losing it.
 import { binding, savedSynAvailable } from '../addon/binding';
-import { OPTION_STATUS, type NativeEndpoint } from '../addon/native';
+import { OPTION_STATUS, type NativeEndpoint, type NativeToa } from '../addon/native';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import { lookupServerTap, lookupTap, serverTap, type ServerTap } from '../tap/registry';
 import { toaModuleLoaded } from '../util/kernel-module';
@@ -10,7 +10,8 @@ import { socketFd } from '../util/socket-fd';
 import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
 import { refused as refusedCounters } from './counters';
 import { decide, type ConnectionFacts, type DecideEvents } from './decide';
-import { kindTableAll } from './kinds';
+import { accepts, kindTableAll } from './kinds';
+import { mappedIPv4 } from '../util/address';
 import type { CompiledOptions } from './options';
 import type { Endpoint, RealAddress } from './types';
 import { typeName } from '../util/show';
@@ -118,13 +119,14 @@ export class Resolver {
   /**
    * What `resolve()` answers for a socket whose descriptor the caller found (`fd`), without
    * caching the answer per resolver (install()'s sockets keep their own) and, for the commonest
-   * connection (a saved SYN without any TOA-shaped option, no tap, no kernel module), without
-   * deciding: the SYN's source as the kernel wrote it is returned then, with no `source`.
+   * connections, without deciding: a saved SYN without any TOA-shaped option (no tap, no kernel
+   * module) returns the SYN's source as the kernel wrote it; one with exactly one usable option
+   * from a trusted peer returns that option (the client, with its `kind`). Neither has `source`.
    * Everything the caller can look up before the syscall it looks up before: after it, on hosts
    * with PTI, every page touched is a TLB miss. `nodePeer` is Node's own peer name of the socket,
    * asked when no packet answered.
    */
-  peerOrAnswer(s: object, fd: number, server: object, nodePeer: (socket: object) => Endpoint): NativeEndpoint | RealAddress {
+  peerOrAnswer(s: object, fd: number, server: object, nodePeer: (socket: object) => Endpoint): NativeEndpoint | NativeToa | RealAddress {
     const c = s as CachedSocket;
     let facts = c[FACTS];
     if (facts === undefined) {
@@ -137,7 +139,24 @@ export class Resolver {
       c[FACTS] = facts;
     }
     const o = facts.synOptions;
-    if (o !== undefined && o.length === 0 && facts.ackPeer === undefined && facts.name === undefined) return facts.synPeer!;
+    if (o !== undefined && facts.ackPeer === undefined && facts.name === undefined) {
+      if (o.length === 0) return facts.synPeer!;
+      // What a proxy tagging SYNs sends: one option naming a client, from a trusted peer. The
+      // option itself is the answer (decide() would say the same; it is asked for everything else,
+      // and so for every warning and refusal).
+      if (o.length === 1) {
+        const t = o[0];
+        const peer = facts.synPeer!;
+        if (
+          t.status === OPTION_STATUS.usable &&
+          accepts(this.options.kindTable, t) &&
+          (t.family === 'IPv4' || mappedIPv4(t.address) === undefined) &&
+          this.options.trust(peer.family === 'IPv4' ? peer.address : (mappedIPv4(peer.address) ?? peer.address))
+        ) {
+          return t;
+        }
+      }
+    }
     return Object.freeze(decide(facts, this.options, () => nodePeer(c), events));
   }
 }

@@ -6,7 +6,7 @@
 // `session.socket` Proxies read the getters on the session's real socket, so every view of one
 // connection agrees.
 import * as net from 'node:net';
-import type { NativeEndpoint } from '../addon/native';
+import type { NativeToa } from '../addon/native';
 import type { Resolver } from '../core/resolver';
 import type { Endpoint, RealAddress } from '../core/types';
 
@@ -108,7 +108,8 @@ export function patchSockets(resolver: Resolver): () => void {
     const found = resolver.peerOrAnswer(socket, fd, server, nodeEndpoint);
     let peer: Peername;
     const source = (found as RealAddress).source;
-    if (source !== undefined && source !== 'peer') {
+    // The client: a trusted option itself (it has a kind), or a decided answer that is not the peer.
+    if (source === undefined ? (found as NativeToa).kind !== undefined : source !== 'peer') {
       peer = { address: found.address, family: found.family, port: found.port };
     } else if (socket._peername !== undefined) {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.
