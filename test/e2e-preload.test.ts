@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { ToaCgroup, describeSockops } from './helpers/sockops';
+import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 import { selfSignedCert } from './helpers/tls-cert';
 
 const ROOT = path.join(__dirname, '..');
@@ -30,8 +31,9 @@ interface App {
 const running = new Set<App>();
 
 /** Starts an example with the preload; resolves once it printed "listening on <host>:<port>". */
-function start(file: string, env: Record<string, string>, flag: '-r' | '--import' = '-r'): Promise<App> {
-  const child = spawn(process.execPath, [flag, 'node-toa/preload', file], {
+function start(file: string, env: Record<string, string>, flag: '-r' | '--import' = '-r', prefix: string[] = []): Promise<App> {
+  const argv = [...prefix, process.execPath, flag, 'node-toa/preload', file];
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: EXAMPLES,
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -275,6 +277,24 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
     });
   });
 
+  describe('NODE_TOA_KINDS and NODE_TOA_MULTIPLE, end to end', () => {
+    // Alibaba Cloud CDN's option (kind 28, version 1, no port): 192.0.2.5, opt-in by kind.
+    const ALI = '1c0701c0000205';
+    it('kind 28 is read only when NODE_TOA_KINDS names it', async () => {
+      const ali = await ToaCgroup.create({ packets: ['syn'], raw: ALI });
+      try {
+        const on = await start('koa.js', { ...TRUSTED, NODE_TOA_KINDS: '200,253,254,28', NODE_TOA_MULTIPLE: 'first' });
+        const [c] = await withToa(ali, { kind: 'http', port: on.port, connections: [{ requests: 1 }] });
+        expect(body(c)).toEqual({ ip: '192.0.2.5', remoteAddress: '192.0.2.5', remotePort: 0, remoteFamily: 'IPv4' });
+        const off = await start('koa.js', TRUSTED);
+        const [d] = await withToa(ali, { kind: 'http', port: off.port, connections: [{ requests: 1 }] });
+        expect(body(d)).toEqual({ ip: '::ffff:127.0.0.1', remoteAddress: '::ffff:127.0.0.1', remotePort: d.localPort, remoteFamily: 'IPv6' });
+      } finally {
+        await ali.close();
+      }
+    });
+  });
+
   describe('https', () => {
     it('the TLS socket is the client', async () => {
       const app = await start('https.js', { ...TRUSTED, ...certFiles });
@@ -325,5 +345,81 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       expect(pids.size).toBe(2);
       expect(app.stderr()).not.toMatch(/NODE_TOA_NO_LISTENING_FD|Error/);
     });
+  });
+});
+
+// Behind a real full-NAT proxy (the netns harness: LVS-like, the proxy's own source address on
+// every packet, TOA in the SYN or the ACK), the Express example running inside the namespace.
+describeE2E('node -r node-toa/preload behind the full-NAT proxy', () => {
+  let netns: ToaNet;
+  beforeAll(async () => {
+    netns = await ToaNet.create();
+  });
+  afterEach(async () => {
+    await Promise.all([...running].map(stop));
+  });
+  afterAll(async () => {
+    await netns?.close();
+  });
+
+  const inNs = () => ['ip', 'netns', 'exec', netns.ns];
+  const LIPS = `${ADDR.lip4}, ${ADDR.lip6}`;
+  const ask = async (app: App, vip: string, localAddress: string) => {
+    const r = await netns.request({ protocol: 'http', vip, port: app.port, localAddress });
+    expect(r.responses).toHaveLength(1);
+    return { json: JSON.parse(r.responses[0].body) as Record<string, unknown>, localPort: r.localPort };
+  };
+
+  it('IPv4 and IPv6 clients through IPv4 and IPv6 proxies: req.ip and the access log are the client', async () => {
+    const app = await start('express.js', { NODE_TOA_TRUST_PROXY: LIPS, NODE_TOA_ACK: 'off' }, '-r', inNs());
+    for (const [vip, client, family] of [
+      [ADDR.vip4, ADDR.clients4[0], 'IPv4'],
+      [ADDR.vip4to6, ADDR.clients4[1], 'IPv4'],
+      [ADDR.vip6, ADDR.clients6[0], 'IPv6'],
+      [ADDR.vip6to4, ADDR.clients6[1], 'IPv6'],
+    ]) {
+      const { json, localPort } = await ask(app, vip, client);
+      expect(json).toEqual({ ip: client, remoteAddress: client, remotePort: localPort, remoteFamily: family });
+      await app.waitFor(new RegExp(`^${client.replace(/\./g, '\\.')} GET / 200$`));
+    }
+  });
+
+  it('an untrusted proxy address: Node\u2019s own value (the proxy, ::ffff: on this dual-stack socket)', async () => {
+    const app = await start('express.js', { NODE_TOA_TRUST_PROXY: ADDR.lip4, NODE_TOA_ACK: 'off' }, '-r', inNs());
+    await netns.rule(ADDR.clients4[2], { lip: ADDR.untrusted4 });
+    try {
+      const { json } = await ask(app, ADDR.vip4, ADDR.clients4[2]);
+      expect(json).toMatchObject({ ip: `::ffff:${ADDR.untrusted4}`, remoteAddress: `::ffff:${ADDR.untrusted4}`, remoteFamily: 'IPv6' });
+    } finally {
+      await netns.rule(ADDR.clients4[2], null);
+    }
+  });
+
+  it('two options in one SYN: refused by default, the first with NODE_TOA_MULTIPLE=first', async () => {
+    // kind 200, len 8: 192.0.2.7:1111, then 192.0.2.8:2222
+    const raw = 'c808' + '0457' + 'c0000207' + 'c808' + '08ae' + 'c0000208';
+    await netns.rule(ADDR.clients4[3], { raw });
+    try {
+      const refusing = await start('express.js', { NODE_TOA_TRUST_PROXY: LIPS, NODE_TOA_ACK: 'off' }, '-r', inNs());
+      expect((await ask(refusing, ADDR.vip4, ADDR.clients4[3])).json).toMatchObject({ ip: `::ffff:${ADDR.lip4}` });
+      await stop(refusing);
+      const first = await start('express.js', { NODE_TOA_TRUST_PROXY: LIPS, NODE_TOA_ACK: 'off', NODE_TOA_MULTIPLE: 'first' }, '-r', inNs());
+      expect((await ask(first, ADDR.vip4, ADDR.clients4[3])).json).toMatchObject({ ip: '192.0.2.7', remotePort: 1111, remoteFamily: 'IPv4' });
+    } finally {
+      await netns.rule(ADDR.clients4[3], null);
+    }
+  });
+
+  // The request goes out as soon as the app says it listens: the tap must be open by then (it
+  // opens before listen(2), as the SYNs are saved from before it).
+  it('a proxy that tags only the handshake ACK: the client with NODE_TOA_ACK=on, from the first connection', async () => {
+    const app = await start('express.js', { NODE_TOA_TRUST_PROXY: LIPS, NODE_TOA_ACK: 'on' }, '-r', inNs());
+    await netns.rule(ADDR.clients4[4], { where: 'ack' });
+    try {
+      const { json, localPort } = await ask(app, ADDR.vip4, ADDR.clients4[4]);
+      expect(json).toEqual({ ip: ADDR.clients4[4], remoteAddress: ADDR.clients4[4], remotePort: localPort, remoteFamily: 'IPv4' });
+    } finally {
+      await netns.rule(ADDR.clients4[4], null);
+    }
   });
 });

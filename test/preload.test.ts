@@ -231,6 +231,33 @@ onLinux('install(options)', () => {
     }
   });
 
+  (process.getuid?.() === 0 ? it : it.skip)('with ack, the tap of a server is open before listen(2) too, and undo closes it', async () => {
+    const probe = net.createServer();
+    await listening(probe, 0, '127.0.0.1');
+    const tcp = Object.getPrototypeOf((probe as unknown as { _handle: object })._handle) as { listen(this: { getsockname(o: { port?: number }): number }, b: number): number };
+    probe.close();
+    const nodeListen = tcp.listen;
+    const tappedAtListen: boolean[] = [];
+    tcp.listen = function listen(this: { getsockname(o: { port?: number }): number }, backlog: number) {
+      const out: { port?: number } = {};
+      this.getsockname(out);
+      tappedAtListen.push(toa.stats().taps.some((t) => t.port === out.port));
+      return nodeListen.call(this, backlog);
+    };
+    try {
+      undo = toa.install({ trustProxy: 'loopback', ack: true });
+      const server = http.createServer();
+      const port = await listening(server, 0, '127.0.0.1');
+      expect(tappedAtListen).toEqual([true]);
+      undo();
+      undo = undefined;
+      expect(toa.stats().taps.some((t) => t.port === port)).toBe(false);
+      server.close();
+    } finally {
+      tcp.listen = nodeListen;
+    }
+  });
+
   it('a server listening on a handle or an fd it was given gets TCP_SAVE_SYN too (before listen(2) where it only was bound)', async () => {
     // Both before install(): no TCP_SAVE_SYN on them.
     const given = net.createServer();

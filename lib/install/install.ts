@@ -91,23 +91,35 @@ function warnTrustNone(origin: InstallOrigin): void {
   );
 }
 
-/** Opens the tap of a server that went through Node's listen, once it listens. */
-function tapOnListening(server: net.Server, tap: CompiledTap, tapped: Set<net.Server>): void {
-  server.once('listening', () => {
-    // After every 'listening' listener: node:cluster's round-robin primary takes the handle
-    // away from its internal server there (the workers, which accept, open their own tap).
-    queueMicrotask(() => {
-      if ((server as { _handle?: unknown })._handle == null || !server.listening) return;
-      try {
-        openTap(server, tap);
-        tapped.add(server);
-        server.once('close', () => tapped.delete(server));
-      } catch (error) {
-        const e = error as NodeJS.ErrnoException;
-        warnOnce(e.code ?? 'NODE_TOA_ACK_FAILED', `${e.message} (the server listens on; TOA is read from SYNs only)`);
-      }
-    });
-  });
+// node:cluster's round-robin primary listens with a server of its own, made with
+// net.createServer(assert.fail) (Node's internal assert: a function named fail), and hands each
+// connection to a worker. The workers, which resolve, open their own tap; one in the primary
+// would only read every packet once more. (Should this ever not match, that tap is only waste.)
+function isClusterInternal(server: net.Server): boolean {
+  if (!cluster.isPrimary || Object.keys(cluster.workers ?? {}).length === 0) return false;
+  const listeners = server.listeners('connection');
+  return listeners.length === 1 && listeners[0].name === 'fail';
+}
+
+/**
+ * Opens the tap of a server about to listen: before listen(2) where the handle is bound (no
+ * connection can have come yet, so none is missed: opening takes milliseconds), else on
+ * 'listening' (a server given an fd).
+ */
+function tapBeforeListen(server: net.Server, bound: boolean, tap: CompiledTap, tapped: Set<net.Server>): void {
+  if (isClusterInternal(server)) return;
+  const open = () => {
+    try {
+      openTap(server, tap);
+      tapped.add(server);
+      server.once('close', () => tapped.delete(server));
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      warnOnce(e.code ?? 'NODE_TOA_ACK_FAILED', `${e.message} (the server listens on; TOA is read from SYNs only)`);
+    }
+  };
+  if (bound) open();
+  else server.once('listening', open);
 }
 
 /** install() for node-toa/preload and the public call; `origin` words the messages. */
@@ -135,8 +147,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
         `node-toa: setsockopt(TCP_SAVE_SYN) failed with ${name}; TOA cannot be read on this server.`,
       );
     },
-    listened(server) {
-      if (tap !== null) tapOnListening(server, tap, tapped);
+    beforeListen(server, bound) {
+      if (tap !== null) tapBeforeListen(server, bound, tap, tapped);
     },
   };
   const unhook = savedSynAvailable ? useListenHook(user) : null;

@@ -32,8 +32,12 @@ interface NetInternals {
 export interface ListenHookUser {
   /** setsockopt(TCP_SAVE_SYN) failed on a TCP listening socket (not for pipes). */
   saveSynFailed?(errnoName: string, errno: number): void;
-  /** A server went through Node's listen (its 'listening' event follows). */
-  listened?(server: net.Server): void;
+  /**
+   * A server is about to listen(2) on a bound handle (one Node made, or one it was given): its
+   * address() works, no connection can arrive yet. `bound: false` when Node creates the handle
+   * from a given fd inside listen (the user then waits for 'listening').
+   */
+  beforeListen?(server: net.Server, bound: boolean): void;
 }
 
 // Not TCP sockets (a pipe, a unix socket): nothing to do, nothing to say.
@@ -75,18 +79,23 @@ function wrap(internals: NetInternals, create: CreateServerHandle, listen2: List
     return handle;
   };
 
+  const before = (server: net.Server, bound: boolean) => {
+    for (const user of users) user.beforeListen?.(server, bound);
+  };
   const listen2SavingSyn: Listen2 = function listen2SavingSyn(address, port, addressType, backlog, fd, flags) {
-    for (const user of users) user.listened?.(this);
     if (this._handle != null) {
       // A handle it was given (server.listen(handle), a cluster SCHED_NONE handle bound by the
-      // primary): before listen(2) if it only was bound, else as early as can be.
+      // primary, a round-robin worker's stand-in): before listen(2) if it only was bound, else as
+      // early as can be.
       const own = handleFd(this._handle);
       if (own >= 0) hookSave(own);
+      before(this, true);
       return listen2.call(this, address, port, addressType, backlog, fd, flags);
     }
     if (typeof fd === 'number' && fd >= 0) {
       // server.listen({ fd }): the number is a socket already; Node listens on it below.
       hookSave(fd);
+      before(this, false);
       return listen2.call(this, address, port, addressType, backlog, fd, flags);
     }
     // A TCP port Node would bind itself (not a pipe: those come with port -1).
@@ -110,6 +119,7 @@ function wrap(internals: NetInternals, create: CreateServerHandle, listen2: List
       // On failure Node tries again itself below and reports the error its usual way.
       if (typeof handle === 'object') {
         this._handle = handle;
+        before(this, true);
         return listen2.call(this, boundAddress, port, boundType, backlog, fd, flags);
       }
     }
