@@ -319,7 +319,6 @@ onLinux('install(options)', () => {
       // A destroyed socket keeps what it said.
       expect(said(accepted)).toEqual({ address, port: clientPort, family });
     } finally {
-      
       server.close();
     }
   });
@@ -337,7 +336,6 @@ onLinux('install(options)', () => {
       accepted.destroy();
       client.destroy();
     } finally {
-      
       server.close();
     }
   });
@@ -361,7 +359,6 @@ onLinux('install(options)', () => {
       t.destroy();
       client.destroy();
     } finally {
-      
       server.close();
     }
   });
@@ -476,15 +473,20 @@ describeSockops('install() with clients whose kernel writes TOA', () => {
     const port = await listening(server, 0, '127.0.0.1');
     const readSyn = reads();
     try {
+      // remoteAddress first: this copy reads the SYN. Then register's method (possibly another
+      // copy of node-toa, loaded by an earlier test file in this worker) and an integration's
+      // resolver: a second read would find no SYN and answer the peer, so the client there proves
+      // they used the shared facts.
       const { seen, clientPort } = await greet(server, port, (s) => {
+        const remote = s.remoteAddress;
         const viaRegister = (s as unknown as { realRemoteAddress(o?: object): toa.RealAddress }).realRemoteAddress({ trustProxy: 'loopback' });
-        return { viaRegister: viaRegister.address, remote: s.remoteAddress };
+        const viaResolver = toa.createResolver({ trustProxy: '127.0.0.0/8' })(s);
+        return { remote, viaRegister: viaRegister.address, viaResolver: viaResolver.address };
       });
       const want = group.expected(clientPort).address;
-      expect(seen).toEqual({ viaRegister: want, remote: want });
+      expect(seen).toEqual({ remote: want, viaRegister: want, viaResolver: want });
       expect(readSyn()).toBe(1);
     } finally {
-      
       server.close();
     }
   });
