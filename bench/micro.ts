@@ -16,11 +16,11 @@ import { QUICK, ROOT, emit, envInt, loadToa, log, median } from './common';
 const toa = loadToa();
 // Private, and used only for the reference measure: the cheapest syscall the addon can make.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { binding } = require(path.join(ROOT, 'dist', 'binding.js')) as typeof Binding;
+const { binding } = require(path.join(ROOT, 'dist', 'addon', 'binding.js')) as typeof Binding;
 
 // The facts the resolver read, under the registry symbol every copy of node-toa shares. Read only
 // to check that the bench timed the real path: a SYN was there for every socket.
-const FACTS = Symbol.for('node-toa.connection-facts.v1');
+const FACTS = Symbol.for('node-toa.connection-facts.v2');
 
 const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
 const ROUNDS = envInt('BENCH_MICRO_ROUNDS', QUICK ? 16 : 80, 2, 500);
