@@ -133,6 +133,8 @@ export function decodeRecord(b: Uint8Array): SynRecord {
     const count = b[COUNT];
     if (count === 0) {
       record.options = NO_OPTIONS;
+    } else if (count === 1) {
+      record.options = [option(b, OPTIONS)]; // what a proxy sends: no growing array
     } else {
       const options: NativeToa[] = [];
       for (let i = 0; i < count; i++) options.push(option(b, OPTIONS + i * OPTION_SIZE));
