@@ -492,6 +492,52 @@ describeSockops('install() with clients whose kernel writes TOA', () => {
   });
 });
 
+describeSockops('install() beside the Express integration', () => {
+  let group: ToaCgroup;
+  let undo: (() => void) | undefined;
+  beforeAll(async () => {
+    group = await ToaCgroup.create({ packets: ['syn'] });
+  });
+  afterAll(async () => {
+    undo?.();
+    await group?.close();
+  });
+
+  it('toaMiddleware({ setIp }) and req.socket agree, the server counts as enabled (no late warning), one SYN read per connection', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.message);
+    process.on('warning', onWarning);
+    undo = toa.install({ trustProxy: 'loopback', ack: false });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const express = require('express') as typeof import('express');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { toaMiddleware } = require('../lib/express') as typeof import('../lib/express');
+    const app = express();
+    app.use(toaMiddleware({ trustProxy: 'loopback', setIp: true }));
+    app.get('/', (req, res) => {
+      res.json({ ip: req.ip, real: req.realRemoteAddress().address, socket: req.socket.remoteAddress });
+    });
+    const server = http.createServer(app);
+    const port = await listening(server, 0, '127.0.0.1');
+    const readSyn = reads();
+    try {
+      const r = await group.run(process.execPath, [path.join(__dirname, 'helpers', 'preload-client.js'), JSON.stringify({ kind: 'http', port, connections: [{ requests: 2 }, { requests: 1 }] })], { timeoutMs: 20_000 });
+      expect(r.code).toBe(0);
+      const conns = JSON.parse(r.stdout.trim()) as Array<{ localPort: number; responses: Array<{ body: string }> }>;
+      for (const c of conns) {
+        const want = group.expected(c.localPort).address;
+        for (const res of c.responses) expect(JSON.parse(res.body)).toEqual({ ip: want, real: want, socket: want });
+      }
+      expect(readSyn()).toBe(2);
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 // A child process: the preload in NODE_OPTIONS, as npm start, pm2 or a Docker CMD would pass it.
 onLinux('NODE_OPTIONS=--require node-toa/preload', () => {
   it('is picked up without any flag in the command', async () => {
