@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'build-bench');
-const PARTS = ['micro', 'floor', 'http', 'proxy', 'tap'];
+const PARTS = ['micro', 'floor', 'preload', 'preload-http', 'http', 'proxy', 'tap'];
 
 function parseArgs(argv) {
   const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
@@ -23,7 +23,7 @@ function parseArgs(argv) {
         if (!PARTS.includes(part)) throw new RangeError(`--only: unknown part '${part}' (parts: ${PARTS.join(', ')})`);
       }
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: npm run bench [-- --quick] [-- --only=micro,floor,http,proxy,tap] [-- --markdown]\n');
+      process.stdout.write(`usage: npm run bench [-- --quick] [-- --only=${PARTS.join(',')}] [-- --markdown]\n`);
       process.exit(0);
     } else throw new RangeError(`unknown argument '${arg}' (try --help)`);
   }
@@ -63,6 +63,21 @@ function build() {
     });
     fs.writeFileSync(path.join(OUT, name.replace(/\.ts$/, '.js')), outputText);
   }
+  // The sock_ops harness of the tests (clients whose kernel writes TOA), for the preload parts:
+  // transpiled beside the parts, its C sources copied (it builds into build/sockops either way).
+  const helpers = path.join(OUT, 'helpers');
+  fs.mkdirSync(path.join(helpers, 'sockops'), { recursive: true });
+  for (const name of ['sockops.ts', 'sockops-build.ts']) {
+    const source = fs.readFileSync(path.join(ROOT, 'test', 'helpers', name), 'utf8');
+    const { outputText } = ts.transpileModule(source, {
+      fileName: name,
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    });
+    fs.writeFileSync(path.join(helpers, name.replace(/\.ts$/, '.js')), outputText);
+  }
+  for (const name of fs.readdirSync(path.join(ROOT, 'test', 'helpers', 'sockops'))) {
+    fs.copyFileSync(path.join(ROOT, 'test', 'helpers', 'sockops', name), path.join(helpers, 'sockops', name));
+  }
   const floor = path.join(OUT, 'syscall-floor');
   const floorSource = path.join(__dirname, 'syscall-floor.c');
   if (!fs.existsSync(floor) || fs.statSync(floor).mtimeMs < fs.statSync(floorSource).mtimeMs) {
@@ -93,8 +108,8 @@ function part(file, args, env, timeoutSeconds) {
   return JSON.parse(lines[lines.length - 1]);
 }
 
-function nodePart(name, quick, timeoutSeconds) {
-  return part(process.execPath, [path.join(OUT, `${name}.js`)], quick ? { BENCH_QUICK: '1' } : {}, timeoutSeconds);
+function nodePart(name, quick, timeoutSeconds, env = {}) {
+  return part(process.execPath, [path.join(OUT, `${name}.js`)], { ...(quick ? { BENCH_QUICK: '1' } : {}), ...env }, timeoutSeconds);
 }
 
 // ---- output ----
@@ -171,6 +186,57 @@ function microTables(micro, floor, md) {
     ` (${fmt(micro.first.median / micro.remoteFirst.median, 2)}x socket.remoteAddress's first access)\n`;
   text += `  target cached call < 50 ns: ${verdict(micro.cached.median < 50)}\n`;
   return text;
+}
+
+function preloadTable(plain, toa, md) {
+  const x = (r) => `${fmt(r, 2)}x`;
+  const rows = [
+    ['first read, with the preload (the saved SYN read; loopback, no TOA)', fmt(plain.first.median), x(plain.ratio.median)],
+    ["first read, Node's own (getpeername), the same kind of connection", fmt(plain.nodeFirst.median), '1.00x'],
+  ];
+  if (toa && !toa.skipped) {
+    rows.push(
+      ['first read, with the preload, a trusted TOA in the SYN (the client)', fmt(toa.first.median), x(toa.ratio.median)],
+      ["first read, Node's own, those connections (the proxy)", fmt(toa.nodeFirst.median), '1.00x'],
+    );
+  }
+  rows.push(
+    ['cached read, with the preload', fmt(plain.cached.median, 1), ''],
+    ["cached read, Node's own", fmt(plain.nodeCached.median, 1), ''],
+  );
+  let text = table(
+    `Preload: socket.remoteAddress, ns per connection, median of ${plain.rounds} batches of ${plain.batch} fresh loopback connections ` +
+      `(after ${plain.warmup} warm-up rounds), with and without the preload interleaved in one process (x: median of the per-round ratios)`,
+    ['read', 'ns', 'vs Node'],
+    rows,
+    md,
+  );
+  const ratios = [plain.ratio.median, ...(toa && !toa.skipped ? [toa.ratio.median] : [])];
+  text += `\n  target first read <= 1.0x Node's first remoteAddress: ${verdict(Math.max(...ratios) <= 1.0)} (${ratios.map((r) => x(r)).join(', ')})\n`;
+  text += `  target cached read < 50 ns: ${verdict(plain.cached.median < 50)}\n`;
+  if (toa && toa.skipped) text += `  with TOA: skipped (${toa.skipped})\n`;
+  return text;
+}
+
+function preloadHttpTable(result, md) {
+  if (result.skipped) return `Preload, HTTP: skipped (${result.skipped})\n`;
+  const row = (label, r) => [
+    label,
+    `${fmt(r.cpuPlain, 1)} / ${fmt(r.cpuOther, 1)}`,
+    `${r.cpuDiff >= 0 ? '+' : ''}${fmt(r.cpuDiff, 1)}`,
+    `${r.cpuRatio >= 1 ? '+' : ''}${fmt((r.cpuRatio - 1) * 100, 1)} %`,
+    pct(r.rateRatio),
+    `${r.toa} / ${r.requests}`,
+    String(r.failures),
+  ];
+  return table(
+    `Preload, HTTP: a new connection per request, TOA in every SYN (conn-load.js in a ToaCgroup, ${result.parallel} at once, ` +
+      `${result.count} requests per server and round), a plain node:http server against the same with -r node-toa/preload, ` +
+      `both loaded at once, median of ${result.rounds} rounds`,
+    ['pair', 'server CPU us/req (plain / other)', 'us/req', 'CPU', 'req/s ratio', 'answered the TOA client', 'errors'],
+    [row('plain vs -r node-toa/preload', result.preload), row('control: plain vs plain', result.control)],
+    md,
+  ) + '\n  control: two identical plain servers measured the same way; its distance from 0 is the noise here\n';
 }
 
 const HTTP_TARGET = { 'keep-alive': 0.99, close: 0.97 };
@@ -276,6 +342,19 @@ function main() {
     results.floor = part(path.join(OUT, 'syscall-floor'), ['50', rounds], {}, 60);
     results.micro = nodePart('micro', args.quick, 120);
     const text = microTables(results.micro, results.floor, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('preload')) {
+    results.preload = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_TOA: '0' });
+    results.preloadToa = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_TOA: '1' });
+    const text = preloadTable(results.preload, results.preloadToa, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('preload-http')) {
+    results.preloadHttp = nodePart('preload-http', args.quick, 300);
+    const text = preloadHttpTable(results.preloadHttp, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }

@@ -3,6 +3,7 @@
 import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './core/resolver';
+import { defaultResolver, setDefaultResolver } from './core/defaults';
 import { snapshot, total, type MetricCounts, type RefusedReason } from './core/metrics';
 import type { RealAddress, ToaOptions } from './core/types';
 import { tapStats, type TapStats } from './tap/registry';
@@ -16,8 +17,8 @@ export type { AckOptions, TapOptions } from './tap/options';
 export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
 export { listen, type ListenOptions } from './server/listen';
 export { enableCluster, clusterPrimaryEnabled } from './server/cluster';
+export { install, installed, type InstallOptions } from './install/install';
 
-let defaults = new Resolver(compileOptions(undefined, 'configure'));
 // Options objects compiled before: passing the same object again costs a WeakMap lookup.
 const compiled = new WeakMap<object, Resolver>();
 
@@ -27,7 +28,7 @@ const compiled = new WeakMap<object, Resolver>();
  */
 export function configure(options: ToaOptions): void {
   if (options === undefined) throw new TypeError('configure(options): options must be an object, got undefined');
-  defaults = new Resolver(compileOptions(options, 'configure'));
+  setDefaultResolver(new Resolver(compileOptions(options, 'configure')));
 }
 
 // The options object of the last call, and its resolver: a handler passing the same constant
@@ -51,7 +52,7 @@ function contentKey(options: ToaOptions): string | undefined {
 }
 
 function resolverFor(options: ToaOptions | undefined, where: string): Resolver {
-  if (options === undefined) return defaults;
+  if (options === undefined) return defaultResolver();
   if (options === lastOptions) return lastResolver!;
   let r = typeof options === 'object' && options !== null ? compiled.get(options) : undefined;
   if (r === undefined) {
@@ -85,7 +86,7 @@ export function realRemoteAddress(socket: object, options?: ToaOptions): RealAdd
  * With no options it follows `configure()`, also when that is called later.
  */
 export function createResolver(options?: ToaOptions): (socket: object) => RealAddress {
-  if (options === undefined) return (socket) => defaults.resolve(socket);
+  if (options === undefined) return (socket) => defaultResolver().resolve(socket);
   const r = new Resolver(compileOptions(options, 'createResolver'));
   return (socket) => r.resolve(socket);
 }

@@ -142,6 +142,47 @@ Napi::Value ReadSyn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, result.err);
 }
 
+// A readSyn() bound to one kind table and one record, checked once (makeSynReader): per
+// connection only the fd and a boolean cross N-API. The typed arrays are held by references, so
+// their (off-heap) memory stays put and alive as long as the function.
+struct SynReader {
+  Napi::Reference<Napi::Uint8Array> table;
+  Napi::Reference<Napi::Uint8Array> record;
+  const uint8_t* table_data;
+  uint8_t* record_data;
+  bool with_name;
+};
+
+// reader(fd) -> errno (0 when read), the record filled as readSyn() fills it. The fd is read with
+// one N-API call (its status says whether it is a number).
+Napi::Value ReadSynBound(const Napi::CallbackInfo& info) {
+  const auto* reader = static_cast<const SynReader*>(info.Data());
+  int32_t fd = -1;
+  if (info.Length() < 1 || napi_get_value_int32(info.Env(), info[0], &fd) != napi_ok) {
+    throw Napi::TypeError::New(info.Env(), "fd must be a number");
+  }
+  if (fd < 0) throw Napi::RangeError::New(info.Env(), "fd must be >= 0");
+  const LookupResult result = DoLookup(fd, reader->table_data, reader->with_name);
+  WriteRecord(result, reader->record_data);
+  return Napi::Number::New(info.Env(), result.err);
+}
+
+// makeSynReader(kindTable, record, withPeerName) -> reader(fd)
+Napi::Value MakeSynReader(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint8_t* table = KindTableArgument(info, 0);
+  if (!IsRecord(info, 1)) throw Napi::TypeError::New(env, "record must be a Uint8Array of recordLayout.size bytes");
+  auto* reader = new SynReader();
+  reader->table = Napi::Persistent(info[0].As<Napi::Uint8Array>());
+  reader->record = Napi::Persistent(info[1].As<Napi::Uint8Array>());
+  reader->table_data = table;
+  reader->record_data = info[1].As<Napi::Uint8Array>().Data();
+  reader->with_name = info.Length() > 2 && info[2].ToBoolean().Value();
+  Napi::Function fn = Napi::Function::New(env, ReadSynBound, "readSyn", reader);
+  fn.AddFinalizer([](Napi::Env, SynReader* r) { delete r; }, reader);
+  return fn;
+}
+
 // createListener(host, port, backlog, reusePort, ipv6Only) -> fd, or -errno
 Napi::Value CreateListener(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -262,6 +303,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setSaveSyn", Napi::Function::New(env, SetSaveSyn, "setSaveSyn"));
   exports.Set("getSaveSyn", Napi::Function::New(env, GetSaveSyn, "getSaveSyn"));
   exports.Set("readSyn", Napi::Function::New(env, ReadSyn, "readSyn"));
+  exports.Set("makeSynReader", Napi::Function::New(env, MakeSynReader, "makeSynReader"));
   exports.Set("createListener", Napi::Function::New(env, CreateListener, "createListener"));
   exports.Set("isTcpListener", Napi::Function::New(env, IsTcpListener, "isTcpListener"));
   Napi::Object testing = Napi::Object::New(env);

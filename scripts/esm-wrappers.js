@@ -6,6 +6,14 @@ const path = require('node:path');
 
 const dist = path.join(__dirname, '..', 'dist');
 const entries = ['index', 'register', 'express', 'fastify', 'koa'];
+// Entry points that only do something when loaded (no exports): the wrapper imports them, and
+// this script must not load them itself (the preload would install node-toa in the build).
+const sideEffectOnly = ['preload'];
+
+for (const entry of sideEffectOnly) {
+  if (!fs.existsSync(path.join(dist, `${entry}.js`))) continue;
+  fs.writeFileSync(path.join(dist, `${entry}.mjs`), `import './${entry}.js';\n`);
+}
 
 for (const entry of entries) {
   const cjs = path.join(dist, `${entry}.js`);

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../lib/cli/doctor';
 import { verdict } from '../lib/cli/doctor-packets';
+import { checkPreload, preloadInCommand, splitNodeOptions } from '../lib/cli/preload-check';
 import { itNeeds, firstMissing, type Missing } from './helpers/requirements';
 import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
 import { installCopy, unprivileged, type Installed } from './helpers/unprivileged';
@@ -38,9 +39,9 @@ interface At {
 const CLONE: At = { bin: BIN, cwd: ROOT };
 
 /** Runs the CLI to completion (bounded). `prefix` runs it through another command (setpriv, ip netns exec). */
-function runCli(args: string[], prefix: string[] = [], at: At = CLONE): Finished {
+function runCli(args: string[], prefix: string[] = [], at: At = CLONE, env: NodeJS.ProcessEnv = process.env): Finished {
   const argv = [...prefix, process.execPath, at.bin, ...args];
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: at.cwd, encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: at.cwd, encoding: 'utf8', timeout: 20_000, env });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -225,6 +226,97 @@ describe('node-toa: usage', () => {
     const r = runCli(['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+});
+
+describe('doctor -- COMMAND: would node-toa/preload be active, and what would it trust', () => {
+  it.each([
+    [['node', '-r', 'node-toa/preload', 'app.js'], {}, 'argv', '-r node-toa/preload'],
+    [['node', '--require=node-toa/preload', 'app.js'], {}, 'argv', '--require=node-toa/preload'],
+    [['node', '--import', 'node-toa/preload', 'app.mjs'], {}, 'argv', '--import node-toa/preload'],
+    [['/usr/local/bin/node20', '--inspect', '-r', './node_modules/node-toa/dist/preload.js', 'app.js'], {}, 'argv', '-r ./node_modules/node-toa/dist/preload.js'],
+    [['node', '--max-old-space-size', '512', '--import=node-toa/preload', 'app.js'], {}, 'argv', '--import=node-toa/preload'],
+    [['node', 'app.js', '-r', 'node-toa/preload'], {}, null, undefined], // the app's own arguments
+    [['node', '-r', 'dotenv/config', 'app.js'], {}, null, undefined],
+    [['node', 'app.js'], { NODE_OPTIONS: '--max-old-space-size=512 --require node-toa/preload' }, 'NODE_OPTIONS', '--require node-toa/preload'],
+    [['npm', 'start'], { NODE_OPTIONS: '--import=node-toa/preload' }, 'NODE_OPTIONS', '--import=node-toa/preload'],
+    [['pm2-runtime', 'app.js'], {}, null, undefined],
+  ])('%j with %j', (command, env, via, flag) => {
+    expect(preloadInCommand(command, env)).toEqual({ via, node: /node/.test(command[0]), ...(flag === undefined ? {} : { flag }) });
+  });
+
+  it('splits NODE_OPTIONS as Node does (spaces, double quotes, escapes)', () => {
+    expect(splitNodeOptions(' -r  "node-toa/preload" --title "my \\"app\\""')).toEqual(['-r', 'node-toa/preload', '--title', 'my "app"']);
+    expect(splitNodeOptions('')).toEqual([]);
+  });
+
+  const found = () => '/app/node_modules/node-toa/dist/preload.js';
+  const ids = (checks: Array<{ id: string; status: string }>) => checks.map((c) => `${c.id}:${c.status}`);
+
+  it('active, trusting what NODE_TOA_TRUST_PROXY says, the tap as CAP_NET_RAW allows', () => {
+    const checks = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: '198.51.100.0/24, loopback' }, '/app', true, found);
+    expect(ids(checks)).toEqual(['preload:ok', 'preload-module:ok', 'trust:ok', 'ack:info', 'kinds:info', 'multiple:info']);
+    expect(checks[2].message).toBe('trusts TOA from 198.51.100.0/24, loopback (NODE_TOA_TRUST_PROXY)');
+    expect(checks[3].message).toMatch(/^NODE_TOA_ACK=auto: CAP_NET_RAW is there/);
+    expect(checks[4].message).toBe('TCP option kinds 200,253,254 (the default; NODE_TOA_KINDS)');
+    const noCap = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'on', NODE_TOA_KINDS: '200,28' }, '/app', false, found);
+    expect(ids(noCap)).toEqual(['preload:ok', 'preload-module:ok', 'trust:ok', 'ack:fail', 'kinds:info', 'multiple:info']);
+    expect(noCap[4].message).toBe('TCP option kinds 200,28 (NODE_TOA_KINDS)');
+  });
+
+  it('not active, not installed, nothing trusted, or a value the preload would stop at', () => {
+    const off = checkPreload(['node', 'app.js'], {}, '/app', true, found);
+    expect(ids(off)).toEqual(['preload:fail', 'trust:warn', 'ack:info', 'kinds:info', 'multiple:info']);
+    expect(off[0].message).toBe("`node app.js` does not load node-toa/preload: start it as `node -r node-toa/preload app.js`, or set NODE_OPTIONS='--require node-toa/preload'");
+    expect(ids(checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], {}, '/app', true, () => undefined)).slice(0, 2)).toEqual(['preload:ok', 'preload-module:fail']);
+    for (const [variable, value, id] of [['NODE_TOA_TRUST_PROXY', 'nonsense', 'trust'], ['NODE_TOA_ACK', 'yes', 'ack'], ['NODE_TOA_KINDS', '5', 'kinds'], ['NODE_TOA_MULTIPLE', 'x', 'multiple']]) {
+      const bad = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { [variable]: value }, '/app', true, found);
+      expect(bad[bad.length - 1]).toMatchObject({ id, status: 'fail' });
+      expect(bad[bad.length - 1].message).toContain(`${variable}='${value}'`);
+      expect(bad[bad.length - 1].message).toMatch(/the preload would stop the process at startup$/);
+    }
+  });
+});
+
+onLinux('node-toa doctor -- COMMAND', () => {
+  const env = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+    const e = { ...process.env, ...extra };
+    for (const k of ['NODE_OPTIONS', 'NODE_TOA_TRUST_PROXY', 'NODE_TOA_ACK', 'NODE_TOA_KINDS', 'NODE_TOA_MULTIPLE']) if (!(k in extra)) delete e[k];
+    return e;
+  };
+
+  test('the machine checks, then the preload\'s; exit 0 when it is active here', () => {
+    const r = runCli(['doctor', '--', 'node', '-r', 'node-toa/preload', 'app.js'], [], CLONE, env({ NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'off' }));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' ')).slice(5)).toEqual([
+      'ok preload', 'ok preload-module', 'ok trust', 'info ack', 'info kinds', 'info multiple', '`node -r',
+    ]);
+    expect(r.stdout).toContain(`node-toa/preload resolves from ${ROOT} to ${path.join(ROOT, 'dist', 'preload.js')}`);
+    expect(lines[lines.length - 1]).toBe('`node -r node-toa/preload app.js` gets node-toa/preload: socket.remoteAddress is the client for the proxies trusted above.');
+  });
+
+  test('exit 1 when the command would not load it; --json carries the preload checks', () => {
+    const r = runCli(['doctor', '--json', '--', 'node', 'app.js'], [], CLONE, env({}));
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as { command: string[]; preload: Array<{ id: string; status: string }>; preloadFailed: boolean; failed: boolean };
+    expect(report).toMatchObject({ command: ['node', 'app.js'], preloadFailed: true, failed: false });
+    expect(report.preload.map((c) => `${c.id}:${c.status}`).slice(0, 2)).toEqual(['preload:fail', 'trust:warn']);
+  });
+
+  test('with the preload in NODE_OPTIONS and a bad value, doctor itself still runs and names it', () => {
+    const r = runCli(['doctor', '--', 'npm', 'start'], [], CLONE, env({ NODE_OPTIONS: '--require node-toa/preload', NODE_TOA_MULTIPLE: 'both' }));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^ok {4}preload +`npm start` loads node-toa\/preload through NODE_OPTIONS/m);
+    expect(r.stdout).toMatch(/^FAIL {2}multiple +NODE_TOA_MULTIPLE='both' must be one of ignore, first, last: the preload would stop the process at startup$/m);
+  });
+
+  test('-- without a command is a usage error', () => {
+    const r = runCli(['doctor', '--']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^node-toa doctor: -- must be followed by the command to check/);
   });
 });
 

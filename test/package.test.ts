@@ -1,6 +1,6 @@
 // The published artefact: pack it with a prebuild, install the tarball into an empty project,
 // and use it from CommonJS, ESM and TypeScript, as a user would.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,8 +34,14 @@ server.listen(0, '127.0.0.1', () => net.connect(server.address().port, '127.0.0.
 
 const TS = `
 import * as net from 'node:net';
-import { realRemoteAddress, enable, type RealAddress, type ToaOptions } from 'node-toa';
+import { realRemoteAddress, enable, install, installed, type RealAddress, type ToaOptions, type InstallOptions } from 'node-toa';
 import 'node-toa/register';
+const io: InstallOptions = { trustProxy: 'loopback', ack: 'auto', kinds: [200, 254], multiple: 'first' };
+const undo: () => void = install(io);
+const on: boolean = installed();
+// @ts-expect-error: ack is 'auto', a boolean or TapOptions
+install({ ack: 'always' });
+undo(); void on;
 const options: ToaOptions = { trustProxy: ['198.51.100.0/24', 'loopback'], kinds: [200, { kind: 252, layout: 'vtoa' }] };
 enable(net.createServer((socket: net.Socket) => {
   const a: RealAddress = realRemoteAddress(socket, options);
@@ -47,6 +53,17 @@ enable(net.createServer((socket: net.Socket) => {
   const n: number = a.address;
   void source; void n;
 }));
+`;
+
+// An app that knows nothing of node-toa, started with the preload.
+const PRELOADED = `
+const net = require('node:net');
+const server = net.createServer((s) => {
+  const toa = require('node-toa');
+  console.log(JSON.stringify({ installed: toa.installed(), enabled: toa.isEnabled(server), remote: [s.remoteAddress, s.remoteFamily] }));
+  s.destroy(); server.close();
+});
+server.listen(0, '127.0.0.1', () => net.connect(server.address().port, '127.0.0.1').on('error', () => {}));
 `;
 
 const TSCONFIG = {
@@ -120,6 +137,20 @@ describe('the npm package', () => {
     expect(out.same).toBe(true);
     expect(out.answer).toMatchObject({ address: '127.0.0.1', source: 'peer' });
     expect(out.method).toEqual(out.answer);
+  });
+
+  it('node -r node-toa/preload and node --import node-toa/preload work from the installed package', () => {
+    fs.writeFileSync(path.join(app, 'server.cjs'), PRELOADED);
+    const env = { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'off' };
+    for (const flag of ['-r', '--import']) {
+      const out = execFileSync('node', [flag, 'node-toa/preload', 'server.cjs'], { cwd: app, env, encoding: 'utf8', timeout: 30_000 });
+      expect(JSON.parse(out)).toEqual({ installed: true, enabled: true, remote: ['127.0.0.1', 'IPv4'] });
+    }
+    const bad = spawnSync('node', ['-r', 'node-toa/preload', 'server.cjs'], { cwd: app, env: { ...env, NODE_TOA_ACK: 'sometimes' }, encoding: 'utf8', timeout: 30_000 });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toBe("node-toa/preload: NODE_TOA_ACK='sometimes' must be auto, on or off\n");
+    const files = (globalThis as { packFiles?: string[] }).packFiles!;
+    for (const f of ['dist/preload.js', 'dist/preload.mjs', 'dist/preload.d.ts', 'dist/install/install.js']) expect(files).toContain(f);
   });
 
   it('type-checks from TypeScript, with the net.Socket declaration merging', () => {

@@ -138,6 +138,11 @@ export interface NativeBinding {
   getSaveSyn(fd: number): number;
   /** Reads the saved SYN into `record` (decoded by addon/record.ts); returns the errno. */
   readSyn(fd: number, kindTable: Uint8Array, withPeerName: boolean, record: Uint8Array): number;
+  /**
+   * readSyn() bound to one kind table, one record and withPeerName, checked now: the returned
+   * function takes only the fd (and returns the errno). Optional: an addon built before it has none.
+   */
+  makeSynReader?(kindTable: Uint8Array, record: Uint8Array, withPeerName: boolean): (fd: number) => number;
   /** fd, or -errno */
   createListener(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   /** boolean, or -errno */

@@ -19,9 +19,41 @@ const L: NativeRecordLayout =
 
 /** Bytes readSyn() needs. */
 export const RECORD_SIZE = L.size;
+// The offsets as constants: read per connection, after a syscall (when the TLB is cold on hosts
+// with PTI), so each costs what little it can.
+const FLAGS = L.flags;
+const PEER = L.peer;
+const NAME = L.name;
+const COUNT = L.count;
+const OPTIONS = L.options;
+const OPTION_SIZE = L.optionSize;
+const OPTION_KIND = L.optionKind;
+const OPTION_LENGTH = L.optionLength;
+const OPTION_LAYOUT = L.optionLayout;
+const OPTION_STATUS_AT = L.optionStatus;
+const OPTION_CLIENT = L.optionClient;
+const OPTION_VID = L.optionVid;
+const OPTION_VIP = L.optionVip;
+const FLAG_SYN = L.flagSyn;
+const FLAG_PEER = L.flagPeer;
+const FLAG_NAME = L.flagName;
+const LAYOUT_VTOA = L.layoutVtoa;
+
+// The peers asking are mostly a handful of proxies (or the same clients again): their text is
+// made once. Keyed by the address as an int32 (a Smi, hashed cheaply). Bounded: a flood of
+// distinct sources only refills it.
+const IPV4_TEXT_LIMIT = 4096;
+const ipv4Text = new Map<number, string>();
 
 function ipv4(b: Uint8Array, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  const key = (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+  let text = ipv4Text.get(key);
+  if (text === undefined) {
+    text = `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+    if (ipv4Text.size >= IPV4_TEXT_LIMIT) ipv4Text.clear();
+    ipv4Text.set(key, text);
+  }
+  return text;
 }
 
 /** RFC 5952 text, as libuv's (and so Node's) inet_ntop writes it, dotted tail included. */
@@ -62,24 +94,29 @@ export function ipv6(b: Uint8Array, o: number): string {
 }
 
 function address(b: Uint8Array, o: number): NativeEndpoint {
-  const six = b[o] === 6;
-  return {
-    family: six ? 'IPv6' : 'IPv4',
-    address: six ? ipv6(b, o + 3) : ipv4(b, o + 3),
-    port: (b[o + 1] << 8) | b[o + 2],
-  };
+  const port = (b[o + 1] << 8) | b[o + 2];
+  if (b[o] !== 6) return { family: 'IPv4', address: ipv4(b, o + 3), port };
+  return { family: 'IPv6', address: ipv6(b, o + 3), port };
 }
 
 function option(b: Uint8Array, o: number): NativeToa {
-  const toa = address(b, o + L.optionClient) as NativeToa;
-  toa.kind = b[o + L.optionKind];
-  toa.length = b[o + L.optionLength];
-  toa.layout = b[o + L.optionLayout];
-  toa.status = b[o + L.optionStatus];
-  if (toa.layout === L.layoutVtoa) {
-    const v = o + L.optionVid;
+  const c = o + OPTION_CLIENT;
+  const port = (b[c + 1] << 8) | b[c + 2];
+  const six = b[c] === 6;
+  // One literal (one shape), not properties added one by one.
+  const toa: NativeToa = {
+    family: six ? 'IPv6' : 'IPv4',
+    address: six ? ipv6(b, c + 3) : ipv4(b, c + 3),
+    port,
+    kind: b[o + OPTION_KIND],
+    length: b[o + OPTION_LENGTH],
+    layout: b[o + OPTION_LAYOUT],
+    status: b[o + OPTION_STATUS_AT],
+  };
+  if (toa.layout === LAYOUT_VTOA) {
+    const v = o + OPTION_VID;
     toa.vid = ((b[v] << 24) | (b[v + 1] << 16) | (b[v + 2] << 8) | b[v + 3]) >>> 0;
-    toa.vip = address(b, o + L.optionVip);
+    toa.vip = address(b, o + OPTION_VIP);
   }
   return toa;
 }
@@ -88,19 +125,22 @@ function option(b: Uint8Array, o: number): NativeToa {
 const NO_OPTIONS: readonly NativeToa[] = Object.freeze([]);
 
 export function decodeRecord(b: Uint8Array): SynRecord {
-  const flags = b[L.flags];
-  const record: SynRecord = { syn: (flags & L.flagSyn) !== 0 };
-  if ((flags & L.flagPeer) !== 0) {
-    record.peer = address(b, L.peer);
-    const count = b[L.count];
+  const flags = b[FLAGS];
+  // One shape for every record (no properties added later).
+  const record: SynRecord = { syn: (flags & FLAG_SYN) !== 0, peer: undefined, options: undefined, name: undefined };
+  if ((flags & FLAG_PEER) !== 0) {
+    record.peer = address(b, PEER);
+    const count = b[COUNT];
     if (count === 0) {
       record.options = NO_OPTIONS;
+    } else if (count === 1) {
+      record.options = [option(b, OPTIONS)]; // what a proxy sends: no growing array
     } else {
       const options: NativeToa[] = [];
-      for (let i = 0; i < count; i++) options.push(option(b, L.options + i * L.optionSize));
+      for (let i = 0; i < count; i++) options.push(option(b, OPTIONS + i * OPTION_SIZE));
       record.options = options;
     }
   }
-  if ((flags & L.flagName) !== 0) record.name = address(b, L.name);
+  if ((flags & FLAG_NAME) !== 0) record.name = address(b, NAME);
   return record;
 }

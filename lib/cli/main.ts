@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
 import { watchPackets, type PacketWatch } from './doctor-packets';
+import { checkPreload } from './preload-check';
 import * as toa from '../index';
 import { listenProblem } from '../util/address';
 import { Inspector, formatRecord, formatSummary, endpointText, type ConnectionRecord } from './inspect';
@@ -15,13 +16,18 @@ const USAGE = `node-toa: the real client address of TCP connections that came th
 putting it into a TCP option (TOA), read from the saved SYN.
 
 Usage:
-  node-toa doctor [--json] [--listen PORT [--trust CIDR,...] [--ack] [--seconds 30] [--count 20]]
+  node-toa doctor [--json] [--listen PORT [--trust CIDR,...] [--ack] [--seconds 30] [--count 20]] [-- COMMAND...]
       Checks this machine, one line each: the addon, TCP_SAVE_SYN (really tried on a loopback
       connection), syncookies, a vendor TOA kernel module, CAP_NET_RAW for the ACK tap.
+      Exits with 1 when TOA cannot be read from the SYN here.
+      With a command (node-toa doctor -- node app.js): also whether node-toa/preload would be
+      active in it (its -r/--require/--import flags, NODE_OPTIONS) and what it would trust, from
+      NODE_TOA_TRUST_PROXY, NODE_TOA_ACK, NODE_TOA_KINDS, NODE_TOA_MULTIPLE as the preload reads
+      them. Exits with 1 when the preload would not load, or would stop the process.
       With --listen, then listens on PORT behind the proxy until --count connections or --seconds
       passed, and says which packet the TOA arrived in (with --ack the handshake ACK and the
-      first data packet are read too): whether the application needs the ACK tap.
-      Exits with 1 when TOA cannot be read from the SYN here (or, with --listen, none arrived).
+      first data packet are read too): whether the application needs the ACK tap. Exits with 1
+      when no TOA arrived from a trusted sender.
 
   node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack] [--json]
       Listens and prints a line for every connection: time, peer (the proxy), real client,
@@ -117,7 +123,11 @@ function packetWatch(values: Values): PacketWatch | null {
 const MARK: Record<CheckResult['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', info: 'info' };
 
 async function doctor(argv: string[]): Promise<number> {
-  const values = parse('doctor', argv, {
+  // `--` ends doctor's own options: what follows is the command to check.
+  const split = argv.indexOf('--');
+  const own = split < 0 ? argv : argv.slice(0, split);
+  const command = split < 0 ? undefined : argv.slice(split + 1);
+  const values = parse('doctor', own, {
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
     ...PACKET_WATCH_OPTIONS,
@@ -126,8 +136,17 @@ async function doctor(argv: string[]): Promise<number> {
     write(USAGE);
     return 0;
   }
+  if (command !== undefined && command.length === 0) throw usageError('node-toa doctor: -- must be followed by the command to check, e.g. node-toa doctor -- node app.js');
   const watch = packetWatch(values);
   const report = await runDoctor();
+  let preload: CheckResult[] = [];
+  if (command !== undefined) {
+    const cap = report.checks.find((c) => c.id === 'cap-net-raw');
+    const capNetRaw = cap === undefined || cap.status === 'info' ? undefined : cap.status === 'ok';
+    preload = checkPreload(command, process.env, process.cwd(), capNetRaw);
+  }
+  const preloadFailed = preload.some((c) => c.status === 'fail');
+  let packetFailed = false;
   if (watch !== null && !report.failed) {
     const seen = await watchPackets(watch, (port) => {
       if (values.json !== true) {
@@ -135,20 +154,25 @@ async function doctor(argv: string[]): Promise<number> {
       }
     });
     report.checks.push(seen);
-    report.failed = seen.status === 'fail';
+    packetFailed = seen.status === 'fail';
   }
   if (values.json === true) {
-    write(JSON.stringify(report));
+    write(JSON.stringify(command === undefined ? report : { ...report, command, preload, preloadFailed }));
   } else {
-    const width = Math.max(...report.checks.map((c) => c.id.length));
-    for (const c of report.checks) write(`${MARK[c.status]}  ${c.id.padEnd(width)}  ${c.message}`);
+    const all = [...report.checks, ...preload];
+    const width = Math.max(...all.map((c) => c.id.length));
+    for (const c of all) write(`${MARK[c.status]}  ${c.id.padEnd(width)}  ${c.message}`);
     write(
       report.failed
         ? 'TOA cannot be read from the SYN on this machine (see FAIL above).'
-        : 'TOA can be read here: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.',
+        : command === undefined
+          ? 'TOA can be read here: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.'
+          : preloadFailed
+            ? `\`${command.join(' ')}\` would not get real client addresses from node-toa/preload (see FAIL above).`
+            : `\`${command.join(' ')}\` gets node-toa/preload: socket.remoteAddress is the client for the proxies trusted above.`,
     );
   }
-  return report.failed ? 1 : 0;
+  return report.failed || preloadFailed || packetFailed ? 1 : 0;
 }
 
 // ---- inspect ----

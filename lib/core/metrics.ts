@@ -44,24 +44,42 @@ const byPort = new Map<number, MetricCounts>();
 // summed under port 0 so that the map stays bounded.
 const MAX_PORTS = 256;
 
-function add(m: MetricCounts, answer: RealAddress, reasons: number, savedSyn: boolean): void {
+function add(
+  m: MetricCounts,
+  source: RealAddress['source'],
+  packet: Packet | undefined,
+  kind: number | undefined,
+  reasons: number,
+  savedSyn: boolean,
+): void {
   m.connections++;
-  m.bySource[answer.source]++;
-  if (answer.packet !== undefined) m.byPacket[answer.packet]++;
-  if (answer.kind !== undefined) m.byKind[answer.kind] = (m.byKind[answer.kind] ?? 0) + 1;
+  m.bySource[source]++;
+  if (packet !== undefined) m.byPacket[packet]++;
+  if (kind !== undefined) m.byKind[kind] = (m.byKind[kind] ?? 0) + 1;
   if (reasons !== 0) for (const r of REASONS) if ((reasons & REASON_BIT[r]) !== 0) m.refused[r]++;
   if (!savedSyn) m.noSavedSyn++;
 }
 
-/** Counts the first resolution of one connection; `port` is its server's listening port, or 0. */
-export function count(port: number, answer: RealAddress, reasons: number, savedSyn: boolean): void {
-  add(total, answer, reasons, savedSyn);
+/**
+ * Counts the first resolution of one connection: its answer's source, packet and kind (as plain
+ * values, so the preload's fast path passes no object), the refusal bits, and whether the kernel
+ * had its SYN. `port` is its server's listening port, or 0.
+ */
+export function count(
+  port: number,
+  source: RealAddress['source'],
+  packet: Packet | undefined,
+  kind: number | undefined,
+  reasons: number,
+  savedSyn: boolean,
+): void {
+  add(total, source, packet, kind, reasons, savedSyn);
   let m = byPort.get(port);
   if (m === undefined) {
     if (byPort.size >= MAX_PORTS) m = byPort.get(0);
     if (m === undefined) byPort.set(byPort.size >= MAX_PORTS ? 0 : port, (m = zero()));
   }
-  add(m, answer, reasons, savedSyn);
+  add(m, source, packet, kind, reasons, savedSyn);
 }
 
 function copy(m: MetricCounts): MetricCounts {

@@ -5,53 +5,23 @@
 // primary; each worker then reads the saved SYN of the connections it gets, as usual.
 import cluster from 'node:cluster';
 import { readdirSync } from 'node:fs';
-import net = require('node:net');
 import { binding, savedSynAvailable } from '../addon/binding';
-import { errnoName } from '../util/errno';
 import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
+import { saveSynOn, useListenHook, type ListenHookUser } from './listen-hook';
 
 /** Set by enableCluster() in the primary; cluster.fork() passes the environment on to workers. */
 const ENV_MARK = 'NODE_TOA_CLUSTER';
 
-// Node's internals used here are the ones node:cluster itself relies on: `_createServerHandle`
-// (exported for cluster's SCHED_NONE handles) and `Server.prototype._listen2` (kept by Node as
-// a "legacy alias ... to avoid breaking code that wraps this method").
-type CreateServerHandle = (
-  address: string | null,
-  port: number,
-  addressType: number,
-  fd?: number,
-  flags?: number,
-) => { fd?: number } | number;
-type Listen2 = (
-  this: net.Server & { _handle?: object | null },
-  address: string | null,
-  port: number,
-  addressType: number,
-  backlog: number,
-  fd?: number,
-  flags?: number,
-) => void;
-interface NetInternals {
-  _createServerHandle?: CreateServerHandle;
-  Server: { prototype: { _listen2?: Listen2 } };
-}
-
-// Not TCP sockets (a unix socket of the primary): nothing to do, nothing to say.
-const NOT_TCP = new Set(['EOPNOTSUPP', 'ENOTSUP', 'ENOPROTOOPT', 'ENOTSOCK', 'EBADF']);
-
 let enabled = false;
 
-function saveSyn(fd: number): void {
-  if (binding === null) return;
-  const err = binding.setSaveSyn(fd, true);
-  if (err !== 0 && !NOT_TCP.has(errnoName(err))) {
+const clusterUser: ListenHookUser = {
+  saveSynFailed(name, err) {
     warnOnce(
       `NODE_TOA_CLUSTER_SAVE_SYN_${err}`,
-      `node-toa: enableCluster() could not set TCP_SAVE_SYN on a listening socket of the primary (${errnoName(err)}).`,
+      `node-toa: enableCluster() could not set TCP_SAVE_SYN on a listening socket of the primary (${name}).`,
     );
-  }
-}
+  },
+};
 
 /** Every TCP socket of this process in the listening state (its fds, from /proc/self/fd). */
 function listeningFds(): number[] {
@@ -75,63 +45,13 @@ function sweep(when: string): void {
   if (binding === null) return;
   for (const fd of listeningFds()) {
     if (binding.getSaveSyn(fd) !== 0) continue;
-    saveSyn(fd);
+    saveSynOn(fd, clusterUser);
     warnOnce(
       'NODE_TOA_CLUSTER_LATE',
       `node-toa: enableCluster() found a listening socket without TCP_SAVE_SYN ${when}; connections ` +
         'accepted on it before had no saved SYN. Call enableCluster() before cluster.fork().',
     );
   }
-}
-
-/**
- * Makes the primary's listening sockets save SYNs before they listen: the handle is bound
- * through `_createServerHandle` (hooked: TCP_SAVE_SYN right after bind(2)) and only then does
- * Node's own `_listen2` call listen(2) on it.
- */
-function hookListen(internals: NetInternals): boolean {
-  const create = internals._createServerHandle;
-  const proto = internals.Server.prototype;
-  const listen2 = proto._listen2;
-  if (typeof create !== 'function' || typeof listen2 !== 'function') return false;
-
-  const createWithSaveSyn: CreateServerHandle = function createServerHandleSavingSyn(...args) {
-    const handle = create(...args);
-    if (typeof handle === 'object' && handle !== null && typeof handle.fd === 'number' && handle.fd >= 0) {
-      saveSyn(handle.fd);
-    }
-    return handle;
-  };
-  internals._createServerHandle = createWithSaveSyn;
-
-  proto._listen2 = function listen2SavingSyn(address, port, addressType, backlog, fd, flags) {
-    // Only a TCP port Node would bind itself: not a handle it was given, an fd, or a pipe.
-    if (this._handle == null && typeof fd !== 'number' && typeof port === 'number' && port >= 0) {
-      // As Node's setupListenHandle: no address means '::', or '0.0.0.0' where IPv6 fails.
-      let handle: ReturnType<CreateServerHandle>;
-      let boundAddress = address;
-      let boundType = addressType;
-      if (!address) {
-        handle = createWithSaveSyn('::', port, 6, fd, flags);
-        boundAddress = '::';
-        boundType = 6;
-        if (typeof handle === 'number') {
-          handle = createWithSaveSyn('0.0.0.0', port, 4, fd, flags);
-          boundAddress = '0.0.0.0';
-          boundType = 4;
-        }
-      } else {
-        handle = createWithSaveSyn(address, port, addressType, fd, flags);
-      }
-      // On failure Node tries again itself below and reports the error its usual way.
-      if (typeof handle === 'object') {
-        this._handle = handle;
-        return listen2.call(this, boundAddress, port, boundType, backlog, fd, flags);
-      }
-    }
-    return listen2.call(this, address, port, addressType, backlog, fd, flags);
-  };
-  return true;
 }
 
 /**
@@ -160,8 +80,7 @@ export function enableCluster(): void {
   }
   enabled = true;
   process.env[ENV_MARK] = '1';
-  // The module object itself (not an ES namespace copy): cluster reads its properties at call time.
-  if (!hookListen(net as unknown as NetInternals)) {
+  if (useListenHook(clusterUser) === null) {
     warnOnce(
       'NODE_TOA_CLUSTER_NO_HOOK',
       'node-toa: this Node.js version lacks net._createServerHandle or Server.prototype._listen2; enableCluster() ' +

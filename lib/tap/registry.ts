@@ -91,6 +91,12 @@ export function removeTap(server: object, record: TapRecord): void {
   }
 }
 
+/** Closes the tap this copy opened for `server`, if any (install()'s undo). */
+export function closeTap(server: object): void {
+  const own = (server as TappedServer)[TAP];
+  if (own instanceof TapRecord) removeTap(server, own);
+}
+
 function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
   // The saved SYN's source is the connection's true peer (and one getpeername fewer).
   const found = shared.lookup(fd, kindTableAll(), facts.synPeer) as NativeTapHit | null;
@@ -99,6 +105,19 @@ function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
   facts.ackOptions = found.options;
   facts.ackPacket = found.packet;
   return true;
+}
+
+/** The tap a server carries (this copy's or another's), or undefined. */
+export function serverTap(server: object): SharedTap | undefined {
+  return (server as TappedServer)[TAP];
+}
+
+/** What `serverTap()` returns: opaque outside this module. */
+export type ServerTap = SharedTap;
+
+/** lookupTap() with the server's tap already looked up (`undefined`: it has none). */
+export function lookupServerTap(tap: SharedTap | undefined, fd: number, facts: ConnectionFacts): void {
+  if (tap !== undefined) ask(tap, fd, facts);
 }
 
 /** Adds what the server's tap kept of this socket's connection to `facts`: a property read when the server has none. */

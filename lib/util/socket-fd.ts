@@ -14,7 +14,10 @@ interface SocketLike {
 /** The socket's file descriptor, or -1 when it has none (destroyed, a pipe, an in-memory stream). */
 export function socketFd(socket: object): number {
   const handle = (socket as SocketLike)._handle;
-  if (handle === null || handle === undefined || (socket as SocketLike).destroyed === true) return -1;
+  if (handle === null || handle === undefined) return -1;
+  // net.Socket drops its handle as it is destroyed; the flag is asked only after (it is a getter
+  // into two more objects, which on a fresh socket are cold memory).
+  if ((socket as SocketLike).destroyed === true) return -1;
   const fd = handle.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }

@@ -1,0 +1,96 @@
+// The preload's configuration, from the environment: NODE_TOA_TRUST_PROXY, NODE_TOA_ACK,
+// NODE_TOA_KINDS, NODE_TOA_MULTIPLE. Each bad value is an error naming the variable and the value,
+// so a start command with a typo stops at once instead of serving with the wrong trust.
+import { compileKinds } from '../core/kinds';
+import { MULTIPLE_VALUES, type Multiple } from '../core/select';
+import { compileTrust } from '../core/trust';
+import type { InstallOptions } from './install';
+
+/** The variables, in the order they are documented. */
+export const ENV_VARIABLES = ['NODE_TOA_TRUST_PROXY', 'NODE_TOA_ACK', 'NODE_TOA_KINDS', 'NODE_TOA_MULTIPLE'] as const;
+
+export type EnvVariable = (typeof ENV_VARIABLES)[number];
+
+/** A bad value in the environment. `variable` and `value` say which. */
+export class EnvError extends Error {
+  readonly code = 'ERR_TOA_BAD_ENV';
+  constructor(
+    readonly variable: EnvVariable,
+    readonly value: string,
+    why: string,
+  ) {
+    super(`node-toa: ${variable}='${value}' ${why}`);
+    this.name = 'EnvError';
+  }
+}
+
+const ACK_VALUES = ['auto', 'on', 'off'] as const;
+
+/** A variable's value, trimmed; undefined when unset or empty (`NODE_TOA_KINDS=` in a shell). */
+function read(env: NodeJS.ProcessEnv, name: EnvVariable): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw;
+}
+
+function trustProxy(value: string): InstallOptions['trustProxy'] {
+  const text = value.trim();
+  if (text === 'false') return false;
+  if (text === 'true') return true;
+  try {
+    compileTrust(text);
+  } catch (error) {
+    const why = (error as Error).message.replace(/^trustProxy: /, '').replace(/ \(in .*\)$/, '');
+    throw new EnvError(
+      'NODE_TOA_TRUST_PROXY',
+      value,
+      `is not a list of proxies: ${why} (expected IP addresses, CIDR ranges or loopback, linklocal, uniquelocal, comma-separated)`,
+    );
+  }
+  return text;
+}
+
+function ack(value: string): InstallOptions['ack'] {
+  const text = value.trim();
+  if ((ACK_VALUES as readonly string[]).includes(text)) return text === 'on' ? true : text === 'off' ? false : 'auto';
+  throw new EnvError('NODE_TOA_ACK', value, 'must be auto, on or off');
+}
+
+function kinds(value: string): number[] {
+  const parts = value.split(',').map((p) => p.trim());
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) {
+      throw new EnvError('NODE_TOA_KINDS', value, 'must be TCP option kinds from 9 to 255, comma-separated, such as 200,253,254,28');
+    }
+  }
+  const list = parts.map(Number);
+  try {
+    compileKinds(list);
+  } catch (error) {
+    throw new EnvError('NODE_TOA_KINDS', value, `is not usable: ${(error as Error).message}`);
+  }
+  return list;
+}
+
+function multiple(value: string): Multiple {
+  const text = value.trim();
+  if ((MULTIPLE_VALUES as readonly string[]).includes(text)) return text as Multiple;
+  throw new EnvError('NODE_TOA_MULTIPLE', value, `must be one of ${MULTIPLE_VALUES.join(', ')}`);
+}
+
+/**
+ * The install() options the environment asks for. Unset (or empty) variables are left out, so
+ * install()'s defaults apply. Throws an EnvError for the first bad value.
+ */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): InstallOptions {
+  const options: InstallOptions = {};
+  const t = read(env, 'NODE_TOA_TRUST_PROXY');
+  if (t !== undefined) options.trustProxy = trustProxy(t);
+  const a = read(env, 'NODE_TOA_ACK');
+  if (a !== undefined) options.ack = ack(a);
+  const k = read(env, 'NODE_TOA_KINDS');
+  if (k !== undefined) options.kinds = kinds(k);
+  const m = read(env, 'NODE_TOA_MULTIPLE');
+  if (m !== undefined) options.multiple = multiple(m);
+  return options;
+}

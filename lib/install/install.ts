@@ -1,0 +1,197 @@
+// install(): the whole process at once, as a vendor kernel module would do it but with trust.
+// Every TCP server saves SYNs from before listen(2) (the listen hook), optionally with the ACK tap,
+// and accepted sockets' remoteAddress/remotePort/remoteFamily are the client's when a trusted
+// proxy gave it (sockets.ts). node-toa/preload calls it with the environment's options.
+import cluster from 'node:cluster';
+import type * as net from 'node:net';
+import { binding, savedSynAvailable } from '../addon/binding';
+import { CORE_KEYS, checkOptionKeys, compileOptions } from '../core/options';
+import { defaultResolver, setDefaultResolver } from '../core/defaults';
+import { Resolver } from '../core/resolver';
+import type { ToaOptions } from '../core/types';
+import { useListenHook, type ListenHookUser } from '../server/listen-hook';
+import { checkTapSupport, openTap } from '../tap/open';
+import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
+import { closeTap } from '../tap/registry';
+import { show } from '../util/show';
+import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
+import { patchSockets } from './sockets';
+
+/** Options of `install(options)`: the core's, and `ack`. */
+export interface InstallOptions extends ToaOptions {
+  /**
+   * The ACK tap, for proxies that put TOA into the handshake ACK or first data packet: `'auto'`
+   * (default) opens it on every TCP server where the process has CAP_NET_RAW and else reads SYNs
+   * only (with one warning); `true` (or `{ capacity, maxAge }`) requires it (install() throws
+   * without CAP_NET_RAW); `false` reads SYNs only.
+   */
+  ack?: 'auto' | boolean | TapOptions;
+}
+
+const KEYS: readonly string[] = [...CORE_KEYS, 'ack'];
+/** Where the options came from, for messages: the code's call, or node-toa/preload's environment. */
+export type InstallOrigin = 'install(options)' | 'preload';
+
+/** Set in the primary, as enableCluster() does: cluster.fork() passes it to the workers. */
+const CLUSTER_MARK = 'NODE_TOA_CLUSTER';
+
+let current: (() => void) | null = null;
+
+/** Whether install() (or node-toa/preload) is on in this process (this thread). */
+export function installed(): boolean {
+  return current !== null;
+}
+
+function alreadyInstalled(): Error {
+  const error = new Error(
+    'node-toa: install() is already on in this process (node-toa/preload, or an earlier install()); ' +
+      'call the function the first install() returned before installing again',
+  ) as NodeJS.ErrnoException;
+  error.code = 'ERR_TOA_ALREADY_INSTALLED';
+  return error;
+}
+
+type AckMode = { tap: CompiledTap | null; auto: boolean };
+
+function compileAck(value: unknown, where: string): AckMode {
+  if (value === undefined || value === 'auto') return { tap: compileTap(true, where), auto: true };
+  if (typeof value === 'string' || (typeof value !== 'boolean' && (typeof value !== 'object' || value === null || Array.isArray(value)))) {
+    throw new TypeError(
+      `${where}: options.ack must be 'auto', a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got ${show(value)}`,
+    );
+  }
+  return { tap: compileTap(value, where), auto: false };
+}
+
+const EPERM = 1;
+const EACCES = 13;
+
+/** For ack 'auto': whether a tap can open here; says once why not. */
+function autoTapPossible(origin: InstallOrigin): boolean {
+  const how = origin === 'preload' ? 'NODE_TOA_ACK=off' : "ack: false";
+  if (binding === null || !binding.tapSupported) return false; // not Linux: SYNs are all there is
+  const err = binding.probePacketSocket();
+  if (err === 0) return true;
+  const why = err === EPERM || err === EACCES ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (errno ${err})`;
+  warnOnce(
+    'NODE_TOA_ACK_SYN_ONLY',
+    `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (DPVS, ` +
+      `Huawei NAT64) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), or set ${how} to say SYNs are enough.`,
+  );
+  return false;
+}
+
+function warnTrustNone(origin: InstallOrigin): void {
+  warnOnce(
+    'NODE_TOA_TRUST_NONE',
+    origin === 'preload'
+      ? 'node-toa/preload: NODE_TOA_TRUST_PROXY is not set, so no proxy is trusted and socket.remoteAddress stays the peer. ' +
+          "Set it to your proxies' addresses, e.g. NODE_TOA_TRUST_PROXY=198.51.100.0/24 (IPs, CIDR ranges, loopback; comma-separated)."
+      : "node-toa install(): no trustProxy, so no proxy is trusted and socket.remoteAddress stays the peer. Pass your proxies' addresses, e.g. install({ trustProxy: '198.51.100.0/24' }).",
+  );
+}
+
+// node:cluster's round-robin primary listens with a server of its own, made with
+// net.createServer(assert.fail) (Node's internal assert: a function named fail), and hands each
+// connection to a worker. The workers, which resolve, open their own tap; one in the primary
+// would only read every packet once more. (Should this ever not match, that tap is only waste.)
+function isClusterInternal(server: net.Server): boolean {
+  if (!cluster.isPrimary || Object.keys(cluster.workers ?? {}).length === 0) return false;
+  const listeners = server.listeners('connection');
+  return listeners.length === 1 && listeners[0].name === 'fail';
+}
+
+/**
+ * Opens the tap of a server about to listen: before listen(2) where the handle is bound (no
+ * connection can have come yet, so none is missed: opening takes milliseconds), else on
+ * 'listening' (a server given an fd).
+ */
+function tapBeforeListen(server: net.Server, bound: boolean, tap: CompiledTap, tapped: Set<net.Server>): void {
+  if (isClusterInternal(server)) return;
+  const open = () => {
+    try {
+      openTap(server, tap);
+      tapped.add(server);
+      server.once('close', () => tapped.delete(server));
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      warnOnce(e.code ?? 'NODE_TOA_ACK_FAILED', `${e.message} (the server listens on; TOA is read from SYNs only)`);
+    }
+  };
+  if (bound) open();
+  else server.once('listening', open);
+}
+
+/** install() for node-toa/preload and the public call; `origin` words the messages. */
+export function installFrom(options: InstallOptions | undefined, origin: InstallOrigin): () => void {
+  const where = 'install(options)';
+  checkOptionKeys(options, KEYS, where);
+  const { ack, ...core } = options ?? {};
+  const ackMode = compileAck(ack, where);
+  const resolver = new Resolver(compileOptions(core, where));
+  if (current !== null) throw alreadyInstalled();
+  // The capability is checked now, where it was asked for ('on' throws ERR_TOA_NO_CAP_NET_RAW).
+  let tap: CompiledTap | null = null;
+  if (ackMode.tap !== null) {
+    if (ackMode.auto) tap = autoTapPossible(origin) ? ackMode.tap : null;
+    else tap = checkTapSupport() ? ackMode.tap : null;
+  }
+  if (core.trustProxy === undefined) warnTrustNone(origin);
+  if (!savedSynAvailable || binding === null) warnSavedSynUnsupported();
+
+  const tapped = new Set<net.Server>();
+  const user: ListenHookUser = {
+    saveSynFailed(name, err) {
+      warnOnce(
+        `NODE_TOA_SAVE_SYN_${err}`,
+        `node-toa: setsockopt(TCP_SAVE_SYN) failed with ${name}; TOA cannot be read on this server.`,
+      );
+    },
+    beforeListen(server, bound) {
+      if (tap !== null) tapBeforeListen(server, bound, tap, tapped);
+    },
+  };
+  const unhook = savedSynAvailable ? useListenHook(user) : null;
+  if (savedSynAvailable && unhook === null) {
+    warnOnce(
+      'NODE_TOA_INSTALL_NO_HOOK',
+      'node-toa: this Node.js lacks net._createServerHandle or Server.prototype._listen2, so install() cannot set ' +
+        'TCP_SAVE_SYN before listen(2); servers must be started with toa.listen() or toa.enable().',
+    );
+  }
+  const unpatch = patchSockets(resolver);
+  // Calls without options (realRemoteAddress(socket), socket.realRemoteAddress(), the
+  // integrations) follow the installed trust, as after configure(); undo puts the previous back.
+  const previousDefaults = defaultResolver();
+  setDefaultResolver(resolver);
+  const hadMark = process.env[CLUSTER_MARK];
+  if (savedSynAvailable && cluster.isPrimary) process.env[CLUSTER_MARK] = '1';
+
+  const undo = () => {
+    if (current !== undo) return;
+    current = null;
+    unpatch();
+    unhook?.();
+    if (defaultResolver() === resolver) setDefaultResolver(previousDefaults);
+    for (const server of tapped) closeTap(server);
+    tapped.clear();
+    if (hadMark === undefined) delete process.env[CLUSTER_MARK];
+    else process.env[CLUSTER_MARK] = hadMark;
+  };
+  current = undo;
+  return undo;
+}
+
+/**
+ * Turns node-toa on for the whole process, first thing in the entry file: every TCP server the
+ * process creates from now on saves SYNs from before listen(2), and `socket.remoteAddress`,
+ * `remotePort` and `remoteFamily` of accepted sockets are the client's when a trusted proxy gave
+ * it, else exactly Node's own. Returns the function that undoes it. `node-toa/preload` is this
+ * with the options from the environment.
+ *
+ * @throws TypeError/RangeError for a bad option (naming it and the value); Error
+ *   `ERR_TOA_ALREADY_INSTALLED` when on already; `ERR_TOA_NO_CAP_NET_RAW` for `ack: true` without the capability.
+ */
+export function install(options?: InstallOptions): () => void {
+  return installFrom(options, 'install(options)');
+}
