@@ -430,6 +430,28 @@ describeSockops('install() with clients whose kernel writes TOA', () => {
     return { seen, clientPort: (JSON.parse(r.stdout.trim()) as { localPort: number }).localPort };
   }
 
+  it("metrics() counts the preload's first reads, its fast answers too: a TOA client and a plain one", async () => {
+    undo = toa.install({ trustProxy: 'loopback', ack: false });
+    const server = net.createServer();
+    const port = await listening(server, 0, '127.0.0.1');
+    expect(toa.metrics().ports[port]).toBeUndefined();
+    const { seen, clientPort } = await greet(server, port, (s) => s.remoteAddress);
+    expect(seen).toBe(group.expected(clientPort).address);
+    const { accepted, client } = await accept(server, port);
+    expect(accepted.remoteAddress).toBe('127.0.0.1');
+    accepted.destroy();
+    client.destroy();
+    expect(toa.metrics().ports[port]).toEqual({
+      connections: 2,
+      bySource: { toa: 1, kernel: 0, peer: 1 },
+      byPacket: { syn: 1, ack: 0, data: 0 },
+      byKind: { 254: 1 },
+      refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
+      noSavedSyn: 0,
+    });
+    server.close();
+  });
+
   it('a trusted proxy: the client, in its own family, also on a dual-stack socket; the proxy stays readable with the installed trust', async () => {
     undo = toa.install({ trustProxy: 'loopback', ack: false });
     const server = net.createServer();
@@ -440,7 +462,7 @@ describeSockops('install() with clients whose kernel writes TOA', () => {
       address: want.address,
       port: clientPort,
       family: 'IPv4',
-      real: { address: want.address, port: clientPort, family: 'IPv4', source: 'toa', kind: 254, proxy: { address: '127.0.0.1', port: clientPort, family: 'IPv4' } },
+      real: { address: want.address, port: clientPort, family: 'IPv4', source: 'toa', kind: 254, packet: 'syn', proxy: { address: '127.0.0.1', port: clientPort, family: 'IPv4' } },
     });
     server.close();
   });
