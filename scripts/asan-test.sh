@@ -4,7 +4,8 @@
 # runtime into node (node itself is not instrumented, so the runtime must come first), and points
 # lib/addon/binding.ts at the sanitized addon with NODE_TOA_ADDON. Fails on any sanitizer report.
 # Leak detection is off: node does not free everything at exit.
-# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts).
+# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts
+# test/preload.test.ts, the last for the preload's bound reader, makeSynReader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,7 @@ if [ -n "${ASAN_TESTS:-}" ]; then
   read -r -a tests <<<"$ASAN_TESTS"
 else
   tests=(test/parse.test.ts)
-  for f in test/socket*.test.ts; do [ -e "$f" ] && tests+=("$f"); done
+  for f in test/socket*.test.ts test/preload.test.ts; do [ -e "$f" ] && tests+=("$f"); done
 fi
 
 echo "asan-test: $addon with $(basename "$runtime") on ${tests[*]}"

@@ -163,6 +163,33 @@ describe('the environment (env.ts)', () => {
   });
 });
 
+onLinux('makeSynReader (the first read\u2019s native call)', () => {
+  it('checks its arrays once, then takes only the fd; fills the record as readSyn() does', async () => {
+    const table = new Uint8Array(256);
+    table[254] = 3;
+    const size = binding!.recordLayout.size;
+    expect(() => binding!.makeSynReader!(new Uint8Array(10), new Uint8Array(size), false)).toThrow(new RangeError('kind table must hold 256 bytes'));
+    expect(() => binding!.makeSynReader!(table, new Uint8Array(10), false)).toThrow(new TypeError('record must be a Uint8Array of recordLayout.size bytes'));
+    const record = new Uint8Array(size);
+    const read = binding!.makeSynReader!(table, record, true);
+    expect(() => read('x' as unknown as number)).toThrow(new TypeError('fd must be a number'));
+    expect(() => read(-1)).toThrow(new RangeError('fd must be >= 0'));
+    const server = net.createServer();
+    const port = await listening(server, 0, '127.0.0.1');
+    binding!.setSaveSyn((server as unknown as { _handle: { fd: number } })._handle.fd, true);
+    const { accepted, client } = await accept(server, port);
+    const fd = (accepted as unknown as { _handle: { fd: number } })._handle.fd;
+    expect(read(fd)).toBe(0);
+    const L = binding!.recordLayout;
+    expect(record[L.flags]).toBe(L.flagSyn | L.flagPeer | L.flagName); // with the peer name, as asked
+    expect(read(fd)).toBe(0); // the SYN is gone: read, but nothing there
+    expect(record[L.flags] & L.flagSyn).toBe(0);
+    accepted.destroy();
+    client.destroy();
+    server.close();
+  });
+});
+
 onLinux('install(options)', () => {
   let undo: (() => void) | undefined;
   afterEach(() => {
