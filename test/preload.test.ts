@@ -285,6 +285,23 @@ onLinux('install(options)', () => {
     }
   });
 
+  it('servers that listened before install() get TCP_SAVE_SYN at install(), with one warning', async () => {
+    const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const early = [net.createServer(), net.createServer()];
+    try {
+      for (const s of early) await listening(s, 0, '127.0.0.1');
+      expect(early.map((s) => toa.isEnabled(s))).toEqual([false, false]);
+      undo = toa.install({ trustProxy: 'loopback', ack: false });
+      expect(early.map((s) => toa.isEnabled(s))).toEqual([true, true]);
+      const codes = emitWarning.mock.calls.map((c) => (c[1] as { code?: string } | undefined)?.code);
+      expect(codes).toEqual(['NODE_TOA_INSTALL_LATE']);
+      expect(String(emitWarning.mock.calls[0][0])).toMatch(/^node-toa: install\(\) found 2 listening sockets without TCP_SAVE_SYN and set it; /);
+    } finally {
+      emitWarning.mockRestore();
+      for (const s of early) s.close();
+    }
+  });
+
   it('a server listening on a handle or an fd it was given gets TCP_SAVE_SYN too (before listen(2) where it only was bound)', async () => {
     // Both before install(): no TCP_SAVE_SYN on them.
     const given = net.createServer();
@@ -391,9 +408,7 @@ onLinux('install(options)', () => {
   });
 
   it('pipes, sockets never connected and in-memory streams are untouched, silently', async () => {
-    const warnings: string[] = [];
-    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.message);
-    process.on('warning', onWarning);
+    const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     undo = toa.install({ trustProxy: 'loopback', ack: false });
     const file = path.join(os.tmpdir(), `node-toa-preload-${process.pid}.sock`);
     fs.rmSync(file, { force: true });
@@ -409,8 +424,9 @@ onLinux('install(options)', () => {
     client.destroy();
     server.close();
     await new Promise((resolve) => setImmediate(resolve));
-    process.off('warning', onWarning);
-    expect(warnings).toEqual([]);
+    const calls = emitWarning.mock.calls.length;
+    emitWarning.mockRestore();
+    expect(calls).toBe(0);
   });
 
   it('undo restores Node: new servers do not save SYNs, new sockets ask getpeername', async () => {
@@ -531,9 +547,7 @@ describeSockops('install() beside the Express integration', () => {
   });
 
   it('toaMiddleware({ setIp }) and req.socket agree, the server counts as enabled (no late warning), one SYN read per connection', async () => {
-    const warnings: string[] = [];
-    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.message);
-    process.on('warning', onWarning);
+    const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     undo = toa.install({ trustProxy: 'loopback', ack: false });
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const express = require('express') as typeof import('express');
@@ -556,9 +570,9 @@ describeSockops('install() beside the Express integration', () => {
         for (const res of c.responses) expect(JSON.parse(res.body)).toEqual({ ip: want, real: want, socket: want });
       }
       expect(readSyn()).toBe(2);
-      expect(warnings).toEqual([]);
+      expect(emitWarning).not.toHaveBeenCalled();
     } finally {
-      process.off('warning', onWarning);
+      emitWarning.mockRestore();
       server.closeAllConnections();
       server.close();
     }
