@@ -9,7 +9,8 @@
 # (a report there breaks the test's empty-stderr check), and python3, which injects packets on lo,
 # runs unharmed under the preloaded runtime.
 # Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts
-# test/ack-table.test.ts).
+# test/ack-table.test.ts test/preload.test.ts, the last for the preload's bound reader,
+# makeSynReader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,8 +41,7 @@ if [ -n "${ASAN_TESTS:-}" ]; then
   read -r -a tests <<<"$ASAN_TESTS"
 else
   tests=(test/parse.test.ts)
-  for f in test/socket*.test.ts; do [ -e "$f" ] && tests+=("$f"); done
-  tests+=(test/ack-table.test.ts)
+  for f in test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts; do [ -e "$f" ] && tests+=("$f"); done
 fi
 
 echo "asan-test: $addon with $(basename "$runtime") on ${tests[*]}"

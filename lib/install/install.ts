@@ -9,7 +9,8 @@ import { CORE_KEYS, checkOptionKeys, compileOptions } from '../core/options';
 import { defaultResolver, setDefaultResolver } from '../core/defaults';
 import { Resolver } from '../core/resolver';
 import type { ToaOptions } from '../core/types';
-import { useListenHook, type ListenHookUser } from '../server/listen-hook';
+import { listeningFds } from '../server/cluster';
+import { saveSynOn, useListenHook, type ListenHookUser } from '../server/listen-hook';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { closeTap } from '../tap/registry';
@@ -122,6 +123,24 @@ function tapBeforeListen(server: net.Server, bound: boolean, tap: CompiledTap, t
   else server.once('listening', open);
 }
 
+/** TCP listeners the process had before install(): TCP_SAVE_SYN now, and one warning. */
+function lateListeners(user: ListenHookUser): void {
+  let late = 0;
+  for (const fd of listeningFds()) {
+    if (binding!.getSaveSyn(fd) !== 0) continue;
+    saveSynOn(fd, user);
+    late++;
+  }
+  if (late > 0) {
+    warnOnce(
+      'NODE_TOA_INSTALL_LATE',
+      `node-toa: install() found ${late} listening socket${late === 1 ? '' : 's'} without TCP_SAVE_SYN and set it; ` +
+        'connections accepted before had no saved SYN (and their remoteAddress is the peer). Call install() (or use ' +
+        'node -r node-toa/preload) before any server listens.',
+    );
+  }
+}
+
 /** install() for node-toa/preload and the public call; `origin` words the messages. */
 export function installFrom(options: InstallOptions | undefined, origin: InstallOrigin): () => void {
   const where = 'install(options)';
@@ -159,6 +178,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
         'TCP_SAVE_SYN before listen(2); servers must be started with toa.listen() or toa.enable().',
     );
   }
+  if (savedSynAvailable) lateListeners(user);
   const unpatch = patchSockets(resolver);
   // Calls without options (realRemoteAddress(socket), socket.realRemoteAddress(), the
   // integrations) follow the installed trust, as after configure(); undo puts the previous back.

@@ -24,7 +24,7 @@ const clusterUser: ListenHookUser = {
 };
 
 /** Every TCP socket of this process in the listening state (its fds, from /proc/self/fd). */
-function listeningFds(): number[] {
+export function listeningFds(): number[] {
   if (binding === null) return [];
   let names: string[];
   try {
