@@ -137,6 +137,25 @@ function twoPorts(): [number, number] {
   return [a, a + 1];
 }
 
+/** Packet sockets a process holds (its fds' socket inodes found in /proc/net/packet). */
+function packetSockets(pid: number): number {
+  const inodes = new Set(
+    fs.readFileSync('/proc/net/packet', 'utf8').trim().split('\n').slice(1).map((line) => line.trim().split(/\s+/).pop()),
+  );
+  let n = 0;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    let target = '';
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m && inodes.has(m[1])) n++;
+  }
+  return n;
+}
+
 const body = (c: Connection, i = 0) => JSON.parse(c.responses[i].body) as Record<string, unknown>;
 
 let certDir: string;
@@ -344,6 +363,25 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       }
       expect(pids.size).toBe(2);
       expect(app.stderr()).not.toMatch(/NODE_TOA_NO_LISTENING_FD|Error/);
+    });
+
+    it('with NODE_TOA_ACK=on each worker taps the port itself: TOA only in the handshake ACK reaches both', async () => {
+      const app = await start('cluster.js', { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'on' });
+      const pids = new Set<number>();
+      for (let i = 0; i < 10 && pids.size < 2; i++) {
+        const conns = await withToa(ackGroup, { kind: 'http', port: app.port, connections: [{ requests: 1 }, { requests: 1 }] });
+        for (const c of conns) {
+          const b = body(c) as { pid: number };
+          expect(b).toMatchObject({ remoteAddress: ackGroup.expected(c.localPort).address, remotePort: c.localPort, remoteFamily: 'IPv4' });
+          pids.add(b.pid);
+        }
+      }
+      expect(pids.size).toBe(2);
+      expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
+      // The taps are the workers' (two packet sockets each); the primary, which only hands the
+      // connections on, has none.
+      expect(packetSockets(app.child.pid!)).toBe(0);
+      for (const pid of pids) expect(packetSockets(pid)).toBe(2);
     });
   });
 });

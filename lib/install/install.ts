@@ -179,7 +179,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     );
   }
   if (savedSynAvailable) lateListeners(user);
-  const unpatch = patchSockets(resolver);
+  // Where no SYN can be read (not Linux, no addon) the sockets stay Node's, at Node's cost.
+  const unpatch = savedSynAvailable ? patchSockets(resolver) : () => undefined;
   // Calls without options (realRemoteAddress(socket), socket.realRemoteAddress(), the
   // integrations) follow the installed trust, as after configure(); undo puts the previous back.
   const previousDefaults = defaultResolver();

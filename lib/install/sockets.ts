@@ -110,7 +110,9 @@ export function patchSockets(resolver: Resolver): () => void {
     const source = (found as RealAddress).source;
     // The client: a trusted option itself (it has a kind), or a decided answer that is not the peer.
     if (source === undefined ? (found as NativeToa).kind !== undefined : source !== 'peer') {
-      peer = { address: found.address, family: found.family, port: found.port };
+      // The trusted option itself where it is one (its address, family and port are the client's;
+      // what else it says stays readable): no copy on the commonest TOA connection.
+      peer = source === undefined ? (found as NativeToa) : { address: found.address, family: found.family, port: found.port };
     } else if (socket._peername !== undefined) {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.
       return socket._peername;
