@@ -1,6 +1,7 @@
 // What every part of the benchmark shares: where the package is, statistics, and how a part hands
 // its result to bench/run.js (one JSON line on stdout; everything human goes to stderr).
 import { spawnSync } from 'node:child_process';
+import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as Toa from '../lib/index';
@@ -53,4 +54,25 @@ export function pinToCpu(pid: number, cpu: number): boolean {
   if (process.platform !== 'linux' || os.cpus().length < 2 || process.env.BENCH_NO_PIN === '1') return false;
   const r = spawnSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
   return r.status === 0;
+}
+
+/**
+ * The next `count` connections `server` accepts (bounded at 10 s). `start` opens them once the
+ * listener is in place; it may fail the wait (a client's error).
+ */
+export function acceptN(server: net.Server, count: number, start: (fail: (error: Error) => void) => void): Promise<net.Socket[]> {
+  return new Promise((resolve, reject) => {
+    const accepted: net.Socket[] = [];
+    const timer = setTimeout(() => reject(new Error(`accepted ${accepted.length} of ${count} in 10 s`)), 10_000);
+    const onConnection = (socket: net.Socket) => {
+      accepted.push(socket);
+      if (accepted.length === count) {
+        clearTimeout(timer);
+        server.off('connection', onConnection);
+        resolve(accepted);
+      }
+    };
+    server.on('connection', onConnection);
+    start(reject);
+  });
 }

@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type * as Binding from '../lib/addon/binding';
-import { QUICK, ROOT, emit, envInt, loadToa, log, median } from './common';
+import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median } from './common';
 
 const toa = loadToa();
 // Private, and used only for the reference measure: the cheapest syscall the addon can make.
@@ -41,26 +41,16 @@ function listen(server: net.Server): Promise<number> {
   });
 }
 
-function openBatch(server: net.Server, port: number, count: number): Promise<Batch> {
-  return new Promise((resolve, reject) => {
-    const accepted: net.Socket[] = [];
-    const clients: net.Socket[] = [];
-    const timer = setTimeout(() => reject(new Error(`accepted ${accepted.length} of ${count} in 10 s`)), 10_000);
-    const onConnection = (socket: net.Socket) => {
-      accepted.push(socket);
-      if (accepted.length === count) {
-        clearTimeout(timer);
-        server.off('connection', onConnection);
-        resolve({ accepted, clients });
-      }
-    };
-    server.on('connection', onConnection);
+async function openBatch(server: net.Server, port: number, count: number): Promise<Batch> {
+  const clients: net.Socket[] = [];
+  const accepted = await acceptN(server, count, (fail) => {
     for (let i = 0; i < count; i++) {
       const client = net.connect(port, '127.0.0.1');
-      client.on('error', reject);
+      client.on('error', fail);
       clients.push(client);
     }
   });
+  return { accepted, clients };
 }
 
 function closeBatch(batch: Batch): void {

@@ -18,7 +18,7 @@
 // in a child inside a ToaCgroup, so every SYN carries a TOA from a trusted peer (loopback).
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { QUICK, ROOT, emit, envInt, loadToa, log, median } from './common';
+import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median } from './common';
 
 const toa = loadToa();
 
@@ -48,23 +48,6 @@ function listen(server: net.Server): Promise<number> {
     server.once('error', reject);
     // No host: '::', dual stack, so Node writes these IPv4 peers as ::ffff:127.0.0.1, and so must we.
     server.listen(0, 4096, () => resolve((server.address() as net.AddressInfo).port));
-  });
-}
-
-function acceptN(server: net.Server, count: number, start: () => void): Promise<net.Socket[]> {
-  return new Promise((resolve, reject) => {
-    const accepted: net.Socket[] = [];
-    const timer = setTimeout(() => reject(new Error(`accepted ${accepted.length} of ${count} in 10 s`)), 10_000);
-    const onConnection = (socket: net.Socket) => {
-      accepted.push(socket);
-      if (accepted.length === count) {
-        clearTimeout(timer);
-        server.off('connection', onConnection);
-        resolve(accepted);
-      }
-    };
-    server.on('connection', onConnection);
-    start();
   });
 }
 

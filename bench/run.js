@@ -67,7 +67,7 @@ function build() {
   // transpiled beside the parts, its C sources copied (it builds into build/sockops either way).
   const helpers = path.join(OUT, 'helpers');
   fs.mkdirSync(path.join(helpers, 'sockops'), { recursive: true });
-  for (const name of ['sockops.ts', 'sockops-build.ts']) {
+  for (const name of ['sockops.ts', 'sockops-build.ts', 'real-process.ts', 'requirements.ts']) {
     const source = fs.readFileSync(path.join(ROOT, 'test', 'helpers', name), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       fileName: name,
