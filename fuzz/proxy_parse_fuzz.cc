@@ -138,7 +138,8 @@ void CheckOk(const uint8_t* data, size_t len, size_t max_size, const toa::ProxyH
 void Run(const uint8_t* data, size_t len, size_t max_size) {
   const toa::ProxyHeader h = Parse(data, len, max_size);
   Check(h.status <= toa::kProxyTooLarge);
-  Check((h.reason != toa::kReasonNone) == (h.status == toa::kProxyMalformed));
+  Check((h.reason != toa::kReasonNone) == (h.status == toa::kProxyMalformed || h.status == toa::kProxyTooLarge));
+  Check(h.status != toa::kProxyTooLarge || h.reason == toa::kReasonTooLarge);
   Check(h.reason < toa::kReasonCount && toa::ProxyReasonText(h.reason) != nullptr);
   if (h.status == toa::kProxyOk) {
     CheckOk(data, len, max_size, h);

@@ -43,6 +43,7 @@ const char* const kReasonTexts[kReasonCount] = {
     "v2 SSL sub-TLV overruns the SSL TLV",
     "too many SSL sub-TLVs",
     "v2 duplicate SSL TLV",
+    "header longer than maxSize",
 };
 
 struct Crc32cTable {
@@ -66,7 +67,7 @@ uint32_t ReadU32(const uint8_t* p) {
 
 void Finish(ProxyHeader* out, ProxyStatus status, ProxyReason reason = kReasonNone) {
   out->status = status;
-  out->reason = reason;
+  out->reason = status == kProxyTooLarge ? kReasonTooLarge : reason;
   if (status == kProxyOk) return;
   out->has_addresses = false;
   out->source = ProxyEndpoint();

@@ -44,10 +44,12 @@ enum ProxyReason : uint8_t {
   kReasonV2SslOverrun,
   kReasonV2TooManySslTlvs,
   kReasonV2DuplicateSsl,
+  kReasonTooLarge,  // the reason of every kProxyTooLarge
   kReasonCount,
 };
 
-// A short static English text for a reason ("" for kReasonNone): what the binding reports.
+// A short static English text for a reason ("" for kReasonNone): what the binding reports. Every
+// kProxyMalformed and kProxyTooLarge has a reason; no other status has one.
 const char* ProxyReasonText(ProxyReason reason);
 
 enum ProxyCommand : uint8_t { kProxyCommandLocal = 0, kProxyCommandProxy = 1 };

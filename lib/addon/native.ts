@@ -53,7 +53,10 @@ export interface NativeProxyHeader {
    * 16-byte fixed part is in, else 0. 0 otherwise.
    */
   length: number;
-  /** malformed: a short English reason ('bad CRC32c', 'v1 line without CRLF', ...); '' otherwise */
+  /**
+   * malformed and tooLarge: a short English reason ('bad CRC32c', 'v1 line without CRLF', ...;
+   * tooLarge: 'header longer than maxSize'); '' otherwise
+   */
   reason: string;
   /** 1 | 2 once the whole signature is in; 0 before, and for notProxy */
   version: number;
