@@ -19,10 +19,7 @@ for (const entry of entries) {
   const cjs = path.join(dist, `${entry}.js`);
   if (!fs.existsSync(cjs)) continue;
   const names = Object.keys(require(cjs)).filter((n) => n !== 'default' && n !== '__esModule');
-  // createRequire, not `import mod from './x.js'`: Deno gives a CommonJS module that sets
-  // __esModule no default export, so the default import failed there; require is the same
-  // module instance as CommonJS users get on Node, Bun and Deno alike.
-  const lines = [`import { createRequire } from 'node:module';`, `const mod = createRequire(import.meta.url)('./${entry}.js');`];
+  const lines = [`import mod from './${entry}.js';`];
   if (names.length > 0) lines.push(`export const { ${names.join(', ')} } = mod;`);
   lines.push(`export default ${'default' in require(cjs) ? 'mod.default' : 'mod'};`, '');
   fs.writeFileSync(path.join(dist, `${entry}.mjs`), lines.join('\n'));
