@@ -50,9 +50,9 @@ const bin = (name: string) => path.join(ROOT, 'node_modules', '.bin', name);
 const RUNTIMES: Runtime[] = [
   { name: 'node', command: [process.execPath], savedSyn: { net: true, http: true }, warnings: [] },
   // Bun's net.Server is a kernel socket with its fd on _handle; its http.Server is Bun.serve underneath, without one.
-  { name: 'bun', command: [bin('bun')], savedSyn: { net: true, http: false }, warnings: ['NODE_TOA_NO_LISTENING_FD'] },
+  { name: 'bun', command: [bin('bun')], savedSyn: { net: true, http: false }, warnings: ['NODE_TOA_NO_FD_RUNTIME'] },
   // Deno's node:net and node:http sockets expose no fd at all.
-  { name: 'deno', command: [bin('deno'), 'run', '-A'], savedSyn: { net: false, http: false }, warnings: ['NODE_TOA_NO_LISTENING_FD'] },
+  { name: 'deno', command: [bin('deno'), 'run', '-A'], savedSyn: { net: false, http: false }, warnings: ['NODE_TOA_NO_FD_RUNTIME'] },
 ];
 
 function missingRuntime(r: Runtime): string | null {
