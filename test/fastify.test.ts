@@ -66,7 +66,10 @@ describe.each([
     await app.close();
   });
 
-  it('inject(): realRemoteAddress() answers as a peer, without throwing; setIp keeps request.ip', () => {
+  // Node 18 cannot require() an ES module, and Fastify 5's inject loads light-my-request 6, which
+  // does (Fastify 5 needs Node 20): that one case is skipped there, by name.
+  const no18 = framework === 'fastify5' && Number(process.versions.node.split('.')[0]) < 20;
+  (no18 ? it.skip : it)(`inject(): realRemoteAddress() answers as a peer, without throwing; setIp keeps request.ip${no18 ? ' (skipped: Node 18 cannot require() an ES module, as Fastify 5 inject needs)' : ''}`, () => {
     expect(injectInChild(framework as 'fastify5' | 'fastify4')).toEqual({
       status: 200,
       body: { real: { address: '127.0.0.1', port: 0, family: 'IPv4', source: 'peer' }, ip: '127.0.0.1' },

@@ -11,6 +11,7 @@ import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { checkOptionKeys } from '../core/options';
 import { clusterPrimaryEnabled } from './cluster';
 import { typeName } from '../util/show';
+import { otherRuntime } from '../util/runtime';
 
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */
 export function enableListening(server: Server): boolean {
@@ -22,6 +23,15 @@ export function enableListening(server: Server): boolean {
   if (fd < 0) {
     // A round-robin worker: the primary's enableCluster() already saves the SYNs it accepts.
     if (clusterPrimaryEnabled()) return false;
+    const runtime = otherRuntime();
+    if (runtime !== null) {
+      warnOnce(
+        'NODE_TOA_NO_FD_RUNTIME',
+        `node-toa: under ${runtime} this server's socket has no file descriptor, so TOA cannot be read on it ` +
+          "(answers are the peer's); see the README, \"Node versions and runtimes\".",
+      );
+      return false;
+    }
     warnOnce(
       'NODE_TOA_NO_LISTENING_FD',
       'node-toa: this server has no listening socket of its own (a node:cluster worker?). ' +

@@ -169,6 +169,18 @@ function whenListening(server: net.Server, start: () => void): Promise<void> {
   });
 }
 
+// Node 18 sends listen(handle) in a cluster worker to the primary, which cannot listen on it
+// (ERR_INVALID_ARG_VALUE there); Node 19 and later listen in the worker. On 18 a worker does what
+// Node itself does outside a worker: the server takes the handle, then its _listen2.
+const HANDLE_GOES_TO_PRIMARY = cluster.isWorker && Number(process.versions.node.split('.')[0]) < 19;
+
+type Listen2 = net.Server & { _handle: unknown; _listen2(address: null, port: number, addressType: number, backlog: number): void };
+
+function listenHere(server: net.Server, holder: net.Socket, backlog: number): void {
+  (server as Listen2)._handle = (holder as unknown as { _handle: unknown })._handle;
+  (server as Listen2)._listen2(null, -1, -1, backlog);
+}
+
 /**
  * Hands a listening fd to `server`. `server.listen({ fd })` would not do in a node:cluster
  * worker: Node sends the fd's number to the primary, where it means nothing. `listen(handle)`
@@ -186,7 +198,8 @@ function adopt(server: net.Server, fd: number, backlog: number): Promise<void> {
   }
   return whenListening(server, () => {
     try {
-      server.listen(holder, backlog);
+      if (HANDLE_GOES_TO_PRIMARY) listenHere(server, holder, backlog);
+      else server.listen(holder, backlog);
     } catch (error) {
       holder.destroy();
       throw error;

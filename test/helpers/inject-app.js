@@ -2,7 +2,13 @@
 // argv[2] and prints { status, body }. A child process of its own because light-my-request 6
 // needs an ES-module-only dependency (cookie 2) that plain Node loads and jest's loader cannot.
 'use strict';
-const inject = require('light-my-request');
+// light-my-request 6 require()s an ES module, which Node 18 cannot; there the 5.x that Fastify 4
+// brings (CommonJS, the same call) serves Express and Koa.
+const inject = require(
+  Number(process.versions.node.split('.')[0]) < 20
+    ? require.resolve('light-my-request', { paths: [require.resolve('fastify4')] })
+    : 'light-my-request',
+);
 
 const frameworks = {
   async express5() {
