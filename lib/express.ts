@@ -1,4 +1,6 @@
 // `node-toa/express`: the entry point; the integration is lib/frameworks/express.ts.
+// Node's types come with this entry point (see index.ts).
+/// <reference types="node" preserve="true" />
 import { toaMiddleware } from './frameworks/express';
 
 export * from './frameworks/express';

@@ -1,4 +1,6 @@
 // `node-toa/fastify`: the entry point; the integration is lib/frameworks/fastify.ts.
+// Node's types come with this entry point (see index.ts).
+/// <reference types="node" preserve="true" />
 import { fastifyToa } from './frameworks/fastify';
 
 export * from './frameworks/fastify';

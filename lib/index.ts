@@ -1,5 +1,8 @@
 // node-toa: the real client address of TCP connections that came through an L4 proxy which puts
 // it into a TCP option (TOA), read from the saved SYN, without a kernel module.
+// The published .d.ts use Node's types (net.Socket, servers): bring @types/node along, since TypeScript 7
+// (and any tsconfig with `types`) no longer includes @types/* on its own. preserve: tsc >= 5.5 drops it otherwise.
+/// <reference types="node" preserve="true" />
 import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './core/resolver';

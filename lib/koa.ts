@@ -1,4 +1,6 @@
 // `node-toa/koa`: the entry point; the integration is lib/frameworks/koa.ts.
+// Node's types come with this entry point (see index.ts).
+/// <reference types="node" preserve="true" />
 import { toaKoa } from './frameworks/koa';
 
 export * from './frameworks/koa';

@@ -2,6 +2,8 @@
 // NODE_OPTIONS): install() with the options of the environment (NODE_TOA_TRUST_PROXY, NODE_TOA_ACK,
 // NODE_TOA_KINDS, NODE_TOA_MULTIPLE), before the app's first line. A bad value, or NODE_TOA_ACK=on
 // without CAP_NET_RAW, stops the process here with one line naming the variable and the value.
+// Node's types come with this entry point (see index.ts).
+/// <reference types="node" preserve="true" />
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { optionsFromEnv } from './install/env';

@@ -1,5 +1,7 @@
 // `require('node-toa/register')`: adds socket.realRemoteAddress(options?) to every net.Socket
 // (and so to tls.TLSSocket and the sockets of http, https and http2 servers).
+// Node's types come with this entry point (see index.ts).
+/// <reference types="node" preserve="true" />
 import { Socket } from 'node:net';
 import { realRemoteAddress } from './index';
 import type { RealAddress, ToaOptions } from './core/types';
