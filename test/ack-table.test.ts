@@ -518,7 +518,7 @@ describeTap('enable(server, { ack })', () => {
     expect(() => enable(s, { ack: 'yes' } as never)).toThrow(
       new TypeError(`${where}: options.ack must be a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got 'yes'`),
     );
-    expect(() => enable(s, { acks: true } as never)).toThrow(new TypeError(`${where}: unknown option 'acks' (known: ack)`));
+    expect(() => enable(s, { acks: true } as never)).toThrow(new TypeError(`${where}: unknown option 'acks' (known: ack, proxyProtocol, trustProxy)`));
     expect(() => enable(s, 'ack' as never)).toThrow(new TypeError(`${where}: options must be an object, got string`));
     expect(() => enable(s, { ack: { size: 1 } } as never)).toThrow(
       new TypeError(`${where}: unknown option 'ack.size' (known: capacity, maxAge)`),

@@ -82,11 +82,12 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
 
     const expected = {
       connections: 16,
-      bySource: { toa: 7, kernel: 0, peer: 9 },
+      bySource: { toa: 7, kernel: 0, 'proxy-protocol': 0, peer: 9 },
       byPacket: { syn: 3, ack: 2, data: 2 },
       byKind: { 200: 5, 254: 2 },
       refused: { untrusted: 2, ambiguous: 2, malformed: 1, tfoCookie: 1 },
       noSavedSyn: 2,
+      proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
     };
     const m = toa.metrics();
     const { ports, tap, ...sum } = m;

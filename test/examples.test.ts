@@ -62,11 +62,11 @@ function stop(r: Running): Promise<void> {
  * curl reports the port it was given (`%{local_port}`), which is what the answer must name.
  */
 const LOCAL_PORT_MARK = '\n--local-port:';
-function curl(port: number): Promise<{ body: string; localPort: number }> {
+function curl(port: number, extra: string[] = []): Promise<{ body: string; localPort: number }> {
   return new Promise((resolve, reject) => {
     execFile(
       'curl',
-      ['-sS', '--max-time', '5', '--write-out', `${LOCAL_PORT_MARK}%{local_port}`, `http://127.0.0.1:${port}/hello`],
+      ['-sS', '--max-time', '5', ...extra, '--write-out', `${LOCAL_PORT_MARK}%{local_port}`, `http://127.0.0.1:${port}/hello`],
       { timeout: 10000 },
       (error, stdout, stderr) => {
         if (error) return reject(new Error(`curl: ${stderr || error.message}`));
@@ -95,6 +95,23 @@ onLinux('examples', () => {
       );
       // No node-toa warning: the addon loaded and the listening socket saves SYNs.
       expect(running.stderr()).toBe('');
+    } finally {
+      await stop(running);
+    }
+  });
+
+  it('node examples/proxy-protocol.js reads the header curl --haproxy-protocol sends, and closes a connection without one', async () => {
+    const running = await run('proxy-protocol.js');
+    try {
+      const { body, localPort } = await curl(running.port, ['--haproxy-protocol']);
+      expect(body).toBe(`hello 127.0.0.1:${localPort} (proxy-protocol)\n`);
+      const deadline = Date.now() + 3000;
+      while (!running.lines.some((l) => l.includes(`:${localPort} `)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(running.lines.find((l) => l.includes(`:${localPort} `))).toBe(
+        `GET /hello from 127.0.0.1:${localPort} (proxy-protocol via 127.0.0.1 v1 PROXY)`,
+      );
+      // Required: without a header the trusted peer's connection is closed (curl: empty reply).
+      await expect(curl(running.port)).rejects.toThrow(/Empty reply|reset|closed/i);
     } finally {
       await stop(running);
     }

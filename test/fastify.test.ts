@@ -48,7 +48,7 @@ describe.each([
   ['Fastify 4', fastify4, 'fastify4'],
 ])('%s', (_name, fastify, framework) => {
   it.each([
-    [{ trustproxy: true }, TypeError, "fastifyToa(options): unknown option 'trustproxy' (known: trustProxy, kinds, multiple, setIp, ack)"],
+    [{ trustproxy: true }, TypeError, "fastifyToa(options): unknown option 'trustproxy' (known: trustProxy, kinds, multiple, setIp, ack, proxyProtocol)"],
     [{ setIp: 1 }, TypeError, 'fastifyToa(options): setIp must be a boolean, got 1'],
     [{ trustProxy: {} }, TypeError, 'trustProxy must be a boolean, a string, an array of strings or a function, got {}'],
   ])('register(fastifyToa, %p): ready() rejects with %p', async (options, type, message) => {

@@ -261,7 +261,7 @@ describe('toa.listen options', () => {
     [undefined, TypeError, 'listen(server, options): options must be an object such as { port: 3000 }, got undefined'],
     [null, TypeError, 'listen(server, options): options must be an object such as { port: 3000 }, got null'],
     [{}, TypeError, 'listen(server, options): options.port is required (0 for any free port)'],
-    [{ port: 80, hots: 'x' }, TypeError, "listen(server, options): unknown option 'hots' (known: port, host, backlog, reusePort, ipv6Only, ack)"],
+    [{ port: 80, hots: 'x' }, TypeError, "listen(server, options): unknown option 'hots' (known: port, host, backlog, reusePort, ipv6Only, ack, proxyProtocol, trustProxy)"],
     [{ port: 1.5 }, TypeError, 'listen(server, options): options.port must be an integer from 0 to 65535, got 1.5'],
     [{ port: 'http' }, TypeError, "listen(server, options): options.port must be an integer from 0 to 65535, got 'http'"],
     [{ port: 65536 }, RangeError, 'listen(server, options): options.port must be from 0 to 65535, got 65536'],

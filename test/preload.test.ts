@@ -199,7 +199,7 @@ onLinux('install(options)', () => {
 
   it('checks its options like every call: TypeError/RangeError naming option and value, unknown keys refused', () => {
     expect(() => toa.install({ trustproxy: 'loopback' } as never)).toThrow(
-      new TypeError("install(options): unknown option 'trustproxy' (known: trustProxy, kinds, multiple, ack)"),
+      new TypeError("install(options): unknown option 'trustproxy' (known: trustProxy, kinds, multiple, ack, proxyProtocol)"),
     );
     expect(() => toa.install('loopback' as never)).toThrow(new TypeError('install(options): options must be an object, got string'));
     expect(() => toa.install({ ack: 'sometimes' as never })).toThrow(
@@ -486,11 +486,12 @@ describeSockops('install() with clients whose kernel writes TOA', () => {
     client.destroy();
     expect(toa.metrics().ports[port]).toEqual({
       connections: 2,
-      bySource: { toa: 1, kernel: 0, peer: 1 },
+      bySource: { toa: 1, kernel: 0, 'proxy-protocol': 0, peer: 1 },
       byPacket: { syn: 1, ack: 0, data: 0 },
       byKind: { 254: 1 },
       refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
       noSavedSyn: 0,
+      proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
     });
     server.close();
   });

@@ -17,7 +17,7 @@ declare module 'fastify' {
   }
 }
 
-/** The core options (trustProxy, kinds, multiple), setIp (`request.ip` is the client too) and ack. */
+/** The core options (trustProxy, kinds, multiple), setIp (`request.ip` is the client too), ack and proxyProtocol. */
 export type FastifyToaOptions = IntegrationOptions;
 
 // Options Fastify itself reads from register()'s second argument; the plugin ignores them.
@@ -38,7 +38,7 @@ function ownOptions(options: unknown): FastifyToaOptions | undefined {
 const plugin: FastifyPluginCallback<FastifyToaOptions> = (fastify, options, done) => {
   let compiled;
   try {
-    compiled = compileIntegration(ownOptions(options), 'fastifyToa(options)');
+    compiled = compileIntegration(ownOptions(options), 'fastifyToa(options)', true);
   } catch (error) {
     done(error as Error);
     return;

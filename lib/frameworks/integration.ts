@@ -8,12 +8,14 @@ import {
   isEnabled,
   type AckOptions,
   type EnableOptions,
+  type ProxyProtocolOption,
   type RealAddress,
   type ToaOptions,
 } from '../index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
 import { CORE_KEYS, checkOptionKeys } from '../core/options';
 import { compileTap } from '../tap/options';
+import { compileProxyProtocol } from '../proxy/options';
 import { isServer } from '../util/server-like';
 import { show } from '../util/show';
 import { emitToaWarning } from '../util/warnings';
@@ -31,9 +33,16 @@ export interface IntegrationOptions extends ToaOptions {
    * as `enable(server, { ack })`. Default `false`.
    */
   ack?: boolean | AckOptions;
+  /**
+   * The Fastify plugin only (it enables its own server): read a PROXY protocol header from the
+   * peers in `trustProxy` first, as `enable(server, { proxyProtocol })`. Express and Koa meet their
+   * server too late: enable the server with it, and the middleware reads what it found.
+   */
+  proxyProtocol?: ProxyProtocolOption;
 }
 
 const KEYS: readonly string[] = [...CORE_KEYS, 'setIp', 'ack'];
+const SERVER_KEYS: readonly string[] = [...KEYS, 'proxyProtocol'];
 
 export interface CompiledIntegration {
   resolve: (socket: object) => RealAddress;
@@ -42,15 +51,35 @@ export interface CompiledIntegration {
   enableOptions: EnableOptions | undefined;
 }
 
-/** Validates the options where the user passed them and compiles the core ones once. */
-export function compileIntegration(options: IntegrationOptions | undefined, where: string): CompiledIntegration {
+/**
+ * Validates the options where the user passed them and compiles the core ones once. `ownsServer`:
+ * the integration enables its server itself (Fastify), so `proxyProtocol` is one of its options.
+ */
+export function compileIntegration(options: IntegrationOptions | undefined, where: string, ownsServer = false): CompiledIntegration {
   if (options === undefined) return { resolve: createResolver(), setIp: false, enableOptions: undefined };
-  checkOptionKeys(options, KEYS, where);
-  const { setIp, ack, ...core } = options;
+  if (!ownsServer && typeof options === 'object' && options !== null && 'proxyProtocol' in options) {
+    throw new TypeError(
+      `${where}: proxyProtocol is a server option: the middleware runs after the header is read; ` +
+        'pass it to toa.enable(server, { proxyProtocol }) or toa.listen(server, { port, proxyProtocol })',
+    );
+  }
+  checkOptionKeys(options, ownsServer ? SERVER_KEYS : KEYS, where);
+  const { setIp, ack, proxyProtocol, ...core } = options;
   if (setIp !== undefined && typeof setIp !== 'boolean') {
     throw new TypeError(`${where}: setIp must be a boolean, got ${show(setIp)}`);
   }
-  const enableOptions = compileTap(ack, where) === null ? undefined : { ack };
+  const withTap = compileTap(ack, where) !== null;
+  const withGate = compileProxyProtocol(proxyProtocol, where) !== null;
+  let enableOptions: EnableOptions | undefined;
+  if (withTap || withGate) {
+    enableOptions = {};
+    if (withTap) enableOptions.ack = ack;
+    // The gate believes the plugin's trustProxy (else configure()'s, at each connection).
+    if (withGate) {
+      enableOptions.proxyProtocol = proxyProtocol;
+      if (core.trustProxy !== undefined) enableOptions.trustProxy = core.trustProxy;
+    }
+  }
   // Only setIp/ack given: the core options still follow toa.configure().
   const resolve = Object.keys(core).length === 0 ? createResolver() : createResolver(core);
   return { resolve, setIp: setIp === true, enableOptions };

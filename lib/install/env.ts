@@ -1,5 +1,5 @@
 // The preload's configuration, from the environment: NODE_TOA_TRUST_PROXY, NODE_TOA_ACK,
-// NODE_TOA_KINDS, NODE_TOA_MULTIPLE. Each bad value is an error naming the variable and the value,
+// NODE_TOA_KINDS, NODE_TOA_MULTIPLE, NODE_TOA_PROXY_PROTOCOL. Each bad value is an error naming the variable and the value,
 // so a start command with a typo stops at once instead of serving with the wrong trust.
 import { compileKinds } from '../core/kinds';
 import { MULTIPLE_VALUES, type Multiple } from '../core/select';
@@ -7,7 +7,13 @@ import { compileTrust } from '../core/trust';
 import type { InstallOptions } from './install';
 
 /** The variables, in the order they are documented. */
-export const ENV_VARIABLES = ['NODE_TOA_TRUST_PROXY', 'NODE_TOA_ACK', 'NODE_TOA_KINDS', 'NODE_TOA_MULTIPLE'] as const;
+export const ENV_VARIABLES = [
+  'NODE_TOA_TRUST_PROXY',
+  'NODE_TOA_ACK',
+  'NODE_TOA_KINDS',
+  'NODE_TOA_MULTIPLE',
+  'NODE_TOA_PROXY_PROTOCOL',
+] as const;
 
 export type EnvVariable = (typeof ENV_VARIABLES)[number];
 
@@ -78,6 +84,14 @@ function multiple(value: string): Multiple {
   throw new EnvError('NODE_TOA_MULTIPLE', value, `must be one of ${MULTIPLE_VALUES.join(', ')}`);
 }
 
+function proxyProtocol(value: string): InstallOptions['proxyProtocol'] {
+  const text = value.trim();
+  if (text === 'required') return true;
+  if (text === 'optional') return 'optional';
+  if (text === 'off') return false;
+  throw new EnvError('NODE_TOA_PROXY_PROTOCOL', value, 'must be required, optional or off');
+}
+
 /**
  * The install() options the environment asks for. Unset (or empty) variables are left out, so
  * install()'s defaults apply. Throws an EnvError for the first bad value.
@@ -92,5 +106,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): InstallOpt
   if (k !== undefined) options.kinds = kinds(k);
   const m = read(env, 'NODE_TOA_MULTIPLE');
   if (m !== undefined) options.multiple = multiple(m);
+  const p = read(env, 'NODE_TOA_PROXY_PROTOCOL');
+  if (p !== undefined) options.proxyProtocol = proxyProtocol(p);
   return options;
 }

@@ -8,7 +8,9 @@ import { binding, savedSynAvailable } from '../addon/binding';
 import { CORE_KEYS, checkOptionKeys, compileOptions } from '../core/options';
 import { defaultResolver, setDefaultResolver } from '../core/defaults';
 import { Resolver } from '../core/resolver';
-import type { ToaOptions } from '../core/types';
+import type { ProxyProtocolOption, ToaOptions } from '../core/types';
+import { attachGate, detachGate, proxyParser } from '../proxy/gate';
+import { compileProxyProtocol } from '../proxy/options';
 import { listeningFds } from '../server/cluster';
 import { saveSynOn, useListenHook, type ListenHookUser } from '../server/listen-hook';
 import { checkTapSupport, openTap } from '../tap/open';
@@ -27,9 +29,15 @@ export interface InstallOptions extends ToaOptions {
    * without CAP_NET_RAW); `false` reads SYNs only.
    */
   ack?: 'auto' | boolean | TapOptions;
+  /**
+   * Read a PROXY protocol header at the start of every connection from a trusted proxy (trustProxy),
+   * on every TCP server: `true` (required), `'optional'`, or `{ mode, timeout, maxHeaderSize }`.
+   * Default `false`.
+   */
+  proxyProtocol?: ProxyProtocolOption;
 }
 
-const KEYS: readonly string[] = [...CORE_KEYS, 'ack'];
+const KEYS: readonly string[] = [...CORE_KEYS, 'ack', 'proxyProtocol'];
 /** Where the options came from, for messages: the code's call, or node-toa/preload's environment. */
 export type InstallOrigin = 'install(options)' | 'preload';
 
@@ -145,8 +153,14 @@ function lateListeners(user: ListenHookUser): void {
 export function installFrom(options: InstallOptions | undefined, origin: InstallOrigin): () => void {
   const where = 'install(options)';
   checkOptionKeys(options, KEYS, where);
-  const { ack, ...core } = options ?? {};
+  const { ack, proxyProtocol, ...core } = options ?? {};
   const ackMode = compileAck(ack, where);
+  const pp = compileProxyProtocol(proxyProtocol, where);
+  if (pp !== null && proxyParser() === null) {
+    throw Object.assign(new Error('node-toa: proxyProtocol needs the native addon, which did not load here (see toa.support().error)'), {
+      code: 'ERR_TOA_NO_ADDON',
+    });
+  }
   const resolver = new Resolver(compileOptions(core, where));
   if (current !== null) throw alreadyInstalled();
   // The capability is checked now, where it was asked for ('on' throws ERR_TOA_NO_CAP_NET_RAW).
@@ -159,6 +173,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   if (!savedSynAvailable || binding === null) warnSavedSynUnsupported();
 
   const tapped = new Set<net.Server>();
+  const gated = new Set<net.Server>();
   const user: ListenHookUser = {
     saveSynFailed(name, err) {
       warnOnce(
@@ -168,9 +183,16 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     },
     beforeListen(server, bound) {
       if (tap !== null) tapBeforeListen(server, bound, tap, tapped);
+      // The gate follows the default resolver's trust: this install()'s while it is on.
+      if (pp !== null && !isClusterInternal(server)) {
+        attachGate(server, pp, undefined);
+        gated.add(server);
+        server.once('close', () => gated.delete(server));
+      }
     },
   };
-  const unhook = savedSynAvailable ? useListenHook(user) : null;
+  // The listen hook is also how servers meet the gate: where no SYN can be saved, only for it.
+  const unhook = savedSynAvailable || pp !== null ? useListenHook(user) : null;
   if (savedSynAvailable && unhook === null) {
     warnOnce(
       'NODE_TOA_INSTALL_NO_HOOK',
@@ -196,6 +218,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     if (defaultResolver() === resolver) setDefaultResolver(previousDefaults);
     for (const server of tapped) closeTap(server);
     tapped.clear();
+    for (const server of gated) detachGate(server);
+    gated.clear();
     if (hadMark === undefined) delete process.env[CLUSTER_MARK];
     else process.env[CLUSTER_MARK] = hadMark;
   };
