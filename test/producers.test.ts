@@ -75,7 +75,7 @@ interface Sent {
 
 let seq = 0;
 /** One real client connection from 127.0.0.2: sends a unique line, then ends. */
-function send(port: number, how: { tls?: { ca: string; cert?: string; key?: string; servername?: string } } = {}): Promise<Sent> {
+function send(port: number, how: { tls?: { ca: string; cert?: string; key?: string; servername?: string; ALPNProtocols?: string[] } } = {}): Promise<Sent> {
   const tail = `hello ${++seq}\n`;
   return new Promise((resolve, reject) => {
     const socket = how.tls
@@ -175,6 +175,7 @@ describeNeeds('HAProxy and nginx', firstMissing(haproxyMissing(), nginxMissing()
           backend,
           server: 'send-proxy-v2 proxy-v2-options ssl,cert-cn,ssl-cipher,cert-sig,cert-key,authority,crc32c,unique-id',
           tls: 'terminate',
+          bind: 'alpn http/1.1',
           frontendLines: ['unique-id-format %{+X}o%ci:%cp'],
         },
         // Health checks only: nothing connects to these frontends.
@@ -219,10 +220,10 @@ describeNeeds('HAProxy and nginx', firstMissing(haproxyMissing(), nginxMissing()
     expect(bytes.toString('hex')).toBe(Buffer.concat([v2(CLIENT, '127.0.0.1', sent.localPort, port, ssl), Buffer.from(sent.tail)]).toString('hex'));
   });
 
-  it('HAProxy proxy-v2-options: CRC32C (valid), authority (SNI), unique id, then SSL with version, CN, key, signature, cipher', async () => {
+  it('HAProxy proxy-v2-options: CRC32C (valid), ALPN, authority (SNI), unique id, then SSL with version, CN, key, signature, cipher', async () => {
     const port = haproxy.port('options');
     const { certs } = haproxy;
-    const sent = await send(port, { tls: { ca: certs.cert, cert: certs.clientCert, key: certs.clientKey, servername: 'localhost' } });
+    const sent = await send(port, { tls: { ca: certs.cert, cert: certs.clientCert, key: certs.clientKey, servername: 'localhost', ALPNProtocols: ['http/1.1'] } });
     const bytes = await recorder.endingWith(sent.tail);
     const uniqueId = `7F000002:${sent.localPort.toString(16).toUpperCase().padStart(4, '0')}`;
     const ssl = sslTlv(0x07, 0, [
@@ -233,7 +234,7 @@ describeNeeds('HAProxy and nginx', firstMissing(haproxyMissing(), nginxMissing()
       tlv(0x23, sent.cipher!),
     ]);
     const crcAt = 16 + 12 + 3; // the CRC TLV is first, its value zero while the checksum is taken
-    const expected = v2(CLIENT, '127.0.0.1', sent.localPort, port, Buffer.concat([tlv(0x03, Buffer.alloc(4)), tlv(0x02, 'localhost'), tlv(0x05, uniqueId), ssl]));
+    const expected = v2(CLIENT, '127.0.0.1', sent.localPort, port, Buffer.concat([tlv(0x03, Buffer.alloc(4)), tlv(0x01, 'http/1.1'), tlv(0x02, 'localhost'), tlv(0x05, uniqueId), ssl]));
     const header = bytes.subarray(0, expected.length);
     const crc = header.readUInt32BE(crcAt);
     expect(crc32c(Buffer.concat([header.subarray(0, crcAt), Buffer.alloc(4), header.subarray(crcAt + 4)]))).toBe(crc);

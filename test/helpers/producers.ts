@@ -294,6 +294,8 @@ export interface HaproxyFrontend {
    * Without it the frontend is plain TCP, which also passes TLS through untouched.
    */
   tls?: 'terminate';
+  /** More options on the bind line, e.g. `alpn http/1.1` (with `tls: 'terminate'`). */
+  bind?: string;
   /** More lines for the frontend (`unique-id-format ...`) and for the backend. */
   frontendLines?: string[];
   backendLines?: string[];
@@ -315,7 +317,8 @@ export function haproxyConfig(frontends: HaproxyFrontend[], ports: Map<string, n
   ];
   for (const f of frontends) {
     const tls = f.tls === 'terminate' ? ` ssl crt ${certs.serverPem} verify optional ca-file ${certs.clientCertFile}` : '';
-    lines.push(`frontend ${f.name}`, `  bind 127.0.0.1:${ports.get(f.name)}${tls}`, ...(f.frontendLines ?? []).map((l) => `  ${l}`), `  default_backend be_${f.name}`);
+    const more = f.bind === undefined ? '' : ` ${f.bind}`;
+    lines.push(`frontend ${f.name}`, `  bind 127.0.0.1:${ports.get(f.name)}${tls}${more}`, ...(f.frontendLines ?? []).map((l) => `  ${l}`), `  default_backend be_${f.name}`);
     lines.push(`backend be_${f.name}`, ...(f.backendLines ?? []).map((l) => `  ${l}`), `  server s 127.0.0.1:${f.backend} ${f.server}`);
   }
   return `${lines.join('\n')}\n`;
