@@ -10,7 +10,9 @@
         "native/tap_table.cc",
         "native/tap_filter.cc",
         "native/tap_sockets.cc",
-        "native/tap_addon.cc"
+        "native/tap_addon.cc",
+        "native/proxy_parse.cc",
+        "native/proxy_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -13,6 +13,8 @@
 
 // tap_addon.cc: the ACK tap.
 void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing);
+// proxy_addon.cc: the PROXY protocol header parser.
+void RegisterProxy(Napi::Env env, Napi::Object exports, Napi::Object testing);
 
 namespace {
 
@@ -312,6 +314,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   testing.Set("record", Napi::Function::New(env, Record, "record"));
   testing.Set("defaultKindTable", Napi::Function::New(env, DefaultKindTable, "defaultKindTable"));
   RegisterTap(env, exports, testing);
+  RegisterProxy(env, exports, testing);
   exports.Set("testing", testing);
   return exports;
 }

@@ -46,7 +46,7 @@ const options: ToaOptions = { trustProxy: ['198.51.100.0/24', 'loopback'], kinds
 enable(net.createServer((socket: net.Socket) => {
   const a: RealAddress = realRemoteAddress(socket, options);
   const b: RealAddress = socket.realRemoteAddress(options);
-  const source: 'toa' | 'kernel' | 'peer' = b.source;
+  const source: 'toa' | 'kernel' | 'proxy-protocol' | 'peer' = b.source;
   // @ts-expect-error: no such option
   realRemoteAddress(socket, { trustproxy: true });
   // @ts-expect-error: address is a string

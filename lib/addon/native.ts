@@ -1,4 +1,4 @@
-// The raw addon's shape (native/addon.cc, native/tap_addon.cc). Private: only the addon loader,
+// The raw addon's shape (native/addon.cc, native/tap_addon.cc, native/proxy_addon.cc). Private: only the addon loader,
 // the record decoder, the resolver and the tap see it.
 
 export interface NativeEndpoint {
@@ -28,6 +28,53 @@ export interface NativeToa extends NativeEndpoint {
   status: number;
   vid?: number;
   vip?: NativeEndpoint;
+}
+
+/** What parseProxyHeader() found at the start of a buffer (native/proxy_parse.h ProxyStatus). */
+export const PROXY_STATUS = Object.freeze({
+  /** a whole header, `length` bytes */
+  ok: 0,
+  /** a valid beginning of a v1 or v2 header: more bytes are needed */
+  incomplete: 1,
+  /** the first bytes can be neither signature ("PROXY " or the v2 one) */
+  notProxy: 2,
+  /** a PROXY header, broken: see `reason` */
+  malformed: 3,
+  /** the header is, or will be, longer than maxSize (a v1 line: longer than min(maxSize, 107)) */
+  tooLarge: 4,
+});
+
+/** One parsed PROXY protocol header (native/proxy_addon.cc HeaderValue). */
+export interface NativeProxyHeader {
+  /** PROXY_STATUS */
+  status: number;
+  /**
+   * ok: bytes the header takes. incomplete and tooLarge: the total a v2 header will take once its
+   * 16-byte fixed part is in, else 0. 0 otherwise.
+   */
+  length: number;
+  /** malformed: a short English reason ('bad CRC32c', 'v1 line without CRLF', ...); '' otherwise */
+  reason: string;
+  /** 1 | 2 once the whole signature is in; 0 before, and for notProxy */
+  version: number;
+  /** v1 is always 'PROXY' */
+  command: 'PROXY' | 'LOCAL';
+  /** v1 UNKNOWN -> 'unspec'; a v2 LOCAL's undefined family byte -> 'unspec' */
+  family: 'IPv4' | 'IPv6' | 'unix' | 'unspec';
+  /** v1 -> 'stream' (TCP4/TCP6) or 'unspec' (UNKNOWN) */
+  transport: 'stream' | 'dgram' | 'unspec';
+  /** ok with the PROXY command and an IPv4/IPv6 family only; ::ffff:a.b.c.d stays IPv6 */
+  source?: NativeEndpoint;
+  destination?: NativeEndpoint;
+  /**
+   * ok: the v2 top-level TLVs in order (the CRC32c TLV included), as flat triples
+   * [type, valueOffset, valueLength]: the value is data.subarray(valueOffset, valueOffset + valueLength).
+   */
+  tlvs: number[];
+  /** ok, when a PP2_TYPE_SSL TLV was there: its client bits, verify word, and sub-TLV triples */
+  ssl?: { client: number; verify: number; tlvs: number[] };
+  /** ok: a CRC32c TLV was there (and matched: a mismatch is malformed) */
+  crc32c: boolean;
 }
 
 /** Offsets of the byte record readSyn() fills (native/record_layout.h). */
@@ -127,6 +174,8 @@ export interface NativeTesting {
   record(packet: Uint8Array, kindTable: Uint8Array, record: Uint8Array, nameAddress?: string, namePort?: number): void;
   /** Feeds one packet (IP header first) to a tap's table, bypassing its sockets. */
   offer(tap: NativeTap, packet: Uint8Array, kindTable: Uint8Array): boolean;
+  /** The CRC32c (Castagnoli) of data, unsigned: what a PP2_TYPE_CRC32C TLV holds. */
+  proxyCrc32c(data: Uint8Array): number;
 }
 
 export interface NativeBinding {
@@ -153,5 +202,10 @@ export interface NativeBinding {
   Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number, ringFrames?: number) => NativeTap;
   /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
   probePacketSocket(): number;
+  /**
+   * Parses the PROXY protocol header (v1 or v2) at the start of data. maxSize: an integer >= 16
+   * (RangeError otherwise); above 65551 it bounds nothing. data not a Uint8Array: TypeError.
+   */
+  parseProxyHeader(data: Uint8Array, maxSize: number): NativeProxyHeader;
   testing: NativeTesting;
 }

@@ -2,6 +2,7 @@
 // Pure (no I/O), so every branch is tested on modelled native results, including the vendor
 // kernel module case that CI cannot load.
 import type { NativeEndpoint, NativeToa } from '../addon/native';
+import { headerInfo, type ProxyHeaderRecord } from '../proxy/header';
 import { mappedIPv4 } from '../util/address';
 import type { CompiledOptions } from './options';
 import { isRefused, selectToa, type Refused } from './select';
@@ -26,6 +27,8 @@ export interface ConnectionFacts {
   name?: NativeEndpoint;
   /** false when the kernel had no saved SYN for the connection (syncookies, enabled late). */
   savedSyn?: boolean;
+  /** The PROXY protocol header the gate read at the connection's start (proxyProtocol option). */
+  proxy?: ProxyHeaderRecord;
 }
 
 /** Which packet carried the option an answer was read from. */
@@ -37,6 +40,8 @@ export interface DecideEvents {
   untrusted(peer: Endpoint, option: NativeToa, packet: Packet): void;
   /** A trusted proxy's packet whose options name no client, or are ambiguous. */
   refused(peer: Endpoint, refused: Refused, packet: Packet): void;
+  /** A PROXY header from a peer this resolver does not trust (another one's trust let it be read). */
+  untrustedHeader?(peer: Endpoint): void;
 }
 
 /** Reports an IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as IPv4, as the wire had it. */
@@ -72,8 +77,29 @@ function fromToa(toa: NativeToa, proxy: NativeEndpoint, packet: Packet): RealAdd
   return answer;
 }
 
+// A header names a client when its command is PROXY over IPv4 or IPv6; LOCAL (a health check),
+// v1 UNKNOWN, v2 UNSPEC and AF_UNIX answer the peer, with the header beside it.
+function fromHeader(h: ProxyHeaderRecord): RealAddress {
+  const info = headerInfo(h);
+  if (h.source === undefined) {
+    return { address: h.peer.address, port: h.peer.port, family: h.peer.family, source: 'peer', proxyProtocol: info };
+  }
+  const client = endpoint(h.source);
+  const answer: RealAddress = {
+    address: client.address,
+    port: client.port,
+    family: client.family,
+    source: 'proxy-protocol',
+    proxy: { address: h.peer.address, port: h.peer.port, family: h.peer.family },
+    proxyProtocol: info,
+  };
+  if (h.destination !== undefined) answer.destination = endpoint(h.destination);
+  return answer;
+}
+
 /**
- * Precedence: a trusted TOA in the SYN, else a trusted TOA in the ACK or first data packet, else
+ * Precedence: a PROXY protocol header from a trusted peer (it was written by the proxy the
+ * connection came from, after any TOA in the packets), else a trusted TOA in the SYN, else a trusted TOA in the ACK or first data packet, else
  * a kernel module's rewrite of a trusted peer, else the peer itself. Trust is always checked
  * against the IP source of the packet that carried the option.
  *
@@ -87,6 +113,11 @@ export function decide(
   events: DecideEvents,
 ): RealAddress {
   const { trust, kindTable, multiple } = options;
+  const header = facts.proxy;
+  if (header !== undefined) {
+    if (trust(header.peer.address)) return fromHeader(header);
+    events.untrustedHeader?.(header.peer);
+  }
   if (facts.synPeer !== undefined) {
     const syn = selectToa(facts.synOptions, kindTable, multiple);
     if (syn !== undefined) {

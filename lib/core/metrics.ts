@@ -8,11 +8,29 @@ import type { RealAddress } from './types';
 /** Why options were not believed: a refusal, or a sender that is not a trusted proxy. */
 export type RefusedReason = Refusal | 'untrusted';
 
+/**
+ * PROXY protocol headers read by the gate (enable/listen/install with `proxyProtocol`), per
+ * connection: `headers` PROXY headers read, `local` LOCAL or address-less ones (health checks),
+ * and the connections closed for a `malformed` (or bad CRC32c) header, one larger than
+ * `maxHeaderSize` (`tooLarge`), one not complete within `timeout`, or none where one is required
+ * (`missing`).
+ */
+export interface ProxyProtocolCounts {
+  headers: number;
+  local: number;
+  malformed: number;
+  tooLarge: number;
+  timeout: number;
+  missing: number;
+}
+
+export type ProxyOutcome = keyof ProxyProtocolCounts;
+
 export interface MetricCounts {
   /** Connections resolved (the first realRemoteAddress() of each; in-memory sockets not counted). */
   connections: number;
-  /** By answer: read from a TOA, a vendor module's rewrite, or the peer itself. */
-  bySource: Record<'toa' | 'kernel' | 'peer', number>;
+  /** By answer: read from a TOA, a vendor module's rewrite, a PROXY header, or the peer itself. */
+  bySource: Record<RealAddress['source'], number>;
   /** Answers read from an option, by the packet that carried it. */
   byPacket: Record<Packet, number>;
   /** Answers read from an option, by its TCP option kind. */
@@ -21,16 +39,19 @@ export interface MetricCounts {
   refused: Record<RefusedReason, number>;
   /** Connections the kernel had no saved SYN for: syncookies (a SYN flood), or saving enabled late. */
   noSavedSyn: number;
+  /** What the PROXY protocol gate found, counted as connections arrive (not at resolution). */
+  proxyProtocol: ProxyProtocolCounts;
 }
 
 function zero(): MetricCounts {
   return {
     connections: 0,
-    bySource: { toa: 0, kernel: 0, peer: 0 },
+    bySource: { toa: 0, kernel: 0, 'proxy-protocol': 0, peer: 0 },
     byPacket: { syn: 0, ack: 0, data: 0 },
     byKind: {},
     refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
     noSavedSyn: 0,
+    proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
   };
 }
 
@@ -74,12 +95,22 @@ export function count(
   savedSyn: boolean,
 ): void {
   add(total, source, packet, kind, reasons, savedSyn);
+  add(portCounts(port), source, packet, kind, reasons, savedSyn);
+}
+
+function portCounts(port: number): MetricCounts {
   let m = byPort.get(port);
   if (m === undefined) {
     if (byPort.size >= MAX_PORTS) m = byPort.get(0);
     if (m === undefined) byPort.set(byPort.size >= MAX_PORTS ? 0 : port, (m = zero()));
   }
-  add(m, source, packet, kind, reasons, savedSyn);
+  return m;
+}
+
+/** Counts one connection's PROXY header outcome (the gate's), on `port` and in the total. */
+export function countProxy(port: number, outcome: ProxyOutcome): void {
+  total.proxyProtocol[outcome]++;
+  portCounts(port).proxyProtocol[outcome]++;
 }
 
 function copy(m: MetricCounts): MetricCounts {
@@ -90,6 +121,7 @@ function copy(m: MetricCounts): MetricCounts {
     byKind: { ...m.byKind },
     refused: { ...m.refused },
     noSavedSyn: m.noSavedSyn,
+    proxyProtocol: { ...m.proxyProtocol },
   };
 }
 

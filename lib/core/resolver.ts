@@ -12,10 +12,12 @@ import { toaModuleLoaded } from '../util/kernel-module';
 import { socketFd } from '../util/socket-fd';
 import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
 import { decide, type ConnectionFacts, type DecideEvents, type Packet } from './decide';
+import { headerOf } from '../proxy/header';
 import { accepts, kindTableAll } from './kinds';
 import { mappedIPv4 } from '../util/address';
 import { REASON_BIT, count, type RefusedReason } from './metrics';
 import type { CompiledOptions } from './options';
+import type { TrustFn } from './trust';
 import type { Endpoint, RealAddress } from './types';
 import { typeName } from '../util/show';
 
@@ -73,6 +75,9 @@ const events: DecideEvents = {
       details.push({ reason: refused.refused, packet, from: peer, kind: refused.option.kind, count: refused.count });
     }
   },
+  untrustedHeader() {
+    reasons |= REASON_BIT.untrusted;
+  },
 };
 
 // server.address() is a getsockname(2) per call: each server's port is asked once.
@@ -128,6 +133,7 @@ function readFacts(socket: object, fd: number, tap?: ServerTap | null): Connecti
     ackPacket: undefined,
     name: undefined,
     savedSyn: undefined,
+    proxy: headerOf(socket),
   };
   if (binding !== null && savedSynAvailable) {
     synReads.count++;
@@ -153,6 +159,11 @@ export class Resolver {
   private readonly key = Symbol('node-toa.answer');
 
   constructor(private readonly options: CompiledOptions) {}
+
+  /** Whom this resolver believes (the PROXY protocol gate asks it when given no trust of its own). */
+  get trust(): TrustFn {
+    return this.options.trust;
+  }
 
   resolve(socket: object): RealAddress {
     if (typeof socket !== 'object' || socket === null) {
@@ -206,7 +217,13 @@ export class Resolver {
     details = null;
     const o = facts.synOptions;
     // The fast answers below skip decide(); a subscriber gets its message from the full path.
-    if (o !== undefined && facts.ackPeer === undefined && facts.name === undefined && !(fresh && resolveChannel.hasSubscribers)) {
+    if (
+      o !== undefined &&
+      facts.ackPeer === undefined &&
+      facts.name === undefined &&
+      facts.proxy === undefined &&
+      !(fresh && resolveChannel.hasSubscribers)
+    ) {
       if (o.length === 0) {
         if (fresh) count(listeningPort(server), 'peer', undefined, undefined, 0, facts.savedSyn !== false);
         return facts.synPeer!;

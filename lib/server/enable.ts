@@ -9,6 +9,10 @@ import { errnoName } from '../util/errno';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { checkOptionKeys } from '../core/options';
+import { compileTrust, type TrustFn } from '../core/trust';
+import type { ProxyProtocolOption, TrustProxy } from '../core/types';
+import { attachGate } from '../proxy/gate';
+import { compileProxyProtocol, type CompiledProxyProtocol } from '../proxy/options';
 import { clusterPrimaryEnabled } from './cluster';
 import { typeName } from '../util/show';
 
@@ -47,20 +51,54 @@ export interface EnableOptions {
    * SYN: opens a packet tap (needs CAP_NET_RAW). `true`, or `{ capacity, maxAge }` to bound it.
    */
   ack?: boolean | TapOptions;
+  /**
+   * Read a PROXY protocol v1/v2 header at the start of each connection from a trusted proxy,
+   * before the server sees the connection: `true` (required), `'optional'`, or `{ mode, timeout,
+   * maxHeaderSize }`. Default `false`.
+   */
+  proxyProtocol?: ProxyProtocolOption;
+  /**
+   * The peers whose PROXY headers are read (with `proxyProtocol` only). Default: the trust of
+   * `configure()` / `install()` at each connection.
+   */
+  trustProxy?: TrustProxy;
 }
 
-const ENABLE_KEYS: readonly string[] = ['ack'];
+const ENABLE_KEYS: readonly string[] = ['ack', 'proxyProtocol', 'trustProxy'];
+
+/** The PROXY protocol gate a server gets: its options, and its own trust (else the default's). */
+export interface CompiledGate {
+  readonly pp: CompiledProxyProtocol;
+  readonly trust: TrustFn | undefined;
+}
+
+/** Validates `proxyProtocol` and the `trustProxy` that goes with it; null when no gate. */
+export function compileGate(options: { proxyProtocol?: unknown; trustProxy?: unknown } | undefined, where: string): CompiledGate | null {
+  const pp = compileProxyProtocol(options?.proxyProtocol, where);
+  const given = options?.trustProxy;
+  if (pp === null) {
+    if (given !== undefined) {
+      throw new TypeError(`${where}: options.trustProxy is read with proxyProtocol only (pass it to realRemoteAddress(), configure() or install() otherwise)`);
+    }
+    return null;
+  }
+  return { pp, trust: given === undefined ? undefined : compileTrust(given as TrustProxy) };
+}
 
 export function enable<T extends Server>(server: T, options?: EnableOptions): T {
   if (!isServer(server)) {
     throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
   }
-  checkOptionKeys(options, ENABLE_KEYS, 'enable(server, options)');
-  return enableCompiled(server, compileTap(options?.ack, 'enable(server, options)'));
+  const where = 'enable(server, options)';
+  checkOptionKeys(options, ENABLE_KEYS, where);
+  const tap = compileTap(options?.ack, where);
+  return enableCompiled(server, tap, compileGate(options, where));
 }
 
 /** enable() with options already checked where the user passed them (listen() checks its own). */
-export function enableCompiled<T extends Server>(server: T, tap: CompiledTap | null): T {
+export function enableCompiled<T extends Server>(server: T, tap: CompiledTap | null, gate: CompiledGate | null = null): T {
+  // At once, listening or not: the first connection must already meet the gate.
+  if (gate !== null) attachGate(server, gate.pp, gate.trust);
   const opensTap = tap !== null && checkTapSupport();
   if (server.listening) {
     enableListening(server);

@@ -8,7 +8,8 @@ import * as net from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { checkOptionKeys } from '../core/options';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
-import { enable, enableCompiled } from './enable';
+import { compileGate, enable, enableCompiled, type CompiledGate } from './enable';
+import type { ProxyProtocolOption, TrustProxy } from '../core/types';
 import { isServer } from '../util/server-like';
 import { errnoName } from '../util/errno';
 import { listenProblem } from '../util/address';
@@ -34,6 +35,10 @@ export interface ListenOptions {
   ipv6Only?: boolean;
   /** Also open the ACK tap, as `enable(server, { ack })`: `true` or `{ capacity, maxAge }`. */
   ack?: boolean | TapOptions;
+  /** Read a PROXY protocol header first, as `enable(server, { proxyProtocol })`. */
+  proxyProtocol?: ProxyProtocolOption;
+  /** The peers whose PROXY headers are read (with `proxyProtocol` only), as enable()'s. */
+  trustProxy?: TrustProxy;
 }
 
 interface Checked {
@@ -43,9 +48,10 @@ interface Checked {
   reusePort: boolean;
   ipv6Only: boolean;
   tap: CompiledTap | null;
+  gate: CompiledGate | null;
 }
 
-const KEYS: readonly string[] = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', 'ack'];
+const KEYS: readonly string[] = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', 'ack', 'proxyProtocol', 'trustProxy'];
 const DEFAULT_BACKLOG = 511;
 const MAX_BACKLOG = 0x7fffffff;
 
@@ -98,6 +104,7 @@ function checkOptions(options: unknown): Checked {
     host: o.host as string | undefined,
     backlog,
     tap: compileTap(o.ack, 'listen(server, options)'),
+    gate: compileGate(o, 'listen(server, options)'),
     reusePort: checkBoolean(o, 'reusePort', cluster.isWorker),
     ipv6Only: checkBoolean(o, 'ipv6Only', false),
   };
@@ -234,7 +241,7 @@ export function listen<T extends net.Server>(server: T, options: ListenOptions):
   }
   const checked = checkOptions(options);
   if (server.listening) return Promise.reject(alreadyListening());
-  // The tap opens on 'listening'.
-  if (checked.tap !== null) enableCompiled(server, checked.tap);
+  // The tap opens on 'listening'; the gate is on at once.
+  if (checked.tap !== null || checked.gate !== null) enableCompiled(server, checked.tap, checked.gate);
   return listenChecked(server, checked);
 }

@@ -58,3 +58,17 @@ export function warnAmbiguous(peer: string, count: number): void {
       `If you know yours, set multiple: 'first' (LVS, DPVS) or 'last'.`,
   );
 }
+
+const warnedProxyPeers = new Set<string>();
+
+/** A trusted peer's connection closed for its PROXY header: said once per peer (bounded). */
+export function warnProxyHeader(peer: string, port: number, problem: string): void {
+  if (warnedProxyPeers.has(peer) || warnedProxyPeers.size >= MAX_WARNED_PEERS) return;
+  warnedProxyPeers.add(peer);
+  emitToaWarning(
+    'NODE_TOA_PROXY_HEADER',
+    `node-toa: closed a connection from ${peer} to port ${port}: ${problem}. Connections from a trusted proxy ` +
+      `must start with a PROXY protocol header when proxyProtocol is on; if ${peer} sends none, ` +
+      `use proxyProtocol: 'optional' or leave it out of trustProxy (counted in metrics().proxyProtocol).`,
+  );
+}

@@ -11,7 +11,7 @@ app.use(toaDefault({ trustProxy: ['10.0.0.0/8'], kinds: [200, { kind: 230, layou
 app.get('/', (req, res) => {
   const real: RealAddress = req.realRemoteAddress();
   const address: string = real.address;
-  const source: 'toa' | 'kernel' | 'peer' = real.source;
+  const source: 'toa' | 'kernel' | 'proxy-protocol' | 'peer' = real.source;
   const proxy: string | undefined = real.proxy?.address;
   res.send({ address, source, proxy, ip: req.ip });
 });

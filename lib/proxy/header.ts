@@ -1,0 +1,68 @@
+// What the gate keeps of a connection's PROXY header, on the raw net.Socket under a registry
+// symbol (two copies of node-toa in one process read each other's), and the public view of it,
+// made at the first resolution and shared by every resolver.
+import type { NativeEndpoint } from '../addon/native';
+import type { Endpoint, ProxyProtocolInfo } from '../core/types';
+import type { NativeProxyHeader } from './native-contract';
+import { decodeTlvs } from './tlvs';
+
+export const PROXY_HEADER = Symbol.for('node-toa.proxy-header.v1');
+
+export interface ProxyHeaderRecord {
+  /** The L3 peer that sent the header (IPv4-mapped addresses written as IPv4). */
+  readonly peer: Endpoint;
+  readonly version: 1 | 2;
+  readonly command: 'PROXY' | 'LOCAL';
+  /** The client and the address it connected to: PROXY over IPv4 or IPv6 only. */
+  readonly source: NativeEndpoint | undefined;
+  readonly destination: NativeEndpoint | undefined;
+  /** The header's own bytes, copied (the socket's read buffer goes on to the application). */
+  readonly bytes: Buffer;
+  readonly parsed: NativeProxyHeader;
+  info: ProxyProtocolInfo | undefined;
+}
+
+export function makeRecord(peer: Endpoint, parsed: NativeProxyHeader, data: Uint8Array): ProxyHeaderRecord {
+  const proxied = parsed.command === 'PROXY' && (parsed.family === 'IPv4' || parsed.family === 'IPv6');
+  return {
+    peer,
+    version: parsed.version === 1 ? 1 : 2,
+    command: parsed.command,
+    source: proxied ? parsed.source : undefined,
+    destination: proxied ? parsed.destination : undefined,
+    bytes: Buffer.from(data.subarray(0, parsed.length)),
+    parsed,
+    info: undefined,
+  };
+}
+
+/** The header as RealAddress.proxyProtocol shows it (made once per connection, frozen). */
+export function headerInfo(record: ProxyHeaderRecord): ProxyProtocolInfo {
+  if (record.info !== undefined) return record.info;
+  const info: ProxyProtocolInfo = {
+    version: record.version,
+    command: record.command,
+    tlvs: [],
+    crc32c: record.parsed.crc32c === true,
+  };
+  decodeTlvs(info, record.bytes, record.parsed.tlvs, record.parsed.ssl);
+  for (const tlv of info.tlvs) Object.freeze(tlv);
+  Object.freeze(info.tlvs);
+  if (info.ssl !== undefined) {
+    for (const tlv of info.ssl.tlvs) Object.freeze(tlv);
+    Object.freeze(info.ssl.tlvs);
+    Object.freeze(info.ssl);
+  }
+  if (info.alibaba !== undefined) Object.freeze(info.alibaba);
+  record.info = Object.freeze(info);
+  return record.info;
+}
+
+/** The record the gate left on this socket or on the net.Socket a TLS socket wraps. */
+export function headerOf(socket: object): ProxyHeaderRecord | undefined {
+  const s = socket as { [PROXY_HEADER]?: ProxyHeaderRecord; _parent?: { [PROXY_HEADER]?: ProxyHeaderRecord } | null };
+  const own = s[PROXY_HEADER];
+  if (own !== undefined) return own;
+  const inner = s._parent;
+  return typeof inner === 'object' && inner !== null ? inner[PROXY_HEADER] : undefined;
+}

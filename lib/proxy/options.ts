@@ -1,0 +1,66 @@
+// The `proxyProtocol` option of enable(), listen(), install() and the Fastify plugin: validated
+// once, where the user passed it, into what the per-connection gate reads.
+import { checkOptionKeys } from '../core/options';
+import { show } from '../util/show';
+
+export interface CompiledProxyProtocol {
+  /** A trusted peer's connection without a header is closed (else passed on as it is). */
+  readonly required: boolean;
+  readonly timeoutMs: number;
+  readonly maxHeaderSize: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+export const MIN_TIMEOUT_MS = 1;
+export const MAX_TIMEOUT_MS = 600000;
+export const DEFAULT_MAX_HEADER_SIZE = 4096;
+// 16 bytes of v2 header plus the largest address block (two AF_UNIX paths, 216 bytes): any header
+// without TLVs fits. The largest: the v2 length field is 16 bits.
+export const MIN_MAX_HEADER_SIZE = 232;
+export const MAX_MAX_HEADER_SIZE = 16 + 65535;
+
+const KEYS: readonly string[] = ['mode', 'timeout', 'maxHeaderSize'];
+
+const REQUIRED: CompiledProxyProtocol = Object.freeze({
+  required: true,
+  timeoutMs: DEFAULT_TIMEOUT_MS,
+  maxHeaderSize: DEFAULT_MAX_HEADER_SIZE,
+});
+const OPTIONAL: CompiledProxyProtocol = Object.freeze({ ...REQUIRED, required: false });
+
+function integerIn(value: unknown, name: string, min: number, max: number, where: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${where}: options.proxyProtocol.${name} must be an integer, got ${show(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`${where}: options.proxyProtocol.${name} must be from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+/** Validates `proxyProtocol`; null when no header is read (the default). */
+export function compileProxyProtocol(value: unknown, where: string): CompiledProxyProtocol | null {
+  if (value === undefined || value === false) return null;
+  if (value === true || value === 'required') return REQUIRED;
+  if (value === 'optional') return OPTIONAL;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(
+      `${where}: options.proxyProtocol must be true, false, 'required', 'optional' or an object such as ` +
+        `{ mode: 'required', timeout: 5000, maxHeaderSize: 4096 }, got ${show(value)}`,
+    );
+  }
+  checkOptionKeys(value, KEYS, where, 'proxyProtocol.');
+  const o = value as Record<string, unknown>;
+  if (o.mode !== undefined && o.mode !== 'required' && o.mode !== 'optional') {
+    throw new TypeError(`${where}: options.proxyProtocol.mode must be 'required' or 'optional', got ${show(o.mode)}`);
+  }
+  return Object.freeze({
+    required: o.mode !== 'optional',
+    timeoutMs:
+      o.timeout === undefined ? DEFAULT_TIMEOUT_MS : integerIn(o.timeout, 'timeout', MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, where),
+    maxHeaderSize:
+      o.maxHeaderSize === undefined
+        ? DEFAULT_MAX_HEADER_SIZE
+        : integerIn(o.maxHeaderSize, 'maxHeaderSize', MIN_MAX_HEADER_SIZE, MAX_MAX_HEADER_SIZE, where),
+  });
+}
