@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { describeNeeds, firstMissing } from './helpers/requirements';
-import { haproxyMissing, nginxMissing, producersCleanup, startHaproxy, startNginx, type Producer } from './helpers/producers';
+import { binary, haproxyMissing, nginxMissing, producersCleanup, startHaproxy, startNginx, type Producer } from './helpers/producers';
 
 const CLIENT = '127.0.0.2';
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
@@ -264,7 +264,7 @@ describeNeeds('HAProxy and nginx', firstMissing(haproxyMissing(), nginxMissing()
       const file = path.join(dir, 'tlv.cfg');
       const server = `server s 127.0.0.1:${recorder.port} send-proxy-v2 set-proxy-v2-tlv-fmt(0xE0) %[str(psc)]`;
       fs.writeFileSync(file, `defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\nbackend b\n  ${server}\n`);
-      const r = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8', timeout: 5000 });
+      const r = spawnSync(binary('haproxy'), ['-c', '-f', file], { encoding: 'utf8', timeout: 5000 });
       expect(r.status).not.toBe(0);
       expect(r.stderr + r.stdout).toMatch(/unknown keyword 'set-proxy-v2-tlv-fmt\(0xE0\)'/);
     } finally {

@@ -27,6 +27,12 @@ export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
 
 // ---- what the machine has ----
 
+/** Debian puts both in /usr/sbin, which a non-root PATH (or a CI's) may not name. */
+export function binary(name: 'haproxy' | 'nginx'): string {
+  const sbin = `/usr/sbin/${name}`;
+  return fs.existsSync(sbin) ? sbin : name;
+}
+
 function versionOf(cmd: string, args: string[]): { out: string } | { error: string } {
   try {
     // nginx -v prints to stderr; haproxy -v to stdout.
@@ -34,7 +40,7 @@ function versionOf(cmd: string, args: string[]): { out: string } | { error: stri
     return { out };
   } catch (error) {
     const e = error as { code?: string; stderr?: string; status?: number };
-    if (e.code === 'ENOENT') return { error: `${cmd} is not installed (apt-get install ${cmd === 'haproxy' ? 'haproxy' : 'nginx libnginx-mod-stream'})` };
+    if (e.code === 'ENOENT') return { error: `${cmd} is not installed (apt-get install ${cmd === 'nginx' ? 'nginx libnginx-mod-stream' : path.basename(cmd)})` };
     if (e.status === 0 || e.stderr) return { out: e.stderr ?? '' };
     return { error: `${cmd} ${args.join(' ')} failed: ${String(error)}` };
   }
@@ -47,13 +53,13 @@ function openssl(): Missing {
 
 /** Why HAProxy cannot be started here, or null. */
 export function haproxyMissing(): Missing {
-  const v = versionOf('haproxy', ['-v']);
+  const v = versionOf(binary('haproxy'), ['-v']);
   return firstMissing('error' in v ? v.error : null, openssl());
 }
 
 /** Why nginx with its stream module cannot be started here, or null. */
 export function nginxMissing(): Missing {
-  const v = versionOf('nginx', ['-v']);
+  const v = versionOf(binary('nginx'), ['-v']);
   if ('error' in v) return v.error;
   if (!fs.existsSync(NGINX_STREAM_MODULE)) return `${NGINX_STREAM_MODULE} is missing (apt-get install libnginx-mod-stream)`;
   return openssl();
@@ -328,7 +334,7 @@ export function haproxyConfig(frontends: HaproxyFrontend[], ports: Map<string, n
 export function startHaproxy(frontends: HaproxyFrontend[], options: { clientCn?: string } = {}): Promise<Producer> {
   return launch('haproxy', frontends.map((f) => f.name), options.clientCn ?? 'client.example', (ports, dir, certs) => {
     const file = path.join(dir, 'haproxy.cfg');
-    return { config: haproxyConfig(frontends, ports, certs), file, argv: ['haproxy', '-db', '-f', file] };
+    return { config: haproxyConfig(frontends, ports, certs), file, argv: [binary('haproxy'), '-db', '-f', file] };
   });
 }
 
@@ -372,7 +378,7 @@ export function startNginx(frontends: NginxFrontend[]): Promise<Producer> {
   return launch('nginx', frontends.map((f) => f.name), 'client.example', (ports, dir) => {
     const file = path.join(dir, 'nginx.conf');
     // -e: the error log before the config is read (else <prefix>/logs/error.log); -p: the prefix.
-    return { config: nginxConfig(frontends, ports, dir), file, argv: ['nginx', '-e', 'stderr', '-p', dir, '-c', file] };
+    return { config: nginxConfig(frontends, ports, dir), file, argv: [binary('nginx'), '-e', 'stderr', '-p', dir, '-c', file] };
   });
 }
 
