@@ -4,13 +4,25 @@ import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './core/resolver';
 import { defaultResolver, setDefaultResolver } from './core/defaults';
-import { snapshot, total, type MetricCounts, type RefusedReason } from './core/metrics';
+import { snapshot, total, type MetricCounts, type ProxyProtocolCounts, type RefusedReason } from './core/metrics';
 import type { RealAddress, ToaOptions } from './core/types';
 import { tapStats, type TapStats } from './tap/registry';
 
-export type { Endpoint, Family, KindSpec, RealAddress, ToaLayout, ToaOptions, TrustProxy } from './core/types';
+export type {
+  Endpoint,
+  Family,
+  KindSpec,
+  ProxyProtocolInfo,
+  ProxyProtocolOption,
+  ProxySsl,
+  ProxyTlv,
+  RealAddress,
+  ToaLayout,
+  ToaOptions,
+  TrustProxy,
+} from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
-export type { MetricCounts, RefusedReason } from './core/metrics';
+export type { MetricCounts, ProxyProtocolCounts, RefusedReason } from './core/metrics';
 export type { RefusedOption, ResolveMessage } from './core/resolver';
 export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
@@ -104,6 +116,8 @@ export function support(): { addon: boolean; savedSyn: boolean; error?: string }
 export interface Stats extends TapStats {
   /** The same as `metrics().refused`: connections whose options were not believed, by reason. */
   refused: Record<RefusedReason, number>;
+  /** The same as `metrics().proxyProtocol`: PROXY headers read, and connections closed for theirs. */
+  proxyProtocol: ProxyProtocolCounts;
 }
 
 /** @deprecated the same as Stats */
@@ -114,7 +128,7 @@ export type AckStats = Stats;
  * over this thread's taps, each in `taps`) and the resolvers' refusals.
  */
 export function stats(): Stats {
-  return { ...tapStats(), refused: { ...total.refused } };
+  return { ...tapStats(), refused: { ...total.refused }, proxyProtocol: { ...total.proxyProtocol } };
 }
 
 /** What `metrics()` returns: the counts of every port summed, each port's, and the taps'. */

@@ -8,9 +8,9 @@
 # the sanitizer options and NODE_TOA_ADDON: the setpriv'd node loads the sanitized addon as well
 # (a report there breaks the test's empty-stderr check), and python3, which injects packets on lo,
 # runs unharmed under the preloaded runtime.
-# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/socket*.test.ts
-# test/ack-table.test.ts test/preload.test.ts, the last for the preload's bound reader,
-# makeSynReader).
+# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/proxy-parse.test.ts
+# test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts, the last for the preload's bound
+# reader, makeSynReader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +40,7 @@ grep -q NODE_TOA_ADDON dist/addon/binding.js || { echo "asan-test: dist/addon/bi
 if [ -n "${ASAN_TESTS:-}" ]; then
   read -r -a tests <<<"$ASAN_TESTS"
 else
-  tests=(test/parse.test.ts)
+  tests=(test/parse.test.ts test/proxy-parse.test.ts)
   for f in test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts; do [ -e "$f" ] && tests+=("$f"); done
 fi
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes the native code that reads untrusted bytes with libFuzzer + ASan + UBSan: the TOA parser
-# (fuzz/toa_parse_fuzz.cc) and the ACK tap's table (fuzz/tap_table_fuzz.cc), one after the other,
-# sharing FUZZ_SECONDS (default 60) half and half. Builds build-fuzz/ with clang through
-# CMakeLists.txt (TOA_FUZZ=ON), starts each from a copy of its seeds (regenerated: the parser's from
-# the unit-test vectors, the table's from scripted handshakes), and exits non-zero on any crash,
-# leak, timeout or broken invariant of either. Then, when llvm-cov is installed, prints each target's
+# (fuzz/toa_parse_fuzz.cc), the ACK tap's table (fuzz/tap_table_fuzz.cc) and the PROXY protocol
+# parser (fuzz/proxy_parse_fuzz.cc), one after the other, sharing FUZZ_SECONDS (default 60) in
+# thirds. Builds build-fuzz/ with clang through CMakeLists.txt (TOA_FUZZ=ON), starts each from a
+# copy of its seeds (regenerated: the parsers' from their unit-test vectors, the table's from
+# scripted handshakes), and exits non-zero on any crash, leak, timeout or broken invariant of any. Then, when llvm-cov is installed, prints each target's
 # source coverage over the corpus its run produced.
 # Env: FUZZ_SECONDS (default 60), FUZZ_ARGS (extra libFuzzer flags, for both), FUZZ_COVERAGE=0 to
 # skip coverage.
@@ -12,9 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-# Half each, at least a second each (libFuzzer reads 0 as "no limit").
-parse_seconds=$((seconds - seconds / 2 > 0 ? seconds - seconds / 2 : 1))
-table_seconds=$((seconds / 2 > 0 ? seconds / 2 : 1))
+# A third each (the TOA parser takes the remainder), at least a second each (libFuzzer reads 0 as
+# "no limit").
+third=$((seconds / 3 > 0 ? seconds / 3 : 1))
+parse_seconds=$((seconds - 2 * third > 0 ? seconds - 2 * third : 1))
+table_seconds=$third
+proxy_seconds=$third
 out=build-fuzz
 
 if ! command -v clang++ >/dev/null; then
@@ -23,9 +26,10 @@ if ! command -v clang++ >/dev/null; then
 fi
 node scripts/fuzz-seeds.js fuzz/seeds
 node scripts/fuzz-table-seeds.js fuzz/tap_table_seeds
+node scripts/fuzz-proxy-seeds.js fuzz/proxy_seeds
 
 cmake -S . -B "$out" -DTOA_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$out" --target toa_parse_fuzz tap_table_fuzz -j"$(nproc)" >/dev/null
+cmake --build "$out" --target toa_parse_fuzz tap_table_fuzz proxy_parse_fuzz -j"$(nproc)" >/dev/null
 
 # run TARGET SEEDS DICT SECONDS: fuzzes into $out/runs/TARGET/{corpus,artifacts,fuzz.log}; returns 1 on a
 # finding.
@@ -69,6 +73,7 @@ coverage() {
 failed=0
 run toa_parse_fuzz fuzz/seeds fuzz/toa.dict "$parse_seconds" || failed=1
 run tap_table_fuzz fuzz/tap_table_seeds fuzz/tap_table.dict "$table_seconds" || failed=1
+run proxy_parse_fuzz fuzz/proxy_seeds fuzz/proxy.dict "$proxy_seconds" || failed=1
 if [ "$failed" -ne 0 ]; then
   echo "fuzz: FAILED" >&2
   exit 1
@@ -77,4 +82,5 @@ fi
 if [ "${FUZZ_COVERAGE:-1}" != "0" ] && command -v llvm-profdata >/dev/null && command -v llvm-cov >/dev/null; then
   coverage toa_parse_fuzz native/toa_parse.cc
   coverage tap_table_fuzz native/tap_table.cc native/toa_parse.cc
+  coverage proxy_parse_fuzz native/proxy_parse.cc
 fi

@@ -17,9 +17,10 @@ import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { warnProxyHeader } from '../util/warnings';
 import { makeRecord, PROXY_HEADER } from './header';
-import { PROXY_STATUS, type ParseProxyHeader } from './native-contract';
+import { PROXY_STATUS, type NativeBinding } from '../addon/native';
 import type { CompiledProxyProtocol } from './options';
 
+type ParseProxyHeader = NativeBinding['parseProxyHeader'];
 type Emit = (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
 
 interface GateState {
@@ -48,8 +49,9 @@ interface RawSocket extends net.Socket {
 
 /** The native parser, or null where the addon did not load. */
 export function proxyParser(): ParseProxyHeader | null {
-  const parse = (binding as unknown as { parseProxyHeader?: ParseProxyHeader } | null)?.parseProxyHeader;
-  return typeof parse === 'function' ? parse : null;
+  const native = binding;
+  // Bound once: the per-connection call passes the bytes only.
+  return native !== null && typeof native.parseProxyHeader === 'function' ? native.parseProxyHeader.bind(native) : null;
 }
 
 function noParser(): Error {

@@ -1,9 +1,8 @@
 // What the gate keeps of a connection's PROXY header, on the raw net.Socket under a registry
 // symbol (two copies of node-toa in one process read each other's), and the public view of it,
 // made at the first resolution and shared by every resolver.
-import type { NativeEndpoint } from '../addon/native';
+import type { NativeEndpoint, NativeProxyHeader } from '../addon/native';
 import type { Endpoint, ProxyProtocolInfo } from '../core/types';
-import type { NativeProxyHeader } from './native-contract';
 import { decodeTlvs } from './tlvs';
 
 export const PROXY_HEADER = Symbol.for('node-toa.proxy-header.v1');

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Writes the PROXY parser's unit-test vectors (test/helpers/proxy-vectors.ts) to fuzz/proxy_seeds/
+// as the fuzzer's starting corpus: one file per header, plus, for each whole header, a copy
+// prefixed with two bytes that pick a small max_size (see proxy_parse_fuzz.cc).
+// Usage: node scripts/fuzz-proxy-seeds.js [outDir]
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+require('./require-ts');
+
+const root = path.join(__dirname, '..');
+const { OK_VECTORS, BAD_VECTORS, NOT_PROXY } = require(path.join(root, 'test/helpers/proxy-vectors.ts'));
+
+const outDir = path.resolve(process.argv[2] || path.join(root, 'fuzz/proxy_seeds'));
+fs.mkdirSync(outDir, { recursive: true });
+for (const name of fs.readdirSync(outDir)) {
+  if (name.endsWith('.bin')) fs.unlinkSync(path.join(outDir, name));
+}
+
+const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
+const write = (name, bytes) => fs.writeFileSync(path.join(outDir, `${name}.bin`), Buffer.from(bytes));
+
+let count = 0;
+for (const [prefix, vectors] of [['ok', OK_VECTORS], ['bad', BAD_VECTORS], ['not', NOT_PROXY]]) {
+  for (const v of vectors) {
+    write(`${prefix}-${slug(v.name)}`, v.bytes);
+    count++;
+    if (prefix === 'ok') {
+      // max_size = 16 + (u16 % 512): just the header's own length, when that is small enough.
+      const pick = Math.max(0, v.bytes.length - 16);
+      if (pick < 512) {
+        write(`${prefix}-${slug(v.name)}.max`, [pick >> 8, pick & 0xff, ...v.bytes]);
+        count++;
+      }
+    }
+  }
+}
+console.log(`fuzz-proxy-seeds: wrote ${count} seeds to ${path.relative(process.cwd(), outDir) || '.'}`);
