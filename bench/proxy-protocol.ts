@@ -1,13 +1,17 @@
 // Alternatives: what node-toa costs per connection next to the other common way of passing the
-// client address to a backend, the PROXY protocol (v1 text, v2 binary; parsed here with
-// proxy-protocol-js). Every variant serves the same tiny protocol: the client connects and sends
-// a request line, the server reads it and answers with the client address it knows, then closes.
-//   plain      socket.remoteAddress
-//   node-toa   realRemoteAddress(socket) on a server with TCP_SAVE_SYN
-//   PROXY v1   the client sends "PROXY TCP4 ...\r\n" first; the server parses it off the data
-//   PROXY v2   the same with the binary header
+// client address to a backend, the PROXY protocol (v1 text, v2 binary), read three ways: by
+// node-toa's own `proxyProtocol` gate, by findhit-proxywrap (v1 only; it wraps the server's
+// 'connection' listeners) and by proxy-protocol-js (a parser only: the server here finds the
+// header's end and parses it off the data itself). Every variant serves the same tiny protocol:
+// the client connects and sends a request line, the server reads it and answers with the client
+// address it knows, then closes.
+//   plain            socket.remoteAddress
+//   toa              realRemoteAddress(socket) on a server with TCP_SAVE_SYN
+//   gate-v1/-v2      enable(server, { trustProxy, proxyProtocol: true }), then a createResolver()
+//   proxywrap-v1     findhit-proxywrap's net, then socket.remoteAddress
+//   proxy-v1/-v2     proxy-protocol-js on the first bytes
 // Each server runs in its own process; the client here offers the same connection rate to each
-// (open loop, paced per millisecond), to all four at the same time so that whatever else the
+// (open loop, paced per millisecond), to all of them at the same time so that whatever else the
 // machine does hits them alike, and each server reports the CPU time it spent: the table shows
 // server CPU per connection at an equal rate.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -15,17 +19,30 @@ import * as net from 'node:net';
 import * as proxyProtocol from 'proxy-protocol-js';
 import { QUICK, emit, envInt, loadToa, log, median, pinToCpu, sleep } from './common';
 
-type Variant = 'plain' | 'toa' | 'proxy-v1' | 'proxy-v2';
-const VARIANTS: readonly Variant[] = ['plain', 'toa', 'proxy-v1', 'proxy-v2'];
+type Variant = 'plain' | 'toa' | 'gate-v1' | 'gate-v2' | 'proxywrap-v1' | 'proxy-v1' | 'proxy-v2';
+const VARIANTS: readonly Variant[] = ['plain', 'toa', 'gate-v1', 'gate-v2', 'proxywrap-v1', 'proxy-v1', 'proxy-v2'];
 const LABELS: Record<Variant, string> = {
   plain: 'socket.remoteAddress (no client address)',
   toa: 'node-toa: realRemoteAddress() (saved SYN)',
-  'proxy-v1': 'PROXY protocol v1 (proxy-protocol-js)',
-  'proxy-v2': 'PROXY protocol v2 (proxy-protocol-js)',
+  'gate-v1': 'PROXY v1, node-toa proxyProtocol: true',
+  'gate-v2': 'PROXY v2, node-toa proxyProtocol: true',
+  'proxywrap-v1': 'PROXY v1, findhit-proxywrap 0.3.13',
+  'proxy-v1': 'PROXY v1, proxy-protocol-js (parser only)',
+  'proxy-v2': 'PROXY v2, proxy-protocol-js (parser only)',
+};
+/** What the client sends before its request line. */
+const WIRE: Record<Variant, 'none' | 'v1' | 'v2'> = {
+  plain: 'none',
+  toa: 'none',
+  'gate-v1': 'v1',
+  'gate-v2': 'v2',
+  'proxywrap-v1': 'v1',
+  'proxy-v1': 'v1',
+  'proxy-v2': 'v2',
 };
 
-// Per server; four servers are loaded at once.
-const RATE = envInt('BENCH_PROXY_RATE', 600, 100, 50_000);
+// Per server; all seven are loaded at once (2 cores: 7 x 400 conn/s keeps the client on time).
+const RATE = envInt('BENCH_PROXY_RATE', 400, 100, 50_000);
 const SECONDS = envInt('BENCH_PROXY_SECONDS', QUICK ? 1 : 2, 1, 30);
 const ROUNDS = envInt('BENCH_PROXY_ROUNDS', QUICK ? 1 : 4, 1, 20);
 // A bound on connections in flight: past it the server is saturated and the rate is not met.
@@ -37,7 +54,7 @@ const REQUEST = 'hello\n';
 
 // ---- server (child process) ----
 
-function proxyHeaderLength(data: Buffer, variant: Variant): number {
+function proxyHeaderLength(data: Buffer, variant: 'proxy-v1' | 'proxy-v2'): number {
   if (variant === 'proxy-v1') {
     const end = data.indexOf('\r\n');
     return end < 0 ? -1 : end + 2;
@@ -47,7 +64,7 @@ function proxyHeaderLength(data: Buffer, variant: Variant): number {
   return data.length < total ? -1 : total;
 }
 
-function clientOf(header: Buffer, variant: Variant): string {
+function clientOf(header: Buffer, variant: 'proxy-v1' | 'proxy-v2'): string {
   if (variant === 'proxy-v1') {
     return proxyProtocol.V1ProxyProtocol.parse(header.toString('latin1')).source.ipAddress;
   }
@@ -57,20 +74,30 @@ function clientOf(header: Buffer, variant: Variant): string {
   return address.sourceAddress.address.join('.');
 }
 
+interface Proxywrap {
+  proxy(iface: typeof net, options?: { strict?: boolean }): typeof net;
+}
+
 function serve(variant: Variant): void {
   const toa = loadToa();
   let connections = 0;
-  const server = net.createServer((socket) => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const netOf = variant === 'proxywrap-v1' ? (require('findhit-proxywrap') as Proxywrap).proxy(net) : net;
+  // The gate reads headers from the peers enable() trusts; the resolver believes its own trust.
+  const gateResolve = toa.createResolver({ trustProxy: 'loopback' });
+  const server = netOf.createServer((socket) => {
     connections++;
     socket.on('error', () => socket.destroy());
     let buffered: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       let client: string;
-      if (variant === 'plain') {
+      if (variant === 'plain' || variant === 'proxywrap-v1') {
         client = socket.remoteAddress ?? '';
       } else if (variant === 'toa') {
         client = toa.realRemoteAddress(socket).address;
+      } else if (variant === 'gate-v1' || variant === 'gate-v2') {
+        client = gateResolve(socket).address;
       } else {
         const length = proxyHeaderLength(buffered, variant);
         if (length < 0) {
@@ -88,6 +115,7 @@ function serve(variant: Variant): void {
   });
   server.listen(0, '127.0.0.1', 4096, () => {
     if (variant === 'toa') toa.enable(server);
+    if (variant === 'gate-v1' || variant === 'gate-v2') toa.enable(server, { trustProxy: 'loopback', proxyProtocol: true });
     process.send?.({ port: (server.address() as net.AddressInfo).port });
   });
   process.on('message', () => {
@@ -126,7 +154,7 @@ function usage(server: ServerProcess): Promise<{ cpu: number; connections: numbe
 }
 
 function headerFor(variant: Variant, localPort: number): Buffer {
-  if (variant === 'proxy-v1') {
+  if (WIRE[variant] === 'v1') {
     const text = new proxyProtocol.V1ProxyProtocol(
       proxyProtocol.INETProtocol.TCP4,
       new proxyProtocol.Peer(CLAIMED.address, localPort),
@@ -134,7 +162,7 @@ function headerFor(variant: Variant, localPort: number): Buffer {
     ).build();
     return Buffer.from(text, 'latin1');
   }
-  if (variant === 'proxy-v2') {
+  if (WIRE[variant] === 'v2') {
     const bytes = new proxyProtocol.V2ProxyProtocol(
       proxyProtocol.Command.PROXY,
       proxyProtocol.TransportProtocol.STREAM,
@@ -158,7 +186,7 @@ interface Run {
 }
 
 async function offer(server: ServerProcess, count: number): Promise<Run> {
-  const expected = server.variant.startsWith('proxy') ? CLAIMED.address : '127.0.0.1';
+  const expected = WIRE[server.variant] === 'none' ? '127.0.0.1' : CLAIMED.address;
   const before = await usage(server);
   const latencies: number[] = [];
   let started = 0;
