@@ -200,7 +200,7 @@ describeNeeds(
       let pFastify = 1;
       try {
         const app = fastify();
-        await app.register(fastifyToa, gate);
+        await app.register(fastifyToa, { ...gate, setIp: true });
         app.get('/', async (request, reply) => {
           reply.type('application/json');
           return answerOf(request.raw.socket, request.realRemoteAddress(), request.ip);

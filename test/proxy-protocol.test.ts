@@ -400,12 +400,16 @@ describe('trust first', () => {
     expect(got.length).toBeGreaterThan(2); // not trusted now: the header is data
   });
 
-  test('a resolver that trusts less ignores the header the gate read (then TOA or the peer)', async () => {
-    let real: toa.RealAddress | undefined;
-    const server = net.createServer((s) => { real = toa.realRemoteAddress(s, UNTRUSTED); s.end('.'); });
+  test("the header the server's trust read is every resolver's answer (theirs is for TOA), with no options too", async () => {
+    const answers: toa.RealAddress[] = [];
+    const server = net.createServer((s) => {
+      answers.push(toa.realRemoteAddress(s, UNTRUSTED), toa.realRemoteAddress(s), toa.createResolver({ trustProxy: false })(s));
+      s.end('.');
+    });
     const port = await start(server, { proxyProtocol: true, ...TRUSTED });
     await exchange(port, [header4()]);
-    expect(real).toMatchObject({ source: 'peer', address: '127.0.0.1' });
+    expect(answers).toHaveLength(3);
+    for (const a of answers) expect(a).toMatchObject({ source: 'proxy-protocol', address: SRC4.address, proxy: { address: '127.0.0.1' } });
   });
 });
 

@@ -40,8 +40,6 @@ export interface DecideEvents {
   untrusted(peer: Endpoint, option: NativeToa, packet: Packet): void;
   /** A trusted proxy's packet whose options name no client, or are ambiguous. */
   refused(peer: Endpoint, refused: Refused, packet: Packet): void;
-  /** A PROXY header from a peer this resolver does not trust (another one's trust let it be read). */
-  untrustedHeader?(peer: Endpoint): void;
 }
 
 /** Reports an IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as IPv4, as the wire had it. */
@@ -98,10 +96,11 @@ function fromHeader(h: ProxyHeaderRecord): RealAddress {
 }
 
 /**
- * Precedence: a PROXY protocol header from a trusted peer (it was written by the proxy the
- * connection came from, after any TOA in the packets), else a trusted TOA in the SYN, else a trusted TOA in the ACK or first data packet, else
- * a kernel module's rewrite of a trusted peer, else the peer itself. Trust is always checked
- * against the IP source of the packet that carried the option.
+ * Precedence: the PROXY protocol header the gate read (from a peer the server trusted; it was
+ * written by the proxy the connection came from, after any TOA in the packets), else a trusted TOA
+ * in the SYN, else a trusted TOA in the ACK or first data packet, else a kernel module's rewrite of
+ * a trusted peer, else the peer itself. A TOA's trust is checked against the IP source of the
+ * packet that carried it.
  *
  * @param options the resolver's trust, kinds and `multiple`
  * @param fallback what Node knows (`socket.remoteAddress`), asked only when no packet was seen
@@ -113,11 +112,10 @@ export function decide(
   events: DecideEvents,
 ): RealAddress {
   const { trust, kindTable, multiple } = options;
-  const header = facts.proxy;
-  if (header !== undefined) {
-    if (trust(header.peer.address)) return fromHeader(header);
-    events.untrustedHeader?.(header.peer);
-  }
+  // The gate read the header only because the server's trust covered its sender, and the bytes
+  // are gone from the stream: every resolver believes it (their own trust is for TOA and the
+  // kernel's rewrite). Answering the balancer instead would be no safer, only wrong.
+  if (facts.proxy !== undefined) return fromHeader(facts.proxy);
   if (facts.synPeer !== undefined) {
     const syn = selectToa(facts.synOptions, kindTable, multiple);
     if (syn !== undefined) {

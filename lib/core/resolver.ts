@@ -75,9 +75,6 @@ const events: DecideEvents = {
       details.push({ reason: refused.refused, packet, from: peer, kind: refused.option.kind, count: refused.count });
     }
   },
-  untrustedHeader() {
-    reasons |= REASON_BIT.untrusted;
-  },
 };
 
 // server.address() is a getsockname(2) per call: each server's port is asked once.
