@@ -103,7 +103,7 @@ function zigPath() {
 
 function hashInputs(target, gyp, zig) {
   const h = crypto.createHash('sha256');
-  h.update(JSON.stringify({ target, gyp, zig: execFileSync(zig, ['version'], { encoding: 'utf8' }) }));
+  h.update(JSON.stringify({ target, gyp, exports: 'napi-only', zig: execFileSync(zig, ['version'], { encoding: 'utf8' }) }));
   // Every file in the sources' folders (headers included) and in the include folders' headers.
   const dirs = new Set(gyp.sources.map((s) => path.dirname(path.resolve(root, s))));
   for (const inc of gyp.includes) dirs.add(path.resolve(root, inc));
@@ -162,6 +162,10 @@ async function buildOne(name, gyp, zig, cacheDir) {
   const started = Date.now();
   if (fs.existsSync(cached)) return { name, file: cached, seconds: 0, cached: true };
   const tmp = `${cached}.${process.pid}.tmp`;
+  // Only the N-API entry points are exported: the static libc++/libunwind stay private, so the
+  // addon never interposes on (or binds to) another copy's operator new or _Unwind_* in Node.
+  const exportsFile = path.join(cacheDir, 'exports.map');
+  fs.writeFileSync(exportsFile, '{ global: napi_register_module_v1; node_api_module_get_api_version_v1; local: *; };\n');
   const args = [
     'c++', '-target', t.zig, '-shared', '-fPIC', '-O3', '-s', '-fno-sanitize=all',
     ...gyp.cflags.filter((f) => f !== '-fno-exceptions'),
@@ -169,6 +173,7 @@ async function buildOne(name, gyp, zig, cacheDir) {
     ...gyp.includes.map((i) => `-I${path.resolve(root, i)}`),
     ...gyp.sources.map((s) => path.resolve(root, s)),
     ...gyp.libraries,
+    `-Wl,--version-script=${exportsFile}`,
     '-o', tmp,
   ];
   const env = { ...process.env, ZIG_GLOBAL_CACHE_DIR: path.join(cacheDir, 'zig'), ZIG_LOCAL_CACHE_DIR: path.join(cacheDir, 'zig') };
