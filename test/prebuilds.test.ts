@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { addonPath, runningLibc } from '../lib/addon/binding';
+import { buildHint } from '../lib/addon/build-hint';
 import { compileKinds } from '../lib/core/kinds';
 import { FULL_SYN_V4, FULL_SYN_V6, ALL_VECTORS, TABLES } from './helpers/parse-vectors';
 import { firstMissing, itNeeds, type Missing } from './helpers/requirements';
@@ -299,5 +300,12 @@ describe('musl builds', () => {
     expect(runningLibc(maps)).toBe('glibc');
     expect(runningLibc()).toBe('glibc'); // this Node
     expect(runningLibc(path.join(work, 'no-such-file'))).toBeNull();
+  });
+
+  it('the install message names what to install on each system', () => {
+    expect(buildHint('linux', true)).toBe('apk add python3 make g++ linux-headers');
+    expect(buildHint('linux', false)).toMatch(/^install python3, make and g\+\+ \(Debian\/Ubuntu: apt-get install python3 make g\+\+; RHEL: dnf install python3 make gcc-c\+\+\)$/);
+    expect(buildHint('darwin', false)).toBe('xcode-select --install');
+    expect(buildHint('win32', false)).toBe('install python3, make and a C++17 compiler');
   });
 });
