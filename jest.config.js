@@ -15,7 +15,7 @@ const file = (name) => `${SEP}test${SEP}${name.split('/').map(escape).join(SEP)}
 
 // Listed by name: a new file goes to loopback unless it is added here.
 const UNIT = ['arguments', 'decide', 'engines', 'options', 'parse', 'proxy-options', 'proxy-parse'];
-const BUILD = ['cmake-build', 'consumer-types', 'package', 'types'];
+const BUILD = ['cmake-build', 'consumer-types', 'package', 'prebuilds', 'types'];
 
 // netns: the name e2e-*.test.ts, or a file that uses the harness (read, not run, here).
 const NETNS_NAME = `${SEP}e2e-[^/\\\\]*\\.test\\.ts$`;

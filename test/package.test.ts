@@ -1,13 +1,37 @@
-// The published artefact: pack it with a prebuild, install the tarball into an empty project,
-// and use it from CommonJS, ESM and TypeScript, as a user would.
+// The published artefact: pack it with the prebuilds, install the tarball into an empty project
+// with no compiler on PATH, and use it from CommonJS, ESM and TypeScript, as a user would.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 const repo = path.join(__dirname, '..');
-const run = (cmd: string, args: string[], cwd: string) =>
-  execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
+  execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000, env });
+
+const PREBUILDS = ['linux-x64/node.napi.glibc.node', 'linux-x64/node.napi.musl.node', 'linux-arm64/node.napi.glibc.node', 'linux-arm64/node.napi.musl.node'];
+
+/** A PATH with node, npm and sh (npm runs scripts with it) only: no python3, make, cc, g++ or clang. */
+function compilerlessPath(dir: string): string {
+  fs.mkdirSync(dir);
+  fs.symlinkSync('/bin/sh', path.join(dir, 'sh'));
+  fs.symlinkSync(process.execPath, path.join(dir, 'node'));
+  fs.symlinkSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim(), path.join(dir, 'npm'));
+  return dir;
+}
+
+// What an installed package loaded, and what it answers: the addon's file is read from the
+// process's own mappings, not from what the loader says.
+const LOADED = `
+const net = require('node:net');
+const toa = require('node-toa');
+const maps = require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith('.node')).map((l) => l.split(/\\s+/).pop());
+const server = toa.enable(net.createServer((s) => {
+  console.log(JSON.stringify({ maps: [...new Set(maps)], support: toa.support(), answer: toa.realRemoteAddress(s, { trustProxy: 'loopback' }) }));
+  s.destroy(); server.close();
+}));
+server.listen(0, '127.0.0.1', () => net.connect(server.address().port, '127.0.0.1').on('error', () => {}));
+`;
 
 const CJS = `
 const net = require('node:net');
@@ -78,16 +102,18 @@ describe('the npm package', () => {
   let tmp: string;
   let tarball: string;
   let app: string;
+  let bare: NodeJS.ProcessEnv;
 
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-toa-pack-'));
     // Pack what is built (no scripts: another test may be reading dist/ right now), unpack it,
-    // make the prebuild there, and pack again: the repo's own build/ is left alone.
+    // make the prebuilds there (scripts/prebuild.js of the repo: it is not shipped; cached by the
+    // hash of the sources in node_modules/.cache), and pack again: the repo's own build/ is left alone.
     const first = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], repo))[0];
     run('tar', ['xzf', path.join(tmp, first.filename), '-C', tmp], tmp);
     const pkg = path.join(tmp, 'package');
     fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
-    run('npm', ['run', 'prebuild'], pkg);
+    run(process.execPath, [path.join(repo, 'scripts', 'prebuild.js')], pkg);
     fs.rmSync(path.join(pkg, 'build'), { recursive: true, force: true });
     fs.unlinkSync(path.join(pkg, 'node_modules'));
     const second = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], pkg))[0];
@@ -97,8 +123,12 @@ describe('the npm package', () => {
     app = path.join(tmp, 'app');
     fs.mkdirSync(app);
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
-    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], app);
-  }, 240_000);
+    bare = { ...process.env, PATH: compilerlessPath(path.join(tmp, 'bin')) };
+    for (const tool of ['python3', 'make', 'cc', 'c++', 'g++', 'clang++']) {
+      expect(spawnSync('sh', ['-c', `command -v ${tool}`], { env: bare }).status).not.toBe(0);
+    }
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], app, bare);
+  }, 1_200_000);
 
   afterAll(() => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
@@ -113,14 +143,46 @@ describe('the npm package', () => {
     ]) {
       expect(files).toContain(f);
     }
-    expect(files.some((f) => /^prebuilds\/linux-x64\/.+\.node$/.test(f))).toBe(true);
+    for (const f of PREBUILDS) expect(files).toContain(`prebuilds/${f}`);
+    expect(files).toContain('scripts/install.js');
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('lib/') || f.startsWith('build/'))).toBe(false);
   });
 
-  it('installs from the prebuild, without compiling', () => {
+  it('installs from the prebuild with no compiler on PATH, and loads the linux-x64 glibc one', () => {
     const installed = path.join(app, 'node_modules', 'node-toa');
     expect(fs.existsSync(path.join(installed, 'build'))).toBe(false);
-    expect(fs.readdirSync(path.join(installed, 'prebuilds', 'linux-x64')).some((f) => f.endsWith('.node'))).toBe(true);
+    fs.writeFileSync(path.join(app, 'loaded.cjs'), LOADED);
+    const out = JSON.parse(run('node', ['loaded.cjs'], app, bare));
+    expect(out.maps).toEqual([fs.realpathSync(path.join(installed, 'prebuilds', 'linux-x64', 'node.napi.glibc.node'))]);
+    expect(out.support).toEqual({ addon: true, savedSyn: true });
+    expect(out.answer).toMatchObject({ address: '127.0.0.1', source: 'peer' });
+    const doctor = run(path.join(app, 'node_modules', '.bin', 'node-toa'), ['doctor', '--json'], app, bare);
+    const addon = (JSON.parse(doctor) as { checks: { id: string }[] }).checks.find((c) => c.id === 'addon');
+    expect(addon).toEqual({ id: 'addon', status: 'ok', message: `native addon loaded from prebuild: ${path.join('node_modules', 'node-toa', 'prebuilds', 'linux-x64', 'node.napi.glibc.node')}` });
+  });
+
+  it('with no prebuild that fits and no compiler, the install succeeds with one message, and the package answers peer', () => {
+    // A second app, whose copy of the package lost its prebuilds: what a platform without one sees.
+    const other = path.join(tmp, 'other');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'package.json'), JSON.stringify({ name: 'other', private: true }));
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', tarball], other, bare);
+    const installed = path.join(other, 'node_modules', 'node-toa');
+    fs.rmSync(path.join(installed, 'prebuilds'), { recursive: true });
+    const rebuild = spawnSync('npm', ['rebuild', 'node-toa', '--foreground-scripts'], { cwd: other, env: bare, encoding: 'utf8', timeout: 120_000 });
+    expect(rebuild.status).toBe(0);
+    const lines = `${rebuild.stdout}${rebuild.stderr}`.split('\n').filter((l) => l.startsWith('node-toa:'));
+    expect(lines).toEqual([expect.stringMatching(/^node-toa: no native addon \(No native build was found for platform=linux arch=x64 .*; no python3, make, a C\+\+ compiler to build one\); node-toa works without it, answering with the socket's own address \(source 'peer'\)\. To build it: install python3, make and g\+\+ .*, then npm rebuild node-toa$/)]);
+    expect(fs.existsSync(path.join(installed, 'build'))).toBe(false);
+    fs.writeFileSync(path.join(other, 'loaded.cjs'), LOADED);
+    const out = JSON.parse(run('node', ['loaded.cjs'], other, bare));
+    expect(out.maps).toEqual([]);
+    expect(out.support).toMatchObject({ addon: false, savedSyn: false, error: expect.stringMatching(/^No native build was found/) });
+    expect(out.answer).toMatchObject({ address: '127.0.0.1', family: 'IPv4', source: 'peer' });
+    const doctor = spawnSync(path.join(other, 'node_modules', '.bin', 'node-toa'), ['doctor', '--json'], { cwd: other, env: bare, encoding: 'utf8', timeout: 60_000 });
+    const addon = (JSON.parse(doctor.stdout) as { checks: { id: string; status: string; message: string }[] }).checks.find((c) => c.id === 'addon')!;
+    expect(addon.status).toBe('fail');
+    expect(addon.message).toMatch(/^the native addon did not load \(No native build was found for platform=linux arch=x64 .*\); answers are the socket's own peer; to build it: install python3, make and g\+\+/);
   });
 
   it('works from CommonJS', () => {

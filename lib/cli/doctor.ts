@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { binding, loadError, savedSynAvailable } from '../addon/binding';
+import { addonFile, binding, loadError, savedSynAvailable } from '../addon/binding';
+import { buildHint } from '../addon/build-hint';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import { compileKinds } from '../core/kinds';
 import { errnoName } from '../util/errno';
@@ -20,9 +21,6 @@ export interface CheckResult {
   /** One line for an operator: what was found and what it means. */
   message: string;
 }
-
-// The package root, where addon/binding.ts points node-gyp-build (two levels above dist/cli/).
-const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
 /** Which file node-gyp-build loads for this package, and whether it is a prebuild. */
 export function addonOrigin(file: string): 'prebuild' | 'local build' | 'debug build' | 'unknown' {
@@ -40,17 +38,11 @@ export function checkAddon(): CheckResult {
       status: 'fail',
       message:
         `the native addon did not load (${loadError?.message.split('\n')[0] ?? 'unknown error'}); ` +
-        'reinstall with a C++ toolchain (npm rebuild node-toa) or use a platform with a prebuild',
+        `answers are the socket's own peer; to build it: ${buildHint()}, then npm rebuild node-toa`,
     };
   }
-  let file = '';
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    file = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_ROOT);
-  } catch {
-    // loaded, yet no longer resolvable (files moved since): say so below
-  }
-  const where = file === '' ? 'a file that can no longer be found' : `${addonOrigin(file)}: ${path.relative(process.cwd(), file) || file}`;
+  const file = addonFile ?? '';
+  const where = file === '' ? 'an unknown file' : `${addonOrigin(file)}: ${path.relative(process.cwd(), file) || file}`;
   return { id: 'addon', status: 'ok', message: `native addon loaded from ${where}` };
 }
 
