@@ -61,20 +61,29 @@ const server: net.Server = enable(net.createServer((socket) => {
   const address: string = a.address;
   const port: number = b.port;
   const family: 'IPv4' | 'IPv6' = c.family;
-  const source: 'toa' | 'kernel' | 'peer' = a.source;
+  const source: 'toa' | 'kernel' | 'proxy-protocol' | 'peer' = a.source;
   const proxy: string | undefined = a.proxy?.address;
   const packet: 'syn' | 'ack' | 'data' | undefined = a.packet;
+  const version: 1 | 2 | undefined = a.proxyProtocol?.version;
+  const tlv: Buffer | undefined = a.proxyProtocol?.tlvs[0]?.value;
+  const vpce: string | undefined = a.proxyProtocol?.vpceId;
+  const destination: number | undefined = a.destination?.port;
+  // @ts-expect-error the command is 'PROXY' or 'LOCAL'
+  const command: 'HEALTH' | undefined = a.proxyProtocol?.command;
   // @ts-expect-error no such option
   realRemoteAddress(socket, { trustproxy: true });
   // @ts-expect-error the address is a string
   const n: number = a.address;
   // @ts-expect-error 'other' is not a source
   const s: 'other' = b.source;
-  void [address, port, family, source, proxy, packet, n, s, resolve(socket)];
+  void [address, port, family, source, proxy, packet, version, tlv, vpce, destination, command, n, s, resolve(socket)];
 }));
 
 async function main(): Promise<void> {
-  const lo: ListenOptions = { port: 0, host: '127.0.0.1', reusePort: true };
+  const lo: ListenOptions = { port: 0, host: '127.0.0.1', reusePort: true, proxyProtocol: { mode: 'optional', timeout: 3000 }, trustProxy: 'loopback' };
+  enable(net.createServer(), { proxyProtocol: true, trustProxy: ['10.0.0.0/8'] });
+  // @ts-expect-error proxyProtocol's mode is 'required' or 'optional'
+  enable(net.createServer(), { proxyProtocol: { mode: 'sometimes' } });
   const web: http.Server = await listen(http.createServer(), lo);
   // @ts-expect-error the port is required
   await listen(http.createServer(), {});

@@ -39,7 +39,12 @@ class Recorder {
         r.ended = true;
         socket.end();
       });
+      // A health check may end with a reset (HAProxy closes checks with SO_LINGER 0): what was
+      // read before it is all there is.
       socket.on('error', () => socket.destroy());
+      socket.on('close', () => {
+        r.ended = true;
+      });
     });
   }
 
