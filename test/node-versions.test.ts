@@ -3,11 +3,10 @@
 // Fastify app's inject; curl in a ToaCgroup (its own kernel writes a TOA into its SYN) asks it
 // for realRemoteAddress(). The whole suite runs on 18 and 26 (.ci/run); this covers 20, 22, 24
 // too, as separate processes whose `process.version` is asserted.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { ToaCgroup, describeSockops } from './helpers/sockops';
 import { itNeeds } from './helpers/requirements';
+import { startWithHello, stopWithStdin } from './helpers/line-process';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const matrix = require('../scripts/node-matrix.js') as {
   NODE_MATRIX: Record<string, string>;
@@ -28,44 +27,6 @@ interface Hello {
   inject: { status: number; body: unknown };
 }
 
-/** Starts the server under `node`; resolves to the process and its first line. */
-function startServer(node: string, fastify: string): Promise<{ child: ChildProcess; hello: Hello }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(node, [SERVER, fastify], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${node}: no first line within ${START_TIMEOUT_MS} ms: ${stderr}`));
-    }, START_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${node} exited (${code ?? signal}) before its first line: ${stderr}`));
-    });
-    readline.createInterface({ input: child.stdout! }).once('line', (line) => {
-      clearTimeout(timer);
-      try {
-        resolve({ child, hello: JSON.parse(line) as Hello });
-      } catch {
-        child.kill('SIGKILL');
-        reject(new Error(`${node} said ${line} ${stderr}`));
-      }
-    });
-  });
-}
-
-function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.stdin!.end();
-  });
-}
-
 describeSockops('the package under each Node of the matrix', () => {
   jest.setTimeout(60_000);
   let group: ToaCgroup;
@@ -80,7 +41,7 @@ describeSockops('the package under each Node of the matrix', () => {
       matrix.missingNode(major),
       `Node ${version}: loads (require and import), TOA from curl's real SYN, ${fastify} inject`,
       async () => {
-        const { child, hello } = await startServer(matrix.nodeBinary(major), fastify);
+        const { child, hello } = await startWithHello<Hello>([matrix.nodeBinary(major), SERVER, fastify], START_TIMEOUT_MS);
         try {
           expect(hello.version).toBe(`v${version}`);
           // The addon is N-API 8: every supported Node has at least that.
@@ -104,7 +65,7 @@ describeSockops('the package under each Node of the matrix', () => {
             proxy: { address: '127.0.0.1', port: Number(localPort), family: 'IPv4' },
           });
         } finally {
-          await stopServer(child);
+          await stopWithStdin(child);
         }
       },
     );

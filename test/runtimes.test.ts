@@ -4,12 +4,11 @@
 // Node as the reference. curl in a ToaCgroup (a TOA in its own SYN) asks runtime-probe.cjs's
 // net.Server and http.Server for realRemoteAddress(). README "Node versions and runtimes" says
 // the same in prose.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { ToaCgroup, describeSockops } from './helpers/sockops';
 import { itNeeds } from './helpers/requirements';
+import { startWithHello, stopWithStdin } from './helpers/line-process';
 
 const ROOT = path.join(__dirname, '..');
 const PROBE = path.join(__dirname, 'helpers', 'runtime-probe.cjs');
@@ -60,43 +59,6 @@ function missingRuntime(r: Runtime): string | null {
   return fs.existsSync(r.command[0]) ? null : `${r.command[0]} is missing (devDependency ${r.name}@${pkg.devDependencies[r.name]}: npm install)`;
 }
 
-function startProbe(command: string[]): Promise<{ child: ChildProcess; hello: Hello }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0], [...command.slice(1), PROBE], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command.join(' ')}: no first line within ${START_TIMEOUT_MS} ms: ${stderr}`));
-    }, START_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${command.join(' ')} exited (${code ?? signal}) before its first line: ${stderr}`));
-    });
-    readline.createInterface({ input: child.stdout! }).once('line', (line) => {
-      clearTimeout(timer);
-      try {
-        resolve({ child, hello: JSON.parse(line) as Hello });
-      } catch {
-        child.kill('SIGKILL');
-        reject(new Error(`${command.join(' ')} said ${line} ${stderr}`));
-      }
-    });
-  });
-}
-
-function stopProbe(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.stdin!.end();
-  });
-}
-
 describeSockops('the package under Bun and Deno (Node as the reference)', () => {
   jest.setTimeout(60_000);
   let group: ToaCgroup;
@@ -114,7 +76,7 @@ describeSockops('the package under Bun and Deno (Node as the reference)', () => 
   for (const rt of RUNTIMES) {
     const version = rt.name === 'node' ? process.versions.node : pkg.devDependencies[rt.name];
     itNeeds(missingRuntime(rt), `${rt.name} ${version}: loads, answers, reads the saved SYN where its sockets have an fd`, async () => {
-      const { child, hello } = await startProbe(rt.command);
+      const { child, hello } = await startWithHello<Hello>([...rt.command, PROBE], START_TIMEOUT_MS, { ...process.env, NO_COLOR: '1' });
       try {
         expect(hello.runtime).toEqual({ name: rt.name, version });
         expect(hello.cjs).toBe('function');
@@ -142,7 +104,7 @@ describeSockops('the package under Bun and Deno (Node as the reference)', () => 
           if (rt.savedSyn[kind]) expect([kind, reply.resolveMessages > 0]).toEqual([kind, true]);
         }
       } finally {
-        await stopProbe(child);
+        await stopWithStdin(child);
       }
     });
   }
