@@ -16,7 +16,8 @@ import type { TrustFn } from '../core/trust';
 import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { warnProxyHeader } from '../util/warnings';
-import { makeRecord, PROXY_HEADER } from './header';
+import { makeRecord, PROXY_HEADER, type ProxyHeaderRecord } from './header';
+import { PEEK_BROKEN, peekHeader, peekedReason, peekedRecord } from './peek';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
 import type { CompiledProxyProtocol } from './options';
 
@@ -42,9 +43,21 @@ interface GatedServer extends net.Server {
   [GATE]?: GateState;
 }
 
+interface PeerName {
+  address?: unknown;
+  port?: unknown;
+  family?: unknown;
+}
+
+interface GateHandle {
+  getpeername: (out: PeerName) => number;
+  fd?: number;
+}
+
 interface RawSocket extends net.Socket {
   [SEEN]?: true;
-  _handle?: { getpeername?: (out: object) => number } | null;
+  _handle?: Partial<GateHandle> | null;
+  _peername?: PeerName;
 }
 
 /** The native parser, or null where the addon did not load. */
@@ -85,7 +98,7 @@ export function attachGate(server: net.Server, pp: CompiledProxyProtocol, trust:
       if (socket instanceof net.Socket && (socket as RawSocket)[SEEN] === undefined) {
         const handle = (socket as RawSocket)._handle;
         if (handle !== null && handle !== undefined && typeof handle.getpeername === 'function') {
-          gate(this, state, parse, socket as RawSocket);
+          gate(this, state, parse, socket as RawSocket, handle as GateHandle);
           return true;
         }
       }
@@ -112,11 +125,20 @@ export function hasGate(server: object): boolean {
   return (server as GatedServer)[GATE] !== undefined;
 }
 
+// Node's own `_getpeername`, as this module found it: while it is still the one in place, the
+// peer name the gate asks the kernel for is the one Node would cache for `socket.remoteAddress`,
+// so the gate caches it there (one getpeername per connection, not two). install() puts its own
+// in place, which must resolve: then the gate leaves `_peername` alone.
+const NODE_GETPEERNAME = (net.Socket.prototype as unknown as { _getpeername?: unknown })._getpeername;
+
 /** The L3 peer from the handle itself: the socket's getters may be install()'s, which resolve. */
-function l3Peer(socket: RawSocket): Endpoint | undefined {
-  const out: { address?: unknown; port?: unknown; family?: unknown } = {};
-  const handle = socket._handle;
-  if (handle === null || handle === undefined || handle.getpeername!(out) !== 0) return undefined;
+function l3Peer(socket: RawSocket, handle: GateHandle): Endpoint | undefined {
+  let out = socket._peername;
+  if (out === undefined) {
+    out = {};
+    if (handle.getpeername(out) !== 0) return undefined;
+    if ((socket as unknown as { _getpeername?: unknown })._getpeername === NODE_GETPEERNAME) socket._peername = out;
+  }
   if (typeof out.address !== 'string' || typeof out.port !== 'number') return undefined;
   return endpoint({ address: out.address, port: out.port, family: out.family === 'IPv6' ? 'IPv6' : 'IPv4' });
 }
@@ -129,101 +151,162 @@ function listeningPort(server: net.Server, state: GateState): number {
   return state.port;
 }
 
-const PROBLEM: Record<Exclude<ProxyOutcome, 'headers' | 'local'>, string> = {
+type Problem = Exclude<ProxyOutcome, 'headers' | 'local'>;
+
+const PROBLEM: Record<Problem, string> = {
   malformed: 'a malformed PROXY protocol header',
   tooLarge: 'a PROXY protocol header larger than maxHeaderSize',
   timeout: 'no complete PROXY protocol header within the timeout',
   missing: 'no PROXY protocol header',
 };
 
-function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, socket: RawSocket): void {
+function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, outcome: Problem, reason?: string): void {
+  const port = listeningPort(server, state);
+  countProxy(port, outcome);
+  warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
+  socket.destroy();
+}
+
+function accept(server: net.Server, state: GateState, socket: RawSocket, record: ProxyHeaderRecord): void {
+  (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
+  countProxy(listeningPort(server, state), record.source !== undefined ? 'headers' : 'local');
+  state.emit.call(server, 'connection', socket);
+}
+
+function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, socket: RawSocket, handle: GateHandle): void {
   socket[SEEN] = true;
-  const pass = () => state.emit.call(server, 'connection', socket);
-  const peer = l3Peer(socket);
-  if (peer === undefined) return void pass();
+  const peer = l3Peer(socket, handle);
+  if (peer === undefined) return void state.emit.call(server, 'connection', socket);
   const trust = state.trust ?? defaultResolver().trust;
-  if (!trust(peer.address)) return void pass();
+  if (!trust(peer.address)) return void state.emit.call(server, 'connection', socket);
 
-  const { required, timeoutMs, maxHeaderSize } = state.pp;
-  let data: Buffer | undefined;
-  let done = false;
+  const { required, maxHeaderSize } = state.pp;
+  // The kernel's queue is the stream only while Node has read nothing of it (a socket someone
+  // emits again after reading is read as a stream).
+  const fd = handle.fd;
+  if (typeof fd === 'number' && fd >= 0 && socket.bytesRead === 0 && socket.readableLength === 0) {
+    const status = peekHeader(fd, maxHeaderSize);
+    switch (status) {
+      case PROXY_STATUS.ok:
+        return accept(server, state, socket, peekedRecord(peer));
+      case PROXY_STATUS.notProxy:
+        if (required) return refuse(server, state, peer, socket, 'missing');
+        return void state.emit.call(server, 'connection', socket);
+      case PROXY_STATUS.tooLarge:
+        return refuse(server, state, peer, socket, 'tooLarge', peekedReason());
+      case PROXY_STATUS.malformed:
+        return refuse(server, state, peer, socket, 'malformed', peekedReason());
+      case PEEK_BROKEN:
+        return refuse(server, state, peer, socket, 'malformed', 'the header could not be read whole');
+    }
+  }
+  new StreamGate(server, state, parse, socket, peer).start();
+}
 
-  const cleanup = () => {
-    done = true;
-    clearTimeout(timer);
-    socket.removeListener('readable', onReadable);
-    socket.removeListener('end', onEnd);
-    socket.removeListener('error', onError);
-    socket.removeListener('close', onClose);
-  };
-  const fail = (outcome: Exclude<ProxyOutcome, 'headers' | 'local'>, reason?: string) => {
-    cleanup();
-    const port = listeningPort(server, state);
-    countProxy(port, outcome);
-    warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
-    socket.destroy();
-  };
-  const finish = (rest: Buffer | undefined) => {
-    cleanup();
-    if (rest !== undefined && rest.length > 0) socket.unshift(rest);
-    state.emit.call(server, 'connection', socket);
-  };
-  const examine = () => {
-    const buf = data!;
-    const r = parse(buf, maxHeaderSize);
+/**
+ * The header read from the stream, as it arrives: the peek found it not there yet (or not whole).
+ * One object with its handlers as methods (bound once), not a closure per handler.
+ */
+class StreamGate {
+  private data: Buffer | undefined = undefined;
+  private done = false;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private readonly onReadable = () => this.readable();
+  private readonly onEnd = () => this.end();
+  private readonly onError = () => this.error();
+  private readonly onClose = () => this.cleanup();
+
+  constructor(
+    private readonly server: net.Server,
+    private readonly state: GateState,
+    private readonly parse: ParseProxyHeader,
+    private readonly socket: RawSocket,
+    private readonly peer: Endpoint,
+  ) {}
+
+  start(): void {
+    const socket = this.socket;
+    this.timer = setTimeout(() => this.expire(), this.state.pp.timeoutMs);
+    this.timer.unref();
+    socket.on('error', this.onError);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('readable', this.onReadable);
+  }
+
+  private cleanup(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    const socket = this.socket;
+    socket.removeListener('readable', this.onReadable);
+    socket.removeListener('end', this.onEnd);
+    socket.removeListener('error', this.onError);
+    socket.removeListener('close', this.onClose);
+  }
+
+  private fail(outcome: Problem, reason?: string): void {
+    this.cleanup();
+    refuse(this.server, this.state, this.peer, this.socket, outcome, reason);
+  }
+
+  private finish(rest: Buffer | undefined): void {
+    this.cleanup();
+    if (rest !== undefined && rest.length > 0) this.socket.unshift(rest);
+    this.state.emit.call(this.server, 'connection', this.socket);
+  }
+
+  private examine(): void {
+    const buf = this.data!;
+    const { required, maxHeaderSize } = this.state.pp;
+    const r = this.parse(buf, maxHeaderSize);
     switch (r.status) {
       case PROXY_STATUS.ok: {
-        const record = makeRecord(peer, r, buf);
-        (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
-        countProxy(listeningPort(server, state), record.source !== undefined ? 'headers' : 'local');
-        finish(buf.length > r.length ? buf.subarray(r.length) : undefined);
+        this.cleanup();
+        if (buf.length > r.length) this.socket.unshift(buf.subarray(r.length));
+        accept(this.server, this.state, this.socket, makeRecord(this.peer, r, buf));
         return;
       }
       case PROXY_STATUS.incomplete:
-        if (buf.length >= maxHeaderSize) fail('tooLarge');
+        if (buf.length >= maxHeaderSize) this.fail('tooLarge');
         return;
       case PROXY_STATUS.notProxy:
-        if (required) fail('missing');
-        else finish(buf);
+        if (required) this.fail('missing');
+        else this.finish(buf);
         return;
       case PROXY_STATUS.tooLarge:
-        fail('tooLarge', r.reason);
+        this.fail('tooLarge', r.reason);
         return;
       default:
-        fail('malformed', r.reason);
-    }
-  };
-  function onReadable(): void {
-    let chunk: Buffer | null;
-    while (!done && (chunk = socket.read() as Buffer | null) !== null) {
-      data = data === undefined ? chunk : Buffer.concat([data, chunk]);
-      examine();
+        this.fail('malformed', r.reason);
     }
   }
+
+  private readable(): void {
+    let chunk: Buffer | null;
+    while (!this.done && (chunk = this.socket.read() as Buffer | null) !== null) {
+      this.data = this.data === undefined ? chunk : Buffer.concat([this.data, chunk]);
+      this.examine();
+    }
+  }
+
   // The peer closed before a whole header: a connection without a byte is a TCP health check or a
   // port probe (closed, not counted); one that stopped inside a header is a malformed one.
-  function onEnd(): void {
-    if (data === undefined) {
-      cleanup();
-      socket.destroy();
-    } else fail('malformed', 'the connection ended inside the header');
+  private end(): void {
+    if (this.data === undefined) {
+      this.cleanup();
+      this.socket.destroy();
+    } else this.fail('malformed', 'the connection ended inside the header');
   }
-  function onError(): void {
-    cleanup();
-    socket.destroy();
+
+  private error(): void {
+    this.cleanup();
+    this.socket.destroy();
   }
-  function onClose(): void {
-    cleanup();
-  }
-  const timer = setTimeout(() => {
-    if (done) return;
+
+  private expire(): void {
+    if (this.done) return;
     // Optional mode and not a byte yet: the peer may wait for the server to speak first.
-    if (!required && data === undefined) finish(undefined);
-    else fail('timeout');
-  }, timeoutMs);
-  timer.unref();
-  socket.on('error', onError);
-  socket.on('end', onEnd);
-  socket.on('close', onClose);
-  socket.on('readable', onReadable);
+    if (!this.state.pp.required && this.data === undefined) this.finish(undefined);
+    else this.fail('timeout');
+  }
 }
