@@ -17,7 +17,7 @@ import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { warnProxyHeader } from '../util/warnings';
 import { makeRecord, PROXY_HEADER, type ProxyHeaderRecord } from './header';
-import { PEEK_BROKEN, peekHeader, peekedReason, peekedRecord } from './peek';
+import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, peekedReason, peekedRecord } from './peek';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
 import type { CompiledProxyProtocol } from './options';
 
@@ -173,6 +173,9 @@ function accept(server: net.Server, state: GateState, socket: RawSocket, record:
   state.emit.call(server, 'connection', socket);
 }
 
+/** How the gate found headers in this copy: taken at accept, or read from the stream (tests count them). */
+export const gateReads = { peeked: 0, streamed: 0 };
+
 function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, socket: RawSocket, handle: GateHandle): void {
   socket[SEEN] = true;
   const peer = l3Peer(socket, handle);
@@ -186,6 +189,7 @@ function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, soc
   const fd = handle.fd;
   if (typeof fd === 'number' && fd >= 0 && socket.bytesRead === 0 && socket.readableLength === 0) {
     const status = peekHeader(fd, maxHeaderSize);
+    if (status !== PEEK_UNDECIDED) gateReads.peeked++;
     switch (status) {
       case PROXY_STATUS.ok:
         return accept(server, state, socket, peekedRecord(peer));
@@ -200,6 +204,7 @@ function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, soc
         return refuse(server, state, peer, socket, 'malformed', 'the header could not be read whole');
     }
   }
+  gateReads.streamed++;
   new StreamGate(server, state, parse, socket, peer).start();
 }
 
