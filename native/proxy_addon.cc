@@ -158,6 +158,26 @@ void PutEndpoint(uint8_t* at, const toa::ProxyEndpoint& e) {
   at[17] = static_cast<uint8_t>(e.port);
 }
 
+// The record for every status (the addresses only when there are some).
+void WriteProxyRecord(const toa::ProxyHeader& h, uint8_t* r) {
+  r[layout::kStatus] = h.status;
+  r[layout::kReason] = h.reason;
+  r[layout::kVersion] = h.version;
+  r[layout::kCommand] = h.command;
+  r[layout::kFamily] = h.family;
+  r[layout::kFlags] = static_cast<uint8_t>((h.has_addresses ? layout::kFlagAddresses : 0) |
+                                           (h.tlv_count > 0 || h.has_ssl ? layout::kFlagTlvs : 0) |
+                                           (h.crc_present ? layout::kFlagCrc : 0));
+  r[layout::kLength] = static_cast<uint8_t>(h.length >> 24);
+  r[layout::kLength + 1] = static_cast<uint8_t>(h.length >> 16);
+  r[layout::kLength + 2] = static_cast<uint8_t>(h.length >> 8);
+  r[layout::kLength + 3] = static_cast<uint8_t>(h.length);
+  if (h.has_addresses) {
+    PutEndpoint(r + layout::kSource, h.source);
+    PutEndpoint(r + layout::kDestination, h.destination);
+  }
+}
+
 // reader(fd, maxSize) -> ProxyStatus, or kReaderUndecided / kReaderBroken. Fills the record for
 // every status; the header's bytes are at the start of the buffer when it is ok.
 Napi::Value ReadProxyBound(const Napi::CallbackInfo& info) {
@@ -182,23 +202,7 @@ Napi::Value ReadProxyBound(const Napi::CallbackInfo& info) {
   if (h.status == toa::kProxyOk && err != 0) result = kReaderBroken;
   else if (err != 0 || peeked == 0 || h.status == toa::kProxyIncomplete) result = kReaderUndecided;
   else result = h.status;
-  uint8_t* r = reader->record_data;
-  r[layout::kStatus] = h.status;
-  r[layout::kReason] = h.reason;
-  r[layout::kVersion] = h.version;
-  r[layout::kCommand] = h.command;
-  r[layout::kFamily] = h.family;
-  r[layout::kFlags] = static_cast<uint8_t>((h.has_addresses ? layout::kFlagAddresses : 0) |
-                                           (h.tlv_count > 0 || h.has_ssl ? layout::kFlagTlvs : 0) |
-                                           (h.crc_present ? layout::kFlagCrc : 0));
-  r[layout::kLength] = static_cast<uint8_t>(h.length >> 24);
-  r[layout::kLength + 1] = static_cast<uint8_t>(h.length >> 16);
-  r[layout::kLength + 2] = static_cast<uint8_t>(h.length >> 8);
-  r[layout::kLength + 3] = static_cast<uint8_t>(h.length);
-  if (h.has_addresses) {
-    PutEndpoint(r + layout::kSource, h.source);
-    PutEndpoint(r + layout::kDestination, h.destination);
-  }
+  WriteProxyRecord(h, reader->record_data);
   return Napi::Number::New(env, result);
 }
 
@@ -221,6 +225,46 @@ Napi::Value MakeProxyReader(const Napi::CallbackInfo& info) {
   reader->capacity = info[1].As<Napi::Uint8Array>().ByteLength();
   Napi::Function fn = Napi::Function::New(env, ReadProxyBound, "readProxyHeader", reader);
   fn.AddFinalizer([](Napi::Env, ProxyReader* r) { delete r; }, reader);
+  return fn;
+}
+
+struct ProxyParser {
+  Napi::Reference<Napi::Uint8Array> record;
+  uint8_t* record_data;
+};
+
+// parser(data, maxSize) -> ProxyStatus, the record filled: parseProxyHeader() without an object.
+Napi::Value ParseProxyBound(const Napi::CallbackInfo& info) {
+  const auto* parser = static_cast<const ProxyParser*>(info.Data());
+  Napi::Env env = info.Env();
+  size_t length = 0;
+  const uint8_t* data = BytesArgument(info, 0, &length);
+  int32_t max_size = 0;
+  if (info.Length() < 2 || napi_get_value_int32(env, info[1], &max_size) != napi_ok) {
+    throw Napi::TypeError::New(env, "maxSize must be a number");
+  }
+  if (max_size < static_cast<int32_t>(toa::kProxyV2FixedLength)) {
+    throw Napi::RangeError::New(env, "maxSize must be an integer >= 16, got " + std::to_string(max_size));
+  }
+  const size_t bound = static_cast<size_t>(max_size) > toa::kProxyV2MaxLength ? toa::kProxyV2MaxLength
+                                                                             : static_cast<size_t>(max_size);
+  toa::ProxyHeader h;
+  toa::ParseProxyHeader(data, length, bound, &h);
+  WriteProxyRecord(h, parser->record_data);
+  return Napi::Number::New(env, h.status);
+}
+
+// makeProxyParser(record) -> parser(data, maxSize)
+Napi::Value MakeProxyParser(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsUint8Array(info, 0) || info[0].As<Napi::Uint8Array>().ByteLength() < layout::kSize) {
+    throw Napi::TypeError::New(env, "record must be a Uint8Array of proxyRecordLayout.size bytes");
+  }
+  auto* parser = new ProxyParser();
+  parser->record = Napi::Persistent(info[0].As<Napi::Uint8Array>());
+  parser->record_data = info[0].As<Napi::Uint8Array>().Data();
+  Napi::Function fn = Napi::Function::New(env, ParseProxyBound, "parseProxyHeader", parser);
+  fn.AddFinalizer([](Napi::Env, ProxyParser* p) { delete p; }, parser);
   return fn;
 }
 
@@ -256,6 +300,7 @@ Napi::Object ProxyRecordLayout(Napi::Env env) {
 void RegisterProxy(Napi::Env env, Napi::Object exports, Napi::Object testing) {
   exports.Set("parseProxyHeader", Napi::Function::New(env, ParseProxyHeader, "parseProxyHeader"));
   exports.Set("makeProxyReader", Napi::Function::New(env, MakeProxyReader, "makeProxyReader"));
+  exports.Set("makeProxyParser", Napi::Function::New(env, MakeProxyParser, "makeProxyParser"));
   exports.Set("proxyRecordLayout", ProxyRecordLayout(env));
   testing.Set("proxyCrc32c", Napi::Function::New(env, ProxyCrc32c, "proxyCrc32c"));
 }

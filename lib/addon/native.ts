@@ -245,6 +245,8 @@ export interface NativeBinding {
    * -broken. Optional: an addon built before it has none.
    */
   makeProxyReader?(record: Uint8Array, buffer: Uint8Array): (fd: number, maxSize: number) => number;
+  /** parseProxyHeader() bound to `record`: parser(data, maxSize) fills it and returns the PROXY_STATUS. Optional, as above. */
+  makeProxyParser?(record: Uint8Array): (data: Uint8Array, maxSize: number) => number;
   proxyRecordLayout?: NativeProxyRecordLayout;
   testing: NativeTesting;
 }

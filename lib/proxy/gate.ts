@@ -17,7 +17,7 @@ import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { warnProxyHeader } from '../util/warnings';
 import { makeRecord, PROXY_HEADER, type ProxyHeaderRecord } from './header';
-import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, peekedReason, peekedRecord } from './peek';
+import { PEEK_BROKEN, PEEK_UNDECIDED, headerLength, peekHeader, peekedReason, peekedRecord, recordParser } from './peek';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
 import type { CompiledProxyProtocol } from './options';
 
@@ -263,12 +263,29 @@ class StreamGate {
   private examine(): void {
     const buf = this.data!;
     const { required, maxHeaderSize } = this.state.pp;
-    const r = this.parse(buf, maxHeaderSize);
-    switch (r.status) {
+    const parseInto = recordParser();
+    let status: number;
+    let length = 0;
+    let reason = '';
+    let record: ProxyHeaderRecord | undefined;
+    if (parseInto !== null) {
+      status = parseInto(buf, maxHeaderSize);
+      if (status === PROXY_STATUS.ok) {
+        length = headerLength();
+        record = peekedRecord(this.peer, buf);
+      } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = peekedReason();
+    } else {
+      const r = this.parse(buf, maxHeaderSize);
+      status = r.status;
+      length = r.length;
+      reason = r.reason;
+      if (status === PROXY_STATUS.ok) record = makeRecord(this.peer, r, buf);
+    }
+    switch (status) {
       case PROXY_STATUS.ok: {
         this.cleanup();
-        if (buf.length > r.length) this.socket.unshift(buf.subarray(r.length));
-        accept(this.server, this.state, this.socket, makeRecord(this.peer, r, buf));
+        if (buf.length > length) this.socket.unshift(buf.subarray(length));
+        accept(this.server, this.state, this.socket, record!);
         return;
       }
       case PROXY_STATUS.incomplete:
@@ -279,10 +296,10 @@ class StreamGate {
         else this.finish(buf);
         return;
       case PROXY_STATUS.tooLarge:
-        this.fail('tooLarge', r.reason);
+        this.fail('tooLarge', reason);
         return;
       default:
-        this.fail('malformed', r.reason);
+        this.fail('malformed', reason);
     }
   }
 

@@ -1,4 +1,5 @@
-// The gate's first try on a connection: the header read straight from the socket's receive queue
+// The native parser's answers as a byte record (no object through N-API: building one cost more
+// than the syscalls), and the gate's first try on a connection: the header read straight from the socket's receive queue
 // at accept time, by one peek and one read of exactly the header's bytes, so whatever followed it
 // stays in the kernel for Node's own first read (no JS buffer, no unshift, no listener, no timer).
 // Under load the header is usually there already: a proxy writes it with, or right after, the
@@ -10,11 +11,14 @@ import type { Endpoint } from '../core/types';
 import type { ProxyHeaderRecord } from './header';
 
 type Reader = (fd: number, maxSize: number) => number;
+type Parser = (data: Uint8Array, maxSize: number) => number;
 
 const L = binding?.proxyRecordLayout;
 // Made at the first connection: a thread that never gates allocates nothing.
 let reader: Reader | null | undefined;
-let record: Uint8Array;
+let parser: Parser | null | undefined;
+// Shared by both: each call's record is decoded before the next call.
+let record: Uint8Array | undefined;
 let bytes: Buffer;
 
 /** What peekHeader() returns when nothing was decided or the socket broke (else a PROXY_STATUS). */
@@ -24,10 +28,29 @@ export const PEEK_BROKEN = -(L?.broken ?? 2);
 function makeReader(): Reader | null {
   const native = binding;
   if (native === null || L === undefined || typeof native.makeProxyReader !== 'function') return null;
-  record = new Uint8Array(L.size);
+  record ??= new Uint8Array(L.size);
   // As long as the longest header (maxHeaderSize's bound): a peek never cuts one short.
   bytes = Buffer.allocUnsafeSlow(16 + 65535);
   return native.makeProxyReader(record, bytes);
+}
+
+function makeParser(): Parser | null {
+  const native = binding;
+  if (native === null || L === undefined || typeof native.makeProxyParser !== 'function') return null;
+  record ??= new Uint8Array(L.size);
+  return native.makeProxyParser(record);
+}
+
+/** The record parser (the stream's bytes), or null where the addon has none: use parseProxyHeader. */
+export function recordParser(): Parser | null {
+  return (parser ??= makeParser());
+}
+
+/** The header length of the last ok answer. */
+export function headerLength(): number {
+  const l = L!;
+  const r = record!;
+  return ((r[l.length] << 24) | (r[l.length + 1] << 16) | (r[l.length + 2] << 8) | r[l.length + 3]) >>> 0;
 }
 
 /**
@@ -39,9 +62,9 @@ export function peekHeader(fd: number, maxSize: number): number {
   return read === null ? PEEK_UNDECIDED : read(fd, maxSize);
 }
 
-/** The reason text of the last peekHeader()'s malformed or tooLarge answer. */
+/** The reason text of the last malformed or tooLarge answer (a reader's or a parser's). */
 export function peekedReason(): string {
-  return L!.reasons[record[L!.reason]] ?? '';
+  return L!.reasons[record![L!.reason]] ?? '';
 }
 
 function at(b: Uint8Array, o: number, six: boolean): NativeEndpoint {
@@ -49,10 +72,13 @@ function at(b: Uint8Array, o: number, six: boolean): NativeEndpoint {
   return six ? { family: 'IPv6', address: ipv6(b, o), port } : { family: 'IPv4', address: ipv4(b, o), port };
 }
 
-/** The last peekHeader()'s ok header, for the socket it came from (`peer`: its L3 peer). */
-export function peekedRecord(peer: Endpoint): ProxyHeaderRecord {
+/**
+ * The last ok header, for the socket it came from (`peer`: its L3 peer). `data`: the bytes it was
+ * parsed from; the reader's own buffer when peekHeader() took it.
+ */
+export function peekedRecord(peer: Endpoint, data: Uint8Array = bytes): ProxyHeaderRecord {
   const l = L!;
-  const r = record;
+  const r = record!;
   const flags = r[l.flags];
   let source: NativeEndpoint | undefined;
   let destination: NativeEndpoint | undefined;
@@ -61,7 +87,6 @@ export function peekedRecord(peer: Endpoint): ProxyHeaderRecord {
     source = at(r, l.source, six);
     destination = at(r, l.destination, six);
   }
-  const length = ((r[l.length] << 24) | (r[l.length + 1] << 16) | (r[l.length + 2] << 8) | r[l.length + 3]) >>> 0;
   return {
     peer,
     version: r[l.version] === 1 ? 1 : 2,
@@ -69,8 +94,8 @@ export function peekedRecord(peer: Endpoint): ProxyHeaderRecord {
     source,
     destination,
     crc32c: (flags & l.flagCrc) !== 0,
-    // Copied: the buffer is the next connection's.
-    bytes: (flags & l.flagTlvs) !== 0 ? Buffer.from(bytes.subarray(0, length)) : undefined,
+    // Copied: the buffer is the next connection's, or the application's.
+    bytes: (flags & l.flagTlvs) !== 0 ? Buffer.from(data.subarray(0, headerLength())) : undefined,
     parsed: undefined,
     info: undefined,
   };
