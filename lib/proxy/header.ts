@@ -48,6 +48,13 @@ export function makeRecord(peer: Endpoint, parsed: NativeProxyHeader, data: Uint
   };
 }
 
+const plain = (version: 1 | 2, command: 'PROXY' | 'LOCAL'): ProxyProtocolInfo =>
+  Object.freeze({ version, command, tlvs: Object.freeze([]) as unknown as ProxyProtocolInfo['tlvs'], crc32c: false });
+const PLAIN = [
+  [plain(1, 'PROXY'), plain(1, 'LOCAL')],
+  [plain(2, 'PROXY'), plain(2, 'LOCAL')],
+] as const;
+
 // A header the gate took straight off the socket has its bytes but not their TLV triples: the same
 // parser finds them again, once, when someone asks.
 function reparse(bytes: Buffer): NativeProxyHeader {
@@ -59,6 +66,8 @@ function reparse(bytes: Buffer): NativeProxyHeader {
 /** The header as RealAddress.proxyProtocol shows it (made once per connection, frozen). */
 export function headerInfo(record: ProxyHeaderRecord): ProxyProtocolInfo {
   if (record.info !== undefined) return record.info;
+  // Most headers have no TLV (so no CRC32c either): theirs is one of four frozen objects.
+  if (record.bytes === undefined) return (record.info = PLAIN[record.version - 1][record.command === 'PROXY' ? 0 : 1]);
   const info: ProxyProtocolInfo = {
     version: record.version,
     command: record.command,
