@@ -192,3 +192,28 @@ describe('a header not whole at accept: read from the stream', () => {
     expect(reads()).toEqual({ peeked: 0, streamed: 1 });
   });
 });
+
+describe('one getpeername per connection', () => {
+  test("socket.remoteAddress answers from the gate's peer name, without a syscall of its own", async () => {
+    let calls = -1;
+    let remote: string | undefined;
+    const server = net.createServer((socket) => {
+      const handle = (socket as unknown as { _handle: { getpeername: (out: object) => number } })._handle;
+      const own = handle.getpeername.bind(handle);
+      calls = 0;
+      handle.getpeername = (out: object) => {
+        calls++;
+        return own(out);
+      };
+      remote = socket.remoteAddress;
+      socket.on('data', () => {});
+      socket.on('end', () => socket.end());
+    });
+    toa.enable(server, { proxyProtocol: true, ...TRUSTED });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    await connect((server.address() as net.AddressInfo).port, proxyV1('TCP4', SRC4, DST4));
+    expect(remote).toBe('127.0.0.1');
+    expect(calls).toBe(0);
+  });
+});
