@@ -17,7 +17,7 @@ import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { warnProxyHeader } from '../util/warnings';
 import { makeRecord, PROXY_HEADER, type ProxyHeaderRecord } from './header';
-import { PEEK_BROKEN, PEEK_UNDECIDED, headerLength, peekHeader, peekedReason, peekedRecord, recordParser } from './peek';
+import { PEEK_BROKEN, PEEK_UNDECIDED, recordedLength, peekHeader, recordedReason, recordedHeader, recordParser } from './record';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
 import type { CompiledProxyProtocol } from './options';
 
@@ -192,14 +192,14 @@ function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, soc
     if (status !== PEEK_UNDECIDED) gateReads.peeked++;
     switch (status) {
       case PROXY_STATUS.ok:
-        return accept(server, state, socket, peekedRecord(peer));
+        return accept(server, state, socket, recordedHeader(peer));
       case PROXY_STATUS.notProxy:
         if (required) return refuse(server, state, peer, socket, 'missing');
         return void state.emit.call(server, 'connection', socket);
       case PROXY_STATUS.tooLarge:
-        return refuse(server, state, peer, socket, 'tooLarge', peekedReason());
+        return refuse(server, state, peer, socket, 'tooLarge', recordedReason());
       case PROXY_STATUS.malformed:
-        return refuse(server, state, peer, socket, 'malformed', peekedReason());
+        return refuse(server, state, peer, socket, 'malformed', recordedReason());
       case PEEK_BROKEN:
         return refuse(server, state, peer, socket, 'malformed', 'the header could not be read whole');
     }
@@ -271,9 +271,9 @@ class StreamGate {
     if (parseInto !== null) {
       status = parseInto(buf, maxHeaderSize);
       if (status === PROXY_STATUS.ok) {
-        length = headerLength();
-        record = peekedRecord(this.peer, buf);
-      } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = peekedReason();
+        length = recordedLength();
+        record = recordedHeader(this.peer, buf);
+      } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = recordedReason();
     } else {
       const r = this.parse(buf, maxHeaderSize);
       status = r.status;

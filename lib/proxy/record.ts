@@ -1,9 +1,10 @@
-// The native parser's answers as a byte record (no object through N-API: building one cost more
-// than the syscalls), and the gate's first try on a connection: the header read straight from the socket's receive queue
-// at accept time, by one peek and one read of exactly the header's bytes, so whatever followed it
-// stays in the kernel for Node's own first read (no JS buffer, no unshift, no listener, no timer).
-// Under load the header is usually there already: a proxy writes it with, or right after, the
-// handshake. When it is not (or is not whole yet), nothing was taken and the gate reads the stream.
+// The native PROXY parser's answers as a byte record it fills in place (an object built through
+// N-API cost 5-9 µs, more than the syscalls), for both of the gate's ways to a header:
+// - at accept, read straight from the socket's receive queue (peekHeader: one peek, then a read of
+//   exactly the header's bytes), so what follows stays in the kernel for Node's own first read: no
+//   JS buffer, no unshift, no listener, no timer. Whether the header is there yet is timing (the
+//   proxy writes it right after the handshake; a server with a backlog accepts later).
+// - from the stream's bytes, when it was not whole at accept (nothing was taken then).
 import { binding } from '../addon/binding';
 import type { NativeEndpoint } from '../addon/native';
 import { ipv4, ipv6 } from '../addon/record';
@@ -47,7 +48,7 @@ export function recordParser(): Parser | null {
 }
 
 /** The header length of the last ok answer. */
-export function headerLength(): number {
+export function recordedLength(): number {
   const l = L!;
   const r = record!;
   return ((r[l.length] << 24) | (r[l.length + 1] << 16) | (r[l.length + 2] << 8) | r[l.length + 3]) >>> 0;
@@ -55,7 +56,7 @@ export function headerLength(): number {
 
 /**
  * Reads the header at the start of `fd` if it has arrived whole: a PROXY_STATUS (ok: taken off the
- * socket, then peekedRecord() has it), PEEK_UNDECIDED (nothing taken), or PEEK_BROKEN.
+ * socket, then recordedHeader() has it), PEEK_UNDECIDED (nothing taken), or PEEK_BROKEN.
  */
 export function peekHeader(fd: number, maxSize: number): number {
   const read = (reader ??= makeReader());
@@ -63,7 +64,7 @@ export function peekHeader(fd: number, maxSize: number): number {
 }
 
 /** The reason text of the last malformed or tooLarge answer (a reader's or a parser's). */
-export function peekedReason(): string {
+export function recordedReason(): string {
   return L!.reasons[record![L!.reason]] ?? '';
 }
 
@@ -76,7 +77,7 @@ function at(b: Uint8Array, o: number, six: boolean): NativeEndpoint {
  * The last ok header, for the socket it came from (`peer`: its L3 peer). `data`: the bytes it was
  * parsed from; the reader's own buffer when peekHeader() took it.
  */
-export function peekedRecord(peer: Endpoint, data: Uint8Array = bytes): ProxyHeaderRecord {
+export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyHeaderRecord {
   const l = L!;
   const r = record!;
   const flags = r[l.flags];
@@ -95,7 +96,7 @@ export function peekedRecord(peer: Endpoint, data: Uint8Array = bytes): ProxyHea
     destination,
     crc32c: (flags & l.flagCrc) !== 0,
     // Copied: the buffer is the next connection's, or the application's.
-    bytes: (flags & l.flagTlvs) !== 0 ? Buffer.from(data.subarray(0, headerLength())) : undefined,
+    bytes: (flags & l.flagTlvs) !== 0 ? Buffer.from(data.subarray(0, recordedLength())) : undefined,
     parsed: undefined,
     info: undefined,
   };
