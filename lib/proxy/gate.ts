@@ -1,7 +1,9 @@
 // The gate: a server's accepted sockets are held until the PROXY header at their start has been
 // read, then given to the server's own 'connection' listeners (net, http, https, tls, http2 and the
-// user's) with the header gone from the stream; whatever followed it is put back in front
-// (unshift), so TLS's ClientHello, pipelined HTTP requests and h2c's preface arrive once, in order.
+// user's) with the header gone from the stream, so TLS's ClientHello, pipelined HTTP requests and
+// h2c's preface arrive once, in order. A header already whole at accept is taken off the socket
+// there (record.ts), whatever followed it left in the kernel; otherwise the socket is read as a
+// stream (stream-gate.ts) and what followed the header is put back in front.
 //
 // The instance's `emit` is wrapped rather than its 'connection' listeners moved: listeners added
 // later (a framework that attaches after enable(), http2's own) are gated too, listeners() still
@@ -11,53 +13,21 @@
 import * as net from 'node:net';
 import { binding } from '../addon/binding';
 import { defaultResolver } from '../core/defaults';
-import { countProxy, type ProxyOutcome } from '../core/metrics';
 import type { TrustFn } from '../core/trust';
 import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
-import { warnProxyHeader } from '../util/warnings';
-import { makeRecord, PROXY_HEADER, type ProxyHeaderRecord } from './header';
-import { PEEK_BROKEN, PEEK_UNDECIDED, recordedLength, peekHeader, recordedReason, recordedHeader, recordParser } from './record';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
+import { accept, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
 import type { CompiledProxyProtocol } from './options';
+import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, recordedHeader, recordedReason } from './record';
+import { StreamGate } from './stream-gate';
 
 type ParseProxyHeader = NativeBinding['parseProxyHeader'];
-type Emit = (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
-
-interface GateState {
-  pp: CompiledProxyProtocol;
-  /** The gate's own trust (enable's trustProxy), else the default resolver's at each connection. */
-  trust: TrustFn | undefined;
-  emit: Emit;
-  /** Whether `emit` was the instance's own property (else the prototype's, put back by delete). */
-  ownEmit: boolean;
-  wrapper: Emit | undefined;
-  port: number;
-}
 
 const GATE = Symbol('node-toa.proxy-gate');
-// Set on every socket the gate saw, so a socket passed on to a second gated server is not read twice.
-const SEEN = Symbol.for('node-toa.proxy-gate-seen.v1');
 
 interface GatedServer extends net.Server {
   [GATE]?: GateState;
-}
-
-interface PeerName {
-  address?: unknown;
-  port?: unknown;
-  family?: unknown;
-}
-
-interface GateHandle {
-  getpeername: (out: PeerName) => number;
-  fd?: number;
-}
-
-interface RawSocket extends net.Socket {
-  [SEEN]?: true;
-  _handle?: Partial<GateHandle> | null;
-  _peername?: PeerName;
 }
 
 /** The native parser, or null where the addon did not load. */
@@ -133,44 +103,16 @@ const NODE_GETPEERNAME = (net.Socket.prototype as unknown as { _getpeername?: un
 
 /** The L3 peer from the handle itself: the socket's getters may be install()'s, which resolve. */
 function l3Peer(socket: RawSocket, handle: GateHandle): Endpoint | undefined {
-  let out = socket._peername;
+  // Under install()'s getter `_peername` may be the resolved client, not the peer to trust.
+  const nodeOwn = (socket as unknown as { _getpeername?: unknown })._getpeername === NODE_GETPEERNAME;
+  let out = nodeOwn ? socket._peername : undefined;
   if (out === undefined) {
     out = {};
     if (handle.getpeername(out) !== 0) return undefined;
-    if ((socket as unknown as { _getpeername?: unknown })._getpeername === NODE_GETPEERNAME) socket._peername = out;
+    if (nodeOwn) socket._peername = out;
   }
   if (typeof out.address !== 'string' || typeof out.port !== 'number') return undefined;
   return endpoint({ address: out.address, port: out.port, family: out.family === 'IPv6' ? 'IPv6' : 'IPv4' });
-}
-
-function listeningPort(server: net.Server, state: GateState): number {
-  if (state.port === 0) {
-    const a = server.address();
-    state.port = typeof a === 'object' && a !== null ? a.port : 0;
-  }
-  return state.port;
-}
-
-type Problem = Exclude<ProxyOutcome, 'headers' | 'local'>;
-
-const PROBLEM: Record<Problem, string> = {
-  malformed: 'a malformed PROXY protocol header',
-  tooLarge: 'a PROXY protocol header larger than maxHeaderSize',
-  timeout: 'no complete PROXY protocol header within the timeout',
-  missing: 'no PROXY protocol header',
-};
-
-function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, outcome: Problem, reason?: string): void {
-  const port = listeningPort(server, state);
-  countProxy(port, outcome);
-  warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
-  socket.destroy();
-}
-
-function accept(server: net.Server, state: GateState, socket: RawSocket, record: ProxyHeaderRecord): void {
-  (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
-  countProxy(listeningPort(server, state), record.source !== undefined ? 'headers' : 'local');
-  state.emit.call(server, 'connection', socket);
 }
 
 /** How the gate found headers in this copy: taken at accept, or read from the stream (tests count them). */
@@ -206,129 +148,4 @@ function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, soc
   }
   gateReads.streamed++;
   new StreamGate(server, state, parse, socket, peer).start();
-}
-
-/**
- * The header read from the stream, as it arrives: the peek found it not there yet (or not whole).
- * One object with its handlers as methods (bound once), not a closure per handler.
- */
-class StreamGate {
-  private data: Buffer | undefined = undefined;
-  private done = false;
-  private timer: NodeJS.Timeout | undefined = undefined;
-  private readonly onReadable = () => this.readable();
-  private readonly onEnd = () => this.end();
-  private readonly onError = () => this.error();
-  private readonly onClose = () => this.cleanup();
-
-  constructor(
-    private readonly server: net.Server,
-    private readonly state: GateState,
-    private readonly parse: ParseProxyHeader,
-    private readonly socket: RawSocket,
-    private readonly peer: Endpoint,
-  ) {}
-
-  start(): void {
-    const socket = this.socket;
-    this.timer = setTimeout(() => this.expire(), this.state.pp.timeoutMs);
-    this.timer.unref();
-    socket.on('error', this.onError);
-    socket.on('end', this.onEnd);
-    socket.on('close', this.onClose);
-    socket.on('readable', this.onReadable);
-  }
-
-  private cleanup(): void {
-    this.done = true;
-    clearTimeout(this.timer);
-    const socket = this.socket;
-    socket.removeListener('readable', this.onReadable);
-    socket.removeListener('end', this.onEnd);
-    socket.removeListener('error', this.onError);
-    socket.removeListener('close', this.onClose);
-  }
-
-  private fail(outcome: Problem, reason?: string): void {
-    this.cleanup();
-    refuse(this.server, this.state, this.peer, this.socket, outcome, reason);
-  }
-
-  private finish(rest: Buffer | undefined): void {
-    this.cleanup();
-    if (rest !== undefined && rest.length > 0) this.socket.unshift(rest);
-    this.state.emit.call(this.server, 'connection', this.socket);
-  }
-
-  private examine(): void {
-    const buf = this.data!;
-    const { required, maxHeaderSize } = this.state.pp;
-    const parseInto = recordParser();
-    let status: number;
-    let length = 0;
-    let reason = '';
-    let record: ProxyHeaderRecord | undefined;
-    if (parseInto !== null) {
-      status = parseInto(buf, maxHeaderSize);
-      if (status === PROXY_STATUS.ok) {
-        length = recordedLength();
-        record = recordedHeader(this.peer, buf);
-      } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = recordedReason();
-    } else {
-      const r = this.parse(buf, maxHeaderSize);
-      status = r.status;
-      length = r.length;
-      reason = r.reason;
-      if (status === PROXY_STATUS.ok) record = makeRecord(this.peer, r, buf);
-    }
-    switch (status) {
-      case PROXY_STATUS.ok: {
-        this.cleanup();
-        if (buf.length > length) this.socket.unshift(buf.subarray(length));
-        accept(this.server, this.state, this.socket, record!);
-        return;
-      }
-      case PROXY_STATUS.incomplete:
-        if (buf.length >= maxHeaderSize) this.fail('tooLarge');
-        return;
-      case PROXY_STATUS.notProxy:
-        if (required) this.fail('missing');
-        else this.finish(buf);
-        return;
-      case PROXY_STATUS.tooLarge:
-        this.fail('tooLarge', reason);
-        return;
-      default:
-        this.fail('malformed', reason);
-    }
-  }
-
-  private readable(): void {
-    let chunk: Buffer | null;
-    while (!this.done && (chunk = this.socket.read() as Buffer | null) !== null) {
-      this.data = this.data === undefined ? chunk : Buffer.concat([this.data, chunk]);
-      this.examine();
-    }
-  }
-
-  // The peer closed before a whole header: a connection without a byte is a TCP health check or a
-  // port probe (closed, not counted); one that stopped inside a header is a malformed one.
-  private end(): void {
-    if (this.data === undefined) {
-      this.cleanup();
-      this.socket.destroy();
-    } else this.fail('malformed', 'the connection ended inside the header');
-  }
-
-  private error(): void {
-    this.cleanup();
-    this.socket.destroy();
-  }
-
-  private expire(): void {
-    if (this.done) return;
-    // Optional mode and not a byte yet: the peer may wait for the server to speak first.
-    if (!this.state.pp.required && this.data === undefined) this.finish(undefined);
-    else this.fail('timeout');
-  }
 }
