@@ -58,10 +58,11 @@ async function connect(port: number, first: Uint8Array, later: Uint8Array = new 
       worker.once('message', resolve);
       worker.once('error', reject);
     });
+    const seen = gateReads.peeked + gateReads.streamed;
     // Blocks this thread (and so the server's accept) until the worker's write is done.
     expect(Atomics.wait(flag, 0, 0, 5000)).not.toBe('timed-out');
-    // Let the server accept and examine what is there, then send the rest.
-    await new Promise((r) => setTimeout(r, 50));
+    // The rest only once the gate has looked at what was there at accept (bounded: 5 s).
+    for (let i = 0; i < 500 && gateReads.peeked + gateReads.streamed === seen; i++) await new Promise((r) => setTimeout(r, 10));
     worker.postMessage('later');
     const r = await answer;
     return { data: Buffer.from(r.data), closed: r.closed };
