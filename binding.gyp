@@ -12,6 +12,7 @@
         "native/tap_sockets.cc",
         "native/tap_addon.cc",
         "native/proxy_parse.cc",
+        "native/proxy_sys.cc",
         "native/proxy_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -17,7 +17,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as proxyProtocol from 'proxy-protocol-js';
-import { QUICK, emit, envInt, loadToa, log, median, pinToCpu, sleep } from './common';
+import * as path from 'node:path';
+import { QUICK, ROOT, emit, envInt, loadToa, log, median, pinToCpu, sleep } from './common';
 
 type Variant = 'plain' | 'toa' | 'gate-v1' | 'gate-v2' | 'proxywrap-v1' | 'proxy-v1' | 'proxy-v2';
 const VARIANTS: readonly Variant[] = ['plain', 'toa', 'gate-v1', 'gate-v2', 'proxywrap-v1', 'proxy-v1', 'proxy-v2'];
@@ -118,9 +119,12 @@ function serve(variant: Variant): void {
     if (variant === 'gate-v1' || variant === 'gate-v2') toa.enable(server, { trustProxy: 'loopback', proxyProtocol: true });
     process.send?.({ port: (server.address() as net.AddressInfo).port });
   });
+  // How the gate found its headers: taken off the socket at accept, or read from the stream.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const reads = (require(path.join(ROOT, 'dist', 'proxy', 'gate.js')) as { gateReads?: { peeked: number; streamed: number } }).gateReads;
   process.on('message', () => {
     const usage = process.cpuUsage();
-    process.send?.({ cpu: usage.user + usage.system, connections });
+    process.send?.({ cpu: usage.user + usage.system, connections, peeked: reads?.peeked ?? 0, streamed: reads?.streamed ?? 0 });
   });
   process.on('disconnect', () => process.exit(0));
 }
@@ -146,7 +150,14 @@ function spawnServer(variant: Variant): Promise<ServerProcess> {
   });
 }
 
-function usage(server: ServerProcess): Promise<{ cpu: number; connections: number }> {
+interface Usage {
+  cpu: number;
+  connections: number;
+  peeked: number;
+  streamed: number;
+}
+
+function usage(server: ServerProcess): Promise<Usage> {
   return new Promise((resolve) => {
     server.child.once('message', resolve);
     server.child.send('usage');
@@ -179,6 +190,8 @@ function headerFor(variant: Variant, localPort: number): Buffer {
 }
 
 interface Run {
+  /** The gate's headers taken at accept, of those it read (NaN for the other servers). */
+  peekedShare: number;
   rate: number;
   cpuPerConnection: number;
   p50: number;
@@ -239,7 +252,10 @@ async function offer(server: ServerProcess, count: number): Promise<Run> {
   const seconds = elapsedMs() / 1000;
   const after = await usage(server);
   const served = after.connections - before.connections;
+  const peeked = after.peeked - before.peeked;
+  const streamed = after.streamed - before.streamed;
   return {
+    peekedShare: peeked + streamed > 0 ? peeked / (peeked + streamed) : NaN,
     rate: count / seconds,
     cpuPerConnection: (after.cpu - before.cpu) / Math.max(1, served),
     p50: median(latencies),
@@ -281,7 +297,8 @@ async function drive(): Promise<void> {
         runs.get(s.variant)?.push(run);
         log(
           `proxy: round ${round + 1}/${ROUNDS} ${s.variant}: ${run.rate.toFixed(0)} conn/s, ` +
-            `${run.cpuPerConnection.toFixed(1)} us CPU/conn, ${run.errors} errors`,
+            `${run.cpuPerConnection.toFixed(1)} us CPU/conn, ${run.errors} errors` +
+            (Number.isNaN(run.peekedShare) ? '' : `, ${(run.peekedShare * 100).toFixed(0)}% of headers taken at accept`),
         );
       });
       await sleep(200);
@@ -304,6 +321,7 @@ async function drive(): Promise<void> {
           // Per round against plain in the same round (same conditions), then the median.
           cpuVsPlain: median(list.map((r, i) => r.cpuPerConnection - (runs.get('plain') ?? [])[i].cpuPerConnection)),
           p50: median(list.map((r) => r.p50)),
+          peekedShare: median(list.map((r) => r.peekedShare)),
           errors: list.reduce((sum, r) => sum + r.errors, 0),
         };
       }),

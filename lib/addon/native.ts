@@ -80,6 +80,33 @@ export interface NativeProxyHeader {
   crc32c: boolean;
 }
 
+/** Offsets of the byte record a makeProxyReader() reader fills (native/proxy_addon.cc `layout`). */
+export interface NativeProxyRecordLayout {
+  size: number;
+  status: number;
+  reason: number;
+  version: number;
+  command: number;
+  family: number;
+  flags: number;
+  /** u32 big-endian */
+  length: number;
+  /** 16 address bytes (IPv4 in the first 4), then the port big-endian */
+  source: number;
+  destination: number;
+  flagAddresses: number;
+  flagTlvs: number;
+  flagCrc: number;
+  /** the command byte of LOCAL, the family byte of IPv6 */
+  commandLocal: number;
+  familyInet6: number;
+  /** what a reader returns, negated: nothing decided (read the stream), a header taken in part */
+  undecided: number;
+  broken: number;
+  /** the reason texts, by the record's reason byte */
+  reasons: string[];
+}
+
 /** Offsets of the byte record readSyn() fills (native/record_layout.h). */
 export interface NativeRecordLayout {
   size: number;
@@ -210,5 +237,16 @@ export interface NativeBinding {
    * (RangeError otherwise); above 65551 it bounds nothing. data not a Uint8Array: TypeError.
    */
   parseProxyHeader(data: Uint8Array, maxSize: number): NativeProxyHeader;
+  /**
+   * A reader bound to `record` and `buffer`: reader(fd, maxSize) peeks at what the socket has
+   * received (never waiting); a whole header is taken off the socket (its bytes left at the start
+   * of `buffer`) and the rest left there. Returns a PROXY_STATUS (ok, notProxy, malformed,
+   * tooLarge), -undecided (nothing taken: no bytes yet, an incomplete header, the peer closed), or
+   * -broken. Optional: an addon built before it has none.
+   */
+  makeProxyReader?(record: Uint8Array, buffer: Uint8Array): (fd: number, maxSize: number) => number;
+  /** parseProxyHeader() bound to `record`: parser(data, maxSize) fills it and returns the PROXY_STATUS. Optional, as above. */
+  makeProxyParser?(record: Uint8Array): (data: Uint8Array, maxSize: number) => number;
+  proxyRecordLayout?: NativeProxyRecordLayout;
   testing: NativeTesting;
 }

@@ -45,7 +45,8 @@ const LAYOUT_VTOA = L.layoutVtoa;
 const IPV4_TEXT_LIMIT = 4096;
 const ipv4Text = new Map<number, string>();
 
-function ipv4(b: Uint8Array, o: number): string {
+/** Dotted-quad text of 4 bytes at `o` (the text of frequent addresses is made once). */
+export function ipv4(b: Uint8Array, o: number): string {
   const key = (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
   let text = ipv4Text.get(key);
   if (text === undefined) {

@@ -132,6 +132,8 @@ function readFacts(socket: object, fd: number, tap?: ServerTap | null): Connecti
     savedSyn: undefined,
     proxy: headerOf(socket),
   };
+  // A PROXY header the gate read is the answer (decide() looks no further): no SYN, no tap.
+  if (facts.proxy !== undefined) return facts;
   if (binding !== null && savedSynAvailable) {
     synReads.count++;
     (readSyn ??= synReader(binding))(fd);

@@ -1,7 +1,9 @@
 // The gate: a server's accepted sockets are held until the PROXY header at their start has been
 // read, then given to the server's own 'connection' listeners (net, http, https, tls, http2 and the
-// user's) with the header gone from the stream; whatever followed it is put back in front
-// (unshift), so TLS's ClientHello, pipelined HTTP requests and h2c's preface arrive once, in order.
+// user's) with the header gone from the stream, so TLS's ClientHello, pipelined HTTP requests and
+// h2c's preface arrive once, in order. A header already whole at accept is taken off the socket
+// there (record.ts), whatever followed it left in the kernel; otherwise the socket is read as a
+// stream (stream-gate.ts) and what followed the header is put back in front.
 //
 // The instance's `emit` is wrapped rather than its 'connection' listeners moved: listeners added
 // later (a framework that attaches after enable(), http2's own) are gated too, listeners() still
@@ -11,40 +13,21 @@
 import * as net from 'node:net';
 import { binding } from '../addon/binding';
 import { defaultResolver } from '../core/defaults';
-import { countProxy, type ProxyOutcome } from '../core/metrics';
 import type { TrustFn } from '../core/trust';
 import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
-import { warnProxyHeader } from '../util/warnings';
-import { makeRecord, PROXY_HEADER } from './header';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
+import { accept, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
 import type { CompiledProxyProtocol } from './options';
+import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, recordedHeader, recordedReason } from './record';
+import { StreamGate } from './stream-gate';
 
 type ParseProxyHeader = NativeBinding['parseProxyHeader'];
-type Emit = (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
-
-interface GateState {
-  pp: CompiledProxyProtocol;
-  /** The gate's own trust (enable's trustProxy), else the default resolver's at each connection. */
-  trust: TrustFn | undefined;
-  emit: Emit;
-  /** Whether `emit` was the instance's own property (else the prototype's, put back by delete). */
-  ownEmit: boolean;
-  wrapper: Emit | undefined;
-  port: number;
-}
 
 const GATE = Symbol('node-toa.proxy-gate');
-// Set on every socket the gate saw, so a socket passed on to a second gated server is not read twice.
-const SEEN = Symbol.for('node-toa.proxy-gate-seen.v1');
 
 interface GatedServer extends net.Server {
   [GATE]?: GateState;
-}
-
-interface RawSocket extends net.Socket {
-  [SEEN]?: true;
-  _handle?: { getpeername?: (out: object) => number } | null;
 }
 
 /** The native parser, or null where the addon did not load. */
@@ -85,7 +68,7 @@ export function attachGate(server: net.Server, pp: CompiledProxyProtocol, trust:
       if (socket instanceof net.Socket && (socket as RawSocket)[SEEN] === undefined) {
         const handle = (socket as RawSocket)._handle;
         if (handle !== null && handle !== undefined && typeof handle.getpeername === 'function') {
-          gate(this, state, parse, socket as RawSocket);
+          gate(this, state, parse, socket as RawSocket, handle as GateHandle);
           return true;
         }
       }
@@ -112,118 +95,57 @@ export function hasGate(server: object): boolean {
   return (server as GatedServer)[GATE] !== undefined;
 }
 
+// Node's own `_getpeername`, as this module found it: while it is still the one in place, the
+// peer name the gate asks the kernel for is the one Node would cache for `socket.remoteAddress`,
+// so the gate caches it there (one getpeername per connection, not two). install() puts its own
+// in place, which must resolve: then the gate leaves `_peername` alone.
+const NODE_GETPEERNAME = (net.Socket.prototype as unknown as { _getpeername?: unknown })._getpeername;
+
 /** The L3 peer from the handle itself: the socket's getters may be install()'s, which resolve. */
-function l3Peer(socket: RawSocket): Endpoint | undefined {
-  const out: { address?: unknown; port?: unknown; family?: unknown } = {};
-  const handle = socket._handle;
-  if (handle === null || handle === undefined || handle.getpeername!(out) !== 0) return undefined;
+function l3Peer(socket: RawSocket, handle: GateHandle): Endpoint | undefined {
+  // Under install()'s getter `_peername` may be the resolved client, not the peer to trust.
+  const nodeOwn = (socket as unknown as { _getpeername?: unknown })._getpeername === NODE_GETPEERNAME;
+  let out = nodeOwn ? socket._peername : undefined;
+  if (out === undefined) {
+    out = {};
+    if (handle.getpeername(out) !== 0) return undefined;
+    if (nodeOwn) socket._peername = out;
+  }
   if (typeof out.address !== 'string' || typeof out.port !== 'number') return undefined;
   return endpoint({ address: out.address, port: out.port, family: out.family === 'IPv6' ? 'IPv6' : 'IPv4' });
 }
 
-function listeningPort(server: net.Server, state: GateState): number {
-  if (state.port === 0) {
-    const a = server.address();
-    state.port = typeof a === 'object' && a !== null ? a.port : 0;
-  }
-  return state.port;
-}
+/** How the gate found headers in this copy: taken at accept, or read from the stream (tests count them). */
+export const gateReads = { peeked: 0, streamed: 0 };
 
-const PROBLEM: Record<Exclude<ProxyOutcome, 'headers' | 'local'>, string> = {
-  malformed: 'a malformed PROXY protocol header',
-  tooLarge: 'a PROXY protocol header larger than maxHeaderSize',
-  timeout: 'no complete PROXY protocol header within the timeout',
-  missing: 'no PROXY protocol header',
-};
-
-function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, socket: RawSocket): void {
+function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, socket: RawSocket, handle: GateHandle): void {
   socket[SEEN] = true;
-  const pass = () => state.emit.call(server, 'connection', socket);
-  const peer = l3Peer(socket);
-  if (peer === undefined) return void pass();
+  const peer = l3Peer(socket, handle);
+  if (peer === undefined) return void state.emit.call(server, 'connection', socket);
   const trust = state.trust ?? defaultResolver().trust;
-  if (!trust(peer.address)) return void pass();
+  if (!trust(peer.address)) return void state.emit.call(server, 'connection', socket);
 
-  const { required, timeoutMs, maxHeaderSize } = state.pp;
-  let data: Buffer | undefined;
-  let done = false;
-
-  const cleanup = () => {
-    done = true;
-    clearTimeout(timer);
-    socket.removeListener('readable', onReadable);
-    socket.removeListener('end', onEnd);
-    socket.removeListener('error', onError);
-    socket.removeListener('close', onClose);
-  };
-  const fail = (outcome: Exclude<ProxyOutcome, 'headers' | 'local'>, reason?: string) => {
-    cleanup();
-    const port = listeningPort(server, state);
-    countProxy(port, outcome);
-    warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
-    socket.destroy();
-  };
-  const finish = (rest: Buffer | undefined) => {
-    cleanup();
-    if (rest !== undefined && rest.length > 0) socket.unshift(rest);
-    state.emit.call(server, 'connection', socket);
-  };
-  const examine = () => {
-    const buf = data!;
-    const r = parse(buf, maxHeaderSize);
-    switch (r.status) {
-      case PROXY_STATUS.ok: {
-        const record = makeRecord(peer, r, buf);
-        (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
-        countProxy(listeningPort(server, state), record.source !== undefined ? 'headers' : 'local');
-        finish(buf.length > r.length ? buf.subarray(r.length) : undefined);
-        return;
-      }
-      case PROXY_STATUS.incomplete:
-        if (buf.length >= maxHeaderSize) fail('tooLarge');
-        return;
+  const { required, maxHeaderSize } = state.pp;
+  // The kernel's queue is the stream only while Node has read nothing of it (a socket someone
+  // emits again after reading is read as a stream).
+  const fd = handle.fd;
+  if (typeof fd === 'number' && fd >= 0 && socket.bytesRead === 0 && socket.readableLength === 0) {
+    const status = peekHeader(fd, maxHeaderSize);
+    if (status !== PEEK_UNDECIDED) gateReads.peeked++;
+    switch (status) {
+      case PROXY_STATUS.ok:
+        return accept(server, state, socket, recordedHeader(peer));
       case PROXY_STATUS.notProxy:
-        if (required) fail('missing');
-        else finish(buf);
-        return;
+        if (required) return refuse(server, state, peer, socket, 'missing');
+        return void state.emit.call(server, 'connection', socket);
       case PROXY_STATUS.tooLarge:
-        fail('tooLarge', r.reason);
-        return;
-      default:
-        fail('malformed', r.reason);
-    }
-  };
-  function onReadable(): void {
-    let chunk: Buffer | null;
-    while (!done && (chunk = socket.read() as Buffer | null) !== null) {
-      data = data === undefined ? chunk : Buffer.concat([data, chunk]);
-      examine();
+        return refuse(server, state, peer, socket, 'tooLarge', recordedReason());
+      case PROXY_STATUS.malformed:
+        return refuse(server, state, peer, socket, 'malformed', recordedReason());
+      case PEEK_BROKEN:
+        return refuse(server, state, peer, socket, 'malformed', 'the header could not be read whole');
     }
   }
-  // The peer closed before a whole header: a connection without a byte is a TCP health check or a
-  // port probe (closed, not counted); one that stopped inside a header is a malformed one.
-  function onEnd(): void {
-    if (data === undefined) {
-      cleanup();
-      socket.destroy();
-    } else fail('malformed', 'the connection ended inside the header');
-  }
-  function onError(): void {
-    cleanup();
-    socket.destroy();
-  }
-  function onClose(): void {
-    cleanup();
-  }
-  const timer = setTimeout(() => {
-    if (done) return;
-    // Optional mode and not a byte yet: the peer may wait for the server to speak first.
-    if (!required && data === undefined) finish(undefined);
-    else fail('timeout');
-  }, timeoutMs);
-  timer.unref();
-  socket.on('error', onError);
-  socket.on('end', onEnd);
-  socket.on('close', onClose);
-  socket.on('readable', onReadable);
+  gateReads.streamed++;
+  new StreamGate(server, state, parse, socket, peer).start();
 }

@@ -1,7 +1,8 @@
 // What the gate keeps of a connection's PROXY header, on the raw net.Socket under a registry
 // symbol (two copies of node-toa in one process read each other's), and the public view of it,
 // made at the first resolution and shared by every resolver.
-import type { NativeEndpoint, NativeProxyHeader } from '../addon/native';
+import { binding } from '../addon/binding';
+import { PROXY_STATUS, type NativeEndpoint, type NativeProxyHeader } from '../addon/native';
 import type { Endpoint, ProxyProtocolInfo } from '../core/types';
 import { decodeTlvs } from './tlvs';
 
@@ -15,36 +16,69 @@ export interface ProxyHeaderRecord {
   /** The client and the address it connected to: PROXY over IPv4 or IPv6 only. */
   readonly source: NativeEndpoint | undefined;
   readonly destination: NativeEndpoint | undefined;
-  /** The header's own bytes, copied (the socket's read buffer goes on to the application). */
-  readonly bytes: Buffer;
-  readonly parsed: NativeProxyHeader;
+  /** A CRC32c TLV was there (and matched). */
+  readonly crc32c: boolean;
+  /**
+   * The header's own bytes, copied, when it has TLVs (the socket's read buffer goes on to the
+   * application); undefined when there is nothing in them to decode.
+   */
+  readonly bytes: Buffer | undefined;
+  /** The parse of `bytes` (its TLV triples): made at the first resolution when the gate had none. */
+  parsed: NativeProxyHeader | undefined;
   info: ProxyProtocolInfo | undefined;
+}
+
+function hasTlvs(parsed: NativeProxyHeader): boolean {
+  return parsed.tlvs.length > 0 || parsed.ssl !== undefined;
 }
 
 export function makeRecord(peer: Endpoint, parsed: NativeProxyHeader, data: Uint8Array): ProxyHeaderRecord {
   const proxied = parsed.command === 'PROXY' && (parsed.family === 'IPv4' || parsed.family === 'IPv6');
+  const tlvs = hasTlvs(parsed);
   return {
     peer,
     version: parsed.version === 1 ? 1 : 2,
     command: parsed.command,
     source: proxied ? parsed.source : undefined,
     destination: proxied ? parsed.destination : undefined,
-    bytes: Buffer.from(data.subarray(0, parsed.length)),
-    parsed,
+    crc32c: parsed.crc32c === true,
+    bytes: tlvs ? Buffer.from(data.subarray(0, parsed.length)) : undefined,
+    parsed: tlvs ? parsed : undefined,
     info: undefined,
   };
+}
+
+const plain = (version: 1 | 2, command: 'PROXY' | 'LOCAL'): ProxyProtocolInfo =>
+  Object.freeze({ version, command, tlvs: Object.freeze([]) as unknown as ProxyProtocolInfo['tlvs'], crc32c: false });
+const PLAIN = [
+  [plain(1, 'PROXY'), plain(1, 'LOCAL')],
+  [plain(2, 'PROXY'), plain(2, 'LOCAL')],
+] as const;
+
+// A header the gate took straight off the socket has its bytes but not their TLV triples: the same
+// parser finds them again, once, when someone asks.
+function reparse(bytes: Buffer): NativeProxyHeader {
+  const parsed = binding!.parseProxyHeader(bytes, bytes.length < 16 ? 16 : bytes.length);
+  if (parsed.status !== PROXY_STATUS.ok) throw new Error(`node-toa: a PROXY header read before no longer parses (${parsed.reason})`);
+  return parsed;
 }
 
 /** The header as RealAddress.proxyProtocol shows it (made once per connection, frozen). */
 export function headerInfo(record: ProxyHeaderRecord): ProxyProtocolInfo {
   if (record.info !== undefined) return record.info;
+  // Most headers have no TLV (so no CRC32c either): theirs is one of four frozen objects.
+  if (record.bytes === undefined) return (record.info = PLAIN[record.version - 1][record.command === 'PROXY' ? 0 : 1]);
   const info: ProxyProtocolInfo = {
     version: record.version,
     command: record.command,
     tlvs: [],
-    crc32c: record.parsed.crc32c === true,
+    crc32c: record.crc32c,
   };
-  decodeTlvs(info, record.bytes, record.parsed.tlvs, record.parsed.ssl);
+  const bytes = record.bytes;
+  if (bytes !== undefined) {
+    const parsed = (record.parsed ??= reparse(bytes));
+    decodeTlvs(info, bytes, parsed.tlvs, parsed.ssl);
+  }
   for (const tlv of info.tlvs) Object.freeze(tlv);
   Object.freeze(info.tlvs);
   if (info.ssl !== undefined) {

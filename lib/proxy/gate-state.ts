@@ -1,0 +1,73 @@
+// What the gate's two ways to a header share: the per-server state, the raw socket shape, and the
+// two endings of a gated connection (refused, or handed to the server with its header recorded).
+import type * as net from 'node:net';
+import { countProxy, type ProxyOutcome } from '../core/metrics';
+import type { TrustFn } from '../core/trust';
+import type { Endpoint } from '../core/types';
+import { warnProxyHeader } from '../util/warnings';
+import { PROXY_HEADER, type ProxyHeaderRecord } from './header';
+import type { CompiledProxyProtocol } from './options';
+
+export type Emit = (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
+
+// Set on every socket the gate saw, so a socket passed on to a second gated server is not read twice.
+export const SEEN = Symbol.for('node-toa.proxy-gate-seen.v1');
+
+export interface GateState {
+  pp: CompiledProxyProtocol;
+  /** The gate's own trust (enable's trustProxy), else the default resolver's at each connection. */
+  trust: TrustFn | undefined;
+  emit: Emit;
+  /** Whether `emit` was the instance's own property (else the prototype's, put back by delete). */
+  ownEmit: boolean;
+  wrapper: Emit | undefined;
+  port: number;
+}
+
+export interface PeerName {
+  address?: unknown;
+  port?: unknown;
+  family?: unknown;
+}
+
+export interface GateHandle {
+  getpeername: (out: PeerName) => number;
+  fd?: number;
+}
+
+export interface RawSocket extends net.Socket {
+  [SEEN]?: true;
+  _handle?: Partial<GateHandle> | null;
+  _peername?: PeerName;
+}
+
+
+export function listeningPort(server: net.Server, state: GateState): number {
+  if (state.port === 0) {
+    const a = server.address();
+    state.port = typeof a === 'object' && a !== null ? a.port : 0;
+  }
+  return state.port;
+}
+
+export type Problem = Exclude<ProxyOutcome, 'headers' | 'local'>;
+
+const PROBLEM: Record<Problem, string> = {
+  malformed: 'a malformed PROXY protocol header',
+  tooLarge: 'a PROXY protocol header larger than maxHeaderSize',
+  timeout: 'no complete PROXY protocol header within the timeout',
+  missing: 'no PROXY protocol header',
+};
+
+export function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, outcome: Problem, reason?: string): void {
+  const port = listeningPort(server, state);
+  countProxy(port, outcome);
+  warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
+  socket.destroy();
+}
+
+export function accept(server: net.Server, state: GateState, socket: RawSocket, record: ProxyHeaderRecord): void {
+  (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
+  countProxy(listeningPort(server, state), record.source !== undefined ? 'headers' : 'local');
+  state.emit.call(server, 'connection', socket);
+}
