@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -12,6 +13,14 @@
 #include "proxy_sys.h"
 
 namespace {
+
+// snprintf, not std::to_string: libc++'s to_string drags its locale-aware number code (strtol,
+// wcstold, swprintf, ...) into every prebuild for one error message.
+[[noreturn]] void ThrowMaxSizeRange(Napi::Env env, int32_t max_size) {
+  char message[64];
+  std::snprintf(message, sizeof message, "maxSize must be an integer >= 16, got %d", static_cast<int>(max_size));
+  throw Napi::RangeError::New(env, message);
+}
 
 using toa::IsUint8Array;
 
@@ -191,7 +200,7 @@ Napi::Value ReadProxyBound(const Napi::CallbackInfo& info) {
   }
   if (fd < 0) throw Napi::RangeError::New(env, "fd must be >= 0");
   if (max_size < static_cast<int32_t>(toa::kProxyV2FixedLength)) {
-    throw Napi::RangeError::New(env, "maxSize must be an integer >= 16, got " + std::to_string(max_size));
+    ThrowMaxSizeRange(env, max_size);
   }
   const size_t bound = static_cast<size_t>(max_size) > toa::kProxyV2MaxLength ? toa::kProxyV2MaxLength
                                                                              : static_cast<size_t>(max_size);
@@ -244,7 +253,7 @@ Napi::Value ParseProxyBound(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "maxSize must be a number");
   }
   if (max_size < static_cast<int32_t>(toa::kProxyV2FixedLength)) {
-    throw Napi::RangeError::New(env, "maxSize must be an integer >= 16, got " + std::to_string(max_size));
+    ThrowMaxSizeRange(env, max_size);
   }
   const size_t bound = static_cast<size_t>(max_size) > toa::kProxyV2MaxLength ? toa::kProxyV2MaxLength
                                                                              : static_cast<size_t>(max_size);

@@ -40,6 +40,8 @@ const X64_BASE = [
   'pthread_mutexattr_settype', 'pthread_once', 'pthread_rwlock_rdlock', 'pthread_rwlock_unlock',
   'pthread_rwlock_wrlock', 'pthread_self', 'pthread_setspecific', 'read', 'realloc', 'setsockopt', 'snprintf',
   'socket', 'stderr', 'strcmp', 'strerror_r', 'strlen', 'strncmp', 'syscall', 'sysconf', 'vfprintf',
+  // recv, for the PROXY protocol peek: in glibc since before 2.2.5, at the architecture's base version.
+  'recv',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
