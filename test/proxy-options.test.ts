@@ -17,7 +17,7 @@ describe('proxyProtocol', () => {
     ['required', { required: true, timeoutMs: 5000, maxHeaderSize: 4096 }],
     ['optional', { required: false, timeoutMs: 5000, maxHeaderSize: 4096 }],
     [{}, { required: true, timeoutMs: 5000, maxHeaderSize: 4096 }],
-    [{ mode: 'optional', timeout: 1, maxHeaderSize: 232 }, { required: false, timeoutMs: 1, maxHeaderSize: 232 }],
+    [{ mode: 'optional', timeout: 1, maxHeaderSize: 16 }, { required: false, timeoutMs: 1, maxHeaderSize: 16 }],
     [{ mode: 'required', timeout: 600000, maxHeaderSize: 65551 }, { required: true, timeoutMs: 600000, maxHeaderSize: 65551 }],
   ])('%j compiles to %j', (value, compiled) => {
     expect(compileProxyProtocol(value, W)).toEqual(compiled);
@@ -33,8 +33,8 @@ describe('proxyProtocol', () => {
     [{ timeout: 1.5 }, TypeError, 'options.proxyProtocol.timeout must be an integer, got 1.5'],
     [{ timeout: 0 }, RangeError, 'options.proxyProtocol.timeout must be from 1 to 600000, got 0'],
     [{ timeout: 600001 }, RangeError, 'options.proxyProtocol.timeout must be from 1 to 600000, got 600001'],
-    [{ maxHeaderSize: 231 }, RangeError, 'options.proxyProtocol.maxHeaderSize must be from 232 to 65551, got 231'],
-    [{ maxHeaderSize: 65552 }, RangeError, 'options.proxyProtocol.maxHeaderSize must be from 232 to 65551, got 65552'],
+    [{ maxHeaderSize: 15 }, RangeError, 'options.proxyProtocol.maxHeaderSize must be from 16 to 65551, got 15'],
+    [{ maxHeaderSize: 65552 }, RangeError, 'options.proxyProtocol.maxHeaderSize must be from 16 to 65551, got 65552'],
     [{ maxHeaderSize: NaN }, TypeError, 'options.proxyProtocol.maxHeaderSize must be an integer, got NaN'],
     [{ timeOut: 5 }, TypeError, "unknown option 'proxyProtocol.timeOut' (known: mode, timeout, maxHeaderSize)"],
   ])('%j: %p', (value, kind, message) => {

@@ -438,6 +438,20 @@ describe('headers that close the connection', () => {
       'tooLarge',
     ));
 
+  test('a small maxHeaderSize (40): a v1 TCP6 line longer than it is refused, in one write and split', async () => {
+    const line = Buffer.from(proxyV1('TCP6', SRC6, DST6));
+    expect(line.length).toBeGreaterThan(40);
+    await closedWith({ proxyProtocol: { maxHeaderSize: 40 } }, [Buffer.concat([line, latin1(GET())])], 'tooLarge');
+    await closedWith({ proxyProtocol: { maxHeaderSize: 40 } }, [line.subarray(0, 30), Buffer.concat([line.subarray(30), latin1(GET())])], 'tooLarge', 30);
+  });
+
+  test('a small maxHeaderSize (40) still takes a v2 IPv4 header (28 bytes)', async () => {
+    const port = await start(echoServer(), { proxyProtocol: { maxHeaderSize: 40 }, ...TRUSTED });
+    const { got, real } = await echo(port, [Buffer.concat([header4(), latin1('small\n')])]);
+    expect(got).toBe('small\n');
+    expect(real).toMatchObject({ source: 'proxy-protocol', address: SRC4.address });
+  });
+
   test('required and missing', () => closedWith({ proxyProtocol: 'required' }, [GET()], 'missing'));
 
   test('the peer stops inside the header', async () => {

@@ -108,7 +108,7 @@ export type ProxyProtocolOption =
       mode?: 'required' | 'optional';
       /** Milliseconds from accept for the whole header to arrive. Default 5000 (1 to 600000). */
       timeout?: number;
-      /** The largest header accepted, in bytes. Default 4096 (232 to 65551). */
+      /** The largest header accepted, in bytes. Default 4096 (16 to 65551). */
       maxHeaderSize?: number;
     };
 

@@ -14,9 +14,10 @@ export const DEFAULT_TIMEOUT_MS = 5000;
 export const MIN_TIMEOUT_MS = 1;
 export const MAX_TIMEOUT_MS = 600000;
 export const DEFAULT_MAX_HEADER_SIZE = 4096;
-// 16 bytes of v2 header plus the largest address block (two AF_UNIX paths, 216 bytes): any header
-// without TLVs fits. The largest: the v2 length field is 16 bits.
-export const MIN_MAX_HEADER_SIZE = 232;
+// The smallest: v2's fixed 16 bytes (a LOCAL header without addresses). A bound below 232 (v2 with
+// two AF_UNIX paths) or 107 (the longest v1 line) is the user's to choose: longer headers are then
+// refused as too large. The largest: the v2 length field is 16 bits.
+export const MIN_MAX_HEADER_SIZE = 16;
 export const MAX_MAX_HEADER_SIZE = 16 + 65535;
 
 const KEYS: readonly string[] = ['mode', 'timeout', 'maxHeaderSize'];
