@@ -6,6 +6,7 @@ import { binding, loadError } from '../lib/addon/binding';
 import { compileKinds } from '../lib/core/kinds';
 import type { NativeBinding, NativePacket, NativeToa } from '../lib/addon/native';
 import { TCP, ipv4Bytes, ipv6Bytes, toaV4, toaV6, aliCdn } from './helpers/packets';
+import { mutate, type Mutation } from './helpers/mutate';
 import {
   FOUND, FULL_SYN_V4, FULL_SYN_V6, NOT_FOUND, REFUSED, STATUS, TABLES, type ParseVector, type TableName,
 } from './helpers/parse-vectors';
@@ -118,47 +119,20 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-// Byte values the parser branches on.
-const INTERESTING = [0, 1, 2, 4, 5, 6, 7, 8, 19, 20, 28, 40, 43, 44, 50, 51, 60, 0x45, 0x60, 0x89, 0xf9, 200, 252, 253, 254, 255];
-
-function mutate(base: Uint8Array, random: () => number): Uint8Array {
-  let bytes = Array.from(base);
-  const pick = (n: number) => Math.floor(random() * n);
-  const rounds = 1 + pick(4);
-  for (let r = 0; r < rounds; r++) {
-    const at = pick(bytes.length + 1);
-    switch (pick(7)) {
-      case 0:
-        if (at < bytes.length) bytes[at] ^= 1 << pick(8);
-        break;
-      case 1:
-        if (at < bytes.length) bytes[at] = pick(256);
-        break;
-      case 2:
-        if (at < bytes.length) bytes[at] = INTERESTING[pick(INTERESTING.length)];
-        break;
-      case 3:
-        bytes = bytes.slice(0, at);
-        break;
-      case 4:
-        bytes.splice(at, 0, pick(256));
-        break;
-      case 5:
-        bytes.splice(at, 1);
-        break;
-      default: {
-        const options = [
-          toaV4([200, 253, 254, 99][pick(4)], pick(65536), `192.0.2.${pick(256)}`),
-          toaV6([253, 254][pick(2)], pick(65536), `2001:db8::${pick(65536).toString(16)}`),
-          aliCdn(`192.0.2.${pick(256)}`, pick(3)),
-          [254, 8, 0xf9, 0x89, 1, 2, 3, 4],
-        ];
-        bytes.splice(at, 0, ...options[pick(options.length)]);
-      }
-    }
-  }
-  return new Uint8Array(bytes);
-}
+// Byte values the parser branches on, and an option to drop in.
+const MUTATION: Mutation = {
+  interesting: [0, 1, 2, 4, 5, 6, 7, 8, 19, 20, 28, 40, 43, 44, 50, 51, 60, 0x45, 0x60, 0x89, 0xf9, 200, 252, 253, 254, 255],
+  maxRounds: 4,
+  piece(pick) {
+    const options = [
+      toaV4([200, 253, 254, 99][pick(4)], pick(65536), `192.0.2.${pick(256)}`),
+      toaV6([253, 254][pick(2)], pick(65536), `2001:db8::${pick(65536).toString(16)}`),
+      aliCdn(`192.0.2.${pick(256)}`, pick(3)),
+      [254, 8, 0xf9, 0x89, 1, 2, 3, 4],
+    ];
+    return options[pick(options.length)];
+  },
+};
 
 function addressBytes(e: { family: string; address: string }, width: 4 | 16): number[] {
   if (e.family === 'IPv4') return width === 4 ? ipv4Bytes(e.address) : ipv6Bytes(`::ffff:${e.address}`);
@@ -244,7 +218,7 @@ describe('parse: property', () => {
     const tables = [TABLE.default, TABLE.optIn, wide];
     const seen = { ok: 0, toa: 0, several: 0 };
     for (let n = 0; n < 20000; n++) {
-      const packet = mutate(bases[n % bases.length], random);
+      const packet = mutate(bases[n % bases.length], random, MUTATION);
       const table = tables[n % tables.length];
       const result = parse(packet, table);
       checkAgainstBytes(packet, result, table);

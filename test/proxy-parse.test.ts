@@ -5,6 +5,7 @@ import * as pp from 'proxy-protocol-js';
 import { binding, loadError } from '../lib/addon/binding';
 import { PROXY_STATUS, type NativeBinding, type NativeProxyHeader } from '../lib/addon/native';
 import { ipv4Bytes, ipv6Bytes } from './helpers/packets';
+import { mutate, type Mutation } from './helpers/mutate';
 import {
   BAD_VECTORS, DST4, DST6, NOT_PROXY, OK_VECTORS, PP2_TYPE, SRC4, SRC6, V2_SIGNATURE, crc32c, latin1, proxyV1,
   proxyV2, sslTlv,
@@ -299,40 +300,12 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-// Byte values the parser branches on.
-const INTERESTING = [0, 1, 2, 3, 4, 5, 0x0a, 0x0d, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x31, 0x32, 0x2e, 0x30, 0x3a, 0x39, 0x20, 0xff];
-
-function mutate(base: Uint8Array, random: () => number): Uint8Array {
-  let bytes = Array.from(base);
-  const pick = (n: number) => Math.floor(random() * n);
-  const rounds = 1 + pick(3);
-  for (let r = 0; r < rounds; r++) {
-    const at = pick(bytes.length + 1);
-    switch (pick(7)) {
-      case 0:
-        if (at < bytes.length) bytes[at] ^= 1 << pick(8);
-        break;
-      case 1:
-        if (at < bytes.length) bytes[at] = pick(256);
-        break;
-      case 2:
-        if (at < bytes.length) bytes[at] = INTERESTING[pick(INTERESTING.length)];
-        break;
-      case 3:
-        bytes = bytes.slice(0, at);
-        break;
-      case 4:
-        bytes.splice(at, 0, pick(256));
-        break;
-      case 5:
-        bytes.splice(at, 1);
-        break;
-      default: // a TLV dropped in
-        bytes.splice(at, 0, [1, 4, 0x20, 3][pick(4)], 0, pick(8), ...Array.from({ length: pick(8) }, () => pick(256)));
-    }
-  }
-  return new Uint8Array(bytes);
-}
+// Byte values the parser branches on, and a TLV to drop in.
+const MUTATION: Mutation = {
+  interesting: [0, 1, 2, 3, 4, 5, 0x0a, 0x0d, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x31, 0x32, 0x2e, 0x30, 0x3a, 0x39, 0x20, 0xff],
+  maxRounds: 3,
+  piece: (pick) => [[1, 4, 0x20, 3][pick(4)], 0, pick(8), ...Array.from({ length: pick(8) }, () => pick(256))],
+};
 
 const u16 = (b: Uint8Array, i: number) => (b[i] << 8) | b[i + 1];
 
@@ -404,7 +377,7 @@ describe('proxy parse: seeded mutations of valid headers', () => {
     const random = mulberry32(0x5eed);
     const seen = new Set<number>();
     for (let i = 0; i < 5000; i++) {
-      const input = mutate(bases[i % bases.length], random);
+      const input = mutate(bases[i % bases.length], random, MUTATION);
       const r = parse(input);
       seen.add(r.status);
       checkAgainstBytes(input, r);
