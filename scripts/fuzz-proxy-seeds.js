@@ -4,21 +4,15 @@
 // prefixed with two bytes that pick a small max_size (see proxy_parse_fuzz.cc).
 // Usage: node scripts/fuzz-proxy-seeds.js [outDir]
 'use strict';
-const fs = require('node:fs');
 const path = require('node:path');
 require('./require-ts');
+const { seedDir, slug } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
 const { OK_VECTORS, BAD_VECTORS, NOT_PROXY } = require(path.join(root, 'test/helpers/proxy-vectors.ts'));
 
-const outDir = path.resolve(process.argv[2] || path.join(root, 'fuzz/proxy_seeds'));
-fs.mkdirSync(outDir, { recursive: true });
-for (const name of fs.readdirSync(outDir)) {
-  if (name.endsWith('.bin')) fs.unlinkSync(path.join(outDir, name));
-}
+const { outDir, write } = seedDir(path.join(root, 'fuzz/proxy_seeds'));
 
-const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
-const write = (name, bytes) => fs.writeFileSync(path.join(outDir, `${name}.bin`), Buffer.from(bytes));
 
 let count = 0;
 for (const [prefix, vectors] of [['ok', OK_VECTORS], ['bad', BAD_VECTORS], ['not', NOT_PROXY]]) {

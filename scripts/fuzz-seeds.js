@@ -4,22 +4,16 @@
 // prefixed with [kind, layouts] for the fuzz target's input-chosen table (see toa_parse_fuzz.cc).
 // Usage: node scripts/fuzz-seeds.js [outDir]
 'use strict';
-const fs = require('node:fs');
 const path = require('node:path');
 require('./require-ts');
+const { seedDir, slug } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
 const { ALL_VECTORS, FULL_SYN_V4, FULL_SYN_V6, TABLES } = require(path.join(root, 'test/helpers/parse-vectors.ts'));
 const { compileKinds } = require(path.join(root, 'lib/core/kinds.ts'));
 
-const outDir = path.resolve(process.argv[2] || path.join(root, 'fuzz/seeds'));
-fs.mkdirSync(outDir, { recursive: true });
-for (const name of fs.readdirSync(outDir)) {
-  if (name.endsWith('.bin')) fs.unlinkSync(path.join(outDir, name));
-}
+const { outDir, write } = seedDir(path.join(root, 'fuzz/seeds'));
 
-const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
-const write = (name, bytes) => fs.writeFileSync(path.join(outDir, `${name}.bin`), Buffer.from(bytes));
 
 let count = 0;
 for (const vector of ALL_VECTORS) {

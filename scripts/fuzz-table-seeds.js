@@ -4,18 +4,14 @@
 // packet helpers, so the fuzzer starts from handshakes that really make entries and hits.
 // Usage: node scripts/fuzz-table-seeds.js [outDir]
 'use strict';
-const fs = require('node:fs');
 const path = require('node:path');
 require('./require-ts');
+const { seedDir } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
 const P = require(path.join(root, 'test/helpers/packets.ts'));
 
-const outDir = path.resolve(process.argv[2] || path.join(root, 'fuzz/tap_table_seeds'));
-fs.mkdirSync(outDir, { recursive: true });
-for (const name of fs.readdirSync(outDir)) {
-  if (name.endsWith('.bin')) fs.unlinkSync(path.join(outDir, name));
-}
+const { outDir, write } = seedDir(path.join(root, 'fuzz/tap_table_seeds'));
 
 // Kind tables (byte 2, and the high bits of a take's byte), as KindTables in the fuzz target; in
 // byte 2, RANDOM_SEED seeds the table's hash as the tap does.
@@ -86,6 +82,6 @@ const seeds = {
 };
 
 for (const [name, bytes] of Object.entries(seeds)) {
-  fs.writeFileSync(path.join(outDir, `${name}.bin`), Buffer.from(bytes));
+  write(name, bytes);
 }
 console.log(`fuzz-table-seeds: wrote ${Object.keys(seeds).length} seeds to ${path.relative(process.cwd(), outDir) || '.'}`);
