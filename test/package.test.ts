@@ -6,8 +6,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const repo = path.join(__dirname, '..');
-const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
-  execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000, env });
+// A failure is rethrown as a plain Error: execFileSync's own carries itself under `error` (a
+// timeout's), which jest's worker cannot send to the parent, and the reason would be lost.
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env, timeout = 180_000): string {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout, env });
+  } catch (error) {
+    const e = error as { message?: string; stderr?: string; signal?: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed${e.signal ? ` (${e.signal})` : ''}: ${e.message}\n${e.stderr ?? ''}`);
+  }
+}
 
 const PREBUILDS = ['linux-x64/node.napi.glibc.node', 'linux-x64/node.napi.musl.node', 'linux-arm64/node.napi.glibc.node', 'linux-arm64/node.napi.musl.node'];
 
@@ -113,7 +121,9 @@ describe('the npm package', () => {
     run('tar', ['xzf', path.join(tmp, first.filename), '-C', tmp], tmp);
     const pkg = path.join(tmp, 'package');
     fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
-    run(process.execPath, [path.join(repo, 'scripts', 'prebuild.js')], pkg);
+    // From an empty cache (a fresh CI machine) the four take minutes, here or in prebuilds.test.ts,
+    // which holds the cache's lock meanwhile.
+    run(process.execPath, [path.join(repo, 'scripts', 'prebuild.js')], pkg, process.env, 900_000);
     fs.rmSync(path.join(pkg, 'build'), { recursive: true, force: true });
     fs.unlinkSync(path.join(pkg, 'node_modules'));
     const second = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], pkg))[0];
