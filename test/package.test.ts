@@ -12,8 +12,11 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   try {
     return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout, env });
   } catch (error) {
-    const e = error as { message?: string; stderr?: string; signal?: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed${e.signal ? ` (${e.signal})` : ''}: ${e.message}\n${e.stderr ?? ''}`);
+    const e = error as { message?: string; stdout?: string; stderr?: string; signal?: string };
+    throw Object.assign(new Error(`${cmd} ${args.join(' ')} failed${e.signal ? ` (${e.signal})` : ''}: ${e.message}\n${e.stderr ?? ''}`), {
+      stdout: e.stdout,
+      stderr: e.stderr,
+    });
   }
 }
 
