@@ -395,9 +395,23 @@ describe('trust first', () => {
     } finally {
       toa.configure({});
     }
-    const { got } = await echo(port, [Buffer.concat([header4(), latin1('d\n')])]);
-    expect(got.endsWith('d\n')).toBe(true);
-    expect(got.length).toBeGreaterThan(2); // not trusted now: the header is data
+    // Trusting no one now: the header is data, and one warning says why (the first in this file).
+    const { result, warnings } = await collectWarnings(async () => [
+      await echo(port, [Buffer.concat([header4(), latin1('d\n')])]),
+      await echo(port, [Buffer.concat([header4(), latin1('e\n')])]),
+    ]);
+    expect(result[0].got.endsWith('d\n')).toBe(true);
+    expect(result[0].got.length).toBeGreaterThan(2);
+    expect(result[1].got.endsWith('e\n')).toBe(true);
+    expect(warnings.filter((w) => w.code?.startsWith('NODE_TOA_PROXY'))).toEqual([
+      {
+        code: 'NODE_TOA_PROXY_NO_TRUST',
+        message:
+          `node-toa: proxyProtocol is on (port ${port}) but trustProxy trusts no one, so no PROXY protocol header is ` +
+          'read and each reaches the application as data. Pass trustProxy with proxyProtocol (enable(), listen(), ' +
+          'install(), the Fastify plugin) or set it with configure({ trustProxy }).',
+      },
+    ]);
   });
 
   test("the header the server's trust read is every resolver's answer (theirs is for TOA), with no options too", async () => {

@@ -7,7 +7,8 @@ import type { TrustProxy } from './types';
 export type TrustFn = (address: string) => boolean;
 
 const trustAll: TrustFn = () => true;
-const trustNone: TrustFn = () => false;
+/** The trust of `trustProxy: false` (and of no trustProxy at all): no one. */
+export const trustNone: TrustFn = () => false;
 
 export function compileTrust(value: TrustProxy | undefined): TrustFn {
   if (value === undefined || value === false) return trustNone;

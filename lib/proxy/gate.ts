@@ -13,12 +13,13 @@
 import * as net from 'node:net';
 import { binding } from '../addon/binding';
 import { defaultResolver } from '../core/defaults';
-import type { TrustFn } from '../core/trust';
+import { trustNone, type TrustFn } from '../core/trust';
 import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { PROXY_STATUS, type NativeBinding } from '../addon/native';
-import { accept, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
+import { accept, listeningPort, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
 import type { CompiledProxyProtocol } from './options';
+import { warnProxyTrustsNoOne } from '../util/warnings';
 import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, recordedHeader, recordedReason } from './record';
 import { StreamGate } from './stream-gate';
 
@@ -123,7 +124,11 @@ function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, soc
   const peer = l3Peer(socket, handle);
   if (peer === undefined) return void state.emit.call(server, 'connection', socket);
   const trust = state.trust ?? defaultResolver().trust;
-  if (!trust(peer.address)) return void state.emit.call(server, 'connection', socket);
+  if (!trust(peer.address)) {
+    // The commonest misconfiguration: the gate is on and nothing says whom to believe.
+    if (trust === trustNone) warnProxyTrustsNoOne(listeningPort(server, state));
+    return void state.emit.call(server, 'connection', socket);
+  }
 
   const { required, maxHeaderSize } = state.pp;
   // The kernel's queue is the stream only while Node has read nothing of it (a socket someone

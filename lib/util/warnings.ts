@@ -40,6 +40,15 @@ export function warnSavedSynUnsupported(): void {
   );
 }
 
+export function warnProxyTrustsNoOne(port: number): void {
+  warnOnce(
+    'NODE_TOA_PROXY_NO_TRUST',
+    `node-toa: proxyProtocol is on (port ${port}) but trustProxy trusts no one, so no PROXY protocol header is ` +
+      `read and each reaches the application as data. Pass trustProxy with proxyProtocol (enable(), listen(), ` +
+      `install(), the Fastify plugin) or set it with configure({ trustProxy }).`,
+  );
+}
+
 export function warnOnce(code: string, message: string): void {
   if (warnedCodes.has(code)) return;
   warnedCodes.add(code);
