@@ -6,7 +6,7 @@ import { binding, loadError } from '../lib/addon/binding';
 import { compileKinds } from '../lib/core/kinds';
 import type { NativeBinding, NativePacket, NativeToa } from '../lib/addon/native';
 import { TCP, ipv4Bytes, ipv6Bytes, toaV4, toaV6, aliCdn } from './helpers/packets';
-import { mutate, type Mutation } from './helpers/mutate';
+import { mulberry32, mutate, type Mutation } from './helpers/mutate';
 import {
   FOUND, FULL_SYN_V4, FULL_SYN_V6, NOT_FOUND, REFUSED, STATUS, TABLES, type ParseVector, type TableName,
 } from './helpers/parse-vectors';
@@ -107,17 +107,6 @@ describe('parse: truncated SYNs', () => {
 });
 
 // ---- Property test: random mutations of valid packets --------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Byte values the parser branches on, and an option to drop in.
 const MUTATION: Mutation = {

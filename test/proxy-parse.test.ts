@@ -5,7 +5,7 @@ import * as pp from 'proxy-protocol-js';
 import { binding, loadError } from '../lib/addon/binding';
 import { PROXY_STATUS, type NativeBinding, type NativeProxyHeader } from '../lib/addon/native';
 import { ipv4Bytes, ipv6Bytes } from './helpers/packets';
-import { mutate, type Mutation } from './helpers/mutate';
+import { mulberry32, mutate, type Mutation } from './helpers/mutate';
 import {
   BAD_VECTORS, DST4, DST6, NOT_PROXY, OK_VECTORS, PP2_TYPE, SRC4, SRC6, V2_SIGNATURE, crc32c, latin1, proxyV1,
   proxyV2, sslTlv,
@@ -288,17 +288,6 @@ describe('proxy parse: against proxy-protocol-js', () => {
 });
 
 // ---- Property test: random mutations of valid headers -------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Byte values the parser branches on, and a TLV to drop in.
 const MUTATION: Mutation = {

@@ -2,6 +2,18 @@
 // bit flips, random and "interesting" bytes, truncation, insertion, deletion, and a piece of the
 // format's own (an option, a TLV) dropped in. Deterministic for a given `random`.
 
+/** A small seeded PRNG (mulberry32): the same sweep on every run. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export interface Mutation {
   /** Byte values the parser branches on. */
   interesting: readonly number[];

@@ -10,6 +10,7 @@ const dc = require('node:diagnostics_channel');
 const http = require('node:http');
 const net = require('node:net');
 const toa = require('node-toa');
+const { fastifyInject } = require('./fastify-inject.cjs');
 
 const OPTIONS = { trustProxy: 'loopback', kinds: [254] };
 
@@ -32,18 +33,8 @@ async function tryThis(fn) {
   }
 }
 
-async function fastifyInject() {
-  // Fastify 5's inject cannot load on Node 18 (it require()s an ES module); Fastify 4's can.
-  const app = require(Number(process.versions.node.split('.')[0]) < 20 ? 'fastify4' : 'fastify')();
-  await app.register(require('node-toa/fastify'), OPTIONS);
-  app.get('/', async (request) => request.realRemoteAddress());
-  try {
-    const res = await app.inject({ method: 'GET', url: '/' });
-    return { status: res.statusCode, body: res.json() };
-  } finally {
-    await app.close();
-  }
-}
+// Fastify 5's inject cannot load on Node 18 (it require()s an ES module); Fastify 4's can.
+const FASTIFY = Number(process.versions.node.split('.')[0]) < 20 ? 'fastify4' : 'fastify';
 
 async function main() {
   const warnings = [];
@@ -81,7 +72,7 @@ async function main() {
   const listen = (s) => new Promise((resolve, reject) => s.once('error', reject).listen(0, '127.0.0.1', resolve));
   await listen(netServer);
   await listen(httpServer);
-  const inject = await tryThis(fastifyInject);
+  const inject = await tryThis(() => fastifyInject(FASTIFY, OPTIONS));
   // Let an asynchronous 'warning' event of enable() arrive before the report.
   await new Promise((resolve) => setTimeout(resolve, 50));
 

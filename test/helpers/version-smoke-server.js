@@ -9,20 +9,10 @@
 'use strict';
 const http = require('node:http');
 const toa = require('node-toa');
+const { fastifyInject } = require('./fastify-inject.cjs');
 
 const OPTIONS = { trustProxy: 'loopback', kinds: [254] };
 
-async function fastifyInject(name) {
-  const app = require(name)();
-  await app.register(require('node-toa/fastify'), OPTIONS);
-  app.get('/', async (request) => request.realRemoteAddress());
-  try {
-    const res = await app.inject({ method: 'GET', url: '/' });
-    return { status: res.statusCode, body: res.json() };
-  } finally {
-    await app.close();
-  }
-}
 
 async function main() {
   const esm = await import('node-toa');
@@ -32,7 +22,7 @@ async function main() {
   });
   toa.enable(server);
   await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const inject = await fastifyInject(process.argv[2] || 'fastify');
+  const inject = await fastifyInject(process.argv[2] || 'fastify', OPTIONS);
   const line = {
     version: process.version,
     napi: process.versions.napi,
