@@ -25,6 +25,17 @@ function compileMultiple(value: unknown): Multiple {
  * Throws a TypeError for a non-object or for a key not in `allowed` (a typo must not pass).
  * `prefix` names a nested object in the message (`'ack.'`).
  */
+/** `options.<path>` as an integer from `min` to `max`: TypeError, else RangeError, naming both. */
+export function integerOption(value: unknown, path: string, min: number, max: number, where: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${where}: options.${path} must be an integer, got ${show(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`${where}: options.${path} must be from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
 export function checkOptionKeys(options: unknown, allowed: readonly string[], where: string, prefix = ''): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {

@@ -1,6 +1,6 @@
 // The `proxyProtocol` option of enable(), listen(), install() and the Fastify plugin: validated
 // once, where the user passed it, into what the per-connection gate reads.
-import { checkOptionKeys } from '../core/options';
+import { checkOptionKeys, integerOption } from '../core/options';
 import { show } from '../util/show';
 
 export interface CompiledProxyProtocol {
@@ -29,16 +29,6 @@ const REQUIRED: CompiledProxyProtocol = Object.freeze({
 });
 const OPTIONAL: CompiledProxyProtocol = Object.freeze({ ...REQUIRED, required: false });
 
-function integerIn(value: unknown, name: string, min: number, max: number, where: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${where}: options.proxyProtocol.${name} must be an integer, got ${show(value)}`);
-  }
-  if (value < min || value > max) {
-    throw new RangeError(`${where}: options.proxyProtocol.${name} must be from ${min} to ${max}, got ${value}`);
-  }
-  return value;
-}
-
 /** Validates `proxyProtocol`; null when no header is read (the default). */
 export function compileProxyProtocol(value: unknown, where: string): CompiledProxyProtocol | null {
   if (value === undefined || value === false) return null;
@@ -58,10 +48,10 @@ export function compileProxyProtocol(value: unknown, where: string): CompiledPro
   return Object.freeze({
     required: o.mode !== 'optional',
     timeoutMs:
-      o.timeout === undefined ? DEFAULT_TIMEOUT_MS : integerIn(o.timeout, 'timeout', MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, where),
+      o.timeout === undefined ? DEFAULT_TIMEOUT_MS : integerOption(o.timeout, 'proxyProtocol.timeout', MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, where),
     maxHeaderSize:
       o.maxHeaderSize === undefined
         ? DEFAULT_MAX_HEADER_SIZE
-        : integerIn(o.maxHeaderSize, 'maxHeaderSize', MIN_MAX_HEADER_SIZE, MAX_MAX_HEADER_SIZE, where),
+        : integerOption(o.maxHeaderSize, 'proxyProtocol.maxHeaderSize', MIN_MAX_HEADER_SIZE, MAX_MAX_HEADER_SIZE, where),
   });
 }

@@ -1,5 +1,5 @@
 // The `ack` option (enable, listen, the integrations): validated where the user passed it.
-import { checkOptionKeys } from '../core/options';
+import { checkOptionKeys, integerOption } from '../core/options';
 import { show } from '../util/show';
 
 /** `{ ack: { … } }`: the tap's table bounds. */
@@ -25,16 +25,6 @@ export const MIN_MAX_AGE_MS = 100;
 export const MAX_MAX_AGE_MS = 3600000;
 const KEYS: readonly string[] = ['capacity', 'maxAge'];
 
-function integerIn(value: unknown, name: string, min: number, max: number, where: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${where}: options.ack.${name} must be an integer, got ${show(value)}`);
-  }
-  if (value < min || value > max) {
-    throw new RangeError(`${where}: options.ack.${name} must be from ${min} to ${max}, got ${value}`);
-  }
-  return value;
-}
-
 /** Validates `ack`: null when the tap is off. */
 export function compileTap(value: unknown, where: string): CompiledTap | null {
   if (value === undefined || value === false) return null;
@@ -47,8 +37,8 @@ export function compileTap(value: unknown, where: string): CompiledTap | null {
   checkOptionKeys(value, KEYS, where, 'ack.');
   const o = value as Record<string, unknown>;
   return Object.freeze({
-    capacity: o.capacity === undefined ? DEFAULTS.capacity : integerIn(o.capacity, 'capacity', 1, MAX_CAPACITY, where),
+    capacity: o.capacity === undefined ? DEFAULTS.capacity : integerOption(o.capacity, 'ack.capacity', 1, MAX_CAPACITY, where),
     maxAgeMs:
-      o.maxAge === undefined ? DEFAULTS.maxAgeMs : integerIn(o.maxAge, 'maxAge', MIN_MAX_AGE_MS, MAX_MAX_AGE_MS, where),
+      o.maxAge === undefined ? DEFAULTS.maxAgeMs : integerOption(o.maxAge, 'ack.maxAge', MIN_MAX_AGE_MS, MAX_MAX_AGE_MS, where),
   });
 }
