@@ -216,13 +216,8 @@ export class Resolver {
     details = null;
     const o = facts.synOptions;
     // The fast answers below skip decide(); a subscriber gets its message from the full path.
-    if (
-      o !== undefined &&
-      facts.ackPeer === undefined &&
-      facts.name === undefined &&
-      facts.proxy === undefined &&
-      !(fresh && resolveChannel.hasSubscribers)
-    ) {
+    // (With a PROXY header readFacts() read no SYN: `o` is undefined and decide() answers it.)
+    if (o !== undefined && facts.ackPeer === undefined && facts.name === undefined && !(fresh && resolveChannel.hasSubscribers)) {
       if (o.length === 0) {
         if (fresh) count(listeningPort(server), 'peer', undefined, undefined, 0, facts.savedSyn !== false);
         return facts.synPeer!;
