@@ -5,8 +5,8 @@
 /// <reference types="node" preserve="true" />
 import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
-import { Resolver } from './core/resolver';
-import { defaultResolver, setDefaultResolver } from './core/defaults';
+import { Resolver } from './resolve/resolver';
+import { defaultResolver, setDefaultResolver } from './resolve/defaults';
 import { snapshot, total, type MetricCounts, type ProxyProtocolCounts, type RefusedReason } from './core/metrics';
 import type { RealAddress, ToaOptions } from './core/types';
 import { tapStats, type TapStats } from './tap/registry';
@@ -26,7 +26,7 @@ export type {
 } from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
 export type { MetricCounts, ProxyProtocolCounts, RefusedReason } from './core/metrics';
-export type { RefusedOption, ResolveMessage } from './core/resolver';
+export type { RefusedOption, ResolveMessage } from './resolve/resolver';
 export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
 export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';

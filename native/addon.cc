@@ -8,11 +8,9 @@
 
 #include "js_values.h"
 #include "record_layout.h"
+#include "tap_addon.h"
 #include "toa_parse.h"
 #include "toa_sys.h"
-
-// tap_addon.cc: the ACK tap.
-void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing);
 // proxy_addon.cc: the PROXY protocol header parser.
 void RegisterProxy(Napi::Env env, Napi::Object exports, Napi::Object testing);
 
@@ -55,18 +53,22 @@ Napi::Value GetSaveSyn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), err != 0 ? -err : (on ? 1 : 0));
 }
 
-// What one connection's saved SYN (and, when asked, getpeername) told: read once, parsed once.
+// What one connection's saved SYN, the server's tap and, when asked, getpeername told: read once,
+// parsed once.
 struct LookupResult {
   int err = 0;
   bool syn = false;
-  toa::Packet packet;
+  toa::Packet packet;  // the saved SYN, or the tap's SYN (peer and options only) under a syncookie
+  toa::TapHit tap;
   bool with_name = false;
   int name_err = 0;
   toa::Address name;
 };
 
-// One getsockopt per connection; getpeername only when asked (a vendor module may be loaded).
-LookupResult DoLookup(int fd, const uint8_t* table, bool with_name) {
+// One getsockopt per connection. The tap, when the server has one, is a table lookup after it
+// (the saved SYN names both ends and the sequence number to take): no syscall while its ring is
+// empty. getpeername only when asked (a vendor module may be loaded).
+LookupResult DoLookup(int fd, const uint8_t* table, bool with_name, toa::Tap* tap) {
   LookupResult r;
   uint8_t stack_buffer[kSynBufferSize];
   std::vector<uint8_t> heap_buffer;
@@ -80,6 +82,14 @@ LookupResult DoLookup(int fd, const uint8_t* table, bool with_name) {
   }
   r.syn = r.err == 0 && length > 0;
   if (r.syn) r.packet = toa::ParsePacket(buffer, length, table);
+  if (tap != nullptr && tap->open()) {
+    // A tap that cannot name the connection's ends answers nothing; the SYN's errno stays.
+    if (tap->Claim(fd, r.packet.ok ? &r.packet : nullptr, table, &r.tap) == 0 && !r.packet.ok && r.tap.syn_found) {
+      r.packet.ok = true;
+      r.packet.src = r.tap.peer;
+      r.packet.toa = r.tap.syn_options;
+    }
+  }
   r.with_name = with_name;
   if (with_name) r.name_err = toa::PeerName(fd, &r.name);
   return r;
@@ -108,17 +118,27 @@ void PutOption(uint8_t* out, const toa::ToaOption& t) {
   }
 }
 
+void PutOptions(uint8_t* count, uint8_t* options, const toa::ToaOptionList& list) {
+  *count = list.count;
+  for (size_t i = 0; i < list.count; i++) PutOption(options + i * toa::record::kOptionSize, list.options[i]);
+}
+
 void WriteRecord(const LookupResult& result, uint8_t* out) {
   namespace r = toa::record;
   uint8_t flags = 0;
   out[r::kCount] = 0;
+  out[r::kAckCount] = 0;
   if (result.syn) flags |= r::kFlagSyn;
-  if (result.syn && result.packet.ok) {
+  if (result.packet.ok) {
     flags |= r::kFlagPeer;
     PutAddress(out + r::kPeer, result.packet.src);
-    const toa::ToaOptionList& list = result.packet.toa;
-    out[r::kCount] = list.count;
-    for (size_t i = 0; i < list.count; i++) PutOption(out + r::kOptions + i * r::kOptionSize, list.options[i]);
+    PutOptions(out + r::kCount, out + r::kOptions, result.packet.toa);
+  }
+  if (result.tap.found) {
+    flags |= r::kFlagAck;
+    if (result.tap.data) flags |= r::kFlagAckData;
+    PutAddress(out + r::kPeer, result.tap.peer);
+    PutOptions(out + r::kAckCount, out + r::kAckOptions, result.tap.options);
   }
   if (result.with_name && result.name_err == 0) {
     flags |= r::kFlagName;
@@ -131,32 +151,22 @@ bool IsRecord(const Napi::CallbackInfo& info, size_t index) {
   return IsUint8Array(info, index) && info[index].As<Napi::Uint8Array>().ByteLength() >= toa::record::kSize;
 }
 
-// readSyn(fd, kindTable, withPeerName, record: Uint8Array(recordLayout.size)) -> errno (0 when
-// read). The record is laid out as record_layout.h says.
-Napi::Value ReadSyn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const int32_t fd = FdArgument(info, 0);
-  const uint8_t* table = KindTableArgument(info, 1);
-  const bool with_name = info.Length() > 2 && info[2].ToBoolean().Value();
-  if (!IsRecord(info, 3)) throw Napi::TypeError::New(env, "record must be a Uint8Array of recordLayout.size bytes");
-  const LookupResult result = DoLookup(fd, table, with_name);
-  WriteRecord(result, info[3].As<Napi::Uint8Array>().Data());
-  return Napi::Number::New(env, result.err);
-}
-
-// A readSyn() bound to one kind table and one record, checked once (makeSynReader): per
-// connection only the fd and a boolean cross N-API. The typed arrays are held by references, so
-// their (off-heap) memory stays put and alive as long as the function.
+// A reader bound to one kind table, one record and, when the server has one, its tap, checked
+// once (makeSynReader): per connection only the fd crosses N-API. The typed arrays and the tap
+// are held by references, so their memory stays put and alive as long as the function.
 struct SynReader {
   Napi::Reference<Napi::Uint8Array> table;
   Napi::Reference<Napi::Uint8Array> record;
+  Napi::ObjectReference tap_object;
+  std::unique_ptr<toa::Tap>* tap = nullptr;  // the tap's slot: empty once the tap is closed
   const uint8_t* table_data;
   uint8_t* record_data;
   bool with_name;
 };
 
-// reader(fd) -> errno (0 when read), the record filled as readSyn() fills it. The fd is read with
-// one N-API call (its status says whether it is a number).
+// reader(fd) -> errno of the saved-SYN read (0 when read), the record filled as
+// native/record_layout.h says. The fd is read with one N-API call (its status says whether it is
+// a number).
 Napi::Value ReadSynBound(const Napi::CallbackInfo& info) {
   const auto* reader = static_cast<const SynReader*>(info.Data());
   int32_t fd = -1;
@@ -164,19 +174,24 @@ Napi::Value ReadSynBound(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(info.Env(), "fd must be a number");
   }
   if (fd < 0) throw Napi::RangeError::New(info.Env(), "fd must be >= 0");
-  const LookupResult result = DoLookup(fd, reader->table_data, reader->with_name);
+  toa::Tap* tap = reader->tap != nullptr ? reader->tap->get() : nullptr;
+  const LookupResult result = DoLookup(fd, reader->table_data, reader->with_name, tap);
   WriteRecord(result, reader->record_data);
   return Napi::Number::New(info.Env(), result.err);
 }
 
-// makeSynReader(kindTable, record, withPeerName) -> reader(fd)
+// makeSynReader(kindTable, record, withPeerName, tap?) -> reader(fd)
 Napi::Value MakeSynReader(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint8_t* table = KindTableArgument(info, 0);
   if (!IsRecord(info, 1)) throw Napi::TypeError::New(env, "record must be a Uint8Array of recordLayout.size bytes");
+  std::unique_ptr<toa::Tap>* tap = nullptr;
+  if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) tap = TapSlot(env, info[3]);
   auto* reader = new SynReader();
   reader->table = Napi::Persistent(info[0].As<Napi::Uint8Array>());
   reader->record = Napi::Persistent(info[1].As<Napi::Uint8Array>());
+  if (tap != nullptr) reader->tap_object = Napi::Persistent(info[3].As<Napi::Object>());
+  reader->tap = tap;
   reader->table_data = table;
   reader->record_data = info[1].As<Napi::Uint8Array>().Data();
   reader->with_name = info.Length() > 2 && info[2].ToBoolean().Value();
@@ -231,6 +246,10 @@ Napi::Object RecordLayout(Napi::Env env) {
   set("flagSyn", r::kFlagSyn);
   set("flagPeer", r::kFlagPeer);
   set("flagName", r::kFlagName);
+  set("ackCount", r::kAckCount);
+  set("ackOptions", r::kAckOptions);
+  set("flagAck", r::kFlagAck);
+  set("flagAckData", r::kFlagAckData);
   set("layoutVtoa", toa::kLayoutVtoa);
   return o;
 }
@@ -242,7 +261,7 @@ Napi::Value Lookup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int32_t fd = FdArgument(info, 0);
   const uint8_t* table = KindTableArgument(info, 1);
-  const LookupResult r = DoLookup(fd, table, info.Length() > 2 && info[2].ToBoolean().Value());
+  const LookupResult r = DoLookup(fd, table, info.Length() > 2 && info[2].ToBoolean().Value(), nullptr);
   Napi::Object result = Napi::Object::New(env);
   result.Set("errno", r.err);
   result.Set("syn", r.syn);
@@ -304,7 +323,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recordLayout", RecordLayout(env));
   exports.Set("setSaveSyn", Napi::Function::New(env, SetSaveSyn, "setSaveSyn"));
   exports.Set("getSaveSyn", Napi::Function::New(env, GetSaveSyn, "getSaveSyn"));
-  exports.Set("readSyn", Napi::Function::New(env, ReadSyn, "readSyn"));
   exports.Set("makeSynReader", Napi::Function::New(env, MakeSynReader, "makeSynReader"));
   exports.Set("createListener", Napi::Function::New(env, CreateListener, "createListener"));
   exports.Set("isTcpListener", Napi::Function::New(env, IsTcpListener, "isTcpListener"));

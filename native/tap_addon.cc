@@ -16,9 +16,15 @@
 #endif
 
 #include "js_values.h"
+#include "tap_addon.h"
+#include "toa_sys.h"
 #include "tap_sockets.h"
 
 namespace {
+
+// Marks the objects this class made (napi_type_tag_object), so no other wrapped object is taken
+// for a tap, without keeping the class anywhere.
+constexpr napi_type_tag kTapTag = {0x6e6f64652d746f61ULL, 0x2e7461702e763301ULL};
 
 using toa::AddressValue;
 using toa::ToaOptionsValue;
@@ -41,7 +47,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return DefineClass(env, "Tap",
                        {
                            InstanceMethod<&TapWrap::Open>("open"),
-                           InstanceMethod<&TapWrap::SetPorts>("setPorts"),
+                           InstanceMethod<&TapWrap::SetFilter>("setFilter"),
                            InstanceMethod<&TapWrap::Drain>("drain"),
                            InstanceMethod<&TapWrap::Lookup>("lookup"),
                            InstanceMethod<&TapWrap::Stats>("stats"),
@@ -60,7 +66,17 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
       options.ring_frames = Unsigned(info, 3, "ringFrames", 0, 1u << 20);
     }
     tap_ = std::make_unique<toa::Tap>(options);
+    info.This().As<Napi::Object>().TypeTag(&kTapTag);
   }
+
+  static TapWrap* Of(Napi::Env env, Napi::Value value) {
+    if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kTapTag)) {
+      throw Napi::TypeError::New(env, "tap must be a Tap");
+    }
+    return Unwrap(value.As<Napi::Object>());
+  }
+
+  std::unique_ptr<toa::Tap>& slot() { return tap_; }
 
  private:
   toa::Tap& tap(Napi::Env env) {
@@ -83,20 +99,41 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return result;
   }
 
-  // setPorts(ports: number[]) -> errno
-  Napi::Value SetPorts(const Napi::CallbackInfo& info) {
+  // setFilter(ports: number[], sources?: Uint8Array | null) -> errno. `sources`: the trusted ranges
+  // as packed records of 18 bytes (family 4|6, prefix bits, 16 address bytes); null or absent:
+  // every source passes.
+  Napi::Value SetFilter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "ports must be an array");
     auto list = info[0].As<Napi::Array>();
     if (list.Length() > toa::kMaxTapPorts) throw Napi::RangeError::New(env, "too many ports for one tap");
-    std::vector<uint16_t> ports;
+    toa::FilterSpec spec;
     for (uint32_t i = 0; i < list.Length(); i++) {
       Napi::Value v = list.Get(i);
       const double port = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
       if (!(port >= 1 && port <= 65535)) throw Napi::RangeError::New(env, "ports must be 1-65535");
-      ports.push_back(static_cast<uint16_t>(port));
+      spec.ports.push_back(static_cast<uint16_t>(port));
     }
-    return Napi::Number::New(env, tap(env).SetPorts(ports));
+    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) {
+      if (!toa::IsUint8Array(info, 1)) throw Napi::TypeError::New(env, "sources must be a Uint8Array or null");
+      auto bytes = info[1].As<Napi::Uint8Array>();
+      constexpr size_t kRecord = 18;
+      if (bytes.ByteLength() % kRecord != 0 || bytes.ByteLength() / kRecord > toa::kMaxTapSources) {
+        throw Napi::RangeError::New(env, "sources must hold at most 64 records of 18 bytes");
+      }
+      spec.check_sources = true;
+      for (size_t o = 0; o < bytes.ByteLength(); o += kRecord) {
+        toa::SourceRange r;
+        r.family = bytes[o];
+        r.prefix = bytes[o + 1];
+        if ((r.family != 4 && r.family != 6) || r.prefix > (r.family == 4 ? 32 : 128)) {
+          throw Napi::RangeError::New(env, "a source range must be family 4 (prefix 0-32) or 6 (prefix 0-128)");
+        }
+        std::memcpy(r.bytes, bytes.Data() + o + 2, 16);
+        spec.sources.push_back(r);
+      }
+    }
+    return Napi::Number::New(env, tap(env).SetFilter(spec));
   }
 
   // drain(kindTable) -> packets read
@@ -106,27 +143,33 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
-  // lookup(fd, kindTable, peerAddress?, peerPort?) -> { peer, options, packet } | null, or -errno
+  // lookup(fd, kindTable, nextSeq?) -> { peer, options, packet } | null, or -errno: what the
+  // resolver's reader asks (tap_sockets.h Claim), for the tests, with the sequence number a saved
+  // SYN would give passed in (absent: as without a saved SYN).
   Napi::Value Lookup(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const int fd = toa::FdArgument(info, 0);
     const uint8_t* table = toa::KindTableArgument(info, 1);
-    toa::Address peer;
-    const toa::Address* known = nullptr;
-    if (info.Length() > 3 && info[2].IsString() && info[3].IsNumber()) {
-      peer = toa::AddressArgument(info, 2, "peer address");
-      peer.port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
-      known = &peer;
+    toa::Packet syn;
+    const toa::Packet* known = nullptr;
+    if (info.Length() > 2 && info[2].IsNumber()) {
+      // A stand-in saved SYN: the socket's own ends, the caller's sequence number - 1.
+      int e = toa::PeerName(fd, &syn.src);
+      if (e == 0) e = toa::SockName(fd, &syn.dst);
+      if (e != 0) return Napi::Number::New(env, -e);
+      syn.ok = true;
+      syn.seq = info[2].As<Napi::Number>().Uint32Value() - 1;
+      known = &syn;
     }
-    bool found = false;
     toa::TapHit hit;
-    const int err = tap(env).Lookup(fd, table, known, &found, &hit);
+    const int err = tap(env).Claim(fd, known, table, &hit);
     if (err != 0) return Napi::Number::New(env, -err);
-    if (!found) return env.Null();
+    if (!hit.found) return env.Null();
     Napi::Object result = Napi::Object::New(env);
     result.Set("peer", AddressValue(env, hit.peer));
     result.Set("options", ToaOptionsValue(env, hit.options));
     result.Set("packet", hit.data ? "data" : "ack");
+    if (hit.syn_found) result.Set("synOptions", ToaOptionsValue(env, hit.syn_options));
     return result;
   }
 
@@ -135,13 +178,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   // the table as if the tap had read it, without the filter: the table's own tests use it.
   static Napi::Value Offer(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "tap must be a Tap");
-    Napi::Object object = info[0].As<Napi::Object>();
-    // The Tap class of this environment (passed as the function's data): no other wrapped object
-    // may be taken for a tap.
-    const auto* tap_class = static_cast<const Napi::FunctionReference*>(info.Data());
-    if (!object.InstanceOf(tap_class->Value())) throw Napi::TypeError::New(env, "tap must be a Tap");
-    TapWrap* wrap = Unwrap(object);
+    TapWrap* wrap = Of(env, info.Length() > 0 ? info[0] : env.Undefined());
     if (info.Length() < 2 || !info[1].IsTypedArray()) {
       throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
     }
@@ -185,13 +222,12 @@ Napi::Value ProbePacketSocket(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+std::unique_ptr<toa::Tap>* TapSlot(Napi::Env env, Napi::Value value) { return &TapWrap::Of(env, value)->slot(); }
+
 // Called from addon.cc's Init.
 void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing) {
-  Napi::Function tap_class = TapWrap::Define(env);
   exports.Set("tapSupported", Napi::Boolean::New(env, toa::TapSupported()));
-  exports.Set("Tap", tap_class);
+  exports.Set("Tap", TapWrap::Define(env));
   exports.Set("probePacketSocket", Napi::Function::New(env, ProbePacketSocket, "probePacketSocket"));
-  auto* reference = new Napi::FunctionReference(Napi::Persistent(tap_class));
-  env.AddCleanupHook([reference]() { delete reference; });
-  testing.Set("offer", Napi::Function::New(env, TapWrap::Offer, "offer", reference));
+  testing.Set("offer", Napi::Function::New(env, TapWrap::Offer, "offer"));
 }

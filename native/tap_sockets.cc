@@ -164,7 +164,7 @@ int Tap::Open(int listener_fd, const char** failed_call) {
   }
   if (nsfd >= 0) close(nsfd);
   if (err == 0) {
-    err = SetPorts({});
+    err = SetFilter(FilterSpec());
     if (err != 0) *failed_call = "setsockopt(SO_ATTACH_FILTER)";
   }
 
@@ -202,10 +202,10 @@ int Tap::Open(int listener_fd, const char** failed_call) {
   return err;
 }
 
-int Tap::SetPorts(const std::vector<uint16_t>& ports) {
+int Tap::SetFilter(const FilterSpec& spec) {
   for (int i = 0; i < 2; i++) {
     if (fds_[i] < 0) continue;
-    const std::vector<BpfInsn> code = BuildFilter(ports, i == 0 ? 4 : 6);
+    const std::vector<BpfInsn> code = BuildFilter(spec, i == 0 ? 4 : 6);
     if (code.empty()) return E2BIG;
     const int err = AttachFilter(fds_[i], code);
     if (err != 0) return err;
@@ -229,8 +229,15 @@ size_t Tap::DrainRing(int i, const uint8_t* kind_table, size_t max_packets) {
   uint64_t now = 0;
   while (n < max_packets) {
     auto* frame = reinterpret_cast<tpacket2_hdr*>(r.base + static_cast<size_t>(r.next) * kFrameSize);
-    if ((__atomic_load_n(&frame->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) break;
+    const uint32_t status = __atomic_load_n(&frame->tp_status, __ATOMIC_ACQUIRE);
+    if ((status & TP_STATUS_USER) == 0) break;
     if (now == 0) now = MonotonicMs();
+    // The kernel dropped packets before this one (and marks frames so until the drop count is
+    // read, which resets it): what the table kept before may have lost its successor.
+    if ((status & TP_STATUS_LOSING) != 0) {
+      table_.NoteLoss();
+      UpdateDrops();
+    }
     const auto* address = reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<const uint8_t*>(frame) +
                                                                TPACKET_ALIGN(sizeof(tpacket2_hdr)));
     const size_t offset = frame->tp_net;
@@ -264,6 +271,10 @@ size_t Tap::DrainSocket(int i, const uint8_t* kind_table, size_t max_packets) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // EAGAIN: the queue is empty
     const uint64_t now = MonotonicMs();
+    // Without a ring no frame says so: the drop count is read (and reset) with each batch.
+    const uint64_t dropped = table_.counters().drops;
+    UpdateDrops();
+    if (table_.counters().drops != dropped) table_.NoteLoss();
     for (int m = 0; m < n; m++) {
       if (addresses[m].sll_pkttype != PACKET_HOST) continue;
       table_.Offer(buffers_.data() + m * kTapSnapLength, messages[m].msg_len, kind_table, now);
@@ -285,27 +296,28 @@ void Tap::UpdateDrops() {
   }
 }
 
-int Tap::Lookup(int fd, const uint8_t* kind_table, const Address* known_peer, bool* found, TapHit* out) {
-  *found = false;
-  Address peer, local;
-  int err = 0;
-  if (known_peer != nullptr) {
-    peer = *known_peer;
+int Tap::Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out) {
+  TakeQuery query;
+  if (syn != nullptr && syn->ok) {
+    query.peer = syn->src;
+    query.local = syn->dst;
+    query.has_next_seq = true;
+    // The handshake ACK and the first data byte carry the SYN's sequence number + 1, past the
+    // data a TCP Fast Open SYN carried.
+    query.next_seq = syn->seq + 1 + syn->payload_length;
   } else {
-    err = PeerName(fd, &peer);
+    int err = PeerName(fd, &query.peer);
+    if (err == 0) err = SockName(fd, &query.local);
+    if (err != 0) return err;
   }
-  if (err == 0) err = SockName(fd, &local);
-  if (err != 0) return err;
   TapCounters& counters = table_.counters();
   counters.lookups++;
   // Every packet of this connection up to the one that completed the handshake was queued on the
-  // tap before accept() returned, in order. Reading the queue first (only its family's socket:
-  // one recvmmsg, usually empty) applies this connection's SYN before the table is asked, so an
-  // entry a previous connection on the same 4-tuple left behind is gone by then.
-  Drain(kind_table, kMaxDrainOnLookup, Unmapped(peer).family);
-  if (!table_.Take(peer, local, kind_table, MonotonicMs(), out)) return 0;
-  counters.hits++;
-  *found = true;
+  // tap before accept() returned, in order (the sockets are bound to ETH_P_ALL: walked before IP).
+  // With a ring an empty queue is a memory read.
+  Drain(kind_table, kMaxDrainOnLookup, Unmapped(query.peer).family);
+  table_.Take(query, kind_table, MonotonicMs(), out);
+  if (out->found) counters.hits++;
   return 0;
 }
 
@@ -327,11 +339,12 @@ int Tap::Open(int, const char** failed_call) {
   *failed_call = "socket(AF_PACKET)";
   return ENOTSUP;
 }
-int Tap::SetPorts(const std::vector<uint16_t>&) { return ENOTSUP; }
+int Tap::SetFilter(const FilterSpec&) { return ENOTSUP; }
 size_t Tap::Drain(const uint8_t*, size_t, int) { return 0; }
 void Tap::UpdateDrops() {}
-int Tap::Lookup(int, const uint8_t*, const Address*, bool* found, TapHit*) {
-  *found = false;
+int Tap::Claim(int, const Packet*, const uint8_t*, TapHit* out) {
+  out->found = false;
+  out->syn_found = false;
   return ENOTSUP;
 }
 

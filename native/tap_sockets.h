@@ -36,20 +36,21 @@ class Tap {
   // listener_fd < 0). Returns 0 or an errno; *failed_call names the call that failed.
   int Open(int listener_fd, const char** failed_call);
 
-  // Attaches a filter that passes, to these ports only, SYNs and packets whose TCP options are
-  // more than a lone timestamp. An empty list passes nothing. Each socket's filter also passes
-  // only its own protocol: the sockets are bound to ETH_P_ALL.
-  int SetPorts(const std::vector<uint16_t>& ports);
+  // Attaches the filter of `spec` (tap_filter.h) to both sockets. No ports pass nothing. Returns
+  // 0 or an errno (E2BIG: more ports or source ranges than one program holds).
+  int SetFilter(const FilterSpec& spec);
 
   // Reads what is queued (non-blocking, at most `max_packets`) on the socket of `family` (4 or
   // 6), or on both (0). Returns the packets read.
   size_t Drain(const uint8_t* kind_table, size_t max_packets, int family = 0);
 
-  // Looks up the connection of accepted socket `fd`, after reading what is queued for its family.
-  // `peer` is the client end when the caller knows it from the saved SYN (its IP source: right
-  // even when a vendor module rewrites getpeername), else null and getpeername is asked.
-  // Returns 0 (see *found) or the errno of getpeername/getsockname.
-  int Lookup(int fd, const uint8_t* kind_table, const Address* peer, bool* found, TapHit* out);
+  // Looks up the connection of an accepted socket, after reading what is queued for its family.
+  // `syn` is its saved SYN when the kernel had one: its source and destination are the
+  // connection's ends (the source is right even when a vendor module rewrites getpeername) and its
+  // sequence number names the packet to take, so no syscall is made. Without it (syncookies, a
+  // listener without TCP_SAVE_SYN) getpeername and getsockname of `fd` are asked. Returns 0 (see
+  // out->found, out->syn_found) or the errno of getpeername/getsockname.
+  int Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out);
 
   // Reads and adds the kernel's drop count (PACKET_STATISTICS resets on each read).
   void UpdateDrops();

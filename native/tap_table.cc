@@ -81,31 +81,6 @@ bool ViewTcp(const uint8_t* data, size_t length, TcpView* v) {
   return true;
 }
 
-// Options other than those every TCP stack sends (NOP, EOL, MSS, window scale, SACK, timestamps):
-// a TOA of a kind nobody has configured yet, or something else. Kept, in case a kind table
-// configured later recognises it.
-bool HasUncommonOption(const uint8_t* options, size_t length) {
-  size_t i = 0;
-  while (i < length) {
-    const uint8_t kind = options[i];
-    if (kind == 0) return false;
-    if (kind == 1) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= length) return false;
-    const uint8_t len = options[i + 1];
-    if (len < 2 || len > length - i) return false;
-    if (kind > 8 || kind == 6 || kind == 7) return true;
-    i += len;
-  }
-  return false;
-}
-
-}  // namespace
-
-namespace {
-
 uint64_t RandomSeed() {
   std::random_device random;
   return (static_cast<uint64_t>(random()) << 32) ^ random();
@@ -124,6 +99,24 @@ TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms, uint64_t hash_seed)
   hash.seed = hash_seed;
   index_ = std::unordered_map<TupleKey, uint32_t, TupleHash>(16, hash);
   index_.reserve(capacity_ < 4096 ? capacity_ : 4096);
+}
+
+bool HasUncommonOption(const uint8_t* options, size_t length) {
+  size_t i = 0;
+  while (i < length) {
+    const uint8_t kind = options[i];
+    if (kind == 0) return false;
+    if (kind == 1) {
+      i++;
+      continue;
+    }
+    if (!IsCommonOptionKind(kind)) return true;
+    if (i + 1 >= length) return false;
+    const uint8_t len = options[i + 1];
+    if (len < 2 || len > length - i) return false;
+    i += len;
+  }
+  return false;
 }
 
 void TupleTable::Kill(uint32_t slot) {
@@ -147,7 +140,8 @@ void TupleTable::Expire(uint64_t now_ms) {
   }
 }
 
-uint32_t TupleTable::Append() {
+uint32_t TupleTable::NewSlot(const TupleKey& key, uint64_t now_ms) {
+  Expire(now_ms);
   if (used_ == capacity_) {
     Slot& oldest = slots_[head_];
     if (oldest.live) {
@@ -162,7 +156,36 @@ uint32_t TupleTable::Append() {
   const size_t slot = (head_ + used_) % capacity_;
   if (slot == slots_.size()) slots_.emplace_back();
   used_++;
+  Slot& s = slots_[slot];
+  s.key = key;
+  s.time_ms = now_ms;
+  s.live = true;
+  s.has_syn = false;
+  s.syn_options_length = 0;
+  s.count = 0;
+  index_.emplace(key, static_cast<uint32_t>(slot));
+  counters_.inserted++;
   return static_cast<uint32_t>(slot);
+}
+
+void TupleTable::Keep(Slot& s, uint32_t seq, bool shaped, bool data, const uint8_t* options, size_t length) {
+  Kept* k = nullptr;
+  for (uint8_t i = 0; i < s.count; i++) {
+    if (s.kept[i].seq != seq) continue;
+    // The first packet with a TOA-shaped option decides, as the first such option decides within
+    // a packet: the first data packet after a tagged ACK (same sequence number) never overrides it.
+    if (s.kept[i].has_toa || !shaped) return;
+    k = &s.kept[i];
+    break;
+  }
+  // Full: the last place takes the newest, the first ones (the handshake's) stay.
+  if (k == nullptr) k = s.count < kCandidates ? &s.kept[s.count++] : &s.kept[kCandidates - 1];
+  k->seq = seq;
+  k->loss_generation = loss_generation_;
+  k->has_toa = shaped;
+  k->data = data;
+  std::memcpy(k->options, options, length);
+  k->options_length = static_cast<uint8_t>(length);
 }
 
 bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_table, uint64_t now_ms) {
@@ -171,78 +194,112 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
   // Both ends of a connection have one family. An IPv6 packet from ::ffff:a.b.c.d (read as IPv4)
   // to a plain IPv6 address would otherwise key like an IPv4 tuple whose destination is the IPv6
   // address's first four bytes.
-  if (!p.ok || p.src.family != p.dst.family || !ViewTcp(data, length, &v)) {
+  if (!p.ok || p.src.family != p.dst.family || !ViewTcp(data, length, &v) || v.options_length > kMaxOptions) {
     counters_.malformed++;
     return false;
   }
   counters_.packets++;
+  const bool syn = (p.tcp_flags & kTcpSyn) != 0;
+  if (syn) counters_.syns++;
+  // SYN-ACKs and resets say nothing of a client; nor do packets with only the common options.
+  if ((p.tcp_flags & kTcpRst) != 0 || (syn && (p.tcp_flags & kTcpAck) != 0)) return true;
+  if (!HasUncommonOption(v.options, v.options_length)) return true;
   const TupleKey key = KeyOf(p.src, p.dst);
   auto found = index_.find(key);
-  if ((p.tcp_flags & kTcpSyn) != 0) {
-    counters_.syns++;
-    if ((p.tcp_flags & (kTcpAck | kTcpRst)) != 0) return true;  // not a connection request
-    // A new connection on this tuple: whatever was kept belonged to an earlier one. Its record
-    // holds the sequence number the handshake ACK and the first data byte must carry.
+  if (syn) {
+    // A new connection on this tuple: whatever was kept belonged to an earlier one.
     if (found != index_.end()) Kill(found->second);
-    Expire(now_ms);
-    const uint32_t slot = Append();
-    Slot& s = slots_[slot];
-    s.key = key;
-    s.time_ms = now_ms;
-    s.live = true;
-    s.has_toa = false;
+    Slot& s = slots_[NewSlot(key, now_ms)];
+    s.has_syn = true;
+    s.syn_loss_generation = loss_generation_;
     s.next_seq = v.seq + 1 + v.payload;  // + data carried by the SYN itself (TCP Fast Open)
-    s.options_length = 0;
-    index_.emplace(key, slot);
-    counters_.inserted++;
+    std::memcpy(s.syn_options, v.options, v.options_length);
+    s.syn_options_length = static_cast<uint8_t>(v.options_length);
     return true;
   }
-  if ((p.tcp_flags & kTcpRst) != 0) return true;
   const bool shaped = p.toa.count > 0;
-  if (!shaped && !HasUncommonOption(v.options, v.options_length)) return true;
   if (found == index_.end()) {
-    counters_.unmatched++;  // no SYN seen on this tuple: forged, or older than the tap
-    return true;
-  }
-  Slot& s = slots_[found->second];
-  if (v.seq != s.next_seq) {
-    // Not the packet that completes this handshake nor the first data byte: an off-path sender
-    // that spoofs the proxy's address cannot know the SYN's sequence number.
-    counters_.bad_seq++;
-    return true;
+    counters_.unmatched++;  // the SYN had only common options (the usual case), or came before the tap
+    Slot& s = slots_[NewSlot(key, now_ms)];
+    Keep(s, v.seq, shaped, v.payload > 0, v.options, v.options_length);
+  } else {
+    Slot& s = slots_[found->second];
+    if (s.has_syn && v.seq != s.next_seq) {
+      // Not the packet that completes the held SYN's handshake nor its first data byte.
+      counters_.bad_seq++;
+      return true;
+    }
+    if (!s.has_syn) counters_.unmatched++;
+    Keep(s, v.seq, shaped, v.payload > 0, v.options, v.options_length);
   }
   if (shaped) counters_.toa_found++;
-  // The first packet with a TOA-shaped option decides, as the first such option decides within a
-  // packet: a later one (the first data packet after a tagged ACK) never overrides it.
-  if (s.has_toa || (s.options_length > 0 && !shaped)) return true;
-  std::memcpy(s.options, v.options, v.options_length);
-  s.options_length = static_cast<uint8_t>(v.options_length);
-  s.has_toa = shaped;
-  s.data = v.payload > 0;
   return true;
 }
 
-bool TupleTable::Take(const Address& peer, const Address& local, const uint8_t* kind_table,
-                      uint64_t now_ms, TapHit* out) {
-  const Address src = Unmapped(peer);
-  const Address dst = Unmapped(local);
-  if (src.family != dst.family) return false;
-  auto found = index_.find(KeyOf(src, dst));
-  if (found == index_.end()) return false;
-  const uint32_t slot = found->second;
-  Slot& s = slots_[slot];
+void TupleTable::Take(const TakeQuery& query, const uint8_t* kind_table, uint64_t now_ms, TapHit* out) {
+  out->found = false;
+  out->syn_found = false;
+  const Address src = Unmapped(query.peer);
+  const Address dst = Unmapped(query.local);
+  if (src.family != dst.family) return;
+  auto it = index_.find(KeyOf(src, dst));
+  if (it == index_.end()) return;
+  const uint32_t slot = it->second;
+  const Slot& s = slots_[slot];
   Kill(slot);  // consumed: the resolver caches the answer on the socket
   if (now_ms - s.time_ms > max_age_ms_) {
     counters_.expired++;
-    return false;
+    return;
   }
-  if (s.options_length == 0) return false;
-  // Never a SYN: F9 89 here is a port, not a TCP Fast Open cookie.
-  FindToaOptions(s.options, s.options_length, kind_table, false, &out->options);
-  if (out->options.count == 0) return false;
+  bool has_next = query.has_next_seq;
+  uint32_t next = query.next_seq;
+  if (s.has_syn) {
+    if (has_next && s.next_seq != next) {
+      counters_.stale++;  // the held SYN started another connection on this tuple
+      return;
+    }
+    if (!has_next) {
+      // No saved SYN (a syncookie): the held one stands in, unless packets were lost since it came.
+      if (s.syn_loss_generation != loss_generation_) {
+        counters_.stale++;
+        return;
+      }
+      FindToaOptions(s.syn_options, s.syn_options_length, kind_table, true, &out->syn_options);
+      out->syn_found = true;
+      has_next = true;
+      next = s.next_seq;
+    }
+  }
+  const Kept* chosen = nullptr;
+  for (uint8_t i = 0; i < s.count; i++) {
+    const Kept& k = s.kept[i];
+    if (has_next) {
+      if (k.seq == next) chosen = &k;
+      continue;
+    }
+    // Nothing to check the packets against: only packets kept since the last loss, and only when
+    // every TOA-bearing one says the same (a reused tuple's earlier connection may differ).
+    if (k.loss_generation != loss_generation_) {
+      counters_.stale++;
+      return;
+    }
+    ToaOptionList list;
+    FindToaOptions(k.options, k.options_length, kind_table, false, &list);
+    if (list.count == 0) continue;
+    if (chosen != nullptr && (chosen->options_length != k.options_length ||
+                              std::memcmp(chosen->options, k.options, k.options_length) != 0)) {
+      counters_.stale++;
+      return;
+    }
+    if (chosen == nullptr) chosen = &k;
+  }
   out->peer = src;
-  out->data = s.data;
-  return true;
+  if (chosen == nullptr) return;
+  // Never a SYN: F9 89 here is a port, not a TCP Fast Open cookie.
+  FindToaOptions(chosen->options, chosen->options_length, kind_table, false, &out->options);
+  if (out->options.count == 0) return;
+  out->found = true;
+  out->data = chosen->data;
 }
 
 }  // namespace toa

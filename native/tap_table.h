@@ -1,7 +1,8 @@
-// The ACK tap's table: 4-tuple -> the TCP options of the packet after the SYN that may hold a TOA.
-// Plain bytes in, no syscalls and no N-API (the only thing it asks the system for is the hash
+// The ACK tap's table: 4-tuple -> the TCP options of the packets after the SYN that may hold a
+// TOA. Plain bytes in, no syscalls and no N-API (the only thing it asks the system for is the hash
 // seed), so it is unit-tested through testing.offer() and fuzzed alone (fuzz/tap_table_fuzz.cc).
-// The packet sockets that feed it are in tap_sockets.h.
+// The packet sockets that feed it are in tap_sockets.h; docs/ack-tap.md "The table" is its
+// contract in prose.
 #ifndef NODE_TOA_TAP_TABLE_H
 #define NODE_TOA_TAP_TABLE_H
 
@@ -20,10 +21,10 @@
 #define TOA_TAP_STATS(COUNTER, TABLE)                                                                \
   COUNTER(packets, "packets")       /* packets that passed the filter and were read */               \
   COUNTER(syns, "syns")             /* SYNs among them (each starts a fresh entry for its tuple) */  \
-  COUNTER(toa_found, "toaFound")    /* accepted packets (right sequence) with a TOA-shaped option */ \
-  COUNTER(unmatched, "unmatched")   /* packets with options on a tuple whose SYN was not seen */     \
-  COUNTER(bad_seq, "badSeq")        /* packets whose sequence number is not the SYN's + 1 */         \
-  COUNTER(inserted, "inserted")     /* entries created (one per SYN) */                              \
+  COUNTER(toa_found, "toaFound")    /* kept packets with a TOA-shaped option */                      \
+  COUNTER(unmatched, "unmatched")   /* packets kept on a tuple whose SYN the tap did not hold */     \
+  COUNTER(bad_seq, "badSeq")        /* packets whose sequence number is not the held SYN's + 1 */    \
+  COUNTER(inserted, "inserted")     /* entries created */                                            \
   TABLE(size, "tableSize")          /* live entries */                                               \
   TABLE(capacity, "capacity")       /* the bound */                                                  \
   COUNTER(evictions, "evictions")   /* live entries pushed out by capacity (oldest first) */         \
@@ -31,7 +32,8 @@
   COUNTER(drops, "drops")           /* Tap: dropped by the kernel, the buffer was full */            \
   COUNTER(lookups, "lookups")       /* Tap: lookups of accepted sockets */                           \
   COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options */                 \
-  COUNTER(malformed, "malformed")   /* passed the filter but did not parse as TCP */
+  COUNTER(malformed, "malformed")   /* passed the filter but did not parse as TCP */                 \
+  COUNTER(stale, "stale")           /* lookups that refused an entry of another connection */
 
 namespace toa {
 
@@ -61,22 +63,43 @@ struct TapCounters {
 #undef TOA_TAP_TABLE_NONE
 };
 
-// What a lookup found: the TOA-shaped options of the packet that carried them, its IP source,
-// and whether it was the handshake ACK or a packet with data.
-struct TapHit {
+// What the caller knows of the connection it looks up.
+struct TakeQuery {
   Address peer;
-  ToaOptionList options;
-  bool data = false;
+  Address local;
+  // The sequence number the handshake ACK and the first data byte carry (the saved SYN's + 1 +
+  // its data), when the caller read the saved SYN; without it the table's own SYN (if it holds one)
+  // decides, else only an unambiguous entry answers.
+  bool has_next_seq = false;
+  uint32_t next_seq = 0;
 };
 
-// A SYN makes the entry and fixes the sequence number the next packet must carry (the SYN's + 1:
-// the handshake ACK and the first data byte both have it), so a packet forged by someone who did
-// not see the SYN is refused, as TCP itself would refuse it. Options are kept raw and parsed at
-// lookup with the caller's kind table, so kinds configured after the packet arrived still count.
-// Capacity and age bound the table; the oldest entry goes first.
+// What a lookup found: the TOA-shaped options of the packet that carried them, its IP source, and
+// whether it was the handshake ACK or a packet with data; and, for a caller without a saved SYN,
+// the options of the SYN the table held (syn_found).
+struct TapHit {
+  Address peer;
+  bool found = false;
+  ToaOptionList options;
+  bool data = false;
+  bool syn_found = false;
+  ToaOptionList syn_options;
+};
+
+// The packets that reach the table (tap_filter.cc passes only these, and Offer applies the same
+// rule) carry an option other than those every TCP stack sends: SYNs so (a TOA in a SYN the kernel
+// answered with a syncookie, and so did not save), and the packets after them. A packet after the
+// SYN is kept under its sequence number; the lookup asks for the one the saved SYN's sequence
+// number + 1 names, so a reused 4-tuple, a forged packet or a later segment never answers for
+// this connection. A SYN the table holds plays the saved SYN's part when the kernel saved none.
+// Options are kept raw and parsed at lookup with the caller's kind table, so kinds configured
+// after the packet arrived still count. Capacity and age bound the table; the oldest entry goes
+// first.
 class TupleTable {
  public:
   static constexpr size_t kMaxOptions = 40;
+  // Packets kept per tuple: the handshake ACK, the first data packet, and the latest other.
+  static constexpr size_t kCandidates = 3;
 
   // The hash seed comes from std::random_device.
   TupleTable(size_t capacity, uint64_t max_age_ms);
@@ -85,13 +108,17 @@ class TupleTable {
   TupleTable(size_t capacity, uint64_t max_age_ms, uint64_t hash_seed);
 
   // Feeds one packet (starting at the IP header). `kind_table` decides whether a packet's options
-  // hold a TOA (a later packet with one replaces an earlier entry without one). Returns whether
-  // the packet parsed as TCP.
+  // hold a TOA (a packet with one replaces a kept one without one that has its sequence number).
+  // Returns whether the packet parsed as TCP.
   bool Offer(const uint8_t* data, size_t length, const uint8_t* kind_table, uint64_t now_ms);
 
-  // Finds and consumes the entry of (peer -> local). A hit needs a TOA under `kind_table`.
-  bool Take(const Address& peer, const Address& local, const uint8_t* kind_table, uint64_t now_ms,
-            TapHit* out);
+  // Finds and consumes the entry of (peer -> local); out->found when it holds a packet after the
+  // SYN with a TOA-shaped option under `kind_table` for this connection.
+  void Take(const TakeQuery& query, const uint8_t* kind_table, uint64_t now_ms, TapHit* out);
+
+  // The sockets lost packets: entries kept before now can no longer answer without a sequence
+  // number to check them (the lost one may have been their connection's successor).
+  void NoteLoss() { loss_generation_++; }
 
   size_t size() const { return index_.size(); }
   size_t capacity() const { return capacity_; }
@@ -99,32 +126,51 @@ class TupleTable {
   const TapCounters& counters() const { return counters_; }
 
  private:
+  struct Kept {
+    uint32_t seq = 0;
+    uint32_t loss_generation = 0;
+    bool has_toa = false;  // a TOA-shaped option under the kind table of the time it arrived
+    bool data = false;     // the packet carried payload (else: the handshake ACK)
+    uint8_t options_length = 0;
+    uint8_t options[kMaxOptions] = {};
+  };
   struct Slot {
     TupleKey key;
     uint64_t time_ms = 0;
     bool live = false;
-    bool has_toa = false;  // a TOA-shaped option under the kind table of the time it arrived
-    bool data = false;     // the kept packet carried payload (else: the handshake ACK)
-    uint32_t next_seq = 0;  // the SYN's sequence number + 1 (+ data in the SYN)
-    uint8_t options_length = 0;  // 0: the SYN only, nothing after it yet
-    uint8_t options[kMaxOptions] = {};
+    bool has_syn = false;
+    uint32_t syn_loss_generation = 0;
+    uint32_t next_seq = 0;  // the held SYN's sequence number + 1 (+ data in the SYN)
+    uint8_t syn_options_length = 0;
+    uint8_t syn_options[kMaxOptions] = {};
+    uint8_t count = 0;  // packets kept after the SYN
+    Kept kept[kCandidates];
   };
 
   void Expire(uint64_t now_ms);
   void Kill(uint32_t slot);
-  uint32_t Append();
+  uint32_t NewSlot(const TupleKey& key, uint64_t now_ms);
+  void Keep(Slot& s, uint32_t seq, bool shaped, bool data, const uint8_t* options, size_t length);
 
   size_t capacity_;
   std::vector<Slot> slots_;  // a ring in arrival order: head_ is the oldest
   size_t head_ = 0;
   size_t used_ = 0;          // slots between head_ and the tail, live or consumed
   uint64_t max_age_ms_;
+  uint32_t loss_generation_ = 0;
   std::unordered_map<TupleKey, uint32_t, TupleHash> index_;
   TapCounters counters_;
 };
 
 // Normalises ::ffff:a.b.c.d to IPv4 (what the packet parser does for packets).
 Address Unmapped(const Address& a);
+
+// The rule the filter (tap_filter.cc) and the table share: an option kind that every TCP stack
+// sends (EOL, NOP, MSS, window scale, SACK permitted, SACK, timestamps) holds no TOA.
+constexpr bool IsCommonOptionKind(uint8_t kind) { return kind <= 5 || kind == 8; }
+
+// Whether `options` hold an option of a kind that is not common (the filter's walk, in C++).
+bool HasUncommonOption(const uint8_t* options, size_t length);
 
 }  // namespace toa
 

@@ -200,6 +200,7 @@ Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table
   if (header_length < 20 || tcp + header_length > end) return Packet();
   p.src.port = ReadU16(h);
   p.dst.port = ReadU16(h + 2);
+  p.seq = ReadU32(h + 4);
   p.tcp_flags = h[13];
   p.payload_length = static_cast<uint32_t>(end - tcp - header_length);
   FindToaOptions(h + 20, header_length - 20, kind_table, (p.tcp_flags & kTcpSyn) != 0, &p.toa);

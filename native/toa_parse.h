@@ -64,6 +64,7 @@ struct Packet {
   Address src;          // L3 source address and TCP source port: the true peer
   Address dst;
   uint8_t tcp_flags = 0;
+  uint32_t seq = 0;     // the TCP sequence number
   uint32_t payload_length = 0;
   ToaOptionList toa;    // the TOA-shaped options, in the order they appear
 };

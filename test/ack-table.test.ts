@@ -271,8 +271,8 @@ describeTap('the tap table (testing.offer(), real accepted sockets)', () => {
     expect(() => t.lookup(-1, DEFAULT_TABLE)).toThrow(new RangeError('fd must be >= 0'));
     expect(() => t.lookup(0, new Uint8Array(3))).toThrow(new RangeError('kind table must hold 256 bytes'));
     expect(() => offer(t, 'x' as never, DEFAULT_TABLE)).toThrow('packet must be a Uint8Array or Buffer');
-    expect(() => t.setPorts([0])).toThrow(new RangeError('ports must be 1-65535'));
-    expect(() => t.setPorts(new Array(201).fill(80))).toThrow(new RangeError('too many ports for one tap'));
+    expect(() => t.setFilter([0])).toThrow(new RangeError('ports must be 1-65535'));
+    expect(() => t.setFilter(new Array(201).fill(80))).toThrow(new RangeError('too many ports for one tap'));
     t.close();
     expect(() => t.stats()).toThrow('the tap is closed');
   });
@@ -293,7 +293,7 @@ describeTap.each([
     t = new native.Tap(1000, 30000, 1 << 20, ringFrames);
     const opened = t.open((server as unknown as { _handle: { fd: number } })._handle.fd);
     expect(opened).toMatchObject({ errno: 0, ring: ringFrames > 0 });
-    expect(t.setPorts([port])).toBe(0);
+    expect(t.setFilter([port])).toBe(0);
   });
   afterEach(async () => {
     t.close();
@@ -344,7 +344,7 @@ describeTap.each([
     // The smallest ring (16 frames) or receive buffer (64 KiB), and nothing read while 400 arrive.
     const small = new native.Tap(1000, 30000, 65536, ringFrames > 0 ? 16 : 0);
     small.open((server as unknown as { _handle: { fd: number } })._handle.fd);
-    small.setPorts([port]);
+    small.setFilter([port]);
     const tuples = Array.from({ length: 400 }, (_, i): Tuple => ({ src: '127.0.0.1', sport: 30000 + i, dst: '127.0.0.1', dport: port }));
     inject(tuples.map((x) => synOf(x)));
     // The kernel delivers them from its backlog, in a softirq that a loaded machine may defer to

@@ -16,13 +16,13 @@ import * as tls from 'node:tls';
 import * as toa from '../lib/index';
 import { binding } from '../lib/addon/binding';
 import { EnvError, optionsFromEnv } from '../lib/install/env';
-import { synReads } from '../lib/core/resolver';
+import { synReads } from '../lib/resolve/facts';
 import { ToaCgroup, describeSockops } from './helpers/sockops';
 import { selfSignedCert } from './helpers/tls-cert';
 
 const ROOT = path.join(__dirname, '..');
 const GREET_CLIENT = path.join(__dirname, 'helpers', 'greet-client.js');
-const FACTS = Symbol.for('node-toa.connection-facts.v2');
+const FACTS = Symbol.for('node-toa.connection-facts.v3');
 const onLinux = process.platform === 'linux' && binding !== null ? describe : describe.skip;
 
 type Peer = { address?: string; port?: number; family?: string };

@@ -50,9 +50,9 @@ describe('the record: native/record_layout.h written by the addon, decoded by ad
     binding!.testing.record(syn, optIn, r, '2001:db8:c::77', 45000);
     const parsed = binding!.testing.parse(syn, optIn);
     expect(decodeRecord(r)).toEqual({
-      syn: true,
-      peer: parsed.src,
-      options: parsed.options,
+      savedSyn: true,
+      synPeer: parsed.src,
+      synOptions: parsed.options,
       name: { family: 'IPv6', address: '2001:db8:c::77', port: 45000 },
     });
     expect(parsed.options![1]).toMatchObject({ vid: 0xfedcba98, vip: { address: '198.51.100.10', port: 443 }, kind: 252 });
@@ -66,15 +66,15 @@ describe('the record: native/record_layout.h written by the addon, decoded by ad
     const r = record();
     binding!.testing.record(syn, optIn, r);
     const decoded = decodeRecord(r);
-    expect(decoded.options).toEqual(binding!.testing.parse(syn, optIn).options);
-    expect(decoded.options!.map((o) => o.status)).toEqual([2, 1, 3, 0, 0]);
+    expect(decoded.synOptions).toEqual(binding!.testing.parse(syn, optIn).options);
+    expect(decoded.synOptions!.map((o) => o.status)).toEqual([2, 1, 3, 0, 0]);
     expect(decoded.name).toBeUndefined();
   });
 
   it('a packet that does not parse: a SYN was there, nothing else', () => {
     const r = record();
     binding!.testing.record(new Uint8Array([0x45, 0, 0]), optIn, r);
-    expect(decodeRecord(r)).toEqual({ syn: true });
+    expect(decodeRecord(r)).toEqual({ savedSyn: true });
   });
 });
 
@@ -88,27 +88,27 @@ describe('the record: native/record_layout.h written by the addon, decoded by ad
       const table = compileKinds(undefined);
       const record = new Uint8Array(RECORD_SIZE);
       const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
-      expect(binding!.readSyn(fdOf(a.server), table, true, record)).toBe(0);
+      expect(binding!.makeSynReader(table, record, true)(fdOf(a.server))).toBe(0);
       const viaRecord = decodeRecord(record);
       const viaObjects = binding!.testing.lookup(fdOf(b.server), table, true);
       expect(viaRecord).toEqual({
-        syn: true,
-        peer: { ...viaObjects.peer, port: a.client.localPort },
-        options: [],
+        savedSyn: true,
+        synPeer: { ...viaObjects.peer, port: a.client.localPort },
+        synOptions: [],
         name: { ...viaObjects.name, port: a.client.localPort },
       });
       expect(viaObjects.options).toEqual([]);
       expect(viaObjects.peer!.port).toBe(b.client.localPort);
       // Read once: the second read finds nothing, and says so in the record too.
-      binding!.readSyn(fdOf(a.server), table, false, record);
-      expect(decodeRecord(record)).toEqual({ syn: false });
+      binding!.makeSynReader(table, record, false)(fdOf(a.server));
+      expect(decodeRecord(record)).toEqual({ savedSyn: false });
       for (const s of [a.server, a.client, b.server, b.client]) s.destroy();
       await close(server);
     }
   });
 
   it('rejects a record that is too small', () => {
-    expect(() => binding!.readSyn(0, compileKinds(undefined), false, new Uint8Array(10))).toThrow(
+    expect(() => binding!.makeSynReader(compileKinds(undefined), new Uint8Array(10), false)).toThrow(
       'record must be a Uint8Array of recordLayout.size bytes',
     );
   });

@@ -1,5 +1,5 @@
 // The raw addon's shape (native/addon.cc, native/tap_addon.cc, native/proxy_addon.cc). Private: only the addon loader,
-// the record decoder, the resolver and the tap see it.
+// the record decoders, the resolver, the tap and the PROXY gate see it.
 
 export interface NativeEndpoint {
   family: 'IPv4' | 'IPv6';
@@ -107,7 +107,7 @@ export interface NativeProxyRecordLayout {
   reasons: string[];
 }
 
-/** Offsets of the byte record readSyn() fills (native/record_layout.h). */
+/** Offsets of the byte record a SYN reader fills (native/record_layout.h). */
 export interface NativeRecordLayout {
   size: number;
   flags: number;
@@ -115,6 +115,8 @@ export interface NativeRecordLayout {
   name: number;
   count: number;
   options: number;
+  ackCount: number;
+  ackOptions: number;
   optionSize: number;
   optionKind: number;
   optionLength: number;
@@ -126,6 +128,8 @@ export interface NativeRecordLayout {
   flagSyn: number;
   flagPeer: number;
   flagName: number;
+  flagAck: number;
+  flagAckData: number;
   layoutVtoa: number;
 }
 
@@ -170,6 +174,8 @@ export interface NativeTapStats {
   lookups: number;
   hits: number;
   malformed: number;
+  /** Lookups that refused an entry of another connection on the same 4-tuple (or kept before a loss). */
+  stale: number;
 }
 
 /** What the tap kept of a connection: the options of the first packet after its SYN that had any. */
@@ -177,20 +183,25 @@ export interface NativeTapHit {
   peer: NativeEndpoint;
   options: NativeToa[];
   packet: 'ack' | 'data';
+  /** The options of the SYN the tap held, when the lookup had no saved SYN (a syncookie). */
+  synOptions?: NativeToa[];
 }
 
 /** One ACK tap: packet sockets in one network namespace plus the 4-tuple table. */
 export interface NativeTap {
   /** listenerFd -1: this thread's namespace. */
   open(listenerFd: number): { errno: number; syscall?: string; netns: number; ring: boolean };
-  /** errno, 0 on success */
-  setPorts(ports: readonly number[]): number;
+  /**
+   * errno, 0 on success. `sources`: the trusted ranges, packed 18 bytes each (family 4|6, prefix
+   * bits, 16 address bytes), at most 64; null: every source passes.
+   */
+  setFilter(ports: readonly number[], sources?: Uint8Array | null): number;
   drain(kindTable: Uint8Array): number;
   /**
-   * The options of an accepted socket's handshake ACK or first data packet; null on a miss;
-   * -errno. The peer, when known from the saved SYN, saves a getpeername.
+   * For the tests: what a SYN reader bound to this tap takes for an accepted socket; null on a
+   * miss; -errno. `nextSeq`: the sequence number a saved SYN would name (absent: as without one).
    */
-  lookup(fd: number, kindTable: Uint8Array, peerAddress?: string, peerPort?: number): NativeTapHit | null | number;
+  lookup(fd: number, kindTable: Uint8Array, nextSeq?: number): NativeTapHit | null | number;
   stats(): NativeTapStats;
   close(): void;
 }
@@ -215,13 +226,12 @@ export interface NativeBinding {
   setSaveSyn(fd: number, on: boolean): number;
   /** 1 | 0, or -errno */
   getSaveSyn(fd: number): number;
-  /** Reads the saved SYN into `record` (decoded by addon/record.ts); returns the errno. */
-  readSyn(fd: number, kindTable: Uint8Array, withPeerName: boolean, record: Uint8Array): number;
   /**
-   * readSyn() bound to one kind table, one record and withPeerName, checked now: the returned
-   * function takes only the fd (and returns the errno). Optional: an addon built before it has none.
+   * A reader bound to one kind table, one record, withPeerName and, for a server with one, its
+   * tap, checked now: reader(fd) reads the saved SYN, asks the tap, fills the record
+   * (lib/resolve/record.ts decodes it) and returns the errno of the saved-SYN read.
    */
-  makeSynReader?(kindTable: Uint8Array, record: Uint8Array, withPeerName: boolean): (fd: number) => number;
+  makeSynReader(kindTable: Uint8Array, record: Uint8Array, withPeerName: boolean, tap?: NativeTap | null): (fd: number) => number;
   /** fd, or -errno */
   createListener(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   /** boolean, or -errno */
@@ -242,11 +252,11 @@ export interface NativeBinding {
    * received (never waiting); a whole header is taken off the socket (its bytes left at the start
    * of `buffer`) and the rest left there. Returns a PROXY_STATUS (ok, notProxy, malformed,
    * tooLarge), -undecided (nothing taken: no bytes yet, an incomplete header, the peer closed), or
-   * -broken. Optional: an addon built before it has none.
+   * -broken.
    */
-  makeProxyReader?(record: Uint8Array, buffer: Uint8Array): (fd: number, maxSize: number) => number;
-  /** parseProxyHeader() bound to `record`: parser(data, maxSize) fills it and returns the PROXY_STATUS. Optional, as above. */
-  makeProxyParser?(record: Uint8Array): (data: Uint8Array, maxSize: number) => number;
-  proxyRecordLayout?: NativeProxyRecordLayout;
+  makeProxyReader(record: Uint8Array, buffer: Uint8Array): (fd: number, maxSize: number) => number;
+  /** parseProxyHeader() bound to `record`: parser(data, maxSize) fills it and returns the PROXY_STATUS. */
+  makeProxyParser(record: Uint8Array): (data: Uint8Array, maxSize: number) => number;
+  proxyRecordLayout: NativeProxyRecordLayout;
   testing: NativeTesting;
 }

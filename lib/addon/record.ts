@@ -1,15 +1,28 @@
-// Decodes the byte record the addon's readSyn() fills. The layout is native/record_layout.h's,
+// Decodes the byte record a SYN reader (makeSynReader) fills. The layout is native/record_layout.h's,
 // read from the addon (`recordLayout`), so it is written down once. Formatting addresses here is
 // cheaper than building strings and objects through N-API, per connection.
 import { binding } from './binding';
 import type { NativeEndpoint, NativeRecordLayout, NativeToa } from './native';
 
-export interface SynRecord {
-  syn: boolean;
-  peer?: NativeEndpoint;
-  /** The TOA-shaped options of the SYN, in order; present when `peer` is. */
-  options?: readonly NativeToa[];
-  name?: NativeEndpoint;
+/**
+ * What the kernel told of one connection: its SYN (saved, or held by the tap under a syncookie),
+ * the packet after it the tap kept, and getpeername. The options are every TOA-shaped one of the
+ * kinds any resolver reads, in order; each resolver selects with its own kinds.
+ */
+export interface RecordFacts {
+  /** false when the kernel had no saved SYN (syncookies, saving enabled late); undefined: not read. */
+  savedSyn?: boolean | undefined;
+  /** The SYN's IP source: the true L3 peer, whatever a kernel module makes getpeername say. */
+  synPeer?: NativeEndpoint | undefined;
+  /** The SYN's TOA-shaped options, in order (present when `synPeer` is). */
+  synOptions?: readonly NativeToa[] | undefined;
+  /** The source and options of the handshake ACK or first data packet (the ACK tap). */
+  ackPeer?: NativeEndpoint | undefined;
+  ackOptions?: readonly NativeToa[] | undefined;
+  /** Which of the two the tap kept. */
+  ackPacket?: 'ack' | 'data' | undefined;
+  /** getpeername(), asked only when a vendor TOA module may have rewritten it. */
+  name?: NativeEndpoint | undefined;
 }
 
 // Without the addon there is no record to decode; a layout of zeros keeps the types simple.
@@ -17,7 +30,7 @@ const L: NativeRecordLayout =
   binding?.recordLayout ??
   ({ size: 0 } as NativeRecordLayout);
 
-/** Bytes readSyn() needs. */
+/** Bytes a SYN reader's record needs. */
 export const RECORD_SIZE = L.size;
 // The offsets as constants: read per connection, after a syscall (when the TLB is cold on hosts
 // with PTI), so each costs what little it can.
@@ -26,6 +39,8 @@ const PEER = L.peer;
 const NAME = L.name;
 const COUNT = L.count;
 const OPTIONS = L.options;
+const ACK_COUNT = L.ackCount;
+const ACK_OPTIONS = L.ackOptions;
 const OPTION_SIZE = L.optionSize;
 const OPTION_KIND = L.optionKind;
 const OPTION_LENGTH = L.optionLength;
@@ -37,6 +52,8 @@ const OPTION_VIP = L.optionVip;
 const FLAG_SYN = L.flagSyn;
 const FLAG_PEER = L.flagPeer;
 const FLAG_NAME = L.flagName;
+const FLAG_ACK = L.flagAck;
+const FLAG_ACK_DATA = L.flagAckData;
 const LAYOUT_VTOA = L.layoutVtoa;
 
 // The peers asking are mostly a handful of proxies (or the same clients again): their text is
@@ -125,23 +142,30 @@ function option(b: Uint8Array, o: number): NativeToa {
 // Most SYNs hold no TOA-shaped option: one shared empty list, not a fresh one per connection.
 const NO_OPTIONS: readonly NativeToa[] = Object.freeze([]);
 
-export function decodeRecord(b: Uint8Array): SynRecord {
+function options(b: Uint8Array, at: number, first: number): readonly NativeToa[] {
+  const count = b[at];
+  if (count === 0) return NO_OPTIONS;
+  if (count === 1) return [option(b, first)]; // what a proxy sends: no growing array
+  const list: NativeToa[] = [];
+  for (let i = 0; i < count; i++) list.push(option(b, first + i * OPTION_SIZE));
+  return list;
+}
+
+/** Writes what the record says into `into` (the resolver's facts keep their shape) and returns it. */
+export function decodeRecord(b: Uint8Array, into: RecordFacts = {}): RecordFacts {
   const flags = b[FLAGS];
-  // One shape for every record (no properties added later).
-  const record: SynRecord = { syn: (flags & FLAG_SYN) !== 0, peer: undefined, options: undefined, name: undefined };
+  into.savedSyn = (flags & FLAG_SYN) !== 0;
+  const peerKnown = (flags & (FLAG_PEER | FLAG_ACK)) !== 0;
+  const peer = peerKnown ? address(b, PEER) : undefined;
   if ((flags & FLAG_PEER) !== 0) {
-    record.peer = address(b, PEER);
-    const count = b[COUNT];
-    if (count === 0) {
-      record.options = NO_OPTIONS;
-    } else if (count === 1) {
-      record.options = [option(b, OPTIONS)]; // what a proxy sends: no growing array
-    } else {
-      const options: NativeToa[] = [];
-      for (let i = 0; i < count; i++) options.push(option(b, OPTIONS + i * OPTION_SIZE));
-      record.options = options;
-    }
+    into.synPeer = peer;
+    into.synOptions = options(b, COUNT, OPTIONS);
   }
-  if ((flags & FLAG_NAME) !== 0) record.name = address(b, NAME);
-  return record;
+  if ((flags & FLAG_ACK) !== 0) {
+    into.ackPeer = peer;
+    into.ackOptions = options(b, ACK_COUNT, ACK_OPTIONS);
+    into.ackPacket = (flags & FLAG_ACK_DATA) !== 0 ? 'data' : 'ack';
+  }
+  if ((flags & FLAG_NAME) !== 0) into.name = address(b, NAME);
+  return into;
 }

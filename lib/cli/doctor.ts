@@ -83,8 +83,8 @@ async function probeSavedSyn(native: NonNullable<typeof binding>, host: string):
     sockets.push(socket);
     const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
     const record = new Uint8Array(RECORD_SIZE);
-    const readErrno = native.readSyn(fd, compileKinds(undefined), false, record);
-    return { setErrno, enabled, readErrno, syn: decodeRecord(record).syn };
+    const readErrno = native.makeSynReader(compileKinds(undefined), record, false)(fd);
+    return { setErrno, enabled, readErrno, syn: decodeRecord(record).savedSyn === true };
   } finally {
     for (const s of sockets) s.destroy();
     server.close();

@@ -10,17 +10,17 @@ const trustAll: TrustFn = () => true;
 /** The trust of `trustProxy: false` (and of no trustProxy at all): no one. */
 export const trustNone: TrustFn = () => false;
 
-export function compileTrust(value: TrustProxy | undefined): TrustFn {
-  if (value === undefined || value === false) return trustNone;
-  if (value === true) return trustAll;
-  if (typeof value === 'function') {
-    return (address) => value(address) === true;
-  }
-  let list: string[];
-  if (typeof value === 'string') {
-    list = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  } else if (Array.isArray(value)) {
-    list = [];
+/**
+ * The entries of a `trustProxy` list (IPs, CIDR ranges, keywords), as written; `'everyone'` for
+ * `true`, `'function'` for a function. The tap's filter (tap/sources.ts) reads the same entries.
+ */
+export function trustEntries(value: TrustProxy | undefined): readonly string[] | 'everyone' | 'function' {
+  if (value === undefined || value === false) return [];
+  if (value === true) return 'everyone';
+  if (typeof value === 'function') return 'function';
+  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (Array.isArray(value)) {
+    const list: string[] = [];
     for (const entry of value as unknown[]) {
       if (typeof entry !== 'string') {
         throw new TypeError(
@@ -29,15 +29,24 @@ export function compileTrust(value: TrustProxy | undefined): TrustFn {
       }
       list.push(entry.trim());
     }
-  } else {
-    throw new TypeError(
-      `trustProxy must be a boolean, a string, an array of strings or a function, got ${show(value)}`,
-    );
+    return list;
+  }
+  throw new TypeError(
+    `trustProxy must be a boolean, a string, an array of strings or a function, got ${show(value)}`,
+  );
+}
+
+export function compileTrust(value: TrustProxy | undefined): TrustFn {
+  const list = trustEntries(value);
+  if (list === 'everyone') return trustAll;
+  if (list === 'function') {
+    const fn = value as (address: string) => boolean;
+    return (address) => fn(address) === true;
   }
   if (list.length === 0) return trustNone;
   let match: (address: string, hop: number) => boolean;
   try {
-    match = proxyAddr.compile(list);
+    match = proxyAddr.compile(list as string[]);
   } catch (error) {
     throw new TypeError(`trustProxy: ${(error as Error).message} (in ${show(value)})`);
   }

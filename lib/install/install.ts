@@ -6,16 +6,17 @@ import cluster from 'node:cluster';
 import type * as net from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { CORE_KEYS, checkOptionKeys, compileOptions } from '../core/options';
-import { defaultResolver, setDefaultResolver } from '../core/defaults';
-import { Resolver } from '../core/resolver';
+import { defaultResolver, setDefaultResolver } from '../resolve/defaults';
+import { Resolver } from '../resolve/resolver';
 import type { ProxyProtocolOption, ToaOptions } from '../core/types';
-import { attachGate, detachGate, proxyParser } from '../proxy/gate';
+import { attachGate, detachGate, proxySupported } from '../proxy/gate';
 import { compileProxyProtocol } from '../proxy/options';
 import { listeningFds } from '../server/cluster';
 import { saveSynOn, useListenHook, type ListenHookUser } from '../server/listen-hook';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { closeTap } from '../tap/registry';
+import { compileSources, type Sources } from '../tap/sources';
 import { show } from '../util/show';
 import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
 import { patchSockets } from './sockets';
@@ -84,8 +85,8 @@ function autoTapPossible(origin: InstallOrigin): boolean {
   const why = err === EPERM || err === EACCES ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (errno ${err})`;
   warnOnce(
     'NODE_TOA_ACK_SYN_ONLY',
-    `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (DPVS, ` +
-      `Huawei NAT64) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), or set ${how} to say SYNs are enough.`,
+    `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (Tencent ` +
+      `anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS, Huawei) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), or set ${how} to say SYNs are enough.`,
   );
   return false;
 }
@@ -115,11 +116,11 @@ function isClusterInternal(server: net.Server): boolean {
  * connection can have come yet, so none is missed: opening takes milliseconds), else on
  * 'listening' (a server given an fd).
  */
-function tapBeforeListen(server: net.Server, bound: boolean, tap: CompiledTap, tapped: Set<net.Server>): void {
+function tapBeforeListen(server: net.Server, bound: boolean, tap: CompiledTap, sources: Sources, tapped: Set<net.Server>): void {
   if (isClusterInternal(server)) return;
   const open = () => {
     try {
-      openTap(server, tap);
+      openTap(server, tap, sources);
       tapped.add(server);
       server.once('close', () => tapped.delete(server));
     } catch (error) {
@@ -156,7 +157,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   const { ack, proxyProtocol, ...core } = options ?? {};
   const ackMode = compileAck(ack, where);
   const pp = compileProxyProtocol(proxyProtocol, where);
-  if (pp !== null && proxyParser() === null) {
+  if (pp !== null && !proxySupported()) {
     throw Object.assign(new Error('node-toa: proxyProtocol needs the native addon, which did not load here (see toa.support().error)'), {
       code: 'ERR_TOA_NO_ADDON',
     });
@@ -170,6 +171,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     else tap = checkTapSupport() ? ackMode.tap : null;
   }
   if (core.trustProxy === undefined) warnTrustNone(origin);
+  // The taps copy only the installed proxies' packets: a flood from anyone else stays in the kernel.
+  const sources = tap !== null ? compileSources(core.trustProxy) : null;
   if (!savedSynAvailable || binding === null) warnSavedSynUnsupported();
 
   const tapped = new Set<net.Server>();
@@ -182,10 +185,10 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
       );
     },
     beforeListen(server, bound) {
-      if (tap !== null) tapBeforeListen(server, bound, tap, tapped);
+      if (tap !== null) tapBeforeListen(server, bound, tap, sources, tapped);
       // The gate follows the default resolver's trust: this install()'s while it is on.
       if (pp !== null && !isClusterInternal(server)) {
-        attachGate(server, pp, undefined);
+        attachGate(server, pp, () => defaultResolver().trust);
         gated.add(server);
         server.once('close', () => gated.delete(server));
       }

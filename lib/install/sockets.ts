@@ -6,9 +6,8 @@
 // `session.socket` Proxies read the getters on the session's real socket, so every view of one
 // connection agrees.
 import * as net from 'node:net';
-import type { NativeToa } from '../addon/native';
-import type { Resolver } from '../core/resolver';
-import type { Endpoint, RealAddress } from '../core/types';
+import type { Endpoint } from '../core/types';
+import type { Resolver } from '../resolve/resolver';
 
 /** What `_getpeername()` returns, and what the getters read. */
 interface Peername {
@@ -73,8 +72,9 @@ function mappedPeers(server: ListeningServer): boolean | undefined {
 
 /**
  * Replaces `net.Socket.prototype._getpeername`; returns the function that puts Node's back.
- * `resolver` is the installed one: what it reads of a connection is cached on the socket and
- * shared with realRemoteAddress() and the integrations, so the SYN is read once.
+ * `resolver` is the installed one (also the default resolver while install() is on): its answer
+ * is cached on the socket and shared with realRemoteAddress() and the integrations, so the SYN is
+ * read and decided once.
  */
 export function patchSockets(resolver: Resolver): () => void {
   const proto = net.Socket.prototype as unknown as { _getpeername?: unknown };
@@ -105,21 +105,19 @@ export function patchSockets(resolver: Resolver): () => void {
     // The server no longer listens (the family is unknown), or no descriptor: as Node.
     if (mapped === undefined || typeof fd !== 'number' || fd < 0) return undefined;
     // Where no packet answered, the resolver asks Node's own _getpeername (one getpeername).
-    const found = resolver.peerOrAnswer(socket, fd, server, nodeEndpoint);
+    const found = resolver.resolveAccepted(socket, fd, server, nodeEndpoint);
     let peer: Peername;
-    const source = (found as RealAddress).source;
-    // The client: a trusted option itself (it has a kind), or a decided answer that is not the peer.
-    if (source === undefined ? (found as NativeToa).kind !== undefined : source !== 'peer') {
-      // The trusted option itself where it is one (its address, family and port are the client's;
-      // what else it says stays readable): no copy on the commonest TOA connection.
-      peer = source === undefined ? (found as NativeToa) : { address: found.address, family: found.family, port: found.port };
+    if (found.source !== 'peer') {
+      // The client: the (frozen) answer itself is the peer name; what else it says stays readable.
+      peer = found;
     } else if (socket._peername !== undefined) {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.
       return socket._peername;
     } else if (found.family === 'IPv4' && mapped) {
       peer = { address: mappedText(found.address), family: 'IPv6', port: found.port };
     } else {
-      peer = { address: found.address, family: found.family, port: found.port };
+      // The SYN's source: Node's own value, without the getpeername.
+      peer = found;
     }
     socket._peername = peer;
     return peer;

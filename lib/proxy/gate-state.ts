@@ -15,8 +15,8 @@ export const SEEN = Symbol.for('node-toa.proxy-gate-seen.v1');
 
 export interface GateState {
   pp: CompiledProxyProtocol;
-  /** The gate's own trust (enable's trustProxy), else the default resolver's at each connection. */
-  trust: TrustFn | undefined;
+  /** Whom the gate believes, asked at each connection (enable's trustProxy, or the default resolver's). */
+  trust: () => TrustFn;
   emit: Emit;
   /** Whether `emit` was the instance's own property (else the prototype's, put back by delete). */
   ownEmit: boolean;

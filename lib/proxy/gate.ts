@@ -12,18 +12,15 @@
 // and sockets already gated pass as they are.
 import * as net from 'node:net';
 import { binding } from '../addon/binding';
-import { defaultResolver } from '../core/defaults';
 import { trustNone, type TrustFn } from '../core/trust';
 import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
-import { PROXY_STATUS, type NativeBinding } from '../addon/native';
+import { PROXY_STATUS } from '../addon/native';
 import { accept, listeningPort, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
 import type { CompiledProxyProtocol } from './options';
 import { warnProxyTrustsNoOne } from '../util/warnings';
 import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, recordedHeader, recordedReason } from './record';
 import { StreamGate } from './stream-gate';
-
-type ParseProxyHeader = NativeBinding['parseProxyHeader'];
 
 const GATE = Symbol('node-toa.proxy-gate');
 
@@ -31,11 +28,9 @@ interface GatedServer extends net.Server {
   [GATE]?: GateState;
 }
 
-/** The native parser, or null where the addon did not load. */
-export function proxyParser(): ParseProxyHeader | null {
-  const native = binding;
-  // Bound once: the per-connection call passes the bytes only.
-  return native !== null && typeof native.parseProxyHeader === 'function' ? native.parseProxyHeader.bind(native) : null;
+/** Whether the PROXY protocol can be read here (the native addon loaded). */
+export function proxySupported(): boolean {
+  return binding !== null;
 }
 
 function noParser(): Error {
@@ -48,11 +43,11 @@ function noParser(): Error {
 
 /**
  * Puts the gate on `server` (once; a second call changes its options). `trust`: the peers whose
- * headers are read; undefined follows the default resolver (configure(), install()).
+ * headers are read, asked at each connection (the caller passes a fixed one, or the default
+ * resolver's as it is then).
  */
-export function attachGate(server: net.Server, pp: CompiledProxyProtocol, trust: TrustFn | undefined): void {
-  const parse = proxyParser();
-  if (parse === null) throw noParser();
+export function attachGate(server: net.Server, pp: CompiledProxyProtocol, trust: () => TrustFn): void {
+  if (!proxySupported()) throw noParser();
   const s = server as GatedServer;
   const known = s[GATE];
   if (known !== undefined) {
@@ -69,7 +64,7 @@ export function attachGate(server: net.Server, pp: CompiledProxyProtocol, trust:
       if (socket instanceof net.Socket && (socket as RawSocket)[SEEN] === undefined) {
         const handle = (socket as RawSocket)._handle;
         if (handle !== null && handle !== undefined && typeof handle.getpeername === 'function') {
-          gate(this, state, parse, socket as RawSocket, handle as GateHandle);
+          gate(this, state, socket as RawSocket, handle as GateHandle);
           return true;
         }
       }
@@ -119,11 +114,11 @@ function l3Peer(socket: RawSocket, handle: GateHandle): Endpoint | undefined {
 /** How the gate found headers in this copy: taken at accept, or read from the stream (tests count them). */
 export const gateReads = { peeked: 0, streamed: 0 };
 
-function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, socket: RawSocket, handle: GateHandle): void {
+function gate(server: net.Server, state: GateState, socket: RawSocket, handle: GateHandle): void {
   socket[SEEN] = true;
   const peer = l3Peer(socket, handle);
   if (peer === undefined) return void state.emit.call(server, 'connection', socket);
-  const trust = state.trust ?? defaultResolver().trust;
+  const trust = state.trust();
   if (!trust(peer.address)) {
     // The commonest misconfiguration: the gate is on and nothing says whom to believe.
     if (trust === trustNone) warnProxyTrustsNoOne(listeningPort(server, state));
@@ -152,5 +147,5 @@ function gate(server: net.Server, state: GateState, parse: ParseProxyHeader, soc
     }
   }
   gateReads.streamed++;
-  new StreamGate(server, state, parse, socket, peer).start();
+  new StreamGate(server, state, socket, peer).start();
 }

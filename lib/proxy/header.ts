@@ -28,26 +28,6 @@ export interface ProxyHeaderRecord {
   info: ProxyProtocolInfo | undefined;
 }
 
-function hasTlvs(parsed: NativeProxyHeader): boolean {
-  return parsed.tlvs.length > 0 || parsed.ssl !== undefined;
-}
-
-export function makeRecord(peer: Endpoint, parsed: NativeProxyHeader, data: Uint8Array): ProxyHeaderRecord {
-  const proxied = parsed.command === 'PROXY' && (parsed.family === 'IPv4' || parsed.family === 'IPv6');
-  const tlvs = hasTlvs(parsed);
-  return {
-    peer,
-    version: parsed.version === 1 ? 1 : 2,
-    command: parsed.command,
-    source: proxied ? parsed.source : undefined,
-    destination: proxied ? parsed.destination : undefined,
-    crc32c: parsed.crc32c === true,
-    bytes: tlvs ? Buffer.from(data.subarray(0, parsed.length)) : undefined,
-    parsed: tlvs ? parsed : undefined,
-    info: undefined,
-  };
-}
-
 const plain = (version: 1 | 2, command: 'PROXY' | 'LOCAL'): ProxyProtocolInfo =>
   Object.freeze({ version, command, tlvs: Object.freeze([]) as unknown as ProxyProtocolInfo['tlvs'], crc32c: false });
 const PLAIN = [

@@ -15,9 +15,10 @@ type Reader = (fd: number, maxSize: number) => number;
 type Parser = (data: Uint8Array, maxSize: number) => number;
 
 const L = binding?.proxyRecordLayout;
-// Made at the first connection: a thread that never gates allocates nothing.
-let reader: Reader | null | undefined;
-let parser: Parser | null | undefined;
+// Made at the first connection: a thread that never gates allocates nothing. A gate exists only
+// where the addon loaded (attachGate refuses otherwise).
+let reader: Reader | undefined;
+let parser: Parser | undefined;
 // Shared by both: each call's record is decoded before the next call.
 let record: Uint8Array | undefined;
 let bytes: Buffer;
@@ -26,24 +27,20 @@ let bytes: Buffer;
 export const PEEK_UNDECIDED = -(L?.undecided ?? 1);
 export const PEEK_BROKEN = -(L?.broken ?? 2);
 
-function makeReader(): Reader | null {
-  const native = binding;
-  if (native === null || L === undefined || typeof native.makeProxyReader !== 'function') return null;
-  record ??= new Uint8Array(L.size);
+function makeReader(): Reader {
+  record ??= new Uint8Array(L!.size);
   // As long as the longest header (maxHeaderSize's bound): a peek never cuts one short.
   bytes = Buffer.allocUnsafeSlow(16 + 65535);
-  return native.makeProxyReader(record, bytes);
+  return binding!.makeProxyReader(record, bytes);
 }
 
-function makeParser(): Parser | null {
-  const native = binding;
-  if (native === null || L === undefined || typeof native.makeProxyParser !== 'function') return null;
-  record ??= new Uint8Array(L.size);
-  return native.makeProxyParser(record);
+function makeParser(): Parser {
+  record ??= new Uint8Array(L!.size);
+  return binding!.makeProxyParser(record);
 }
 
-/** The record parser (the stream's bytes), or null where the addon has none: use parseProxyHeader. */
-export function recordParser(): Parser | null {
+/** The record parser (the stream's bytes): fills the record, returns the PROXY_STATUS. */
+export function recordParser(): Parser {
   return (parser ??= makeParser());
 }
 
@@ -59,8 +56,7 @@ export function recordedLength(): number {
  * socket, then recordedHeader() has it), PEEK_UNDECIDED (nothing taken), or PEEK_BROKEN.
  */
 export function peekHeader(fd: number, maxSize: number): number {
-  const read = (reader ??= makeReader());
-  return read === null ? PEEK_UNDECIDED : read(fd, maxSize);
+  return (reader ??= makeReader())(fd, maxSize);
 }
 
 /** The reason text of the last malformed or tooLarge answer (a reader's or a parser's). */

@@ -2,13 +2,11 @@
 // its header is in, then handed to the server with whatever followed the header put back in front
 // (unshift), or refused; bounded by the header timeout.
 import type * as net from 'node:net';
-import { PROXY_STATUS, type NativeBinding } from '../addon/native';
+import { PROXY_STATUS } from '../addon/native';
 import type { Endpoint } from '../core/types';
 import { accept, refuse, type GateState, type Problem, type RawSocket } from './gate-state';
-import { makeRecord, type ProxyHeaderRecord } from './header';
+import type { ProxyHeaderRecord } from './header';
 import { recordedHeader, recordedLength, recordedReason, recordParser } from './record';
-
-type ParseProxyHeader = NativeBinding['parseProxyHeader'];
 
 /**
  * One connection's header read from the stream, as it arrives. One object holds its state; the
@@ -26,7 +24,6 @@ export class StreamGate {
   constructor(
     private readonly server: net.Server,
     private readonly state: GateState,
-    private readonly parse: ParseProxyHeader,
     private readonly socket: RawSocket,
     private readonly peer: Endpoint,
   ) {}
@@ -65,24 +62,14 @@ export class StreamGate {
   private examine(): void {
     const buf = this.data!;
     const { required, maxHeaderSize } = this.state.pp;
-    const parseInto = recordParser();
-    let status: number;
+    const status = recordParser()(buf, maxHeaderSize);
     let length = 0;
     let reason = '';
     let record: ProxyHeaderRecord | undefined;
-    if (parseInto !== null) {
-      status = parseInto(buf, maxHeaderSize);
-      if (status === PROXY_STATUS.ok) {
-        length = recordedLength();
-        record = recordedHeader(this.peer, buf);
-      } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = recordedReason();
-    } else {
-      const r = this.parse(buf, maxHeaderSize);
-      status = r.status;
-      length = r.length;
-      reason = r.reason;
-      if (status === PROXY_STATUS.ok) record = makeRecord(this.peer, r, buf);
-    }
+    if (status === PROXY_STATUS.ok) {
+      length = recordedLength();
+      record = recordedHeader(this.peer, buf);
+    } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = recordedReason();
     switch (status) {
       case PROXY_STATUS.ok: {
         this.cleanup();

@@ -8,11 +8,13 @@ import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
 import { errnoName } from '../util/errno';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
+import { compileSources, type Sources } from '../tap/sources';
 import { checkOptionKeys } from '../core/options';
 import { compileTrust, type TrustFn } from '../core/trust';
 import type { ProxyProtocolOption, TrustProxy } from '../core/types';
 import { attachGate } from '../proxy/gate';
 import { compileProxyProtocol, type CompiledProxyProtocol } from '../proxy/options';
+import { defaultResolver } from '../resolve/defaults';
 import { clusterPrimaryEnabled } from './cluster';
 import { typeName } from '../util/show';
 import { otherRuntime } from '../util/runtime';
@@ -68,31 +70,41 @@ export interface EnableOptions {
    */
   proxyProtocol?: ProxyProtocolOption;
   /**
-   * The peers whose PROXY headers are read (with `proxyProtocol` only). Default: the trust of
-   * `configure()` / `install()` at each connection.
+   * The proxies of this server: the peers whose PROXY headers are read (with `proxyProtocol`), and
+   * the only senders whose packets the ACK tap copies to user space (with `ack`: a SYN flood or a
+   * forged option from anyone else stays in the kernel). Default: the PROXY gate follows the trust
+   * of `configure()` / `install()` at each connection, and the tap copies every sender's packets.
    */
   trustProxy?: TrustProxy;
 }
 
 const ENABLE_KEYS: readonly string[] = ['ack', 'proxyProtocol', 'trustProxy'];
 
-/** The PROXY protocol gate a server gets: its options, and its own trust (else the default's). */
-export interface CompiledGate {
-  readonly pp: CompiledProxyProtocol;
+/** What a server gets: its PROXY protocol gate and ACK tap, and whom it trusts for them. */
+export interface CompiledServer {
+  readonly pp: CompiledProxyProtocol | null;
+  readonly tap: CompiledTap | null;
+  /** The server's own trust (enable's trustProxy); undefined follows the default resolver's. */
   readonly trust: TrustFn | undefined;
+  /** The tap's trusted senders (null: every sender). */
+  readonly sources: Sources;
 }
 
-/** Validates `proxyProtocol` and the `trustProxy` that goes with it; null when no gate. */
-export function compileGate(options: { proxyProtocol?: unknown; trustProxy?: unknown } | undefined, where: string): CompiledGate | null {
+/** Validates `ack`, `proxyProtocol` and the `trustProxy` that goes with them. */
+export function compileServer(
+  options: { ack?: unknown; proxyProtocol?: unknown; trustProxy?: unknown } | undefined,
+  where: string,
+): CompiledServer {
   const pp = compileProxyProtocol(options?.proxyProtocol, where);
-  const given = options?.trustProxy;
-  if (pp === null) {
-    if (given !== undefined) {
-      throw new TypeError(`${where}: options.trustProxy is read with proxyProtocol only (pass it to realRemoteAddress(), configure() or install() otherwise)`);
-    }
-    return null;
+  const tap = compileTap(options?.ack, where);
+  const given = options?.trustProxy as TrustProxy | undefined;
+  if (given !== undefined && pp === null && tap === null) {
+    throw new TypeError(
+      `${where}: options.trustProxy is read with proxyProtocol or ack only (pass it to realRemoteAddress(), configure() or install() otherwise)`,
+    );
   }
-  return { pp, trust: given === undefined ? undefined : compileTrust(given as TrustProxy) };
+  const trust = given === undefined ? undefined : compileTrust(given);
+  return { pp, tap, trust, sources: given === undefined ? null : compileSources(given) };
 }
 
 export function enable<T extends Server>(server: T, options?: EnableOptions): T {
@@ -101,24 +113,24 @@ export function enable<T extends Server>(server: T, options?: EnableOptions): T 
   }
   const where = 'enable(server, options)';
   checkOptionKeys(options, ENABLE_KEYS, where);
-  const tap = compileTap(options?.ack, where);
-  return enableCompiled(server, tap, compileGate(options, where));
+  return enableCompiled(server, compileServer(options, where));
 }
 
 /** enable() with options already checked where the user passed them (listen() checks its own). */
-export function enableCompiled<T extends Server>(server: T, tap: CompiledTap | null, gate: CompiledGate | null = null): T {
+export function enableCompiled<T extends Server>(server: T, compiled: CompiledServer): T {
+  const { pp, tap, trust, sources } = compiled;
   // At once, listening or not: the first connection must already meet the gate.
-  if (gate !== null) attachGate(server, gate.pp, gate.trust);
+  if (pp !== null) attachGate(server, pp, trust !== undefined ? () => trust : () => defaultResolver().trust);
   const opensTap = tap !== null && checkTapSupport();
   if (server.listening) {
     enableListening(server);
-    if (opensTap) openTap(server, tap);
+    if (opensTap) openTap(server, tap, sources);
   } else {
     server.once('listening', () => {
       enableListening(server);
       if (!opensTap) return;
       try {
-        openTap(server, tap);
+        openTap(server, tap, sources);
       } catch (error) {
         server.emit('error', error);
       }

@@ -7,8 +7,8 @@ import { closeSync } from 'node:fs';
 import * as net from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { checkOptionKeys } from '../core/options';
-import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
-import { compileGate, enable, enableCompiled, type CompiledGate } from './enable';
+import type { TapOptions } from '../tap/options';
+import { compileServer, enable, enableCompiled, type CompiledServer } from './enable';
 import type { ProxyProtocolOption, TrustProxy } from '../core/types';
 import { isServer } from '../util/server-like';
 import { errnoName } from '../util/errno';
@@ -37,7 +37,7 @@ export interface ListenOptions {
   ack?: boolean | TapOptions;
   /** Read a PROXY protocol header first, as `enable(server, { proxyProtocol })`. */
   proxyProtocol?: ProxyProtocolOption;
-  /** The peers whose PROXY headers are read (with `proxyProtocol` only), as enable()'s. */
+  /** The server's proxies (with `proxyProtocol` or `ack`), as enable()'s. */
   trustProxy?: TrustProxy;
 }
 
@@ -47,8 +47,7 @@ interface Checked {
   backlog: number;
   reusePort: boolean;
   ipv6Only: boolean;
-  tap: CompiledTap | null;
-  gate: CompiledGate | null;
+  enabled: CompiledServer;
 }
 
 const KEYS: readonly string[] = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', 'ack', 'proxyProtocol', 'trustProxy'];
@@ -103,8 +102,7 @@ function checkOptions(options: unknown): Checked {
     port,
     host: o.host as string | undefined,
     backlog,
-    tap: compileTap(o.ack, 'listen(server, options)'),
-    gate: compileGate(o, 'listen(server, options)'),
+    enabled: compileServer(o, 'listen(server, options)'),
     reusePort: checkBoolean(o, 'reusePort', cluster.isWorker),
     ipv6Only: checkBoolean(o, 'ipv6Only', false),
   };
@@ -255,6 +253,6 @@ export function listen<T extends net.Server>(server: T, options: ListenOptions):
   const checked = checkOptions(options);
   if (server.listening) return Promise.reject(alreadyListening());
   // The tap opens on 'listening'; the gate is on at once.
-  if (checked.tap !== null || checked.gate !== null) enableCompiled(server, checked.tap, checked.gate);
+  if (checked.enabled.tap !== null || checked.enabled.pp !== null) enableCompiled(server, checked.enabled);
   return listenChecked(server, checked);
 }

@@ -7,6 +7,7 @@ import { socketFd } from '../util/socket-fd';
 import { warnOnce } from '../util/warnings';
 import type { CompiledTap } from './options';
 import { TapRecord, addTap, hasTap, removeTap } from './registry';
+import type { Sources } from './sources';
 
 // Room for a few thousand queued packets between drains (without a ring); root may go past
 // net.core.rmem_max.
@@ -60,9 +61,10 @@ export function checkTapSupport(): boolean {
 
 /**
  * Opens the tap of a listening server, in the network namespace of its listening socket. Throws
- * an Error with a `code` when it cannot. Does nothing for a server that has one.
+ * an Error with a `code` when it cannot. Does nothing for a server that has one. `sources`: the
+ * trusted proxies (tap/sources.ts), so that no other sender's packet reaches user space.
  */
-export function openTap(server: Server, tap: CompiledTap): void {
+export function openTap(server: Server, tap: CompiledTap, sources: Sources): void {
   if (binding === null || !binding.tapSupported) return;
   if (hasTap(server)) return; // this copy or another one tapped it already
   const address = server.address();
@@ -79,7 +81,7 @@ export function openTap(server: Server, tap: CompiledTap): void {
   let err = opened.errno;
   let syscall = opened.syscall ?? 'socket(AF_PACKET)';
   if (err === 0) {
-    err = native.setPorts([port]);
+    err = native.setFilter([port], sources);
     syscall = 'setsockopt(SO_ATTACH_FILTER)';
   }
   if (err !== 0) {

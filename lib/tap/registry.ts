@@ -1,44 +1,31 @@
-// The open taps of this thread, and the lookup the resolver makes for a socket whose SYN had no
-// TOA. A server carries its tap under a registry symbol: two copies of node-toa in one process
-// (two versions in node_modules) find the tap the other one opened, as they share the saved SYN.
-import type { NativeTap, NativeTapHit, NativeTapStats } from '../addon/native';
-import type { ConnectionFacts } from '../core/decide';
+// The open taps of this thread. A server carries its tap under a registry symbol: two copies of
+// node-toa in one process (the same version twice in node_modules) find the tap the other one
+// opened, as they share the saved SYN; a copy of another version has another symbol and reads
+// SYNs only.
+import type { NativeTap, NativeTapStats } from '../addon/native';
 import { kindTableAll } from '../core/kinds';
 
-/**
- * What a server carries. Each copy of node-toa passes its own kind table. Keep this shape stable
- * (the key is versioned).
- */
-interface SharedTap {
-  lookup(fd: number, kindTable: Uint8Array, peer?: { address: string; port: number }): unknown;
-}
-
-const TAP = Symbol.for('node-toa.ack-tap.v2');
+// v3: the tap is read in the same native call as the saved SYN (a SYN reader bound to it).
+const TAP = Symbol.for('node-toa.ack-tap.v3');
 
 interface TappedServer {
-  [TAP]?: SharedTap;
+  [TAP]?: TapRecord;
 }
 
-export class TapRecord implements SharedTap {
+/** An open tap: the native one and what stats() says of it. */
+export class TapRecord {
   open = true;
   constructor(
     readonly tap: NativeTap,
     readonly port: number,
     readonly netns: number,
   ) {}
-
-  lookup(fd: number, kindTable: Uint8Array, peer?: { address: string; port: number }): NativeTapHit | null {
-    if (!this.open) return null;
-    const found =
-      peer === undefined ? this.tap.lookup(fd, kindTable) : this.tap.lookup(fd, kindTable, peer.address, peer.port);
-    return found === null || typeof found === 'number' ? null : found;
-  }
 }
 
 // Per thread: a worker thread loads its own copy of this module and opens its own taps.
 const taps = new Set<TapRecord>();
 // Lookups drain too; this keeps an idle server's buffer from filling with packets nobody asked
-// about (connections whose app never calls realRemoteAddress).
+// about (connections whose app never reads the address).
 const DRAIN_INTERVAL_MS = 50;
 let timer: NodeJS.Timeout | null = null;
 
@@ -55,6 +42,7 @@ export const COUNTERS = [
   'lookups',
   'hits',
   'malformed',
+  'stale',
 ] as const satisfies readonly (keyof NativeTapStats)[];
 type Counter = (typeof COUNTERS)[number];
 // What closed taps counted: stats() keeps counting them.
@@ -97,41 +85,20 @@ export function closeTap(server: object): void {
   if (own instanceof TapRecord) removeTap(server, own);
 }
 
-function ask(shared: SharedTap, fd: number, facts: ConnectionFacts): boolean {
-  // The saved SYN's source is the connection's true peer (and one getpeername fewer).
-  const found = shared.lookup(fd, kindTableAll(), facts.synPeer) as NativeTapHit | null;
-  if (found === null || typeof found !== 'object') return false;
-  facts.ackPeer = found.peer;
-  facts.ackOptions = found.options;
-  facts.ackPacket = found.packet;
-  return true;
-}
-
-/** The tap a server carries (this copy's or another's), or undefined. */
-export function serverTap(server: object): SharedTap | undefined {
-  return (server as TappedServer)[TAP];
-}
-
-/** What `serverTap()` returns: opaque outside this module. */
-export type ServerTap = SharedTap;
-
-/** lookupTap() with the server's tap already looked up (`undefined`: it has none). */
-export function lookupServerTap(tap: SharedTap | undefined, fd: number, facts: ConnectionFacts): void {
-  if (tap !== undefined) ask(tap, fd, facts);
-}
-
-/** Adds what the server's tap kept of this socket's connection to `facts`: a property read when the server has none. */
-export function lookupTap(socket: object, fd: number, facts: ConnectionFacts): void {
-  const server = (socket as { server?: unknown }).server;
+/**
+ * The tap that saw `socket`'s packets: its server's (this copy's or another's of this version), or
+ * undefined. A socket that does not say its server (none of Node's do that) is asked of the only
+ * open tap, if there is exactly one: the table is keyed by the connection, so another server's tap
+ * would only miss.
+ */
+export function tapOf(socket: object, server: unknown): TapRecord | undefined {
   if (typeof server === 'object' && server !== null) {
-    // The server's own tap, or none: other taps watch other ports.
     const own = (server as TappedServer)[TAP];
-    if (own !== undefined) ask(own, fd, facts);
-    return;
+    return own !== undefined && own.open ? own : undefined;
   }
-  // A socket that does not say its server (none of Node's do that): ask every tap.
-  if (taps.size === 0) return;
-  for (const r of taps) if (ask(r, fd, facts)) return;
+  if (taps.size !== 1) return undefined;
+  const [only] = taps;
+  return only;
 }
 
 /** Counters of one tap, as in `stats().taps`. */

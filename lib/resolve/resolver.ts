@@ -1,0 +1,144 @@
+// socket -> fd -> one native call (facts.ts) -> the compiled policy (core/decide.ts) -> cache. The
+// first resolution of each connection is also counted (metrics) and, when someone listens,
+// published on the `node-toa:resolve` diagnostics channel.
+import { channel } from 'node:diagnostics_channel';
+import { compileDecide, type ConnectionFacts, type Decide, type DecideEvents, type Packet } from '../core/decide';
+import { REASON_BIT, count, type RefusedReason } from '../core/metrics';
+import type { CompiledOptions } from '../core/options';
+import type { TrustFn } from '../core/trust';
+import type { Endpoint, RealAddress } from '../core/types';
+import { socketFd } from '../util/socket-fd';
+import { typeName } from '../util/show';
+import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
+import { connectionFacts } from './facts';
+
+/** One option that was not believed, as `node-toa:resolve` subscribers see it. */
+export interface RefusedOption {
+  reason: RefusedReason;
+  packet: Packet;
+  /** The sender of the packet (its IP source). */
+  from: Endpoint;
+  kind: number;
+  /** TOA-shaped options in the packet (for `ambiguous`). */
+  count: number;
+}
+
+/** What `node-toa:resolve` subscribers receive, once per connection. */
+export interface ResolveMessage {
+  socket: object;
+  answer: RealAddress;
+  /** The listening port of the socket's server; 0 when it has none. */
+  port: number;
+  refused: RefusedOption[];
+}
+
+const resolveChannel = channel('node-toa:resolve');
+
+// What decide() reported during the current call (decide is synchronous): the reasons as bits for
+// the counters, and, only while someone subscribes, the details.
+let reasons = 0;
+let details: RefusedOption[] | null = null;
+
+const events: DecideEvents = {
+  untrusted(peer, option, packet) {
+    warnUntrustedPeer(peer.address, option.kind);
+    reasons |= REASON_BIT.untrusted;
+    if (details !== null) details.push({ reason: 'untrusted', packet, from: peer, kind: option.kind, count: 1 });
+  },
+  refused(peer, refused, packet) {
+    if (refused.refused === 'ambiguous') warnAmbiguous(peer.address, refused.count);
+    reasons |= REASON_BIT[refused.refused];
+    if (details !== null) {
+      details.push({ reason: refused.refused, packet, from: peer, kind: refused.option.kind, count: refused.count });
+    }
+  },
+};
+
+// server.address() is a getsockname(2) per call: each server's port is asked once.
+const serverPorts = new WeakMap<object, number>();
+
+function listeningPort(server: unknown): number {
+  if (typeof server !== 'object' || server === null) return 0;
+  let port = serverPorts.get(server);
+  if (port === undefined) {
+    const address = (server as { address?: () => unknown }).address?.();
+    port = typeof address === 'object' && address !== null ? ((address as { port?: number }).port ?? 0) : 0;
+    if (port !== 0) serverPorts.set(server, port);
+  }
+  return port;
+}
+
+interface ResolvedSocket {
+  [answer: symbol]: RealAddress | undefined;
+  remoteAddress?: string;
+  remotePort?: number;
+  remoteFamily?: string;
+  server?: unknown;
+}
+
+/** Node's own peer name of a socket (its getters: one getpeername the first time). */
+function nodePeer(socket: ResolvedSocket): Endpoint {
+  const address = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : '';
+  const family = socket.remoteFamily === 'IPv6' || address.includes(':') ? 'IPv6' : 'IPv4';
+  return { address, port: typeof socket.remotePort === 'number' ? socket.remotePort : 0, family };
+}
+
+const fresh = { value: false };
+
+export class Resolver {
+  private readonly key = Symbol('node-toa.answer');
+  private readonly decide: Decide;
+
+  constructor(private readonly options: CompiledOptions) {
+    this.decide = compileDecide(options);
+  }
+
+  /** Whom this resolver believes. */
+  get trust(): TrustFn {
+    return this.options.trust;
+  }
+
+  /** The client of `socket` (any stream with a TCP socket under it); cached per resolver. */
+  resolve(socket: object): RealAddress {
+    if (typeof socket !== 'object' || socket === null) {
+      throw new TypeError(`socket must be a net.Socket, got ${typeName(socket)}`);
+    }
+    const s = socket as ResolvedSocket;
+    const cached = s[this.key];
+    if (cached !== undefined) return cached;
+    return this.first(s, socketFd(s), s.server, () => nodePeer(s));
+  }
+
+  /**
+   * resolve() for an accepted socket whose descriptor and server the caller found (install()'s
+   * getter): `peer` is Node's own peer name, asked only when no packet answered.
+   */
+  resolveAccepted(socket: object, fd: number, server: object, peer: (socket: object) => Endpoint): RealAddress {
+    const s = socket as ResolvedSocket;
+    const cached = s[this.key];
+    if (cached !== undefined) return cached;
+    return this.first(s, fd, server, () => peer(s));
+  }
+
+  private first(s: ResolvedSocket, fd: number, server: unknown, fallback: () => Endpoint): RealAddress {
+    reasons = 0;
+    details = null;
+    const facts = connectionFacts(s, fd, server, fresh);
+    // No kernel socket (an in-memory stream, a destroyed socket): answered, not cached, not counted.
+    if (facts === undefined) return Object.freeze(this.decide({}, fallback, events));
+    const first = fresh.value;
+    if (first && resolveChannel.hasSubscribers) details = [];
+    const answer = Object.freeze(this.decide(facts, fallback, events));
+    s[this.key] = answer;
+    if (first) counted(s, server, facts, answer);
+    return answer;
+  }
+}
+
+/** Counts a connection's first resolution and, while someone subscribes, publishes it. */
+function counted(socket: object, server: unknown, facts: ConnectionFacts, answer: RealAddress): void {
+  const port = listeningPort(server);
+  count(port, answer.source, answer.packet, answer.kind, reasons, facts.savedSyn !== false);
+  if (details !== null) resolveChannel.publish({ socket, answer, port, refused: details } satisfies ResolveMessage);
+  details = null;
+}
