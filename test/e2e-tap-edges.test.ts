@@ -101,14 +101,30 @@ describeE2E('ACK tap edges (issue 18): right or the peer, never another connecti
     const A = '192.0.2.201';
     const B = '192.0.2.202';
 
-    async function firstThenSecond(second: ToaRule) {
+    async function firstThenSecond(second: ToaRule, secondByCookie = false) {
       const { port, seen } = await rawServer({ ack: true });
       const lport = 61000 + Math.floor(Math.random() * 4000);
       await netns.rule(ADDR.clients4[1], { where: 'ack', address: A, port: 1111, lport });
+      const found = () => toa.stats().taps.find((t) => t.port === port)?.toaFound ?? 0;
       await tcp(port, ADDR.clients4[1], 'skip\n');
       await tupleFree(port, lport);
+      // A is in the tap's hands (drained every 50 ms), waiting for a lookup that never came.
+      for (let i = 0; found() === 0 && i < 40; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(found()).toBe(1);
       await netns.rule(ADDR.clients4[1], { ...second, lport });
-      const { answer, localPort } = await ask(port, ADDR.clients4[1]);
+      let answered: { answer: RealAddress; localPort: number };
+      if (secondByCookie) {
+        // No saved SYN for the second connection, so no sequence number to tell the two apart by.
+        await netns.sysctl('net.ipv4.tcp_syncookies', 2);
+        try {
+          const before = await tcpExt(netns);
+          answered = await ask(port, ADDR.clients4[1]);
+          expect((await tcpExt(netns)).SyncookiesRecv - before.SyncookiesRecv).toBe(1);
+        } finally {
+          await netns.sysctl('net.ipv4.tcp_syncookies', 1);
+        }
+      } else answered = await ask(port, ADDR.clients4[1]);
+      const { answer, localPort } = answered;
       // The kernel did accept the second SYN on the same tuple: two connections, one 4-tuple.
       expect(seen.map((s) => [s.remoteAddress, s.remotePort])).toEqual([
         [ADDR.lip4, lport],
@@ -127,6 +143,16 @@ describeE2E('ACK tap edges (issue 18): right or the peer, never another connecti
 
     it('the second connection carries no TOA: the peer, not A', async () => {
       const { answer, lport } = await firstThenSecond({ where: 'none' });
+      expect(answer).toEqual({ address: ADDR.lip4, port: lport, family: 'IPv4', source: 'peer' });
+    });
+
+    it('the second connection, by syncookie (no saved SYN), carries TOA for client B: B, not A', async () => {
+      const { answer, localPort, lport } = await firstThenSecond({ where: 'ack', address: B }, true);
+      expect(answer).toMatchObject({ address: B, port: localPort, source: 'toa', proxy: { address: ADDR.lip4, port: lport } });
+    });
+
+    it('the second connection, by syncookie (no saved SYN), carries no TOA: the peer, not A', async () => {
+      const { answer, lport } = await firstThenSecond({ where: 'none' }, true);
       expect(answer).toEqual({ address: ADDR.lip4, port: lport, family: 'IPv4', source: 'peer' });
     });
   });
@@ -186,6 +212,8 @@ describeE2E('ACK tap edges (issue 18): right or the peer, never another connecti
     const asClient = { address: '192.0.2.211', port: localPort };
     const asPeer = { address: first.remoteAddress, port: first.remotePort };
     const got = { address: answer.address, port: answer.port };
+    // eslint-disable-next-line no-console
+    console.log(`connection accepted before enable(): answered ${JSON.stringify(answer)}`);
     expect([asClient, asPeer]).toContainEqual(got);
     expect(answer.source).toBe(got.address === asPeer.address ? 'peer' : 'toa');
   });
