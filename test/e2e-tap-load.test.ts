@@ -4,8 +4,9 @@
 // realRemoteAddress(). The tap must never miss: zero `peer` answers, zero wrong ones. Client and
 // server pinned to different CPUs (the case where a tap that is walked after TCP has taken the
 // packet loses the race to accept+read) and to the same CPU (softirq, tap and server take turns
-// on one core), as issue 18 asks. The server looks the address up in the request handler, as the issue describes; for TOA in the ACK also at accept time (the
-// 'connection' event), where the race with a tap that sees the ACK after TCP is tightest.
+// on one core), as issue 18 asks. The server looks the address up in the request handler, as the
+// issue describes; for TOA in the ACK also at accept time (the 'connection' event), where the race
+// with a tap that sees the ACK after TCP is tightest.
 //
 // TOA_TAP_LOAD_COUNT=N changes the count per case (default 20000, also under CI).
 import { spawn, type ChildProcess } from 'node:child_process';
