@@ -62,6 +62,11 @@ export interface ToaRule {
   lip?: string;
   lip4?: string;
   lip6?: string;
+  /**
+   * a fixed proxy source port instead of the counter's (20000-60000): each connection of this rule
+   * reaches the server on the same 4-tuple; one still in the proxy's table is replaced
+   */
+  lport?: number;
   /** vtoa: VPC id (default 0), vip (default the VIP if IPv4), vport (default the VIP port) */
   vid?: number;
   vip?: string;
@@ -136,6 +141,8 @@ export interface FloodOpts {
   /** option to add; address defaults to ADDR.client4/6, port random per packet */
   rule?: ToaRule;
   payloadHex?: string;
+  /** [min, max] of the random source ports; default [1024, 65535] */
+  sports?: [number, number];
 }
 
 export interface CraftOpts {

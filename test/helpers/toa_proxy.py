@@ -182,7 +182,7 @@ def parse_opts_list(opts):
 
 WHERE_POINTS = {'syn', 'ack', 'data', 'all', 'none'}
 RULE_KEYS = {'where', 'kind', 'format', 'address', 'port', 'raw', 'lip', 'lip4', 'lip6', 'vid', 'vip',
-             'vport', 'version'}
+             'vport', 'version', 'lport'}
 
 
 class RuleError(Exception):
@@ -191,7 +191,7 @@ class RuleError(Exception):
 
 class Rule:
     __slots__ = ('where', 'fmt', 'kind', 'address', 'port', 'raw', 'lip', 'vid', 'vip', 'vport',
-                 'version', 'src')
+                 'version', 'lport', 'src')
 
     def __init__(self, d):
         if d is None:
@@ -231,6 +231,11 @@ class Rule:
         self.vip = ip_bytes(d['vip']) if d.get('vip') else None
         self.vport = d.get('vport')
         self.version = int(d.get('version', 1))
+        # A fixed proxy source port instead of the counter's: two connections of this rule then
+        # reach the server on the same 4-tuple (a reused tuple, as a busy proxy makes them).
+        self.lport = d.get('lport')
+        if self.lport is not None and not (isinstance(self.lport, int) and 1 <= self.lport <= 0xFFFF):
+            raise RuleError('bad lport: %r' % (self.lport,))
         if self.fmt == 'v4' and self.address is not None and len(self.address) != 4:
             raise RuleError("format 'v4' needs an IPv4 address")
         if self.fmt == 'vtoa' and self.address is not None and len(self.address) != 4:
@@ -369,7 +374,15 @@ class Proxy:
         rule = self.rules.get(cip, self.default_rule)
         rip = self.rip[fam]
         lip = rule.lip.get(len(rip)) or self.lip_default[len(rip)]
-        lport = self.alloc_lport(lip)
+        if rule.lport is not None:
+            lport = rule.lport
+            # The tuple's last connection may still linger in the table: the new one takes over.
+            for old in [o for o in self.c2s.values() if o.lip == lip and o.lport == lport]:
+                self.remove(old)
+                self.stats['lport_taken_over'] += 1
+            self.lports.add((lip, lport))
+        else:
+            lport = self.alloc_lport(lip)
         if lport is None:
             self.stats['no_lport'] += 1
             return None
@@ -598,9 +611,12 @@ class Proxy:
         payload = bytes.fromhex(m.get('payloadHex', '')) if where == 'data' else b''
         if where == 'data' and not payload:
             payload = b'GET / HTTP/1.1\r\n\r\n'
+        sports = m.get('sports') or [1024, 65535]
+        if not (isinstance(sports, list) and len(sports) == 2 and 1 <= sports[0] <= sports[1] <= 0xFFFF):
+            raise RuleError('flood sports must be [min, max] within 1..65535')
         n = 0
         for _ in range(count):
-            sp = random.randint(1024, 65535)
+            sp = random.randint(sports[0], sports[1])
             cport = random.randint(1024, 65535)
             toa = rule.build(caddr, cport, vip, port)
             if toa is None:
