@@ -71,11 +71,13 @@ class Assembler {
 }  // namespace
 
 // The packet starts at its IP header (SOCK_DGRAM). Passes, to one of the ports, from this host's
-// point of view incoming (PACKET_HOST), from a trusted source when the spec checks sources, a
-// SYN (flags SYN without ACK/RST) or a packet without SYN or RST, whose TCP options hold one of a
-// kind that is not common (tap_table.h IsCommonOptionKind: the option walk below is that rule,
-// unrolled, as classic BPF has no backward jumps). Every Linux SYN, timestamp-only ACK and SACK
-// stays in the kernel; so does every packet of a flood from an untrusted source. IPv4 later
+// point of view incoming (PACKET_HOST), from a trusted source when the spec checks sources:
+//   - a SYN (flags SYN without ACK/RST);
+//   - a packet without SYN or RST whose TCP options hold a kind that is not common
+//     (tap_table.h IsCommonOptionKind: the option walk below is that rule, unrolled, as classic
+//     BPF has no backward jumps).
+// Timestamp-only ACKs and SACKs stay in the kernel; so does every packet of a flood from an
+// untrusted source. IPv4 later
 // fragments and IPv6 packets with extension headers are not passed, nor any packet of another
 // protocol than `family`'s. Reads past the packet's end make the kernel drop it.
 std::vector<BpfInsn> BuildFilter(const FilterSpec& spec, int family) {
@@ -148,9 +150,15 @@ std::vector<BpfInsn> BuildFilter(const FilterSpec& spec, int family) {
   a.Op(BPF_LD | BPF_B | BPF_IND, 13);     // flags
   a.Op(BPF_ALU | BPF_AND | BPF_K, 0x16);  // SYN | RST | ACK
   const int walk = a.Label();
-  a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0x02, walk, next);  // a connection request
+  // Every connection request (from a trusted source, when the spec checks sources) passes,
+  // whatever its options: it tells the table that a 4-tuple starts a new connection, so what an
+  // earlier one left there is forgotten; that matters where no saved SYN names the connection (a
+  // syncookie). This is why a trust list keeps a SYN flood in the kernel.
+  a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0x02, Assembler::Skip(3), next);
   a.Jump(BPF_JMP | BPF_JSET | BPF_K, 0x06, next, walk);  // a SYN-ACK or a reset: nothing to learn
   a.Op(BPF_RET | BPF_K, 0);
+  a.Always(walk);
+  a.Op(BPF_RET | BPF_K, kPass);
   a.Bind(walk);
 
   // M[0] = the end of the TCP header; X walks the options from the first.

@@ -317,7 +317,7 @@ int Tap::Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out
   // With a ring an empty queue is a memory read.
   Drain(kind_table, kMaxDrainOnLookup, Unmapped(query.peer).family);
   table_.Take(query, kind_table, MonotonicMs(), out);
-  if (out->found) counters.hits++;
+  if (out->found || (out->syn_found && out->syn_options.count > 0)) counters.hits++;
   return 0;
 }
 

@@ -201,14 +201,18 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
   counters_.packets++;
   const bool syn = (p.tcp_flags & kTcpSyn) != 0;
   if (syn) counters_.syns++;
-  // SYN-ACKs and resets say nothing of a client; nor do packets with only the common options.
+  // SYN-ACKs and resets say nothing of a client.
   if ((p.tcp_flags & kTcpRst) != 0 || (syn && (p.tcp_flags & kTcpAck) != 0)) return true;
-  if (!HasUncommonOption(v.options, v.options_length)) return true;
+  const bool uncommon = HasUncommonOption(v.options, v.options_length);
+  if (!uncommon && !syn) return true;
   const TupleKey key = KeyOf(p.src, p.dst);
   auto found = index_.find(key);
   if (syn) {
     // A new connection on this tuple: whatever was kept belonged to an earlier one.
     if (found != index_.end()) Kill(found->second);
+    // A SYN with only the common options holds nothing to keep (the filter passes every SYN, so
+    // that this forgetting happens).
+    if (!uncommon) return true;
     Slot& s = slots_[NewSlot(key, now_ms)];
     s.has_syn = true;
     s.syn_loss_generation = loss_generation_;

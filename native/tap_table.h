@@ -31,7 +31,7 @@
   COUNTER(expired, "expired")       /* live entries dropped for age */                               \
   COUNTER(drops, "drops")           /* Tap: dropped by the kernel, the buffer was full */            \
   COUNTER(lookups, "lookups")       /* Tap: lookups of accepted sockets */                           \
-  COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options */                 \
+  COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options (after a SYN, or in a held one) */                 \
   COUNTER(malformed, "malformed")   /* passed the filter but did not parse as TCP */                 \
   COUNTER(stale, "stale")           /* lookups that refused an entry of another connection */
 
@@ -86,9 +86,10 @@ struct TapHit {
   ToaOptionList syn_options;
 };
 
-// The packets that reach the table (tap_filter.cc passes only these, and Offer applies the same
-// rule) carry an option other than those every TCP stack sends: SYNs so (a TOA in a SYN the kernel
-// answered with a syncookie, and so did not save), and the packets after them. A packet after the
+// The packets that reach the table (tap_filter.cc passes only these, from the trusted sources,
+// and Offer applies the same rule) are SYNs, and packets after them that carry an option other
+// than those every TCP stack sends. A SYN forgets what its 4-tuple held (an earlier connection's); one with an uncommon option
+// is kept (a TOA in a SYN the kernel answered with a syncookie, and so did not save). A packet after the
 // SYN is kept under its sequence number; the lookup asks for the one the saved SYN's sequence
 // number + 1 names, so a reused 4-tuple, a forged packet or a later segment never answers for
 // this connection. A SYN the table holds plays the saved SYN's part when the kernel saved none.

@@ -123,13 +123,13 @@ describeE2E('hardening, end to end', () => {
     expect(after.packets).toBeGreaterThan(before.packets);
   });
 
-  it('with syncookies forced, the saved SYN is empty: peer from the SYN path, TOA from the ACK tap', async () => {
+  it('with syncookies forced, the saved SYN is empty: the tap’s copy of the SYN answers, and the ACK tap', async () => {
     await netns.sysctl('net.ipv4.tcp_syncookies', 2);
     try {
-      // SYN path only (no ACK tag): nothing saved, so the peer, no error.
+      // TOA in the SYN only: nothing saved, the tap held the SYN (it carried an uncommon option).
       await netns.rule(ADDR.clients4[6], { where: 'syn' });
       const synOnly = await ask(ADDR.clients4[6]);
-      expect(synOnly.answer).toMatchObject({ address: ADDR.lip4, source: 'peer' });
+      expect(synOnly.answer).toMatchObject({ address: ADDR.clients4[6], port: synOnly.localPort, source: 'toa', packet: 'syn' });
       // The ACK tap still reads a TOA from the handshake ACK.
       await netns.rule(ADDR.clients4[7], { where: 'syn+ack' });
       const withAck = await ask(ADDR.clients4[7]);
