@@ -109,7 +109,7 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
       'untrusted/syn/200/1', 'untrusted/syn/200/1',
     ]);
     expect(messages.filter((x) => x.answer.source === 'toa').map((x) => x.answer.packet).sort()).toEqual(
-      ['ack', 'ack', 'data', 'data', 'syn', 'syn', 'syn'],
+      ['ack', 'ack', 'data', 'data', 'syn', 'syn', 'syn', 'syn', 'syn'],
     );
     // The untrusted proxy and the ambiguous packets were warned about on the channel too.
     expect(warnings.map((w) => w.code).sort()).toEqual(['NODE_TOA_AMBIGUOUS', 'NODE_TOA_UNTRUSTED_PEER']);
