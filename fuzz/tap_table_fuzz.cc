@@ -62,7 +62,7 @@ struct KindTables {
     tables[1][28] = toa::kLayoutAliCdn;
     tables[1][252] = toa::kLayoutVtoa;
     // Every kind, every layout: any option of a TOA length is TOA-shaped.
-    std::memset(tables[2], toa::kLayoutPortIPv4 | toa::kLayoutPortIPv6 | toa::kLayoutAliCdn | toa::kLayoutVtoa,
+    std::memset(tables[2], toa::kLayoutPortIPv4 | toa::kLayoutPortIPv6 | toa::kLayoutAliCdn | toa::kLayoutVtoa | toa::kLayoutAliDdos,
                 toa::kKindTableSize);
     // None: nothing is a TOA, only uncommon options are kept.
     std::memset(tables[3], 0, toa::kKindTableSize);

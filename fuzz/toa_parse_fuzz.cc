@@ -18,7 +18,9 @@ struct Tables {
   Tables() {
     toa::DefaultKindTable(defaults);
     // Every kind, every layout: reaches each decoder from any option (len 20 then reads as IPv6).
-    std::memset(all_layouts, toa::kLayoutPortIPv4 | toa::kLayoutPortIPv6 | toa::kLayoutAliCdn | toa::kLayoutVtoa,
+    std::memset(all_layouts,
+                toa::kLayoutPortIPv4 | toa::kLayoutPortIPv6 | toa::kLayoutAliCdn | toa::kLayoutVtoa |
+                    toa::kLayoutAliDdos,
                 sizeof all_layouts);
   }
 };
@@ -39,8 +41,10 @@ void CheckOption(const toa::ToaOption& t, const uint8_t* data, size_t size, cons
                  bool syn) {
   Check((table[t.kind] & t.layout) != 0);
   Check(t.layout == toa::kLayoutPortIPv4 || t.layout == toa::kLayoutPortIPv6 ||
-        t.layout == toa::kLayoutAliCdn || t.layout == toa::kLayoutVtoa);
-  Check(t.length == 7 || t.length == 8 || t.length == 19 || t.length == 20);
+        t.layout == toa::kLayoutAliCdn || t.layout == toa::kLayoutVtoa ||
+        t.layout == toa::kLayoutAliDdos);
+  Check(t.length == 7 || t.length == 8 || t.length == 19 || t.length == 20 || t.length == 40);
+  Check((t.length == 40) == (t.layout == toa::kLayoutAliDdos));
   Check(t.client.family == 4 || t.client.family == 6);
   Check(t.status <= toa::kOptionBadVersion);
   // The TFO cookie is recognised in SYNs only: elsewhere F9 89 is a port.
@@ -103,13 +107,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const Tables tables;
   Run(data, size, tables.defaults);
   Run(data, size, tables.all_layouts);
-  // A table chosen by the input: byte 0 is a kind, the low nibble of byte 1 its layouts, on top of
+  // A table chosen by the input: byte 0 is a kind, the low 5 bits of byte 1 its layouts, on top of
   // the defaults (this reaches the VTOA decoder, which 'all layouts' shadows with IPv6). The rest
   // is the packet. Copied so that a read past the shorter buffer is still caught.
   if (size >= 2) {
     uint8_t chosen[toa::kKindTableSize];
     toa::DefaultKindTable(chosen);
-    chosen[data[0]] = data[1] & 0x0f;
+    chosen[data[0]] = data[1] & 0x1f;
     const size_t rest_size = size - 2;
     uint8_t* rest = static_cast<uint8_t*>(std::malloc(rest_size ? rest_size : 1));
     std::memcpy(rest, data + 2, rest_size);

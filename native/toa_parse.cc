@@ -58,6 +58,8 @@ uint8_t LayoutsOfLength(uint8_t len) {
     case 7:
     case 19:
       return kLayoutAliCdn;
+    case 40:  // the whole option space: such a packet carries no other option
+      return kLayoutAliDdos;
     default:
       return 0;
   }
@@ -75,6 +77,7 @@ void DecodeOption(const uint8_t* opt, uint8_t len, uint8_t layout, bool syn, Toa
       SetIPv4(&o.client, opt + 4, ReadU16(opt + 2));
       break;
     case kLayoutPortIPv6:
+    case kLayoutAliDdos:  // the 20 bytes after the client describe the Anti-DDoS node: not read
       SetIPv6(&o.client, opt + 4, ReadU16(opt + 2));
       break;
     case kLayoutVtoa:
@@ -211,6 +214,7 @@ Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table
 void DefaultKindTable(uint8_t* table) {
   std::memset(table, 0, kKindTableSize);
   table[200] = kLayoutPortIPv4;
+  table[249] = kLayoutAliDdos;
   table[253] = kLayoutPortIPv4 | kLayoutPortIPv6;
   table[254] = kLayoutPortIPv4 | kLayoutPortIPv6;
 }

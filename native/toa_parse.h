@@ -19,6 +19,7 @@ enum Layout : uint8_t {
   kLayoutPortIPv6 = 2,  // len 20: port u16, IPv6      (254 DPVS, 253 LVS/Tencent NAT64)
   kLayoutAliCdn = 4,    // len 7/19: version 1, IPv4/IPv6, no port (Alibaba CDN, kind 28)
   kLayoutVtoa = 8,      // len 20: cport, cip, vid, vip, vport, pad (Alibaba SLB, kind 252)
+  kLayoutAliDdos = 16,  // len 40: port u16, IPv6, 20 bytes of node data (Alibaba Anti-DDoS, 249)
 };
 
 constexpr size_t kKindTableSize = 256;
@@ -84,7 +85,7 @@ void FindToaOptions(const uint8_t* options, size_t length, const uint8_t* kind_t
 // cooked socket deliver it) carrying TCP, and the TOA-shaped options among its options.
 Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table);
 
-// The default table: the 200, 253 and 254 rows of docs/formats.md.
+// The default table: the 200, 249, 253 and 254 rows of docs/formats.md.
 void DefaultKindTable(uint8_t* table);
 
 }  // namespace toa

@@ -12,7 +12,7 @@ import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../li
 import { verdict } from '../lib/cli/doctor-packets';
 import { checkPreload, preloadInCommand, splitNodeOptions } from '../lib/cli/preload-check';
 import { itNeeds, firstMissing, type Missing } from './helpers/requirements';
-import { ADDR, ToaNet, describeE2E } from './helpers/toa-net';
+import { ADDR, ToaNet, describeE2E, type ToaRule } from './helpers/toa-net';
 import { installCopy, unprivileged, type Installed } from './helpers/unprivileged';
 
 const ROOT = path.join(__dirname, '..');
@@ -123,10 +123,13 @@ class Running {
   }
 }
 
-function startCli(args: string[], prefix: string[] = []): Running {
-  const argv = [...prefix, process.execPath, BIN, ...args];
-  return new Running(spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+function startCli(args: string[], prefix: string[] = [], at: At = CLONE): Running {
+  const argv = [...prefix, process.execPath, at.bin, ...args];
+  return new Running(spawn(argv[0], argv.slice(1), { cwd: at.cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
+
+/** Whether this process (and so a CLI it spawns as is) has CAP_NET_RAW: the ACK tap can open. */
+const NET_RAW = hasNetRaw(fs.readFileSync('/proc/self/status', 'latin1')) === true;
 
 function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -222,6 +225,13 @@ describe('node-toa: usage', () => {
     expectNoStack(o.stderr);
   });
 
+  test('inspect --ack --no-ack: one line, exit 2, nothing listening', () => {
+    const r = runCli(['inspect', '--ack', '--no-ack', '--port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('node-toa inspect: --ack and --no-ack contradict each other: give one\n(see node-toa --help)\n');
+    expect(r.stdout).toBe('');
+  });
+
   test('--version is the package version', () => {
     const r = runCli(['--version']);
     expect(r.code).toBe(0);
@@ -258,7 +268,7 @@ describe('doctor -- COMMAND: would node-toa/preload be active, and what would it
     expect(ids(checks)).toEqual(['preload:ok', 'preload-module:ok', 'trust:ok', 'ack:info', 'kinds:info', 'multiple:info']);
     expect(checks[2].message).toBe('trusts TOA from 198.51.100.0/24, loopback (NODE_TOA_TRUST_PROXY)');
     expect(checks[3].message).toMatch(/^NODE_TOA_ACK=auto: CAP_NET_RAW is there/);
-    expect(checks[4].message).toBe('TCP option kinds 200,253,254 (the default; NODE_TOA_KINDS)');
+    expect(checks[4].message).toBe('TCP option kinds 200,249,253,254 (the default; NODE_TOA_KINDS)');
     const noCap = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'on', NODE_TOA_KINDS: '200,28' }, '/app', false, found);
     expect(ids(noCap)).toEqual(['preload:ok', 'preload-module:ok', 'trust:ok', 'ack:fail', 'kinds:info', 'multiple:info']);
     expect(noCap[4].message).toBe('TCP option kinds 200,28 (NODE_TOA_KINDS)');
@@ -360,7 +370,16 @@ onLinux('node-toa inspect on loopback', () => {
     const cli = startCli(['inspect', '--json', '--port', '0', '--host', '127.0.0.1']);
     try {
       const listening = await cli.json('listening');
-      expect(listening).toEqual({ event: 'listening', address: '127.0.0.1', port: expect.any(Number), saveSyn: true, trust: [], ack: false });
+      // No --ack: the tap opens where it can, as the preload's NODE_TOA_ACK=auto.
+      expect(listening).toEqual({
+        event: 'listening',
+        address: '127.0.0.1',
+        port: expect.any(Number),
+        saveSyn: true,
+        trust: [],
+        ack: NET_RAW,
+        ...(NET_RAW ? {} : { ackOff: 'this process lacks CAP_NET_RAW' }),
+      });
       const port = listening.port as number;
 
       const silent = await connect(port);
@@ -501,6 +520,29 @@ onLinux('node-toa inspect on loopback', () => {
     expect(r.stdout).toBe('');
   });
 
+  itNeeds(nobodyMissing, 'no flag, without CAP_NET_RAW (as nobody): listens, says once why the tap is off, reads SYNs', async () => {
+    const { prefix, at } = asNobody();
+    const cli = startCli(['inspect', '--port', '0', '--host', '127.0.0.1'], prefix, at);
+    try {
+      const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on 127.0.0.1:'));
+      expect(first).toContain('; ACK tap off: this process lacks CAP_NET_RAW). Ctrl-C for a summary.');
+      const why = await cli.line((l) => l.startsWith('node-toa inspect: TOA is read from the SYN only'));
+      expect(why).toMatch(/ a proxy that tags the handshake ACK \(Tencent anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS since 2023, Huawei\) shows none here: .*CAP_NET_RAW/);
+      expect(cli.lines.indexOf(why)).toBe(cli.lines.indexOf(first) + 1);
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(first)![1]);
+      const socket = await connect(port);
+      await cli.line((l) => l.includes(`client 127.0.0.1:${socket.localPort}  source peer`));
+      socket.destroy();
+      const lineCount = cli.lines.length;
+      expect(await cli.interrupt()).toBe(0);
+      await cli.line((l) => l.startsWith('  No TOA seen, and the ACK tap was off: TOA is read from the SYN only'), lineCount);
+      // Said on stdout, once: no process warning besides.
+      expect(cli.stderr).toBe('');
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
   test('--ack as root: the tap is on', async () => {
     const cli = startCli(['inspect', '--json', '--ack', '--port', '0', '--host', '127.0.0.1']);
     try {
@@ -589,9 +631,52 @@ describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
       const lineCount = cli.lines.length;
       expect(await cli.interrupt()).toBe(0);
       await cli.line(
-        (l) => l === '  TOA carried by: the SYN 0, the handshake ACK 1, the first data packet 0 (this proxy needs the ACK tap: --ack, or { ack: true })',
+        (l) =>
+          l === '  TOA carried by: the SYN 0, the handshake ACK 1, the first data packet 0 (the application needs the ACK tap: { ack: true }, or node-toa/preload with CAP_NET_RAW)',
         lineCount,
       );
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('inspect with no ack flag (as root): the tap is on, a TOA in the handshake ACK (Tencent, Alibaba Anti-DDoS) is shown', async () => {
+    expect(NET_RAW).toBe(true); // CI runs as root: this case must not pass by missing the tap
+    const cli = startCli(['inspect', '--json', '--port', '0', '--trust', ADDR.lip4], inNs());
+    try {
+      const listening = await cli.json('listening');
+      expect(listening).toMatchObject({ ack: true, saveSyn: true });
+      expect(listening.ackOff).toBeUndefined();
+      const cases: Array<[string, ToaRule, number, string, 'IPv4' | 'IPv6']> = [
+        [ADDR.clients4[2], { where: 'ack' }, 200, ADDR.vip4, 'IPv4'],
+        [ADDR.clients6[2], { where: 'ack', format: 'ali-ddos' }, 249, ADDR.vip6to4, 'IPv6'],
+      ];
+      for (const [client, rule, kind, vip, family] of cases) {
+        await netns.rule(client, rule);
+        const result = await netns.request({ protocol: 'http', vip, port: listening.port as number, localAddress: client });
+        expect(JSON.parse(result.responses[0].body)).toMatchObject({ client: { address: client, port: result.localPort, family }, source: 'toa', kind, packet: 'ack' });
+        const line = await cli.json('connection', (o) => o.client.port === result.localPort);
+        expect(line).toMatchObject({ client: { address: client }, source: 'toa', kind, packet: 'ack', peer: { address: ADDR.lip4 } });
+      }
+      expect(await cli.interrupt()).toBe(0);
+      expect(await cli.json('summary')).toMatchObject({ connections: 2, withToa: 2, byPacket: { syn: 0, ack: 2, data: 0 } });
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('inspect --no-ack: the SYN only, so the same ACK TOA is not seen (the proxy, no ignored TOA)', async () => {
+    const cli = startCli(['inspect', '--json', '--no-ack', '--port', '0', '--trust', ADDR.lip4], inNs());
+    try {
+      const listening = await cli.json('listening');
+      expect(listening).toMatchObject({ ack: false, ackOff: '--no-ack' });
+      const client = ADDR.clients4[8];
+      await netns.rule(client, { where: 'ack' });
+      const result = await netns.request({ protocol: 'http', vip: ADDR.vip4, port: listening.port as number, localAddress: client });
+      const body = JSON.parse(result.responses[0].body) as Record<string, any>;
+      expect(body).toMatchObject({ source: 'peer', client: { address: ADDR.lip4 } });
+      expect(body.untrustedToa).toBeUndefined();
+      expect(await cli.interrupt()).toBe(0);
     } finally {
       cli.child.kill('SIGKILL');
     }

@@ -250,13 +250,23 @@ describeE2E('e2e harness: full-NAT TOA proxy on a TUN in a netns', () => {
     expect(syn.optionsHex!.length).toBe(80);
 
     const raw40 = `fd28${'cd'.repeat(38)}`;
-    await tn.rule(c, { where: 'syn', raw: raw40 });
+    await tn.rule(c, { where: 'syn', raw: raw40, alone: false });
     s0 = await tn.stats();
     q = await ask(ADDR.vip4, c);
     s1 = await tn.stats();
     expect(s1.toaTooBig - s0.toaTooBig).toBe(1);
     syn = (await forwarded(q.seen[0])).find((p) => p.flags === 'S')!;
     expect(syn.optionsHex).not.toContain('fd28');
+
+    // A 40-byte option leaves room for nothing else: by default it replaces the SYN's options.
+    await tn.rule(c, { where: 'syn', raw: raw40 });
+    s0 = await tn.stats();
+    q = await ask(ADDR.vip4, c);
+    s1 = await tn.stats();
+    expect((s1.optionsReplaced ?? 0) - (s0.optionsReplaced ?? 0)).toBe(1);
+    expect(s1.toaTooBig - s0.toaTooBig).toBe(0);
+    syn = (await forwarded(q.seen[0])).find((p) => p.flags === 'S')!;
+    expect(syn.optionsHex).toBe(raw40);
 
     // raw bytes are the last options; NOPs in front pad to a multiple of 4
     await tn.rule(c, { where: 'syn', raw: '0000fe' });

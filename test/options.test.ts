@@ -60,10 +60,11 @@ describe('trustProxy', () => {
 });
 
 describe('kinds', () => {
-  it('defaults to the 200, 253 and 254 rows', () => {
+  it('defaults to the 200, 249, 253 and 254 rows', () => {
     const table = compileKinds(undefined);
-    expect([...table.keys()].filter((k) => table[k] !== 0)).toEqual([200, 253, 254]);
+    expect([...table.keys()].filter((k) => table[k] !== 0)).toEqual([200, 249, 253, 254]);
     expect(table[200]).toBe(1);
+    expect(table[249]).toBe(16);
     expect(table[253]).toBe(3);
     expect(table[254]).toBe(3);
   });
@@ -94,7 +95,7 @@ describe('kinds', () => {
     [[256], RangeError, 'kinds: 256 is not usable as a TOA kind'],
     [[200.5], TypeError, 'kinds: each kind must be an integer from 9 to 255, got 200.5'],
     [['200'], TypeError, 'kinds: each kind must be an integer from 9 to 255, got 200'],
-    [[{ kind: 252, layout: 'ipv5' }], TypeError, 'kinds: layout of kind 252 must be one of ipv4, ipv6, ali-cdn, vtoa, got ipv5'],
+    [[{ kind: 252, layout: 'ipv5' }], TypeError, 'kinds: layout of kind 252 must be one of ipv4, ipv6, ali-cdn, vtoa, ali-ddos, got ipv5'],
     [[252, { kind: 252, layout: 'ipv6' }], RangeError, "kinds: kind 252 cannot be both 'ipv6' and 'vtoa'"],
   ])('rejects %j', (value, errorClass, message) => {
     expect(() => compileKinds(value as never)).toThrow(errorClass);

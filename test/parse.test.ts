@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { binding, loadError } from '../lib/addon/binding';
 import { compileKinds } from '../lib/core/kinds';
 import type { NativeBinding, NativePacket, NativeToa } from '../lib/addon/native';
-import { TCP, ipv4Bytes, ipv6Bytes, toaV4, toaV6, aliCdn } from './helpers/packets';
+import { TCP, ipv4Bytes, ipv6Bytes, toaV4, toaV6, aliCdn, aliDdos } from './helpers/packets';
 import { mulberry32, mutate, type Mutation } from './helpers/mutate';
 import {
   FOUND, FULL_SYN_V4, FULL_SYN_V6, NOT_FOUND, REFUSED, STATUS, TABLES, type ParseVector, type TableName,
@@ -59,6 +59,21 @@ describe('parse: kind tables', () => {
     ]);
   });
 
+  it('kind 249 reads only its 40-byte layout; a custom kind can name it; a list without 249 ignores it', () => {
+    const found = FOUND.find((v) => v.name.startsWith('kind 249 len 40: Alibaba'))!;
+    expect(compileKinds(undefined)[249]).toBe(16);
+    expect(compileKinds([249])[249]).toBe(16);
+    expect(parse(found.packet, compileKinds([200, 253, 254])).options).toEqual([]);
+    const table = compileKinds([{ kind: 230, layout: 'ali-ddos' }]);
+    const rebuilt = new Uint8Array(found.packet);
+    rebuilt[40] = 230; // the option's kind byte: 20 bytes of IPv4, 20 of TCP
+    expect(parse(rebuilt, table).options).toEqual([
+      { family: 'IPv6', address: '2001:db8:c::249', port: 40317, kind: 230, length: 40, layout: 16, status: 0 },
+    ]);
+    // 'ali-ddos' is its own length: it combines with the 20-byte layouts.
+    expect(compileKinds([{ kind: 230, layout: 'ipv6' }, { kind: 230, layout: 'ali-ddos' }])[230]).toBe(2 | 16);
+  });
+
   it("the addon's defaultKindTable() is compileKinds() of the default kinds", () => {
     expect(Array.from(native().testing.defaultKindTable())).toEqual(Array.from(TABLE.default));
   });
@@ -110,13 +125,14 @@ describe('parse: truncated SYNs', () => {
 
 // Byte values the parser branches on, and an option to drop in.
 const MUTATION: Mutation = {
-  interesting: [0, 1, 2, 4, 5, 6, 7, 8, 19, 20, 28, 40, 43, 44, 50, 51, 60, 0x45, 0x60, 0x89, 0xf9, 200, 252, 253, 254, 255],
+  interesting: [0, 1, 2, 4, 5, 6, 7, 8, 19, 20, 28, 40, 249, 43, 44, 50, 51, 60, 0x45, 0x60, 0x89, 0xf9, 200, 252, 253, 254, 255],
   maxRounds: 4,
   piece(pick) {
     const options = [
       toaV4([200, 253, 254, 99][pick(4)], pick(65536), `192.0.2.${pick(256)}`),
       toaV6([253, 254][pick(2)], pick(65536), `2001:db8::${pick(65536).toString(16)}`),
       aliCdn(`192.0.2.${pick(256)}`, pick(3)),
+      aliDdos(pick(65536), `2001:db8::${pick(65536).toString(16)}`, [249, 254][pick(2)]),
       [254, 8, 0xf9, 0x89, 1, 2, 3, 4],
     ];
     return options[pick(options.length)];
@@ -143,6 +159,8 @@ function encode(toa: NativeToa): number[] {
           vid & 0xff, ...addressBytes(toa.vip, 4), toa.vip.port >> 8, toa.vip.port & 0xff];
       }
       return [toa.kind, 20, ...port, ...addressBytes(toa, 16)];
+    case 40: // the 20 bytes about the Anti-DDoS node are not read
+      return [toa.kind, 40, ...port, ...addressBytes(toa, 16)];
     case 7:
     case 19:
       expect(toa.port).toBe(0);

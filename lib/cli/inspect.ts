@@ -18,7 +18,7 @@ export interface ConnectionRecord {
   source: RealAddress['source'];
   /** The TCP option kind the client address came from (source 'toa'). */
   kind?: number;
-  /** Which packet carried it (source 'toa'): 'ack' or 'data' means the proxy needs --ack. */
+  /** Which packet carried it (source 'toa'): 'ack' or 'data' means the application needs the ACK tap. */
   packet?: 'syn' | 'ack' | 'data';
   /** This server's own address as the connection reached it. */
   local: { address: string; port: number };
@@ -139,7 +139,7 @@ export function formatSummary(s: Summary): string {
     const { syn, ack, data } = s.byPacket;
     lines.push(
       `  TOA carried by: the SYN ${syn}, the handshake ACK ${ack}, the first data packet ${data}` +
-        (ack + data > 0 ? ' (this proxy needs the ACK tap: --ack, or { ack: true })' : ''),
+        (ack + data > 0 ? ' (the application needs the ACK tap: { ack: true }, or node-toa/preload with CAP_NET_RAW)' : ''),
     );
   }
   const peers = Object.entries(s.byPeer).sort((a, b) => b[1].connections - a[1].connections);

@@ -29,16 +29,21 @@ Usage:
       first data packet are read too): whether the application needs the ACK tap. Exits with 1
       when no TOA arrived from a trusted sender.
 
-  node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack] [--json]
+  node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack | --no-ack] [--json]
       Listens and prints a line for every connection: time, peer (the proxy), real client,
-      source (toa | kernel | peer) and option kind. Answers HTTP requests with the same as
-      JSON, so you can point the proxy at it and curl through it. Ctrl-C prints a summary.
+      source (toa | kernel | peer), option kind and the packet that carried it (the SYN, the
+      handshake ACK, the first data packet). Answers HTTP requests with the same as JSON, so
+      you can point the proxy at it and curl through it. Ctrl-C prints a summary.
+      Reads the handshake ACK and first data packet too (where Tencent, Alibaba Anti-DDoS,
+      DPVS and Huawei put TOA) when it has CAP_NET_RAW; without, it says so once and reads
+      the SYN only, as node-toa/preload's NODE_TOA_ACK=auto does.
         --port   TCP port (default 8080; 0 picks a free one)
         --host   address to listen on (default ::, every IPv6 and IPv4 address)
         --trust  proxies whose TOA is believed: IPs, CIDR ranges, loopback, linklocal,
                  uniquelocal, comma-separated (default: none; TOA from others is shown as ignored)
-        --kinds  TCP option kinds read as TOA (default 200,253,254)
-        --ack    also read TOA from the handshake ACK (needs CAP_NET_RAW)
+        --kinds  TCP option kinds read as TOA (default 200,249,253,254)
+        --ack    require the ACK tap: exit 1 when it cannot open (no CAP_NET_RAW)
+        --no-ack read the SYN only, as an application without { ack: true } does
         --json   one JSON object per line
 
   node-toa --help | --version
@@ -209,6 +214,31 @@ function listenFailure(error: NodeJS.ErrnoException, host: string, port: number)
   return new CliError(`node-toa inspect: ${listenProblem(code, host, port)} (${code})${hint ? `; ${hint}` : ''}`, 1);
 }
 
+/** `--ack` (on: the tap or exit 1), `--no-ack` (off), neither (auto: the tap where it can open). */
+type AckMode = 'auto' | 'on' | 'off';
+
+const ACK_OFF_EFFECT =
+  'TOA is read from the SYN only, so a proxy that tags the handshake ACK (Tencent anti-DDoS and CLB, Alibaba ' +
+  'Anti-DDoS, DPVS since 2023, Huawei) shows none here: run as root, or grant CAP_NET_RAW ' +
+  '(setcap cap_net_raw+ep on node; in a container docker run --cap-add NET_RAW).';
+
+/**
+ * Asks for the ACK tap before listening (a missing CAP_NET_RAW throws there; the tap opens on
+ * 'listening'), as node-toa/preload's NODE_TOA_ACK does. Returns, for auto, why it was refused.
+ */
+function openAckTap(server: http.Server, mode: AckMode): string | undefined {
+  if (mode === 'off') return undefined;
+  try {
+    toa.enable(server, { ack: true });
+    return undefined;
+  } catch (error) {
+    const why = (error as Error).message.replace(/^node-toa: /, '');
+    if (mode === 'on') throw new CliError(`node-toa inspect: --ack: ${why}`, 1);
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ERR_TOA_NO_CAP_NET_RAW' ? 'this process lacks CAP_NET_RAW' : why;
+  }
+}
+
 async function inspect(argv: string[]): Promise<number> {
   const values = parse('inspect', argv, {
     port: { type: 'string', short: 'p', default: '8080' },
@@ -216,6 +246,7 @@ async function inspect(argv: string[]): Promise<number> {
     trust: { type: 'string', short: 't' },
     kinds: { type: 'string' },
     ack: { type: 'boolean' },
+    'no-ack': { type: 'boolean' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -223,6 +254,8 @@ async function inspect(argv: string[]): Promise<number> {
     write(USAGE);
     return 0;
   }
+  if (values.ack === true && values['no-ack'] === true) throw usageError('node-toa inspect: --ack and --no-ack contradict each other: give one');
+  const ackMode: AckMode = values.ack === true ? 'on' : values['no-ack'] === true ? 'off' : 'auto';
   const port = checkPort(values.port as string);
   const host = values.host as string | undefined;
   if (host !== undefined && host.trim() === '') throw usageError('node-toa inspect: --host must not be empty');
@@ -252,11 +285,14 @@ async function inspect(argv: string[]): Promise<number> {
     write(json ? JSON.stringify({ event: 'connection', ...record }) : formatRecord(record));
   });
 
+  // Set once listening: the tap was wanted (auto) and could not open.
+  let tapMissed = false;
   // Ctrl-C handlers first: whoever reads the 'listening' line may interrupt at once.
   const stopped = new Promise<number>((resolve) => {
     const stop = () => {
       const summary = inspector.summary();
       write(json ? JSON.stringify({ event: 'summary', ...summary }) : `\n${formatSummary(summary)}`);
+      if (!json && tapMissed && summary.withToa === 0) write(`  No TOA seen, and the ACK tap was off: ${ACK_OFF_EFFECT}`);
       server.closeAllConnections();
       server.close();
       // Exit even if some handle (a warning stream, the ACK tap) lingers; never keeps us alive.
@@ -267,37 +303,36 @@ async function inspect(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
 
-  if (values.ack === true) {
-    // Before listening: a missing CAP_NET_RAW throws here; the tap opens on 'listening'.
-    try {
-      toa.enable(server, { ack: true });
-    } catch (error) {
-      throw new CliError(`node-toa inspect: --ack: ${(error as Error).message.replace(/^node-toa: /, '')}`, 1);
-    }
-  }
+  const tapRefused = openAckTap(server, ackMode);
   try {
     await toa.listen(server, { port, ...(host !== undefined ? { host } : {}) });
   } catch (error) {
     throw listenFailure(error as NodeJS.ErrnoException, host ?? '::', port);
   }
   const address = server.address() as { address: string; port: number };
+  // What is, not what was asked: the tap opened on 'listening' (or, off Linux, never).
+  const ack = toa.stats().taps.some((t) => t.port === address.port);
+  const ackOff = ack ? undefined : ackMode === 'off' ? '--no-ack' : (tapRefused ?? `no packet tap on ${process.platform}`);
   const listening = {
     event: 'listening',
     address: address.address,
     port: address.port,
     saveSyn: toa.isEnabled(server),
     trust,
-    ack: values.ack === true,
+    ack,
+    ...(ackOff !== undefined ? { ackOff } : {}),
   };
   if (json) {
     write(JSON.stringify(listening));
   } else {
     write(
       `node-toa inspect: listening on ${endpointText(address)} (TCP_SAVE_SYN ${listening.saveSyn ? 'on' : 'OFF: run node-toa doctor'}; ` +
-        `trusting ${trust.length > 0 ? trust.join(', ') : 'no proxy: TOA will be shown as ignored'}` +
-        `${listening.ack ? '; ACK tap on' : ''}). Ctrl-C for a summary.`,
+        `trusting ${trust.length > 0 ? trust.join(', ') : 'no proxy: TOA will be shown as ignored'}; ` +
+        `${ack ? 'ACK tap on' : `ACK tap off: ${ackOff}`}). Ctrl-C for a summary.`,
     );
+    if (!ack && ackMode === 'auto') write(`node-toa inspect: ${ACK_OFF_EFFECT}`);
   }
+  tapMissed = !ack && ackMode === 'auto';
 
   return stopped;
 }

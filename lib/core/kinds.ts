@@ -7,11 +7,13 @@ export const LAYOUT_BITS: Readonly<Record<ToaLayout, number>> = {
   ipv6: 2, // len 20: port, IPv6
   'ali-cdn': 4, // len 7/19: version 1, address
   vtoa: 8, // len 20: cport, cip, vid, vip, vport
+  'ali-ddos': 16, // len 40: port, IPv6, 20 bytes about the Anti-DDoS node
 };
 
 // Known kinds and what they carry (docs/formats.md). Any other kind gets the two generic layouts.
 const KNOWN_KIND_LAYOUTS: Record<number, number> = {
   200: LAYOUT_BITS.ipv4,
+  249: LAYOUT_BITS['ali-ddos'],
   253: LAYOUT_BITS.ipv4 | LAYOUT_BITS.ipv6,
   254: LAYOUT_BITS.ipv4 | LAYOUT_BITS.ipv6,
   28: LAYOUT_BITS['ali-cdn'],
@@ -20,7 +22,8 @@ const KNOWN_KIND_LAYOUTS: Record<number, number> = {
 const GENERIC_LAYOUTS = LAYOUT_BITS.ipv4 | LAYOUT_BITS.ipv6;
 const TWENTY_BYTE_LAYOUTS = LAYOUT_BITS.ipv6 | LAYOUT_BITS.vtoa;
 
-export const DEFAULT_KINDS: readonly number[] = Object.freeze([200, 253, 254]);
+// 249 is read by default: a 40-byte option of that kind (the whole option space) is unmistakable.
+export const DEFAULT_KINDS: readonly number[] = Object.freeze([200, 249, 253, 254]);
 
 // EOL, NOP, MSS, window scale, SACK, timestamps: every SYN has some of these.
 const MAX_RESERVED_KIND = 8;

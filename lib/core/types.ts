@@ -120,7 +120,7 @@ export type ProxyProtocolOption =
 export type TrustProxy = boolean | string | readonly string[] | ((address: string) => boolean);
 
 /** How the body of a TCP option is laid out (see the README's table of formats). */
-export type ToaLayout = 'ipv4' | 'ipv6' | 'ali-cdn' | 'vtoa';
+export type ToaLayout = 'ipv4' | 'ipv6' | 'ali-cdn' | 'vtoa' | 'ali-ddos';
 
 /** A TCP option kind to read: a number takes that kind's known layouts, or name the layout. */
 export type KindSpec = number | { kind: number; layout: ToaLayout };
@@ -128,7 +128,7 @@ export type KindSpec = number | { kind: number; layout: ToaLayout };
 export interface ToaOptions {
   /** Peers whose TOA is believed. Default `false`: every TOA is ignored. */
   trustProxy?: TrustProxy;
-  /** TCP option kinds read as TOA. Default `[200, 253, 254]`; 28 and 252 are opt-in. */
+  /** TCP option kinds read as TOA. Default `[200, 249, 253, 254]`; 28 and 252 are opt-in. */
   kinds?: readonly KindSpec[];
   /**
    * A packet with more than one TOA-shaped option (of the configured kinds): `'ignore'` (default)

@@ -90,6 +90,18 @@ export function vtoa(o: { cport: number; cip: string; vid: number; vip: string; 
   return [o.kind ?? 252, 20, ...u16(o.cport), ...ipv4Bytes(o.cip), ...u32(o.vid), ...ipv4Bytes(o.vip), ...u16(o.vport), 0, 0];
 }
 
+/** The 20 bytes after the client in ALI_DDOS options: the Anti-DDoS node's IP information. */
+export const ALI_DDOS_NODE: readonly number[] = [...ipv6Bytes('2001:db8:a::249'), 0, 0, 0x01, 0xbb];
+
+/**
+ * Alibaba Cloud Anti-DDoS Proxy, IPv6 instance in v6tov4 mode: kind (249), 40, port, IPv6, then
+ * 20 bytes about the Anti-DDoS node. 40 bytes is the whole TCP option space.
+ */
+export function aliDdos(port: number, ip: string, kind = 249, node: Bytes = ALI_DDOS_NODE): number[] {
+  if (node.length !== 20) throw new RangeError(`aliDdos: node must be 20 bytes, got ${node.length}`);
+  return [kind, 40, ...u16(port), ...ipv6Bytes(ip), ...node];
+}
+
 /** Linux's TCP Fast Open cookie in the RFC 6994 experimental form: kind, len, 0xF989, cookie. */
 export function tfoCookie(cookie: Bytes, kind = 254): number[] {
   return [kind, 4 + cookie.length, 0xf9, 0x89, ...cookie];

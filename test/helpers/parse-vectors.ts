@@ -2,7 +2,7 @@
 // scripts/fuzz-seeds.js writes the same packets to fuzz/seeds/ so the fuzzer starts from them.
 import type { NativePacket } from '../../lib/addon/native';
 import {
-  aliCdn, eol, extAuth, extFragment, extOptions, ipv4, ipv6, linuxSyn, mss, nop, sackOk,
+  aliCdn, aliDdos, eol, extAuth, extFragment, extOptions, ipv4, ipv6, linuxSyn, mss, nop, sackOk,
   synV4, synV6, tcp, TCP, tfoCookie, toaV4, toaV6, ts, vtoa, ws,
 } from './packets';
 
@@ -33,7 +33,7 @@ const NOT_OK: NativePacket = { ok: false };
 
 // The layout bit the parser decodes an option of each length with (core/kinds.ts LAYOUT_BITS);
 // 20 bytes is 'ipv6' unless the table says 'vtoa'.
-const LAYOUT_OF_LENGTH: Record<number, number> = { 7: 4, 8: 1, 19: 4, 20: 2 };
+const LAYOUT_OF_LENGTH: Record<number, number> = { 7: 4, 8: 1, 19: 4, 20: 2, 40: 16 };
 export const STATUS = { usable: 0, tfoCookie: 1, unspecified: 2, badVersion: 3 } as const;
 
 const v4 = (address: string, port: number, kind: number, length: number, status: number = STATUS.usable) =>
@@ -54,6 +54,12 @@ const TFO_V4 = v4('222.173.190.239', 0xf989, 254, 8, STATUS.tfoCookie);
 const TFO_V6 = v6('dead:beef:102:304:dead:beef:102:304', 0xf989, 254, 20, STATUS.tfoCookie);
 
 const TOA_200 = toaV4(200, 5555, '192.0.2.1');
+
+// Alibaba Anti-DDoS v6tov4: an IPv6 client over an IPv4 packet, kind 249, 40 bytes (nothing else fits).
+const ALI_DDOS = aliDdos(40317, '2001:db8:c::249');
+const ALI_DDOS_CLIENT = v6('2001:db8:c::249', 40317, 249, 40);
+/** A kind-249 option of `length` bytes (its body a plausible port and address, cut or padded). */
+const kind249 = (length: number): number[] => [249, length, ...ALI_DDOS.slice(2, length)].concat(new Array(Math.max(0, length - 40)).fill(0));
 const FOUND_200 = withToa(SYN_V4, v4('192.0.2.1', 5555, 200, 8));
 
 /** Found: the TOA layouts of docs/formats.md, read with the tables that enable them. */
@@ -212,6 +218,42 @@ export const FOUND: ParseVector[] = [
     expected: withToa(SYN_V6, v4('192.0.2.1', 5555, 200, 8)),
   },
   {
+    name: 'kind 249 len 40: Alibaba Anti-DDoS IPv6 client (v6tov4) in a SYN, default table',
+    table: 'default',
+    packet: synV4(ALI_DDOS),
+    expected: withToa(SYN_V4, ALI_DDOS_CLIENT),
+  },
+  {
+    name: 'kind 249 len 40 in the handshake ACK (where Alibaba puts it)',
+    table: 'default',
+    packet: ipv4({ payload: tcp({ flags: TCP.ACK, options: ALI_DDOS }) }),
+    expected: withToa({ ...SYN_V4, flags: TCP.ACK }, ALI_DDOS_CLIENT),
+  },
+  {
+    name: 'kind 249 len 40 in the first data packet',
+    table: 'default',
+    packet: ipv4({ payload: tcp({ flags: TCP.ACK | TCP.PSH, options: ALI_DDOS, payload: [0x47, 0x45, 0x54] }) }),
+    expected: { ...withToa(SYN_V4, ALI_DDOS_CLIENT), flags: TCP.ACK | TCP.PSH, payloadLength: 3 },
+  },
+  {
+    name: 'kind 249 len 40: the 20 bytes about the Anti-DDoS node do not change the answer',
+    table: 'default',
+    packet: synV4(aliDdos(40317, '2001:db8:c::249', 249, new Array(20).fill(0xff))),
+    expected: withToa(SYN_V4, ALI_DDOS_CLIENT),
+  },
+  {
+    name: 'kind 249 len 40 over IPv6',
+    table: 'default',
+    packet: synV6(aliDdos(1, '2001:db8:c:0:ffff:ffff:ffff:ffff')),
+    expected: withToa(SYN_V6, v6('2001:db8:c:0:ffff:ffff:ffff:ffff', 1, 249, 40)),
+  },
+  {
+    name: 'kind 249 len 40 with an IPv4-mapped client is reported as IPv4',
+    table: 'default',
+    packet: synV4(aliDdos(8249, '::ffff:192.0.2.49')),
+    expected: withToa(SYN_V4, v4('192.0.2.49', 8249, 249, 40)),
+  },
+  {
     name: 'the handshake ACK with data: flags and payload length are reported',
     table: 'default',
     packet: ipv4({ payload: tcp({ flags: TCP.ACK | TCP.PSH, options: TOA_200, payload: [0x47, 0x45, 0x54, 0x20, 0x2f] }) }),
@@ -300,6 +342,36 @@ export const NOT_FOUND: ParseVector[] = [
     table: 'default',
     packet: synV6(toaV6(254, 5555, '::ffff:0.0.0.0')),
     expected: withToa(SYN_V6, v4('0.0.0.0', 5555, 254, 20, STATUS.unspecified)),
+  },
+  ...[8, 20, 38, 39].map((length): ParseVector => ({
+    name: `kind 249 len ${length} is not TOA-shaped (only len 40 is)`,
+    table: 'default',
+    packet: synV4(kind249(length)),
+    expected: SYN_V4,
+  })),
+  {
+    name: 'kind 249 len 41 runs past the 40-byte option space: not read',
+    table: 'default',
+    packet: ipv4({ payload: tcp({ flags: TCP.ACK, options: kind249(41).slice(0, 40), doff: 15 }) }),
+    expected: { ...SYN_V4, flags: TCP.ACK },
+  },
+  {
+    name: 'a 40-byte option of kind 254 is not TOA-shaped (no 40-byte layout for 254)',
+    table: 'default',
+    packet: synV4(aliDdos(40317, '2001:db8:c::249', 254)),
+    expected: SYN_V4,
+  },
+  {
+    name: 'kind 249 len 40 with a :: client is listed as unspecified',
+    table: 'default',
+    packet: synV4(aliDdos(40317, '::')),
+    expected: withToa(SYN_V4, v6('::', 40317, 249, 40, STATUS.unspecified)),
+  },
+  {
+    name: 'kind 249 len 40 with ::ffff:0.0.0.0 is listed as unspecified (IPv4)',
+    table: 'default',
+    packet: synV4(aliDdos(40317, '::ffff:0.0.0.0')),
+    expected: withToa(SYN_V4, v4('0.0.0.0', 40317, 249, 40, STATUS.unspecified)),
   },
   {
     name: 'Alibaba CDN 0.0.0.0 client is listed as unspecified',

@@ -48,10 +48,13 @@ export type ToaWhere = 'syn' | 'ack' | 'data' | 'syn+ack' | 'ack+data' | 'syn+da
 export interface ToaRule {
   /** default 'syn' */
   where?: ToaWhere;
-  /** option kind; default 200 (format v4), 254 (v6), 28 (ali), 252 (vtoa) */
+  /** option kind; default 200 (format v4), 254 (v6), 28 (ali), 252 (vtoa), 249 (ali-ddos) */
   kind?: number;
-  /** default: 'v4' for an IPv4 address, 'v6' for an IPv6 one */
-  format?: 'v4' | 'v6' | 'ali' | 'vtoa';
+  /**
+   * default: 'v4' for an IPv4 address, 'v6' for an IPv6 one; 'ali-ddos' is Alibaba Anti-DDoS's
+   * 40-byte layout (port, IPv6 or IPv4-mapped client, `node`)
+   */
+  format?: 'v4' | 'v6' | 'ali' | 'vtoa' | 'ali-ddos';
   /** client address put in the option; default the client's real source address */
   address?: string;
   /** client port put in the option; default the client's real source port */
@@ -73,6 +76,13 @@ export interface ToaRule {
   vport?: number;
   /** ali: version byte (default 1) */
   version?: number;
+  /** ali-ddos: the 20 bytes after the client, as hex (default the LIP6 and 4 zero bytes) */
+  node?: string;
+  /**
+   * Replace the packet's own options (MSS, SACK, window scale, timestamps) with the TOA instead of
+   * adding it to them. Default: only for a 40-byte option, which leaves room for nothing else.
+   */
+  alone?: boolean;
 }
 
 export interface ListenOpts {

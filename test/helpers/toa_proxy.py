@@ -182,7 +182,7 @@ def parse_opts_list(opts):
 
 WHERE_POINTS = {'syn', 'ack', 'data', 'all', 'none'}
 RULE_KEYS = {'where', 'kind', 'format', 'address', 'port', 'raw', 'lip', 'lip4', 'lip6', 'vid', 'vip',
-             'vport', 'version', 'lport'}
+             'vport', 'version', 'lport', 'node', 'alone'}
 
 
 class RuleError(Exception):
@@ -191,7 +191,7 @@ class RuleError(Exception):
 
 class Rule:
     __slots__ = ('where', 'fmt', 'kind', 'address', 'port', 'raw', 'lip', 'vid', 'vip', 'vport',
-                 'version', 'lport', 'src')
+                 'version', 'lport', 'node', 'alone', 'src')
 
     def __init__(self, d):
         if d is None:
@@ -209,7 +209,7 @@ class Rule:
         pts.discard('none')
         self.where = frozenset(pts)
         self.fmt = d.get('format')
-        if self.fmt not in (None, 'v4', 'v6', 'ali', 'vtoa'):
+        if self.fmt not in (None, 'v4', 'v6', 'ali', 'vtoa', 'ali-ddos'):
             raise RuleError('bad format: %r' % (self.fmt,))
         self.kind = d.get('kind')
         if self.kind is not None and not (0 <= int(self.kind) <= 255):
@@ -236,6 +236,18 @@ class Rule:
         self.lport = d.get('lport')
         if self.lport is not None and not (isinstance(self.lport, int) and 1 <= self.lport <= 0xFFFF):
             raise RuleError('bad lport: %r' % (self.lport,))
+        # ali-ddos: the 20 bytes after the client (the Anti-DDoS node's IP information).
+        node = d.get('node')
+        self.node = bytes.fromhex(node) if node is not None else None
+        if self.node is not None and len(self.node) != 20:
+            raise RuleError('node must be 20 bytes (40 hex digits)')
+        # Replace the packet's own options instead of adding to them. None: only when the option
+        # needs the whole 40-byte option space (a SYN keeps MSS, SACK-permitted and window scale
+        # otherwise, and no 40-byte option fits beside them).
+        alone = d.get('alone')
+        if alone is not None and not isinstance(alone, bool):
+            raise RuleError('alone must be true or false')
+        self.alone = alone
         if self.fmt == 'v4' and self.address is not None and len(self.address) != 4:
             raise RuleError("format 'v4' needs an IPv4 address")
         if self.fmt == 'vtoa' and self.address is not None and len(self.address) != 4:
@@ -261,6 +273,12 @@ class Rule:
         if fmt == 'ali':
             kind = 28 if self.kind is None else int(self.kind)
             return struct.pack('!BBB', kind, 3 + len(addr), self.version) + addr
+        if fmt == 'ali-ddos':
+            if len(addr) == 4:
+                addr = b'\0' * 10 + b'\xff\xff' + addr
+            kind = 249 if self.kind is None else int(self.kind)
+            node = self.node if self.node is not None else ip_bytes(LIP6) + b'\0\0\0\0'
+            return struct.pack('!BBH16s20s', kind, 40, port, addr, node)
         if fmt == 'vtoa':
             if len(addr) != 4:
                 return None
@@ -418,7 +436,15 @@ class Proxy:
             self.stats['expired'] += 1
 
     # ---- options ----------------------------------------------------------
-    def add_option(self, opts, add):
+    def add_option(self, opts, add, alone=None):
+        if alone is None:
+            alone = len(add) == TCP_MAX_OPTS
+        if alone:
+            if len(add) > TCP_MAX_OPTS:
+                return None
+            if strip_eol(opts):
+                self.stats['options_replaced'] += 1
+            return b'\x01' * ((-len(add)) % 4) + add
         base = strip_eol(opts)
         total = len(base) + len(add)
         pad = (-total) % 4
@@ -520,7 +546,7 @@ class Proxy:
             if c.fin_s and c.t_close is None:
                 c.t_close = now
         if insert and c.toa is not None:
-            opts = self.add_option(bytes(seg[20:doff]), c.toa)
+            opts = self.add_option(bytes(seg[20:doff]), c.toa, c.rule.alone)
             if opts is None:
                 st['toa_too_big'] += 1
             else:
@@ -621,7 +647,7 @@ class Proxy:
             toa = rule.build(caddr, cport, vip, port)
             if toa is None:
                 raise RuleError('rule builds no option for this family')
-            opts = self.add_option(b'', toa) or b''
+            opts = self.add_option(b'', toa, rule.alone) or b''
             hdr = struct.pack('!HHIIBBHHH', sp, port, random.getrandbits(32),
                               random.getrandbits(32) if flags & ACK else 0,
                               ((20 + len(opts)) // 4) << 4, flags, 502, 0, 0)
