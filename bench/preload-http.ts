@@ -29,8 +29,8 @@ const ROAD_SETUP: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' }> = {
   ack: { packet: 'ack', ack: 'on' },
   data: { packet: 'data', ack: 'on' },
 };
-const WARM = envInt('BENCH_PRELOAD_HTTP_WARM', QUICK ? 100 : 500, 0, 100_000);
-const COUNT = envInt('BENCH_PRELOAD_HTTP_COUNT', QUICK ? 300 : 4000, 100, 100_000);
+const WARM = envInt('BENCH_PRELOAD_HTTP_WARM', QUICK ? 50 : 500, 0, 100_000);
+const COUNT = envInt('BENCH_PRELOAD_HTTP_COUNT', QUICK ? 200 : 4000, 100, 100_000);
 const ROUNDS = envInt('BENCH_PRELOAD_HTTP_ROUNDS', QUICK ? 1 : 6, 1, 40);
 const PARALLEL = envInt('BENCH_PRELOAD_HTTP_PARALLEL', 16, 1, 256);
 const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'conn-load.js');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: builds what the benchmark needs, runs each part in its own process, prints the
-// machine and one table per part (medians and ratios). BENCH_QUICK=1 (or --quick) for a ~20 s
-// smoke run; the full run takes 2-3 minutes. See bench/README.md for how to read the tables.
+// machine and one table per part (medians and ratios). BENCH_QUICK=1 (or --quick) for a ~30 s
+// smoke run (on a quiet machine); the full run takes several minutes. See bench/README.md for how to read the tables.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
