@@ -97,20 +97,30 @@ export function acceptN(server: net.Server, count: number, start: (fail: (error:
 }
 
 /**
- * Opens `roles` batches and hands them out in an order that rotates with `round`: the batch
+ * Opens `roles` batches and hands them out in an order that changes with `round`: the batch
  * accepted first is colder by the time the last one is read, so a fixed order would favour one
- * side (an A/A pair read 0.85x with one). Opening order changes every `roles` rounds and the
- * timing order (rotateTimers) every round, so over roles² rounds each side meets every pair of
- * positions.
+ * side (an A/A pair read 0.85x with one). The accept order shifts every 2 x roles rounds, while
+ * the timing order (timeInTurn) goes through its 2 x roles orders, so each side meets every
+ * accept position under every timing order.
  */
 export async function openRotated<B>(roles: number, round: number, open: () => Promise<B>): Promise<B[]> {
   const opened: B[] = [];
   for (let i = 0; i < roles; i++) opened.push(await open());
-  const shift = Math.floor(round / roles) % roles;
+  const shift = Math.floor(round / (2 * roles)) % roles;
   return opened.map((_, i) => opened[(i + shift) % roles]);
 }
 
-/** Runs `timers` starting at a different one each round. */
-export function rotateTimers(round: number, timers: ReadonlyArray<() => unknown>): void {
-  for (let i = 0; i < timers.length; i++) timers[(round + i) % timers.length]();
+/**
+ * Runs `timers` in one of 2n orders, by `round`: the n rotations, then the n rotations reversed.
+ * Rotations alone would always run the same one right after another (the A/A pair, twice Node's
+ * read, then read 0.90x: the second ran on caches the first had just warmed); with the reversals
+ * each neighbour comes before and after as often.
+ */
+export function timeInTurn(round: number, timers: ReadonlyArray<() => unknown>): void {
+  const n = timers.length;
+  const k = round % (2 * n);
+  for (let i = 0; i < n; i++) {
+    const at = k < n ? (k + i) % n : (k - n + n - i) % n;
+    timers[at]();
+  }
 }

@@ -23,7 +23,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type * as Binding from '../lib/addon/binding';
-import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median, openRotated, rotateTimers, timeCachedReads } from './common';
+import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
 import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type TaggedClients, type ToaGroup } from './toa-clients';
 
 const toa = loadToa();
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
         () => (remoteAgain = timeRemoteAddress(d.accepted)),
         ...(c === null ? [] : [() => (firstSubscribed = timeFirstCallsSubscribed(c.accepted))]),
       ];
-      rotateTimers(round, timers);
+      timeInTurn(round, timers);
       const napiSyscall = extras ? timeNapiSyscall(b.accepted) : NaN;
       const cached = timeCachedCalls(a.accepted);
       const remoteCached = timeCachedRemoteAddress(b.accepted);

@@ -24,7 +24,7 @@
 // The peers (loopback) are trusted; with TOA, every answer must be the client the option names,
 // read from the packet the mode says, or the part fails.
 import * as net from 'node:net';
-import { QUICK, acceptN, emit, envInt, loadToa, log, median, openRotated, rotateTimers, timeCachedReads } from './common';
+import { QUICK, acceptN, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
 import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type ToaPacket } from './toa-clients';
 
 const toa = loadToa();
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
         () => (nodeFirst = timeFirstReads(b.accepted)),
         () => (nodeAgain = timeFirstReads(c.accepted)),
       ];
-      rotateTimers(round, timers);
+      timeInTurn(round, timers);
       const nodeCached = timeCachedReadsOf(b.accepted);
       const cached = timeCachedReadsOf(a.accepted);
       for (const s of a.accepted) {
