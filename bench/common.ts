@@ -33,6 +33,25 @@ export function envInt(name: string, fallback: number, min: number, max: number)
 
 export const QUICK = process.env.BENCH_QUICK === '1';
 
+/**
+ * ns per read for cached reads: `passes` passes over `count` items, timed in chunks of 10 passes
+ * (`chunk(n)` makes n passes), the median chunk. A cached read takes some ns, so one preemption or
+ * GC pause in a single timed loop (on a shared VM, a few ms) would be the whole measure; a chunk
+ * it hits is one sample of many. Each caller's chunk function holds its own loop, so the read
+ * inside stays monomorphic and inlined, as in a server.
+ */
+export function timeCachedReads(count: number, passes: number, chunk: (n: number) => void): number {
+  const CHUNK = 10;
+  const times: number[] = [];
+  for (let done = 0; done < passes; done += CHUNK) {
+    const n = Math.min(CHUNK, passes - done);
+    const start = process.hrtime.bigint();
+    chunk(n);
+    times.push(Number(process.hrtime.bigint() - start) / (n * count));
+  }
+  return median(times);
+}
+
 export function emit(result: unknown): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -75,4 +94,33 @@ export function acceptN(server: net.Server, count: number, start: (fail: (error:
     server.on('connection', onConnection);
     start(reject);
   });
+}
+
+/**
+ * Opens `roles` batches and hands them out in an order that changes with `round`: the batch
+ * accepted first is colder by the time the last one is read, so a fixed order would favour one
+ * side (an A/A pair read 0.85x with one). The accept order shifts every 2 x roles rounds, while
+ * the timing order (timeInTurn) goes through its 2 x roles orders, so each side meets every
+ * accept position under every timing order.
+ */
+export async function openRotated<B>(roles: number, round: number, open: () => Promise<B>): Promise<B[]> {
+  const opened: B[] = [];
+  for (let i = 0; i < roles; i++) opened.push(await open());
+  const shift = Math.floor(round / (2 * roles)) % roles;
+  return opened.map((_, i) => opened[(i + shift) % roles]);
+}
+
+/**
+ * Runs `timers` in one of 2n orders, by `round`: the n rotations, then the n rotations reversed.
+ * Rotations alone would always run the same one right after another (the A/A pair, twice Node's
+ * read, then read 0.90x: the second ran on caches the first had just warmed); with the reversals
+ * each neighbour comes before and after as often.
+ */
+export function timeInTurn(round: number, timers: ReadonlyArray<() => unknown>): void {
+  const n = timers.length;
+  const k = round % (2 * n);
+  for (let i = 0; i < n; i++) {
+    const at = k < n ? (k + i) % n : (k - n + n - i) % n;
+    timers[at]();
+  }
 }

@@ -1,37 +1,61 @@
-// Micro: what realRemoteAddress() costs on one connection, next to socket.remoteAddress and the
-// bare syscalls (bench/syscall-floor.c, run by run.js). Each round accepts fresh loopback
-// connections on a server with TCP_SAVE_SYN, then times, over the whole batch:
-//   first     realRemoteAddress(socket), first call: reads the saved SYN (the syscall path)
+// Micro: what realRemoteAddress() costs on one connection, next to Node's own
+// socket.remoteAddress and the bare syscalls (bench/syscall-floor.c, run by run.js). Each round
+// accepts fresh connections on a server with TCP_SAVE_SYN, then times, over a whole batch each:
+//   first     realRemoteAddress(socket), first call: the saved SYN read (and the tap's answer)
 //   cached    realRemoteAddress(socket) again: the per-socket cache
-//   remoteAddress (first)   socket.remoteAddress on another batch of fresh sockets: getpeername
-//   remoteAddress (cached)  socket.remoteAddress once Node has cached it
-//   first (subscribed)  the first call with a `node-toa:resolve` subscriber: what publishing adds
+//   remoteFirst   socket.remoteAddress on another batch of fresh sockets: Node's getpeername
+//   remoteAgain   the same on a third batch: the A/A control (Node against Node)
+//   remoteCached  socket.remoteAddress once Node has cached it
+//   firstSubscribed  the first call with a `node-toa:resolve` subscriber: what publishing adds
 //   napiSyscall  one trivial getsockopt through the addon (getSaveSyn) on fresh sockets: what a
 //                single syscall costs from inside Node, the floor's equivalent in this process
-// One sample per batch (ns per connection); the first round warms the JIT and is dropped.
+// The three first-read batches are timed in a rotating order; `ratio` is first / remoteFirst
+// per round, `control` remoteAgain / remoteFirst. One sample per batch (ns per connection); the
+// first round warms the JIT and is dropped.
+//
+// BENCH_MICRO_MODE (run.js runs each; the peers, loopback, are trusted: configure()):
+//   loopback  enable(server), in-process clients, no TOA: every answer is the peer
+//   tap       enable(server, { ack: true }): the same, with the ACK tap open on the server
+//   ack       enable(server, { ack: true }), clients in a ToaCgroup whose kernel writes a TOA into
+//             the handshake ACK only: every answer must be that client, read from the ACK
+// The subscriber and addon-syscall rows are timed in the loopback mode only.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type * as Binding from '../lib/addon/binding';
-import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median } from './common';
+import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
+import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type TaggedClients, type ToaGroup } from './toa-clients';
 
 const toa = loadToa();
 // Private, and used only for the reference measure: the cheapest syscall the addon can make.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { binding } = require(path.join(ROOT, 'dist', 'addon', 'binding.js')) as typeof Binding;
 
-// The facts the resolver read, under the registry symbol every copy of node-toa shares. Read only
-// to check that the bench timed the real path: a SYN was there for every socket.
-const FACTS = Symbol.for('node-toa.connection-facts.v2');
-
 const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
 const ROUNDS = envInt('BENCH_MICRO_ROUNDS', QUICK ? 16 : 80, 2, 500);
-// Passes over a batch for the cached measures: enough for the timer's resolution not to matter.
+// Passes over a batch for the cached measures (timed in chunks: common.ts timeCachedReads).
 const CACHED_PASSES = 200;
+
+type Mode = 'loopback' | 'tap' | 'ack';
+const MODES: readonly Mode[] = ['loopback', 'tap', 'ack'];
+
+function mode(): Mode {
+  const raw = process.env.BENCH_MICRO_MODE ?? 'loopback';
+  if (!(MODES as readonly string[]).includes(raw)) throw new RangeError(`BENCH_MICRO_MODE must be one of ${MODES.join(', ')}, got '${raw}'`);
+  return raw as Mode;
+}
+
+// What the resolver read, under the registry symbol every copy of node-toa shares (documented:
+// `node-toa.connection-facts.v<N>`). Read only to check that the bench timed the real path: a
+// SYN was there for every socket.
+function factsOf(socket: net.Socket): Record<string, unknown> | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description?.startsWith('node-toa.connection-facts'));
+  return key === undefined ? undefined : (socket as unknown as Record<symbol, Record<string, unknown>>)[key];
+}
 
 interface Batch {
   accepted: net.Socket[];
-  clients: net.Socket[];
+  close(): void;
 }
 
 function listen(server: net.Server): Promise<number> {
@@ -41,7 +65,7 @@ function listen(server: net.Server): Promise<number> {
   });
 }
 
-async function openBatch(server: net.Server, port: number, count: number): Promise<Batch> {
+async function openLocal(server: net.Server, port: number, count: number): Promise<Batch> {
   const clients: net.Socket[] = [];
   const accepted = await acceptN(server, count, (fail) => {
     for (let i = 0; i < count; i++) {
@@ -50,12 +74,13 @@ async function openBatch(server: net.Server, port: number, count: number): Promi
       clients.push(client);
     }
   });
-  return { accepted, clients };
-}
-
-function closeBatch(batch: Batch): void {
-  for (const s of batch.accepted) s.destroy();
-  for (const s of batch.clients) s.destroy();
+  return {
+    accepted,
+    close() {
+      for (const s of accepted) s.destroy();
+      for (const s of clients) s.destroy();
+    },
+  };
 }
 
 function nsPer(start: bigint, calls: number): number {
@@ -86,19 +111,25 @@ function timeFirstCallsSubscribed(sockets: net.Socket[]): number {
 }
 
 function timeCachedCalls(sockets: net.Socket[]): number {
-  const start = process.hrtime.bigint();
-  for (let pass = 0; pass < CACHED_PASSES; pass++) {
-    for (let i = 0; i < sockets.length; i++) sink += toa.realRemoteAddress(sockets[i]).port;
-  }
-  return nsPer(start, sockets.length * CACHED_PASSES);
+  return timeCachedReads(sockets.length, CACHED_PASSES, (n) => {
+    for (let pass = 0; pass < n; pass++) {
+      for (let i = 0; i < sockets.length; i++) sink += toa.realRemoteAddress(sockets[i]).port;
+    }
+  });
 }
 
-function timeRemoteAddress(sockets: net.Socket[], passes: number): number {
+function timeCachedRemoteAddress(sockets: net.Socket[]): number {
+  return timeCachedReads(sockets.length, CACHED_PASSES, (n) => {
+    for (let pass = 0; pass < n; pass++) {
+      for (let i = 0; i < sockets.length; i++) sink += (sockets[i].remoteAddress as string).length;
+    }
+  });
+}
+
+function timeRemoteAddress(sockets: net.Socket[]): number {
   const start = process.hrtime.bigint();
-  for (let pass = 0; pass < passes; pass++) {
-    for (let i = 0; i < sockets.length; i++) sink += (sockets[i].remoteAddress as string).length;
-  }
-  return nsPer(start, sockets.length * passes);
+  for (let i = 0; i < sockets.length; i++) sink += (sockets[i].remoteAddress as string).length;
+  return nsPer(start, sockets.length);
 }
 
 function timeNapiSyscall(sockets: net.Socket[]): number {
@@ -112,80 +143,113 @@ function timeNapiSyscall(sockets: net.Socket[]): number {
 function countMissingSyn(sockets: net.Socket[]): number {
   let missing = 0;
   for (const s of sockets) {
-    const facts = (s as unknown as Record<symbol, { synPeer?: unknown } | undefined>)[FACTS];
-    if (facts?.synPeer === undefined) missing++;
+    const facts = factsOf(s);
+    if (facts === undefined || ('synPeer' in facts && facts.synPeer === undefined)) missing++;
   }
   return missing;
 }
 
-function checkAnswers(batch: Batch): void {
-  const byPort = new Set(batch.clients.map((c) => c.localPort));
-  for (const s of batch.accepted) {
+/** Every answer of the timed batch, against Node's own peer port (getpeername: micro installs nothing). */
+function checkAnswers(sockets: net.Socket[], group: ToaGroup | null): void {
+  for (const s of sockets) {
     const answer = toa.realRemoteAddress(s);
-    if (answer.address !== '127.0.0.1' || !byPort.has(answer.port) || answer.source !== 'peer') {
-      throw new Error(`micro: unexpected answer ${JSON.stringify(answer)}`);
-    }
+    const port = s.remotePort as number;
+    const ok =
+      group === null
+        ? answer.address === '127.0.0.1' && answer.port === port && answer.source === 'peer'
+        : answer.address === expectedClient(group, port) && answer.port === port && answer.source === 'toa' && answer.packet === 'ack';
+    if (!ok) throw new Error(`micro: unexpected answer ${JSON.stringify(answer)} for a connection from port ${port}`);
   }
 }
 
 async function main(): Promise<void> {
+  const name = mode();
+  if (name === 'ack') {
+    const why = sockopsUnavailable();
+    if (why !== undefined) {
+      log(`micro: ${name} skipped, the sock_ops harness cannot run here: ${why}`);
+      emit({ mode: name, skipped: why });
+      return;
+    }
+  }
+  // The peers here (loopback) stand for the proxy: trusted, as a user behind one configures it.
+  toa.configure({ trustProxy: 'loopback' });
   const server = net.createServer({ pauseOnConnect: true });
   const port = await listen(server);
-  toa.enable(server);
+  toa.enable(server, name === 'loopback' ? undefined : { ack: true });
   if (!toa.isEnabled(server)) throw new Error('micro: TCP_SAVE_SYN is not on: the syscall path cannot be measured');
+  if (name !== 'loopback' && toa.stats().taps.length === 0) throw new Error('micro: enable(server, { ack: true }) opened no tap');
+  const group = name === 'ack' ? await toaGroup('ack') : null;
+  const tagged: TaggedClients | null = group === null ? null : taggedClients(group, server, port);
+  const open = (count: number): Promise<Batch> => (tagged === null ? openLocal(server, port, count) : tagged.open(count));
+  const extras = name === 'loopback';
 
   const samples = {
     first: [] as number[],
     firstSubscribed: [] as number[],
     cached: [] as number[],
     remoteFirst: [] as number[],
+    remoteAgain: [] as number[],
     remoteCached: [] as number[],
     napiSyscall: [] as number[],
+    ratio: [] as number[],
+    control: [] as number[],
   };
   let missingSyn = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    const a = await openBatch(server, port, BATCH);
-    const b = await openBatch(server, port, BATCH);
-    const c = await openBatch(server, port, BATCH);
-    // Rotate which batch is timed first, so none always runs right after the accepts.
-    let first = 0;
-    let remoteFirst = 0;
-    let firstSubscribed = 0;
-    const timers = [
-      () => (first = timeFirstCalls(a.accepted)),
-      () => (remoteFirst = timeRemoteAddress(b.accepted, 1)),
-      () => (firstSubscribed = timeFirstCallsSubscribed(c.accepted)),
-    ];
-    for (let i = 0; i < timers.length; i++) timers[(round + i) % timers.length]();
-    const napiSyscall = timeNapiSyscall(b.accepted);
-    const cached = timeCachedCalls(a.accepted);
-    const remoteCached = timeRemoteAddress(a.accepted, CACHED_PASSES);
-    missingSyn += countMissingSyn(a.accepted);
-    checkAnswers(a);
-    closeBatch(a);
-    closeBatch(b);
-    closeBatch(c);
-    if (round === 0) continue; // JIT warm-up
-    samples.first.push(first);
-    samples.firstSubscribed.push(firstSubscribed);
-    samples.cached.push(cached);
-    samples.remoteFirst.push(remoteFirst);
-    samples.remoteCached.push(remoteCached);
-    samples.napiSyscall.push(napiSyscall);
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      // a: realRemoteAddress(); b: socket.remoteAddress; d: the same again, the A/A control;
+      // c: realRemoteAddress() with a subscriber (loopback only).
+      const [a, b, d, c = null] = await openRotated(extras ? 4 : 3, round, () => open(BATCH));
+      let first = 0;
+      let remoteFirst = 0;
+      let remoteAgain = 0;
+      let firstSubscribed = NaN;
+      const timers = [
+        () => (first = timeFirstCalls(a.accepted)),
+        () => (remoteFirst = timeRemoteAddress(b.accepted)),
+        () => (remoteAgain = timeRemoteAddress(d.accepted)),
+        ...(c === null ? [] : [() => (firstSubscribed = timeFirstCallsSubscribed(c.accepted))]),
+      ];
+      timeInTurn(round, timers);
+      const napiSyscall = extras ? timeNapiSyscall(b.accepted) : NaN;
+      const cached = timeCachedCalls(a.accepted);
+      const remoteCached = timeCachedRemoteAddress(b.accepted);
+      if (group === null) missingSyn += countMissingSyn(a.accepted);
+      checkAnswers(a.accepted, group);
+      for (const batch of [a, b, d, c]) batch?.close();
+      if (round === 0) continue; // JIT warm-up
+      samples.first.push(first);
+      samples.firstSubscribed.push(firstSubscribed);
+      samples.cached.push(cached);
+      samples.remoteFirst.push(remoteFirst);
+      samples.remoteAgain.push(remoteAgain);
+      samples.remoteCached.push(remoteCached);
+      samples.napiSyscall.push(napiSyscall);
+      samples.ratio.push(first / remoteFirst);
+      samples.control.push(remoteAgain / remoteFirst);
+    }
+  } finally {
+    server.close();
+    await tagged?.stop();
   }
-  server.close();
   if (missingSyn > 0) throw new Error(`micro: ${missingSyn} sockets had no saved SYN`);
-  if (published !== ROUNDS * BATCH) throw new Error(`micro: ${published} resolve messages for ${ROUNDS * BATCH} connections`);
-  log(`micro: ${ROUNDS - 1} rounds of ${BATCH} connections (sink ${sink % 10})`);
+  if (extras && published !== ROUNDS * BATCH) throw new Error(`micro: ${published} resolve messages for ${ROUNDS * BATCH} connections`);
+  log(`micro ${name}: ${ROUNDS - 1} rounds of ${BATCH} connections (sink ${sink % 10})`);
+  const stat = (list: number[]) => ({ median: median(list), samples: list });
   emit({
+    mode: name,
     batch: BATCH,
     rounds: ROUNDS - 1,
-    first: { median: median(samples.first), samples: samples.first },
-    firstSubscribed: { median: median(samples.firstSubscribed), samples: samples.firstSubscribed },
-    cached: { median: median(samples.cached), samples: samples.cached },
-    remoteFirst: { median: median(samples.remoteFirst), samples: samples.remoteFirst },
-    remoteCached: { median: median(samples.remoteCached), samples: samples.remoteCached },
-    napiSyscall: { median: median(samples.napiSyscall), samples: samples.napiSyscall },
+    first: stat(samples.first),
+    firstSubscribed: stat(samples.firstSubscribed),
+    cached: stat(samples.cached),
+    remoteFirst: stat(samples.remoteFirst),
+    remoteAgain: stat(samples.remoteAgain),
+    remoteCached: stat(samples.remoteCached),
+    napiSyscall: stat(samples.napiSyscall),
+    ratio: stat(samples.ratio),
+    control: stat(samples.control),
   });
 }
 

@@ -1,44 +1,76 @@
-// Preload, HTTP: a new connection per request, TOA in every SYN (the clients run in a ToaCgroup, so
-// their own kernel writes it), against a plain node:http server whose handler answers
-// `req.socket.remoteAddress`, started three ways in three processes:
-//   plain     node server
-//   preload   node -r node-toa/preload server (NODE_TOA_TRUST_PROXY=loopback, NODE_TOA_ACK=off):
-//             the same code now answers the client the TOA names
-//   control   two more plain ones, measured against each other the same way (A/A: the noise)
-// Each round loads a pair at once (plain + preload, and the control pair; which pair goes first
-// and which side starts first alternate), each server by its own conn-load.js in the cgroup, right
-// after an unmeasured warm-up of that pair, and reads each server's own CPU time
-// (process.cpuUsage) around it: server CPU per request is what the preload costs a server,
-// whatever the load generator does. The servers count the answers they gave
-// (TOA client or not), so a preload that silently failed cannot pass for a fast one.
+// Preload, HTTP: a new connection per request, against a plain node:http server whose handler
+// answers `req.socket.remoteAddress`, started as `node server` (plain) and as
+// `node -r node-toa/preload server` (NODE_TOA_TRUST_PROXY=loopback), the clients in a ToaCgroup so
+// that their own kernel writes the TOA, on one of the roads a proxy uses:
+//   syn       TOA in every SYN, the preload with NODE_TOA_ACK=off (SYNs only)
+//   syn-tap   TOA in every SYN, NODE_TOA_ACK=on (the tap open, as `auto` opens it for root)
+//   ack       TOA in the handshake ACK only, NODE_TOA_ACK=on
+//   data      TOA in the first data packet only (the request), NODE_TOA_ACK=on
+// Per road two pairs: plain against the road's preload server, and an A/A control (two more plain
+// servers, the same clients, measured the same way: the noise). Each round runs every pair of
+// every road (the order of roads and pairs, and which side starts first, rotate), each pair right
+// after an unmeasured warm-up of it, both servers loaded at once by their own conn-load.js in the
+// road's cgroup (servers on CPU 1, clients on CPU 0). The measure is each server's own CPU time
+// (process.cpuUsage) per request around the load: what the preload costs a server, whatever the
+// load generator does. The servers count their answers that named the client the TOA carried
+// (198.51.100.<port & 255> for the peer's port): all of the preload's and none of the plain ones',
+// or the part fails, so a preload that silently fell back cannot pass for a fast one.
 import { fork, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import { QUICK, ROOT, emit, envInt, log, median, pinToCpu } from './common';
+import { sockopsUnavailable, toaGroup, type ToaGroup, type ToaPacket } from './toa-clients';
 
-type Variant = 'plain' | 'preload' | 'control';
-const WARM = envInt('BENCH_PRELOAD_HTTP_WARM', 500, 0, 100_000);
-const COUNT = envInt('BENCH_PRELOAD_HTTP_COUNT', QUICK ? 1500 : 4000, 100, 100_000);
-const ROUNDS = envInt('BENCH_PRELOAD_HTTP_ROUNDS', QUICK ? 2 : 6, 1, 40);
+type Road = 'syn' | 'syn-tap' | 'ack' | 'data';
+const ROAD_SETUP: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' }> = {
+  syn: { packet: 'syn', ack: 'off' },
+  'syn-tap': { packet: 'syn', ack: 'on' },
+  ack: { packet: 'ack', ack: 'on' },
+  data: { packet: 'data', ack: 'on' },
+};
+const WARM = envInt('BENCH_PRELOAD_HTTP_WARM', QUICK ? 50 : 500, 0, 100_000);
+const COUNT = envInt('BENCH_PRELOAD_HTTP_COUNT', QUICK ? 200 : 4000, 100, 100_000);
+const ROUNDS = envInt('BENCH_PRELOAD_HTTP_ROUNDS', QUICK ? 1 : 6, 1, 40);
+// Once per pair before the rounds: a fresh preload server's first measured round read +75-110 %
+// (V8 still compiling its path) where the later rounds read +10-20 %.
+const INITIAL = envInt('BENCH_PRELOAD_HTTP_INITIAL', QUICK ? 100 : 2000, 0, 100_000);
 const PARALLEL = envInt('BENCH_PRELOAD_HTTP_PARALLEL', 16, 1, 256);
 const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'conn-load.js');
+
+function roads(): Road[] {
+  const raw = process.env.BENCH_PRELOAD_HTTP_ROADS ?? 'syn,syn-tap,ack,data';
+  const list = raw.split(',').map((r) => r.trim()).filter((r) => r !== '');
+  for (const r of list) {
+    if (!Object.hasOwn(ROAD_SETUP, r)) throw new RangeError(`BENCH_PRELOAD_HTTP_ROADS: unknown road '${r}' (roads: ${Object.keys(ROAD_SETUP).join(', ')})`);
+  }
+  if (list.length === 0) throw new RangeError('BENCH_PRELOAD_HTTP_ROADS names no road');
+  return list as Road[];
+}
 
 // ---- the server (a child process) ----
 
 interface ServerStats {
   cpuUs: number;
   requests: number;
-  toa: number;
+  /** answers that named the client the TOA carried for this connection */
+  client: number;
+  /** answers in the TOA clients' range that named another connection's client */
+  wrong: number;
 }
 
 function serve(): void {
   let requests = 0;
-  let toa = 0;
+  let client = 0;
+  let wrong = 0;
   const server = http.createServer((req, res) => {
     const address = req.socket.remoteAddress as string;
     requests++;
-    if (address.startsWith('198.51.100.')) toa++;
+    if (address.startsWith('198.51.100.')) {
+      // The cgroup's kernel writes 198.51.100.<source port & 255> with the source port.
+      if (address === `198.51.100.${(req.socket.remotePort as number) & 255}`) client++;
+      else wrong++;
+    }
     res.setHeader('connection', 'close');
     res.end(address);
   });
@@ -46,7 +78,7 @@ function serve(): void {
   process.on('message', (m) => {
     if (m === 'stats') {
       const cpu = process.cpuUsage();
-      process.send!({ cpuUs: cpu.user + cpu.system, requests, toa } satisfies ServerStats);
+      process.send!({ cpuUs: cpu.user + cpu.system, requests, client, wrong } satisfies ServerStats);
     }
   });
 }
@@ -54,32 +86,33 @@ function serve(): void {
 // ---- the driver ----
 
 interface Server {
-  variant: Variant;
+  label: string;
   child: ChildProcess;
   port: number;
 }
 
-function startServer(variant: Variant): Promise<Server> {
+/** A server process: plain (`ack` null), or under -r node-toa/preload with NODE_TOA_ACK=`ack`. */
+function startServer(label: string, ack: 'on' | 'off' | null): Promise<Server> {
   const child = fork(__filename, ['serve'], {
     cwd: ROOT, // -r node-toa/preload resolves from here (the package itself)
-    execArgv: variant === 'preload' ? ['-r', 'node-toa/preload'] : [],
-    env: { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'off' },
+    execArgv: ack === null ? [] : ['-r', 'node-toa/preload'],
+    env: { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: ack ?? 'off' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${variant} server did not start in 10 s`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${label} server did not start in 10 s`)), 10_000);
     child.once('message', (m: { port: number }) => {
       clearTimeout(timer);
       pinToCpu(child.pid!, 1);
-      resolve({ variant, child, port: m.port });
+      resolve({ label, child, port: m.port });
     });
-    child.once('exit', (code) => reject(new Error(`${variant} server exited (${code})`)));
+    child.once('exit', (code) => reject(new Error(`${label} server exited (${code})`)));
   });
 }
 
 function stats(s: Server): Promise<ServerStats> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${s.variant}: no stats in 5 s`)), 5000);
+    const timer = setTimeout(() => reject(new Error(`${s.label}: no stats in 5 s`)), 5000);
     s.child.once('message', (m: ServerStats) => {
       clearTimeout(timer);
       resolve(m);
@@ -95,9 +128,7 @@ interface LoadResult {
   elapsedMs: number;
 }
 
-type Group = import('../test/helpers/sockops').ToaCgroup;
-
-async function load(group: Group, port: number, count: number): Promise<LoadResult> {
+async function load(group: ToaGroup, port: number, count: number): Promise<LoadResult> {
   const r = await group.run(process.execPath, [CONN_LOAD, '--port', String(port), '--count', String(count), '--parallel', String(PARALLEL)], {
     cpus: '0',
     timeoutMs: 120_000,
@@ -108,78 +139,130 @@ async function load(group: Group, port: number, count: number): Promise<LoadResu
 }
 
 interface Cell {
-  variant: Variant;
   cpuUsPerRequest: number;
   requests: number;
-  toa: number;
+  client: number;
+  wrong: number;
   perSecond: number;
   failures: number;
 }
 
 /** Two servers loaded at once; each one's CPU per request in that time. */
-async function pair(group: Group, a: Server, b: Server, count: number): Promise<[Cell, Cell]> {
+async function pair(group: ToaGroup, a: Server, b: Server, count: number): Promise<[Cell, Cell]> {
   const before = await Promise.all([stats(a), stats(b)]);
   const results = await Promise.all([load(group, a.port, count), load(group, b.port, count)]);
   const after = await Promise.all([stats(a), stats(b)]);
-  return [a, b].map((s, i) => {
+  return [0, 1].map((i) => {
     const requests = after[i].requests - before[i].requests;
     return {
-      variant: s.variant,
       cpuUsPerRequest: (after[i].cpuUs - before[i].cpuUs) / Math.max(1, requests),
       requests,
-      toa: after[i].toa - before[i].toa,
+      client: after[i].client - before[i].client,
+      wrong: after[i].wrong - before[i].wrong,
       perSecond: (results[i].ok * 1000) / results[i].elapsedMs,
       failures: results[i].failures,
     };
   }) as [Cell, Cell];
 }
 
+type Which = 'preload' | 'control';
+type Measured = { plain: Cell; other: Cell };
+
+function summary(list: Measured[]) {
+  const ratios = list.map((r) => r.other.cpuUsPerRequest / r.plain.cpuUsPerRequest);
+  return {
+    cpuPlain: median(list.map((r) => r.plain.cpuUsPerRequest)),
+    cpuOther: median(list.map((r) => r.other.cpuUsPerRequest)),
+    cpuDiff: median(list.map((r) => r.other.cpuUsPerRequest - r.plain.cpuUsPerRequest)),
+    cpuRatio: median(ratios),
+    cpuRatioMin: Math.min(...ratios),
+    cpuRatioMax: Math.max(...ratios),
+    rateRatio: median(list.map((r) => r.other.perSecond / r.plain.perSecond)),
+    requests: list.reduce((n, r) => n + r.other.requests, 0),
+    /** answers of the measured side (the preload's, or the control's second server) that named the client */
+    client: list.reduce((n, r) => n + r.other.client, 0),
+    plainRequests: list.reduce((n, r) => n + r.plain.requests, 0),
+    plainClient: list.reduce((n, r) => n + r.plain.client, 0),
+    wrong: list.reduce((n, r) => n + r.plain.wrong + r.other.wrong, 0),
+    failures: list.reduce((n, r) => n + r.plain.failures + r.other.failures, 0),
+    rounds: list,
+  };
+}
+
 async function drive(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { ToaCgroup, sockopsAvailable } = require(path.join(ROOT, 'build-bench', 'helpers', 'sockops.js')) as typeof import('../test/helpers/sockops');
-  const available = sockopsAvailable();
-  if (!available.ok) {
-    log(`preload-http: skipped, the sock_ops harness cannot run here: ${available.reason}`);
-    emit({ skipped: available.reason });
+  const why = sockopsUnavailable();
+  if (why !== undefined) {
+    log(`preload-http: skipped, the sock_ops harness cannot run here: ${why}`);
+    emit({ skipped: why });
     return;
   }
+  const list = roads();
   pinToCpu(process.pid, 0);
-  const group = await ToaCgroup.create({ packets: ['syn'] });
-  const servers = await Promise.all((['plain', 'preload', 'plain', 'control'] as const).map(startServer));
-  const pairs = { preload: [servers[0], servers[1]], control: [servers[2], servers[3]] } as const;
-  const rows: Record<'preload' | 'control', Array<{ plain: Cell; other: Cell }>> = { preload: [], control: [] };
+  const groups = new Map<Road, ToaGroup>();
+  const servers: Server[] = [];
+  const rows = new Map<Road, Record<Which, Measured[]>>(list.map((r) => [r, { preload: [], control: [] }]));
   try {
+    for (const road of list) groups.set(road, await toaGroup(ROAD_SETUP[road].packet));
+    // One plain server against every road's preload server, two more for the A/A control pairs.
+    servers.push(...(await Promise.all([startServer('plain', null), startServer('control a', null), startServer('control b', null)])));
+    const [plain, controlA, controlB] = servers;
+    const preload = new Map<Road, Server>();
+    for (const road of list) {
+      const s = await startServer(`preload ${road}`, ROAD_SETUP[road].ack);
+      servers.push(s);
+      preload.set(road, s);
+    }
+    const jobs = list.flatMap((road) => (['preload', 'control'] as const).map((which) => ({ road, which })));
+    const serversOf = (road: Road, which: Which): [Server, Server] => (which === 'preload' ? [plain, preload.get(road)!] : [controlA, controlB]);
+    if (INITIAL > 0) {
+      for (const { road, which } of jobs) await pair(groups.get(road)!, ...serversOf(road, which), INITIAL);
+      log(`preload-http: every pair warmed up with ${INITIAL} requests per server`);
+    }
     for (let round = 0; round < ROUNDS; round++) {
-      for (const which of round % 2 === 0 ? (['preload', 'control'] as const) : (['control', 'preload'] as const)) {
-        const [base, other] = pairs[which];
-        // Unmeasured: a process that sat idle while the other pair ran starts slow.
+      for (let j = 0; j < jobs.length; j++) {
+        // Rotate the order, so no pair always follows the same one.
+        const { road, which } = jobs[(j + round) % jobs.length];
+        const group = groups.get(road)!;
+        const [base, other] = serversOf(road, which);
+        // Unmeasured: a process that sat idle while the other pairs ran starts slow.
         if (WARM > 0) await pair(group, base, other, WARM);
         const [x, y] = round % 2 === 0 ? await pair(group, base, other, COUNT) : (await pair(group, other, base, COUNT)).reverse();
-        rows[which].push({ plain: x, other: y });
+        rows.get(road)![which].push({ plain: x, other: y });
       }
       log(`preload-http: round ${round + 1}/${ROUNDS}`);
     }
   } finally {
     for (const s of servers) s.child.kill();
-    await group.close();
+    for (const g of groups.values()) await g.close();
   }
-  const summary = (list: Array<{ plain: Cell; other: Cell }>) => ({
-    cpuPlain: median(list.map((r) => r.plain.cpuUsPerRequest)),
-    cpuOther: median(list.map((r) => r.other.cpuUsPerRequest)),
-    cpuDiff: median(list.map((r) => r.other.cpuUsPerRequest - r.plain.cpuUsPerRequest)),
-    cpuRatio: median(list.map((r) => r.other.cpuUsPerRequest / r.plain.cpuUsPerRequest)),
-    rateRatio: median(list.map((r) => r.other.perSecond / r.plain.perSecond)),
-    requests: list.reduce((n, r) => n + r.other.requests, 0),
-    toa: list.reduce((n, r) => n + r.other.toa, 0),
-    plainToa: list.reduce((n, r) => n + r.plain.toa, 0),
-    failures: list.reduce((n, r) => n + r.plain.failures + r.other.failures, 0),
-    rounds: list,
-  });
-  const result = { count: COUNT, rounds: ROUNDS, parallel: PARALLEL, preload: summary(rows.preload), control: summary(rows.control) };
-  if (result.preload.toa !== result.preload.requests) {
-    throw new Error(`preload-http: the preload server answered the TOA client for ${result.preload.toa} of ${result.preload.requests} requests`);
+  const result = {
+    count: COUNT,
+    rounds: ROUNDS,
+    parallel: PARALLEL,
+    warm: WARM,
+    initial: INITIAL,
+    roads: list.map((road) => ({
+      road,
+      packet: ROAD_SETUP[road].packet,
+      ack: ROAD_SETUP[road].ack,
+      preload: summary(rows.get(road)!.preload),
+      control: summary(rows.get(road)!.control),
+    })),
+  };
+  const problems: string[] = [];
+  for (const r of result.roads) {
+    const p = r.preload;
+    if (p.client !== p.requests) problems.push(`${r.road}: the preload server answered the TOA client for ${p.client} of ${p.requests} requests`);
+    if (p.plainClient !== 0 || r.control.client !== 0 || r.control.plainClient !== 0) problems.push(`${r.road}: a plain server answered a TOA client`);
+    if (p.wrong + r.control.wrong > 0) problems.push(`${r.road}: ${p.wrong + r.control.wrong} answers named another connection's client`);
   }
-  if (result.preload.plainToa !== 0 || result.control.toa !== 0) throw new Error('preload-http: a plain server answered a TOA client');
+  if (problems.length > 0) {
+    // The numbers still say something about the road that failed: on stderr, for a look.
+    for (const r of result.roads) {
+      log(`preload-http ${r.road}: CPU ${r.preload.cpuPlain.toFixed(1)} / ${r.preload.cpuOther.toFixed(1)} us/req, answers ${r.preload.client} / ${r.preload.requests}`);
+    }
+    throw new Error(problems.join('; '));
+  }
   emit(result);
 }
 
@@ -191,4 +274,3 @@ if (process.argv[2] === 'serve') {
     process.exit(1);
   });
 }
-

@@ -1,24 +1,31 @@
 // Preload: what node-toa/preload (install()) costs on `socket.remoteAddress`, against Node's own,
 // in one process on fresh loopback sockets of one server (which saves SYNs: the preload's listen
-// hook set TCP_SAVE_SYN before listen(2)). Each round accepts two batches and times, interleaved
-// (which goes first alternates):
-//   first      socket.remoteAddress, first read, preload on: the saved SYN read and the decision
+// hook set TCP_SAVE_SYN before listen(2), and opened the server's ACK tap where the mode asks).
+// Each round accepts three batches and times, interleaved (the order rotates):
+//   first      socket.remoteAddress, first read, preload on: the saved SYN read (and the tap's
+//              answer) and the decision
 //   nodeFirst  socket.remoteAddress, first read, read by Node's own _getpeername: getpeername
-//   cached / nodeCached   later reads of the same sockets (CACHED_PASSES passes)
+//   nodeAgain  the same as nodeFirst, on the third batch: the A/A control (Node against Node)
+//   cached / nodeCached   later reads of the first two batches (CACHED_PASSES passes)
 // Both in one process, without switching the preload on and off (replacing a prototype's method
 // sends optimised code back to the interpreter, which would time V8, not the read): the preload
 // stays installed, and each socket gets, untimed, the `_getpeername` it is read with as its own
-// property, the preload's on one batch and Node's on the other. `remoteAddress` is Node's getter
+// property, the preload's on one batch and Node's on the others. `remoteAddress` is Node's getter
 // calling `this._getpeername()` either way.
-// One sample per batch (ns per connection). The first WARMUP rounds are dropped: the preload's
-// path is a few functions that V8 optimises after some thousand connections (a server's first
-// seconds), and a median over them would time the interpreter.
+// One sample per batch (ns per connection), and the ratios per round. The first WARMUP rounds are
+// dropped: the preload's path is a few functions that V8 optimises after some thousand
+// connections (a server's first seconds), and a median over them would time the interpreter.
 //
-// `BENCH_PRELOAD_TOA=1` (set by run.js when the sock_ops harness can run) makes the connections
-// in a child inside a ToaCgroup, so every SYN carries a TOA from a trusted peer (loopback).
+// BENCH_PRELOAD_MODE (run.js runs each):
+//   loopback  in-process clients, no TOA, SYNs only (NODE_TOA_ACK=off): the answer is Node's own value
+//   syn       clients in a ToaCgroup whose kernel writes a TOA into every SYN; SYNs only (ack: false)
+//   syn-tap   the same clients, the ACK tap open as well (ack: true, NODE_TOA_ACK=on)
+//   ack       clients whose kernel writes the TOA into the handshake ACK only; the tap open (ack: true)
+// The peers (loopback) are trusted; with TOA, every answer must be the client the option names,
+// read from the packet the mode says, or the part fails.
 import * as net from 'node:net';
-import * as path from 'node:path';
-import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median } from './common';
+import { QUICK, acceptN, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
+import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type ToaPacket } from './toa-clients';
 
 const toa = loadToa();
 
@@ -26,8 +33,20 @@ const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
 const ROUNDS = envInt('BENCH_PRELOAD_ROUNDS', QUICK ? 16 : 80, 2, 500);
 const WARMUP = envInt('BENCH_PRELOAD_WARMUP', QUICK ? 20 : 60, 1, 500);
 const CACHED_PASSES = 200;
-// install() options: trust loopback (the peers here), SYNs only (the tap is measured in tap.ts).
-const OPTIONS = { trustProxy: 'loopback', ack: false } as const;
+
+type Mode = 'loopback' | 'syn' | 'syn-tap' | 'ack';
+const MODES: Record<Mode, { packet: ToaPacket | null; ack: boolean }> = {
+  loopback: { packet: null, ack: false },
+  syn: { packet: 'syn', ack: false },
+  'syn-tap': { packet: 'syn', ack: true },
+  ack: { packet: 'ack', ack: true },
+};
+
+function mode(): Mode {
+  const raw = process.env.BENCH_PRELOAD_MODE ?? 'loopback';
+  if (!Object.hasOwn(MODES, raw)) throw new RangeError(`BENCH_PRELOAD_MODE must be one of ${Object.keys(MODES).join(', ')}, got '${raw}'`);
+  return raw as Mode;
+}
 
 interface Batch {
   accepted: net.Socket[];
@@ -40,7 +59,6 @@ interface Connector {
   /** What an answer must be for the socket (throws when wrong). */
   check(socket: net.Socket, address: string | undefined, family: string | undefined): void;
   stop(): Promise<void>;
-  toa: boolean;
 }
 
 function listen(server: net.Server): Promise<number> {
@@ -53,7 +71,6 @@ function listen(server: net.Server): Promise<number> {
 
 function localConnector(server: net.Server, port: number): Connector {
   return {
-    toa: false,
     async open(count) {
       const clients: net.Socket[] = [];
       const accepted = await acceptN(server, count, () => {
@@ -74,43 +91,25 @@ function localConnector(server: net.Server, port: number): Connector {
   };
 }
 
-// Connections from a child in a ToaCgroup: its kernel writes kind 254 into every SYN.
-async function toaConnector(server: net.Server, port: number): Promise<Connector> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { ToaCgroup } = require(path.join(ROOT, 'build-bench', 'helpers', 'sockops.js')) as typeof import('../test/helpers/sockops');
-  const group = await ToaCgroup.create({ packets: ['syn'] });
-  // A child that holds `count` connections open on each line it reads ("N\n"), and closes them on "close\n".
-  const script = `
-    const net = require('node:net');
-    let open = [];
-    require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
-      if (line === 'close') { for (const s of open) s.destroy(); open = []; return; }
-      for (let i = 0; i < Number(line); i++) open.push(net.connect(${port}, '127.0.0.1').on('error', () => {}));
-    });`;
-  const child = group.spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'ignore', 'inherit'] });
+/** Node's own view of the peer's port (getpeername), whatever the preload says. */
+function peerPort(socket: net.Socket): number {
+  const handle = (socket as unknown as { _handle: { getpeername(out: object): number } })._handle;
+  const out: { port?: number } = {};
+  handle.getpeername(out);
+  return out.port!;
+}
+
+// Connections from a child in a ToaCgroup: its kernel writes kind 254 into the packet asked for.
+async function toaConnector(server: net.Server, port: number, packet: ToaPacket): Promise<Connector> {
+  const group = await toaGroup(packet);
+  const clients = taggedClients(group, server, port);
   return {
-    toa: true,
-    async open(count) {
-      const accepted = await acceptN(server, count, () => child.stdin!.write(`${count}\n`));
-      return {
-        accepted,
-        close() {
-          for (const s of accepted) s.destroy();
-          child.stdin!.write('close\n');
-        },
-      };
-    },
+    open: (count) => clients.open(count),
     check(socket, address, family) {
-      const peer = (socket as unknown as { _handle: { getpeername(out: object): number } })._handle;
-      const out: { port?: number } = {};
-      peer.getpeername(out);
-      const want = group.expected(out.port!).address;
+      const want = expectedClient(group, peerPort(socket));
       if (address !== want || family !== 'IPv4') throw new Error(`preload: expected ${want}, got ${address} ${family}`);
     },
-    async stop() {
-      child.kill('SIGKILL');
-      await group.close();
-    },
+    stop: () => clients.stop(),
   };
 }
 
@@ -120,12 +119,18 @@ function nsPer(start: bigint, calls: number): number {
 
 let sink = 0;
 
-function timeReads(sockets: net.Socket[], passes: number): number {
+function timeFirstReads(sockets: net.Socket[]): number {
   const start = process.hrtime.bigint();
-  for (let pass = 0; pass < passes; pass++) {
-    for (let i = 0; i < sockets.length; i++) sink += (sockets[i].remoteAddress as string).length;
-  }
-  return nsPer(start, sockets.length * passes);
+  for (let i = 0; i < sockets.length; i++) sink += (sockets[i].remoteAddress as string).length;
+  return nsPer(start, sockets.length);
+}
+
+function timeCachedReadsOf(sockets: net.Socket[]): number {
+  return timeCachedReads(sockets.length, CACHED_PASSES, (n) => {
+    for (let pass = 0; pass < n; pass++) {
+      for (let i = 0; i < sockets.length; i++) sink += (sockets[i].remoteAddress as string).length;
+    }
+  });
 }
 
 type GetPeername = (this: net.Socket) => unknown;
@@ -135,91 +140,110 @@ function readWith(sockets: net.Socket[], fn: GetPeername): void {
   for (const s of sockets) (s as unknown as { _getpeername: GetPeername })._getpeername = fn;
 }
 
-function sockopsUnavailable(): string | undefined {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { sockopsAvailable } = require(path.join(ROOT, 'build-bench', 'helpers', 'sockops.js')) as typeof import('../test/helpers/sockops');
-  const a = sockopsAvailable();
-  return a.ok ? undefined : a.reason;
-}
-
 async function main(): Promise<void> {
-  if (process.env.BENCH_PRELOAD_TOA === '1') {
+  const name = mode();
+  const { packet, ack } = MODES[name];
+  if (packet !== null) {
     const why = sockopsUnavailable();
     if (why !== undefined) {
-      log(`preload: with TOA skipped, the sock_ops harness cannot run here: ${why}`);
-      emit({ skipped: why });
+      log(`preload: ${name} skipped, the sock_ops harness cannot run here: ${why}`);
+      emit({ mode: name, skipped: why });
       return;
     }
   }
   const proto = net.Socket.prototype as unknown as { _getpeername: GetPeername };
   const nodeOwn = proto._getpeername;
-  const undo = toa.install(OPTIONS);
+  // What the preload does with NODE_TOA_TRUST_PROXY=loopback and NODE_TOA_ACK=on|off.
+  const undo = toa.install({ trustProxy: 'loopback', ack });
   const preload = proto._getpeername;
   if (preload === nodeOwn) throw new Error('preload: install() did not replace _getpeername');
   const server = net.createServer({ pauseOnConnect: true });
   const port = await listen(server);
   if (!toa.isEnabled(server)) throw new Error('preload: the listen hook did not set TCP_SAVE_SYN');
-  const withToa = process.env.BENCH_PRELOAD_TOA === '1';
-  const connector = withToa ? await toaConnector(server, port) : localConnector(server, port);
+  if (ack && toa.stats().taps.length === 0) throw new Error('preload: install({ ack: true }) opened no tap');
+  const connector = packet === null ? localConnector(server, port) : await toaConnector(server, port, packet);
 
-  const samples = { first: [] as number[], nodeFirst: [] as number[], cached: [] as number[], nodeCached: [] as number[] };
-  let sources = { toa: 0, peer: 0 };
+  const samples = {
+    first: [] as number[],
+    nodeFirst: [] as number[],
+    nodeAgain: [] as number[],
+    cached: [] as number[],
+    nodeCached: [] as number[],
+    ratio: [] as number[],
+    control: [] as number[],
+  };
+  // Where the answers came from (source, and the packet for 'toa'), over the measured rounds.
+  let sources: Record<string, number> = {};
   try {
     for (let round = 0; round < WARMUP + ROUNDS; round++) {
-      const a = await connector.open(BATCH); // read with the preload
-      const b = await connector.open(BATCH); // read by Node alone
+      // a: read with the preload; b: by Node alone; c: by Node alone, the A/A control.
+      const [a, b, c] = await openRotated(3, round, () => connector.open(BATCH));
       readWith(a.accepted, preload);
       readWith(b.accepted, nodeOwn);
-      let first: number;
-      let nodeFirst: number;
-      // Which side is timed first alternates.
-      if (round % 2 === 0) {
-        first = timeReads(a.accepted, 1);
-        nodeFirst = timeReads(b.accepted, 1);
-      } else {
-        nodeFirst = timeReads(b.accepted, 1);
-        first = timeReads(a.accepted, 1);
-      }
-      const nodeCached = timeReads(b.accepted, CACHED_PASSES);
-      const cached = timeReads(a.accepted, CACHED_PASSES);
+      readWith(c.accepted, nodeOwn);
+      let first = 0;
+      let nodeFirst = 0;
+      let nodeAgain = 0;
+      const timers = [
+        () => (first = timeFirstReads(a.accepted)),
+        () => (nodeFirst = timeFirstReads(b.accepted)),
+        () => (nodeAgain = timeFirstReads(c.accepted)),
+      ];
+      timeInTurn(round, timers);
+      const nodeCached = timeCachedReadsOf(b.accepted);
+      const cached = timeCachedReadsOf(a.accepted);
       for (const s of a.accepted) {
         connector.check(s, s.remoteAddress, s.remoteFamily);
-        sources[toa.realRemoteAddress(s, { trustProxy: 'loopback' }).source === 'toa' ? 'toa' : 'peer']++;
+        const answer = toa.realRemoteAddress(s, { trustProxy: 'loopback' });
+        const key = answer.source === 'toa' ? `toa/${answer.packet}` : answer.source;
+        sources[key] = (sources[key] ?? 0) + 1;
       }
-      for (const s of b.accepted) {
+      for (const s of [...b.accepted, ...c.accepted]) {
         // Node's own answers: the peer, as getpeername says it.
         if (!(s.remoteAddress as string).includes('127.0.0.1')) throw new Error(`preload: Node said ${s.remoteAddress}`);
       }
       a.close();
       b.close();
+      c.close();
       if (round < WARMUP) {
-        sources = { toa: 0, peer: 0 };
+        sources = {};
         continue;
       }
       samples.first.push(first);
       samples.nodeFirst.push(nodeFirst);
+      samples.nodeAgain.push(nodeAgain);
       samples.cached.push(cached);
       samples.nodeCached.push(nodeCached);
+      samples.ratio.push(first / nodeFirst);
+      samples.control.push(nodeAgain / nodeFirst);
     }
   } finally {
     undo();
     server.close();
     await connector.stop();
   }
-  if (withToa && sources.peer > 0) throw new Error(`preload: ${sources.peer} connections had no TOA answer`);
-  const ratios = samples.first.map((f, i) => f / samples.nodeFirst[i]);
-  log(`preload: ${ROUNDS} rounds (after ${WARMUP}) of ${BATCH} connections${withToa ? ' with TOA' : ''} (sink ${sink % 10})`);
+  const want = packet === null ? 'peer' : `toa/${packet}`;
+  const answered = sources[want] ?? 0;
+  if (answered !== ROUNDS * BATCH) {
+    throw new Error(`preload ${name}: ${answered} of ${ROUNDS * BATCH} answers were ${want} (${JSON.stringify(sources)})`);
+  }
+  log(`preload ${name}: ${ROUNDS} rounds (after ${WARMUP}) of ${BATCH} connections (sink ${sink % 10})`);
+  const stat = (list: number[]) => ({ median: median(list), samples: list });
   emit({
+    mode: name,
+    packet,
+    ack,
     batch: BATCH,
     rounds: ROUNDS,
     warmup: WARMUP,
-    toa: withToa,
     sources,
-    first: { median: median(samples.first), samples: samples.first },
-    nodeFirst: { median: median(samples.nodeFirst), samples: samples.nodeFirst },
-    cached: { median: median(samples.cached), samples: samples.cached },
-    nodeCached: { median: median(samples.nodeCached), samples: samples.nodeCached },
-    ratio: { median: median(ratios), samples: ratios },
+    first: stat(samples.first),
+    nodeFirst: stat(samples.nodeFirst),
+    nodeAgain: stat(samples.nodeAgain),
+    cached: stat(samples.cached),
+    nodeCached: stat(samples.nodeCached),
+    ratio: stat(samples.ratio),
+    control: stat(samples.control),
   });
 }
 

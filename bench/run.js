@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: builds what the benchmark needs, runs each part in its own process, prints the
-// machine and one table per part (medians and ratios). BENCH_QUICK=1 (or --quick) for a ~20 s
-// smoke run; the full run takes 2-3 minutes. See bench/README.md for how to read the tables.
+// machine and one table per part (medians and ratios). BENCH_QUICK=1 (or --quick) for a ~30 s
+// smoke run (on a quiet machine); the full run takes several minutes. See bench/README.md for how to read the tables.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -164,79 +164,148 @@ function verdict(ok) {
   return ok ? 'met' : 'MISSED';
 }
 
+function x(ratio) {
+  return `${fmt(ratio, 2)}x`;
+}
+
+// The middle half of the per-round values: how far one round's ratio wanders.
+function spread(samples, format) {
+  const list = (samples ?? []).filter((v) => typeof v === 'number' && !Number.isNaN(v)).sort((a, b) => a - b);
+  if (list.length === 0) return 'n/a';
+  const at = (q) => list[Math.min(list.length - 1, Math.floor(q * list.length))];
+  return `${format(at(0.25))} - ${format(at(0.75))}`;
+}
+
+const TARGET = { microFirst: 1.2, preloadFirst: 1.0, cachedNs: 50, preloadHttpCpu: 0.03 };
+
 function microTables(micro, floor, md) {
+  const loop = micro.loopback;
   const rows = [
-    ['realRemoteAddress(), first call (saved SYN read)', fmt(micro.first.median), pct(micro.first.median / floor.both.median)],
-    ['realRemoteAddress(), first call, a node-toa:resolve subscriber', fmt(micro.firstSubscribed.median), pct(micro.firstSubscribed.median / floor.both.median)],
-    ['realRemoteAddress(), cached', fmt(micro.cached.median, 1), pct(micro.cached.median / floor.both.median)],
-    ['socket.remoteAddress, first access (getpeername)', fmt(micro.remoteFirst.median), pct(micro.remoteFirst.median / floor.both.median)],
-    ['socket.remoteAddress, cached', fmt(micro.remoteCached.median, 1), pct(micro.remoteCached.median / floor.both.median)],
-    ['one trivial syscall via the addon (reference)', fmt(micro.napiSyscall.median), pct(micro.napiSyscall.median / floor.both.median)],
+    ['realRemoteAddress(), first call (saved SYN read)', fmt(loop.first.median), pct(loop.first.median / floor.both.median)],
+    ['realRemoteAddress(), first call, a node-toa:resolve subscriber', fmt(loop.firstSubscribed.median), pct(loop.firstSubscribed.median / floor.both.median)],
+    ['realRemoteAddress(), cached', fmt(loop.cached.median, 1), pct(loop.cached.median / floor.both.median)],
+    ['socket.remoteAddress, first access (getpeername)', fmt(loop.remoteFirst.median), pct(loop.remoteFirst.median / floor.both.median)],
+    ['socket.remoteAddress, cached', fmt(loop.remoteCached.median, 1), pct(loop.remoteCached.median / floor.both.median)],
+    ['one trivial syscall via the addon (reference)', fmt(loop.napiSyscall.median), pct(loop.napiSyscall.median / floor.both.median)],
     ['C: getsockopt(TCP_SAVED_SYN) + getpeername (floor)', fmt(floor.both.median), '100.0 %'],
     ['C: getsockopt(TCP_SAVED_SYN) alone', fmt(floor.savedsyn.median), pct(floor.savedsyn.median / floor.both.median)],
     ['C: getpeername alone', fmt(floor.peername.median), pct(floor.peername.median / floor.both.median)],
   ];
   let text = table(
-    `Micro: ns per connection, median of ${micro.rounds} batches of ${micro.batch} fresh loopback connections (C: ${floor.rounds} batches)`,
+    `Micro: ns per connection, median of ${loop.rounds} batches of ${loop.batch} fresh loopback connections, no tap (C: ${floor.rounds} batches)`,
     ['measure', 'ns', 'vs floor'],
     rows,
     md,
   );
-  text += `\n  target first call <= floor (${fmt(floor.both.median)} ns): ${verdict(micro.first.median <= floor.both.median)}` +
-    ` (${fmt(micro.first.median / micro.remoteFirst.median, 2)}x socket.remoteAddress's first access)\n`;
-  text += `  target cached call < 50 ns: ${verdict(micro.cached.median < 50)}\n`;
-  return text;
-}
-
-function preloadTable(plain, toa, md) {
-  const x = (r) => `${fmt(r, 2)}x`;
-  const rows = [
-    ['first read, with the preload (the saved SYN read; loopback, no TOA)', fmt(plain.first.median), x(plain.ratio.median)],
-    ["first read, Node's own (getpeername), the same kind of connection", fmt(plain.nodeFirst.median), '1.00x'],
-  ];
-  if (toa && !toa.skipped) {
-    rows.push(
-      ['first read, with the preload, a trusted TOA in the SYN (the client)', fmt(toa.first.median), x(toa.ratio.median)],
-      ["first read, Node's own, those connections (the proxy)", fmt(toa.nodeFirst.median), '1.00x'],
+  text += `\n  reference: first call vs the C floor of two syscalls (${fmt(floor.both.median)} ns): ${pct(loop.first.median / floor.both.median)}\n\n`;
+  const labels = {
+    loopback: 'loopback, no TOA, no tap',
+    tap: 'loopback, no TOA, the ACK tap open',
+    ack: 'TOA in the handshake ACK, the tap open',
+  };
+  const ratioRows = [];
+  const skipped = [];
+  for (const name of ['loopback', 'tap', 'ack']) {
+    const m = micro[name];
+    if (!m) continue;
+    if (m.skipped) {
+      skipped.push(`  ${labels[name]}: skipped (${m.skipped})\n`);
+      continue;
+    }
+    ratioRows.push(
+      [labels[name], 'realRemoteAddress(), first call', fmt(m.first.median), x(m.ratio.median), spread(m.ratio.samples, x),
+        `<= ${x(TARGET.microFirst)} ${verdict(m.ratio.median <= TARGET.microFirst)}`],
+      ['', "control: Node's first socket.remoteAddress, another batch (A/A)", fmt(m.remoteAgain.median), x(m.control.median),
+        spread(m.control.samples, x), '(noise)'],
+      ['', "Node's first socket.remoteAddress (the 1.00x)", fmt(m.remoteFirst.median), '1.00x', '', ''],
+      ['', 'realRemoteAddress(), cached', fmt(m.cached.median, 1), '', '', `< ${TARGET.cachedNs} ns ${verdict(m.cached.median < TARGET.cachedNs)}`],
     );
   }
-  rows.push(
-    ['cached read, with the preload', fmt(plain.cached.median, 1), ''],
-    ["cached read, Node's own", fmt(plain.nodeCached.median, 1), ''],
-  );
-  let text = table(
-    `Preload: socket.remoteAddress, ns per connection, median of ${plain.rounds} batches of ${plain.batch} fresh loopback connections ` +
-      `(after ${plain.warmup} warm-up rounds), with and without the preload interleaved in one process (x: median of the per-round ratios)`,
-    ['read', 'ns', 'vs Node'],
-    rows,
+  text += table(
+    `Micro: realRemoteAddress() first call against Node's own first socket.remoteAddress, ns per connection, batches of ${loop.batch} fresh ` +
+      `connections timed interleaved in one process (ratio: median of the per-round ratios; spread: their middle half), peers trusted (configure)`,
+    ['connections', 'read', 'ns', "vs Node's first", 'spread', 'target'],
+    ratioRows,
     md,
   );
-  const ratios = [plain.ratio.median, ...(toa && !toa.skipped ? [toa.ratio.median] : [])];
-  text += `\n  target first read <= 1.0x Node's first remoteAddress: ${verdict(Math.max(...ratios) <= 1.0)} (${ratios.map((r) => x(r)).join(', ')})\n`;
-  text += `  target cached read < 50 ns: ${verdict(plain.cached.median < 50)}\n`;
-  if (toa && toa.skipped) text += `  with TOA: skipped (${toa.skipped})\n`;
-  return text;
+  return text + skipped.join('');
 }
+
+const PRELOAD_LABELS = {
+  loopback: 'loopback, no TOA (NODE_TOA_ACK=off)',
+  syn: 'TOA in the SYN (NODE_TOA_ACK=off)',
+  'syn-tap': 'TOA in the SYN, the tap open (NODE_TOA_ACK=on)',
+  ack: 'TOA in the handshake ACK (NODE_TOA_ACK=on)',
+};
+
+function preloadTable(results, md) {
+  const rows = [];
+  const notes = [];
+  let any;
+  for (const [name, r] of Object.entries(results)) {
+    if (r.skipped) {
+      notes.push(`  ${PRELOAD_LABELS[name]}: skipped (${r.skipped})\n`);
+      continue;
+    }
+    any = r;
+    const answers = Object.entries(r.sources).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+    rows.push(
+      [PRELOAD_LABELS[name], 'first read, with the preload', fmt(r.first.median), x(r.ratio.median), spread(r.ratio.samples, x),
+        `<= ${x(TARGET.preloadFirst)} ${verdict(r.ratio.median <= TARGET.preloadFirst)}`, answers],
+      ['', "control: Node's own first read, another batch (A/A)", fmt(r.nodeAgain.median), x(r.control.median), spread(r.control.samples, x), '(noise)', ''],
+      ['', "Node's own first read (getpeername: the 1.00x)", fmt(r.nodeFirst.median), '1.00x', '', '', ''],
+      ['', 'cached read, with the preload', fmt(r.cached.median, 1), '', '', `< ${TARGET.cachedNs} ns ${verdict(r.cached.median < TARGET.cachedNs)}`, ''],
+      ['', "cached read, Node's own", fmt(r.nodeCached.median, 1), '', '', '', ''],
+    );
+  }
+  if (!any) return `Preload: every mode skipped\n${notes.join('')}`;
+  return table(
+    `Preload: socket.remoteAddress, ns per connection, ${any.rounds} rounds (after ${any.warmup} warm-up rounds) of three batches of ${any.batch} ` +
+      'fresh connections, with and without the preload interleaved in one process (ratio: median of the per-round ratios; spread: their middle half)',
+    ['connections', 'read', 'ns', "vs Node's first", 'spread', 'target', 'answers (preload side)'],
+    rows,
+    md,
+  ) + notes.join('');
+}
+
+const ROAD_LABELS = {
+  syn: 'TOA in the SYN (NODE_TOA_ACK=off)',
+  'syn-tap': 'TOA in the SYN, the tap open (NODE_TOA_ACK=on)',
+  ack: 'TOA in the handshake ACK (NODE_TOA_ACK=on)',
+  data: 'TOA in the first data packet (NODE_TOA_ACK=on)',
+};
 
 function preloadHttpTable(result, md) {
   if (result.skipped) return `Preload, HTTP: skipped (${result.skipped})\n`;
-  const row = (label, r) => [
-    label,
-    `${fmt(r.cpuPlain, 1)} / ${fmt(r.cpuOther, 1)}`,
-    `${r.cpuDiff >= 0 ? '+' : ''}${fmt(r.cpuDiff, 1)}`,
-    `${r.cpuRatio >= 1 ? '+' : ''}${fmt((r.cpuRatio - 1) * 100, 1)} %`,
-    pct(r.rateRatio),
-    `${r.toa} / ${r.requests}`,
-    String(r.failures),
-  ];
+  const signed = (v, digits) => `${v >= 0 ? '+' : ''}${fmt(v, digits)}`;
+  const cpuPct = (r) => `${signed((r - 1) * 100, 1)} %`;
+  const rows = [];
+  for (const road of result.roads) {
+    for (const which of ['preload', 'control']) {
+      const r = road[which];
+      rows.push([
+        which === 'preload' ? ROAD_LABELS[road.road] : '',
+        which === 'preload' ? 'plain vs -r node-toa/preload' : 'control: plain vs plain (A/A)',
+        `${fmt(r.cpuPlain, 1)} / ${fmt(r.cpuOther, 1)}`,
+        signed(r.cpuDiff, 1),
+        cpuPct(r.cpuRatio),
+        `${cpuPct(r.cpuRatioMin)} .. ${cpuPct(r.cpuRatioMax)}`,
+        which === 'preload' ? `<= +${fmt(TARGET.preloadHttpCpu * 100, 1)} % ${verdict(r.cpuRatio - 1 <= TARGET.preloadHttpCpu)}` : '(noise)',
+        pct(r.rateRatio),
+        `${fmt(r.client)} / ${fmt(r.requests)}`,
+        String(r.failures),
+      ]);
+    }
+  }
   return table(
-    `Preload, HTTP: a new connection per request, TOA in every SYN (conn-load.js in a ToaCgroup, ${result.parallel} at once, ` +
-      `${result.count} requests per server and round), a plain node:http server against the same with -r node-toa/preload, ` +
-      `both loaded at once, median of ${result.rounds} rounds`,
-    ['pair', 'server CPU us/req (plain / other)', 'us/req', 'CPU', 'req/s ratio', 'answered the TOA client', 'errors'],
-    [row('plain vs -r node-toa/preload', result.preload), row('control: plain vs plain', result.control)],
+    `Preload, HTTP: a new connection per request, the clients' kernel writing TOA (conn-load.js in a ToaCgroup, ${result.parallel} at once, ` +
+      `${fmt(result.count)} requests per server and round after ${fmt(result.warm)} unmeasured), a plain node:http server against the same with ` +
+      `-r node-toa/preload (NODE_TOA_TRUST_PROXY=loopback), both loaded at once, server CPU per request, median of ${result.rounds} rounds`,
+    ['TOA in', 'pair', 'server CPU us/req (plain / other)', 'us/req', 'CPU', 'CPU, min .. max', 'target', 'req/s ratio', 'answered the client (other side)', 'errors'],
+    rows,
     md,
-  ) + '\n  control: two identical plain servers measured the same way; its distance from 0 is the noise here\n';
+  ) + '\n  control: two identical plain servers, the same clients, measured the same way; its distance from 0 is the noise here\n' +
+    '  answered the client: every answer of the preload side must name the client its TOA carried, none of the plain sides\', or the part fails\n';
 }
 
 const HTTP_TARGET = { 'keep-alive': 0.99, close: 0.97 };
@@ -341,33 +410,34 @@ function main() {
   if (want.has('micro') || want.has('floor')) {
     const rounds = args.quick ? '20' : '80';
     results.floor = part(path.join(OUT, 'syscall-floor'), ['50', rounds], {}, 60);
-    results.micro = nodePart('micro', args.quick, 120);
+    results.micro = {};
+    for (const mode of ['loopback', 'tap', 'ack']) results.micro[mode] = nodePart('micro', args.quick, 180, { BENCH_MICRO_MODE: mode });
     const text = microTables(results.micro, results.floor, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
   if (want.has('preload')) {
-    results.preload = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_TOA: '0' });
-    results.preloadToa = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_TOA: '1' });
-    const text = preloadTable(results.preload, results.preloadToa, args.markdown);
+    results.preload = {};
+    for (const mode of ['loopback', 'syn', 'syn-tap', 'ack']) results.preload[mode] = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_MODE: mode });
+    const text = preloadTable(results.preload, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
   if (want.has('preload-http')) {
-    results.preloadHttp = nodePart('preload-http', args.quick, 300);
+    results.preloadHttp = nodePart('preload-http', args.quick, 1200);
     const text = preloadHttpTable(results.preloadHttp, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
   if (want.has('http')) {
     results.http = nodePart('http', args.quick, 240);
-    const text = httpTable(results.http, args.markdown, results.micro);
+    const text = httpTable(results.http, args.markdown, results.micro?.loopback);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
   if (want.has('proxy')) {
     results.proxy = nodePart('proxy-protocol', args.quick, 120);
-    const text = proxyTable(results.proxy, args.markdown, results.micro);
+    const text = proxyTable(results.proxy, args.markdown, results.micro?.loopback);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
