@@ -65,9 +65,9 @@ struct LookupResult {
   toa::Address name;
 };
 
-// One getsockopt per connection. The tap, when the server has one, is a table lookup after it
-// (the saved SYN names both ends and the sequence number to take): no syscall while its ring is
-// empty. getpeername only when asked (a vendor module may be loaded).
+// One getsockopt per connection. The tap, when the server has one and the SYN did not settle it,
+// is a table lookup after it (the saved SYN names both ends and the sequence number to take): no
+// syscall while its ring is empty. getpeername only when asked (a vendor module may be loaded).
 LookupResult DoLookup(int fd, const uint8_t* table, bool with_name, toa::Tap* tap) {
   LookupResult r;
   uint8_t stack_buffer[kSynBufferSize];
@@ -82,7 +82,11 @@ LookupResult DoLookup(int fd, const uint8_t* table, bool with_name, toa::Tap* ta
   }
   r.syn = r.err == 0 && length > 0;
   if (r.syn) r.packet = toa::ParsePacket(buffer, length, table);
-  if (tap != nullptr && tap->open()) {
+  // A saved SYN with exactly one option naming a client settles the connection whatever the
+  // resolver's trust (lib/core/decide.ts: the SYN's option comes first, and the packets after it
+  // come from the same peer, trusted or not); otherwise the tap may hold its TOA.
+  const bool settled = r.packet.ok && r.packet.toa.count == 1 && r.packet.toa.options[0].status == toa::kOptionUsable;
+  if (tap != nullptr && tap->open() && !settled) {
     // A tap that cannot name the connection's ends answers nothing; the SYN's errno stays.
     if (tap->Claim(fd, r.packet.ok ? &r.packet : nullptr, table, &r.tap) == 0 && !r.packet.ok && r.tap.syn_found) {
       r.packet.ok = true;

@@ -139,7 +139,9 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   // drain(kindTable) -> packets read
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     const uint8_t* table = toa::KindTableArgument(info, 0);
-    const size_t n = tap(info.Env()).Drain(table, 1 << 16);
+    toa::Tap& t = tap(info.Env());
+    const size_t n = t.Drain(table, 1 << 16);
+    t.table().PrepareSlots();
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 

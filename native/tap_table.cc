@@ -1,5 +1,6 @@
 #include "tap_table.h"
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -93,12 +94,56 @@ TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms)
 
 TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms, uint64_t hash_seed)
     : capacity_(capacity == 0 ? 1 : capacity), max_age_ms_(max_age_ms) {
-  // Reserved, not touched: memory grows with use up to the bound.
+  // A slot (or bucket) touched for the first time in the lookup path costs a page fault: the
+  // index is made whole now, the slots a few thousand ahead of use (PrepareSlots()).
   slots_.reserve(capacity_);
-  TupleHash hash;
-  hash.seed = hash_seed;
-  index_ = std::unordered_map<TupleKey, uint32_t, TupleHash>(16, hash);
-  index_.reserve(capacity_ < 4096 ? capacity_ : 4096);
+  PrepareSlots();
+  size_t buckets = 16;
+  while (buckets < 2 * capacity_) buckets <<= 1;
+  buckets_.resize(buckets);
+  mask_ = buckets - 1;
+  hash_.seed = hash_seed;
+}
+
+void TupleTable::PrepareSlots() {
+  // The ring writes slot head_ + used_ next, and fills 0, 1, 2, ... before it wraps.
+  const size_t want = std::min(capacity_, head_ + used_ + kSlotsAhead);
+  if (slots_.size() < want) slots_.resize(want);
+}
+
+uint32_t TupleTable::Find(const TupleKey& key) const {
+  const size_t h = hash_(key);
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Bucket& b = buckets_[i];
+    if (b.slot == 0) return 0;
+    if (b.hash == static_cast<uint32_t>(h) && slots_[b.slot - 1].key == key) return b.slot;
+  }
+}
+
+void TupleTable::Index(const TupleKey& key, uint32_t slot) {
+  const size_t h = hash_(key);
+  size_t i = h & mask_;
+  while (buckets_[i].slot != 0) i = (i + 1) & mask_;
+  buckets_[i].slot = slot + 1;
+  buckets_[i].hash = static_cast<uint32_t>(h);
+  live_++;
+}
+
+// Backward-shift deletion: the entries after the hole that probed past it move up, so no
+// tombstone is needed and a probe stops at the first empty bucket.
+void TupleTable::Unindex(uint32_t slot) {
+  size_t i = hash_(slots_[slot].key) & mask_;
+  while (buckets_[i].slot != slot + 1) i = (i + 1) & mask_;
+  for (size_t j = (i + 1) & mask_; buckets_[j].slot != 0; j = (j + 1) & mask_) {
+    const size_t home = buckets_[j].hash & mask_;
+    // The entry at j may fill the hole at i unless its home lies cyclically in (i, j].
+    const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    buckets_[i] = buckets_[j];
+    i = j;
+  }
+  buckets_[i] = Bucket();
+  live_--;
 }
 
 bool HasUncommonOption(const uint8_t* options, size_t length) {
@@ -122,7 +167,7 @@ bool HasUncommonOption(const uint8_t* options, size_t length) {
 void TupleTable::Kill(uint32_t slot) {
   Slot& s = slots_[slot];
   if (!s.live) return;
-  index_.erase(s.key);
+  Unindex(slot);
   s.live = false;
 }
 
@@ -131,7 +176,7 @@ void TupleTable::Expire(uint64_t now_ms) {
     Slot& s = slots_[head_];
     if (s.live) {
       if (now_ms - s.time_ms <= max_age_ms_) return;
-      index_.erase(s.key);
+      Unindex(static_cast<uint32_t>(head_));
       s.live = false;
       counters_.expired++;
     }
@@ -145,7 +190,7 @@ uint32_t TupleTable::NewSlot(const TupleKey& key, uint64_t now_ms) {
   if (used_ == capacity_) {
     Slot& oldest = slots_[head_];
     if (oldest.live) {
-      index_.erase(oldest.key);
+      Unindex(static_cast<uint32_t>(head_));
       oldest.live = false;
       counters_.evictions++;
     }
@@ -163,7 +208,7 @@ uint32_t TupleTable::NewSlot(const TupleKey& key, uint64_t now_ms) {
   s.has_syn = false;
   s.syn_options_length = 0;
   s.count = 0;
-  index_.emplace(key, static_cast<uint32_t>(slot));
+  Index(key, static_cast<uint32_t>(slot));
   counters_.inserted++;
   return static_cast<uint32_t>(slot);
 }
@@ -206,10 +251,10 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
   const bool uncommon = HasUncommonOption(v.options, v.options_length);
   if (!uncommon && !syn) return true;
   const TupleKey key = KeyOf(p.src, p.dst);
-  auto found = index_.find(key);
+  const uint32_t found = Find(key);
   if (syn) {
     // A new connection on this tuple: whatever was kept belonged to an earlier one.
-    if (found != index_.end()) Kill(found->second);
+    if (found != 0) Kill(found - 1);
     // A SYN with only the common options holds nothing to keep (the filter passes every SYN, so
     // that this forgetting happens).
     if (!uncommon) return true;
@@ -222,12 +267,12 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
     return true;
   }
   const bool shaped = p.toa.count > 0;
-  if (found == index_.end()) {
+  if (found == 0) {
     counters_.unmatched++;  // the SYN had only common options (the usual case), or came before the tap
     Slot& s = slots_[NewSlot(key, now_ms)];
     Keep(s, v.seq, shaped, v.payload > 0, v.options, v.options_length);
   } else {
-    Slot& s = slots_[found->second];
+    Slot& s = slots_[found - 1];
     if (s.has_syn && v.seq != s.next_seq) {
       // Not the packet that completes the held SYN's handshake nor its first data byte.
       counters_.bad_seq++;
@@ -246,9 +291,9 @@ void TupleTable::Take(const TakeQuery& query, const uint8_t* kind_table, uint64_
   const Address src = Unmapped(query.peer);
   const Address dst = Unmapped(query.local);
   if (src.family != dst.family) return;
-  auto it = index_.find(KeyOf(src, dst));
-  if (it == index_.end()) return;
-  const uint32_t slot = it->second;
+  const uint32_t found = Find(KeyOf(src, dst));
+  if (found == 0) return;
+  const uint32_t slot = found - 1;
   const Slot& s = slots_[slot];
   Kill(slot);  // consumed: the resolver caches the answer on the socket
   if (now_ms - s.time_ms > max_age_ms_) {

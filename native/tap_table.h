@@ -8,7 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 #include "toa_parse.h"
@@ -101,6 +100,8 @@ class TupleTable {
   static constexpr size_t kMaxOptions = 40;
   // Packets kept per tuple: the handshake ACK, the first data packet, and the latest other.
   static constexpr size_t kCandidates = 3;
+  // Slots made ahead of the write position.
+  static constexpr size_t kSlotsAhead = 4096;
 
   // The hash seed comes from std::random_device.
   TupleTable(size_t capacity, uint64_t max_age_ms);
@@ -117,11 +118,15 @@ class TupleTable {
   // SYN with a TOA-shaped option under `kind_table` for this connection.
   void Take(const TakeQuery& query, const uint8_t* kind_table, uint64_t now_ms, TapHit* out);
 
+  // Makes the slots the next few thousand connections will use, off the lookup path (the tap's
+  // periodic drain calls it): a slot touched for the first time costs a page fault.
+  void PrepareSlots();
+
   // The sockets lost packets: entries kept before now can no longer answer without a sequence
   // number to check them (the lost one may have been their connection's successor).
   void NoteLoss() { loss_generation_++; }
 
-  size_t size() const { return index_.size(); }
+  size_t size() const { return live_; }
   size_t capacity() const { return capacity_; }
   TapCounters& counters() { return counters_; }
   const TapCounters& counters() const { return counters_; }
@@ -148,18 +153,32 @@ class TupleTable {
     Kept kept[kCandidates];
   };
 
+  // The index: open addressing with linear probing over a power-of-two array of at least twice
+  // the capacity, made whole at construction like the slots, so that nothing is allocated, and
+  // no page touched for the first time, per connection (each fault costs microseconds in a VM).
+  struct Bucket {
+    uint32_t slot = 0;  // slot + 1; 0: empty
+    uint32_t hash = 0;  // the key's hash, low bits: where its probe starts
+  };
+  uint32_t Find(const TupleKey& key) const;  // slot + 1, or 0
+  void Index(const TupleKey& key, uint32_t slot);
+  void Unindex(uint32_t slot);
+
   void Expire(uint64_t now_ms);
   void Kill(uint32_t slot);
   uint32_t NewSlot(const TupleKey& key, uint64_t now_ms);
   void Keep(Slot& s, uint32_t seq, bool shaped, bool data, const uint8_t* options, size_t length);
 
   size_t capacity_;
-  std::vector<Slot> slots_;  // a ring in arrival order: head_ is the oldest
+  std::vector<Slot> slots_;  // a ring in arrival order: head_ is the oldest (all made up front)
   size_t head_ = 0;
   size_t used_ = 0;          // slots between head_ and the tail, live or consumed
   uint64_t max_age_ms_;
   uint32_t loss_generation_ = 0;
-  std::unordered_map<TupleKey, uint32_t, TupleHash> index_;
+  TupleHash hash_;
+  std::vector<Bucket> buckets_;
+  size_t mask_ = 0;
+  size_t live_ = 0;
   TapCounters counters_;
 };
 
