@@ -40,10 +40,15 @@ export interface DecideEvents {
 }
 
 /**
- * A compiled policy: the answer for `facts`; `fallback` (what Node knows, `socket.remoteAddress`)
- * is asked only when no packet was seen.
+ * A compiled policy: the answer for `facts`; `fallback(socket)` (what Node knows,
+ * `socket.remoteAddress`) is asked only when no packet was seen.
  */
-export type Decide = (facts: ConnectionFacts, fallback: () => Endpoint, events: DecideEvents) => RealAddress;
+export type Decide = (
+  facts: ConnectionFacts,
+  socket: object,
+  fallback: (socket: object) => Endpoint,
+  events: DecideEvents,
+) => RealAddress;
 
 /** Reports an IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as IPv4, as the wire had it. */
 export function endpoint(e: NativeEndpoint | Endpoint): Endpoint {
@@ -133,7 +138,7 @@ export function compileDecide(options: CompiledOptions): Decide {
     return undefined;
   }
 
-  return function decide(facts, fallback, events) {
+  return function decide(facts, socket, fallback, events) {
     // The gate read the header only because the server's trust covered its sender, and the bytes
     // are gone from the stream: every resolver believes it (their own trust is for TOA and the
     // kernel's rewrite). Answering the balancer instead would be no safer, only wrong.
@@ -147,7 +152,7 @@ export function compileDecide(options: CompiledOptions): Decide {
       if (found !== undefined) return found;
     }
     const l3Source = facts.synPeer ?? facts.ackPeer;
-    if (l3Source === undefined) return peerAnswer(fallback());
+    if (l3Source === undefined) return peerAnswer(fallback(socket));
     if (facts.name === undefined) return peerAnswer(l3Source);
     const l3 = endpoint(l3Source);
     const name = endpoint(facts.name);
@@ -167,5 +172,5 @@ export function decide(
   fallback: () => Endpoint,
   events: DecideEvents,
 ): RealAddress {
-  return compileDecide(options)(facts, fallback, events);
+  return compileDecide(options)(facts, facts, fallback, events);
 }

@@ -105,10 +105,10 @@ export function patchSockets(resolver: Resolver): () => void {
     // The server no longer listens (the family is unknown), or no descriptor: as Node.
     if (mapped === undefined || typeof fd !== 'number' || fd < 0) return undefined;
     // Where no packet answered, the resolver asks Node's own _getpeername (one getpeername).
-    const found = resolver.resolveAccepted(socket, fd, server, nodeEndpoint);
+    const found = resolver.peerName(socket, fd, server, nodeEndpoint);
     let peer: Peername;
     if (found.source !== 'peer') {
-      // The client: the (frozen) answer itself is the peer name; what else it says stays readable.
+      // The client: the answer itself is the peer name; what else it says stays readable.
       peer = found;
     } else if (socket._peername !== undefined) {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.

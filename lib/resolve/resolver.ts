@@ -77,10 +77,11 @@ interface ResolvedSocket {
 }
 
 /** Node's own peer name of a socket (its getters: one getpeername the first time). */
-function nodePeer(socket: ResolvedSocket): Endpoint {
-  const address = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : '';
-  const family = socket.remoteFamily === 'IPv6' || address.includes(':') ? 'IPv6' : 'IPv4';
-  return { address, port: typeof socket.remotePort === 'number' ? socket.remotePort : 0, family };
+function nodePeer(socket: object): Endpoint {
+  const s = socket as ResolvedSocket;
+  const address = typeof s.remoteAddress === 'string' ? s.remoteAddress : '';
+  const family = s.remoteFamily === 'IPv6' || address.includes(':') ? 'IPv6' : 'IPv4';
+  return { address, port: typeof s.remotePort === 'number' ? s.remotePort : 0, family };
 }
 
 const fresh = { value: false };
@@ -106,31 +107,34 @@ export class Resolver {
     const s = socket as ResolvedSocket;
     const cached = s[this.key];
     if (cached !== undefined) return cached;
-    return this.first(s, socketFd(s), s.server, () => nodePeer(s));
+    reasons = 0;
+    details = null;
+    const server = s.server;
+    const facts = connectionFacts(s, socketFd(s), server, fresh);
+    // No kernel socket (an in-memory stream, a destroyed socket): answered, not cached, not counted.
+    if (facts === undefined) return Object.freeze(this.decide({}, s, nodePeer, events));
+    const first = fresh.value;
+    if (first && resolveChannel.hasSubscribers) details = [];
+    const answer = Object.freeze(this.decide(facts, s, nodePeer, events));
+    s[this.key] = answer;
+    if (first) counted(s, server, facts, answer);
+    return answer;
   }
 
   /**
-   * resolve() for an accepted socket whose descriptor and server the caller found (install()'s
-   * getter): `peer` is Node's own peer name, asked only when no packet answered.
+   * The answer for an accepted socket whose descriptor and server the caller found, for Node's
+   * own `_peername` (install()'s getter): `peer` is Node's own peer name, asked only when no packet
+   * answered. Neither frozen nor kept per resolver: the socket keeps it as its peer name, and a
+   * later resolve() decides again from the facts cached on the socket (no syscall).
    */
-  resolveAccepted(socket: object, fd: number, server: object, peer: (socket: object) => Endpoint): RealAddress {
-    const s = socket as ResolvedSocket;
-    const cached = s[this.key];
-    if (cached !== undefined) return cached;
-    return this.first(s, fd, server, () => peer(s));
-  }
-
-  private first(s: ResolvedSocket, fd: number, server: unknown, fallback: () => Endpoint): RealAddress {
+  peerName(socket: object, fd: number, server: object, peer: (socket: object) => Endpoint): RealAddress {
     reasons = 0;
     details = null;
-    const facts = connectionFacts(s, fd, server, fresh);
-    // No kernel socket (an in-memory stream, a destroyed socket): answered, not cached, not counted.
-    if (facts === undefined) return Object.freeze(this.decide({}, fallback, events));
+    const facts = connectionFacts(socket, fd, server, fresh)!;
     const first = fresh.value;
     if (first && resolveChannel.hasSubscribers) details = [];
-    const answer = Object.freeze(this.decide(facts, fallback, events));
-    s[this.key] = answer;
-    if (first) counted(s, server, facts, answer);
+    const answer = this.decide(facts, socket, peer, events);
+    if (first) counted(socket, server, facts, answer);
     return answer;
   }
 }
