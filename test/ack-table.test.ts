@@ -784,8 +784,9 @@ describeSockops('enable(server, { ack })', () => {
     });
   `;
 
-  async function runClient(port: number, mode: 'get' | 'reset'): Promise<{ localPort: number; body?: string }> {
-    const r = await group.run(process.execPath, ['-e', CLIENT, String(port), mode], { timeoutMs: 15_000 });
+  async function runClient(port: number, mode: 'get' | 'reset', localPort?: number): Promise<{ localPort: number; body?: string }> {
+    const args = ['-e', CLIENT, String(port), mode, ...(localPort !== undefined ? [String(localPort)] : [])];
+    const r = await group.run(process.execPath, args, { timeoutMs: 15_000 });
     if (r.code !== 0) throw new Error(`client in the cgroup failed (${r.code ?? r.signal}): ${r.stderr}`);
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as { localPort: number; body?: string };
   }
@@ -822,6 +823,28 @@ describeSockops('enable(server, { ack })', () => {
     return JSON.parse(body) as Record<string, unknown>;
   }
   const tapOf = (port: number) => stats().taps.find((x) => x.port === port);
+
+  /**
+   * A port below the kernel's ephemeral range that nothing holds now: no connection of another
+   * process on this machine takes it between two connections of a test that both bind it.
+   */
+  async function unusedPort(): Promise<number> {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const from = low > 12000 ? 10000 : 1024;
+    for (let i = 0; i < 100; i++) {
+      const port = from + Math.floor(Math.random() * (low - from));
+      const probe = net.createServer();
+      const free = await new Promise<boolean>((resolve) => {
+        probe.once('error', () => resolve(false));
+        probe.listen(port, '0.0.0.0', () => resolve(true));
+      });
+      if (free) {
+        await close(probe);
+        return port;
+      }
+    }
+    throw new Error('no unused port below the ephemeral range');
+  }
   const expectedToa = (localPort: number) => ({ ...group.expected(localPort), source: 'toa', kind: 254, packet: 'ack', proxy: { address: '127.0.0.1' } });
 
   it('answers with the peer on 127.0.0.1 when no packet holds a TOA, and copies none of them', async () => {
@@ -870,7 +893,8 @@ describeSockops('enable(server, { ack })', () => {
     const { port } = await serve({ ack: true });
     // The first connection's TOA is kept but never asked for; its client resets (no TIME_WAIT),
     // and a client without TOA connects again from the same port.
-    const { localPort } = await runClient(port, 'reset');
+    const localPort = await unusedPort();
+    expect((await runClient(port, 'reset', localPort)).localPort).toBe(localPort);
     await settle(150);
     expect(tapOf(port)).toMatchObject({ toaFound: 1, tableSize: 1, lookups: 0 });
     expect(await ask(port, localPort)).toMatchObject({ source: 'peer', address: '127.0.0.1', port: localPort });
