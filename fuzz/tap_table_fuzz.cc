@@ -1,16 +1,27 @@
 // libFuzzer target for the ACK tap's table alone (native/tap_table.cc; built by scripts/fuzz.sh
 // through CMakeLists.txt TOA_FUZZ=ON). Packets arrive in any order, with a clock that moves on,
-// interleaved with lookups of their tuples. Besides ASan and UBSan, it runs a model of what the
-// table promises (docs/ack-tap.md, "The table") beside it, written from that text with a map in
-// place of the ring, and aborts on the first difference:
-//   - a SYN (re)starts its tuple's entry and fixes the sequence number the next packet must carry:
-//     the SYN's + 1 + the SYN's own data;
-//   - a later packet with a TOA-shaped or uncommon option counts as unmatched (no entry), badSeq
-//     (another sequence number) or, TOA-shaped, toaFound; the entry keeps the first TOA-shaped
-//     one, else the first uncommon one;
-//   - at a SYN, entries older than maxAge go (expired), then the one `capacity` SYNs back, if it is
-//     still there (evictions); a lookup consumes its entry, and misses one older than maxAge;
-//   - a hit is the kept options read with the lookup's kinds, the packet's source as peer, and
+// interleaved with lookups of their tuples (with or without the sequence number a saved SYN would
+// give) and with losses of packets. Besides ASan and UBSan, it runs a model of what the table
+// promises (native/tap_table.h's class comment, docs/ack-tap.md "The table") beside it, written
+// from that text with a map in place of the ring, and aborts on the first difference:
+//   - only packets whose options hold an option of an uncommon kind count (EOL ends the walk, NOP
+//     is skipped, an uncommon kind counts even as the last byte, a common one whose length is < 2
+//     or runs past the end ends it); SYN-ACKs and RSTs never do;
+//   - a SYN (re)starts its tuple's entry, holding its options, the loss generation, and the
+//     sequence number the packets after it must carry: the SYN's + 1 + the SYN's own data;
+//   - a later packet on a tuple with a held SYN and another number is badSeq; else it is kept
+//     under its number (counted unmatched when the entry holds no SYN, making the entry when there
+//     is none): the first TOA-shaped packet per number stays, an untagged one gives way to a
+//     tagged one, at most 3 numbers, a fourth takes the third's place; a TOA-shaped one counts
+//     toaFound;
+//   - making an entry first drops those older than maxAge (expired), then the one made `capacity`
+//     entries back, if it is still there (evictions);
+//   - a lookup consumes its entry, and misses one older than maxAge (expired). With a number, only
+//     the packet kept under it answers, and a held SYN with another is stale. Without one, a held
+//     SYN stands in (its options come back, its number picks the packet) unless a loss came after
+//     it (stale); with no held SYN the kept packets answer only if all came after the last loss and
+//     all TOA-shaped ones name the same clients (else stale);
+//   - a hit is the chosen packet's options read with the lookup's kinds, the query's peer, and
 //     whether that packet had data;
 // and after every step: size() equals the model's entries and stays <= capacity(), every counter
 // equals the model's, hits <= lookups.
@@ -21,14 +32,25 @@
 //   byte 2   low 2 bits: the kind table packets are offered with (KindTables below); the high 6
 //            all set: the hash seeded from std::random_device as the tap's is, else a fixed seed
 //            (the random one is slow to get, so only a few inputs pay for it)
-//   then operations until the input ends, each an op byte: low 2 bits the action, the high 6 bits
+//   then operations until the input ends, each an op byte: low 3 bits the action, the high 5 bits
 //   milliseconds the clock moves on first.
-//     0 offer      a length byte L, then L bytes (fewer at the end): one packet from its IP header
-//     1 offer+seq  the same, but the TCP sequence number is first set to what the tuple's entry
-//                  asks for, when it has one (random bytes almost never guess it)
-//     2 take       a byte: low 6 bits pick one of the packets the table read as TCP (0: the latest,
-//                  1: the one before...), whose tuple is looked up; high 2 bits the lookup's kinds
-//     3 take       the same, with IPv4 ends passed as ::ffff:a.b.c.d, as a dual-stack socket names them
+//     0 offer         a length byte L, then L bytes (fewer at the end): one packet from its IP header
+//     1 offer+seq     a sequence byte (below), then as 0: the packet's TCP sequence number is first
+//                     set to the one the byte picks on its tuple's entry, when there is one (random
+//                     bytes almost never guess it)
+//     2 take          a byte: low 6 bits pick one of the packets the table read as TCP (0: the
+//                     latest, 1: the one before...), whose tuple is looked up without a sequence
+//                     number (no saved SYN); high 2 bits the lookup's kinds
+//     3 take          the same, with IPv4 ends passed as ::ffff:a.b.c.d, as a dual-stack socket names them
+//     4 take+seq      as 2, then a sequence byte: the lookup passes the number it picks
+//     5 take+seq      the same, mapped
+//     6 loss          the sockets lost packets (NoteLoss)
+//     7 wait          the clock moves on 64 ms per unit of the high 5 bits instead
+//   A sequence byte picks on the tuple's entry: low 2 bits 0 the held SYN's next number (else the
+//   first kept packet's), 1-3 the number of kept packet 1-3 (else as 0); bit 2 adds 1 (a near
+//   miss); bit 3 instead the number of the packet offered on the tuple 1-4 packets back (low 2
+//   bits), kept or not. Without an entry (nor a packet offered, with bit 3) the byte itself is the
+//   number.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -114,17 +136,20 @@ bool ReadTcp(const uint8_t* data, size_t length, Tcp* t) {
   return true;
 }
 
-// An option no TCP stack sends on its own (anything but EOL, NOP, MSS, window scale, SACK and
-// timestamps), before the walk ends at EOL or at a length that does not fit.
+// Whether the options hold one of a kind no TCP stack sends on its own (anything but EOL, NOP,
+// MSS, window scale, SACK-permitted, SACK and timestamps): the walk ends at EOL and at a common
+// option whose length is < 2 or runs past the end; an uncommon kind counts as soon as it is read,
+// even as the last byte (what the filter's walk does, tap_filter.cc).
 bool Uncommon(const std::vector<uint8_t>& o) {
   for (size_t i = 0; i < o.size();) {
-    if (o[i] == 0) return false;
-    if (o[i] == 1) {
+    const uint8_t kind = o[i];
+    if (kind == 0) return false;
+    if (kind == 1) {
       i++;
       continue;
     }
+    if (kind != 2 && kind != 3 && kind != 4 && kind != 5 && kind != 8) return true;
     if (i + 1 >= o.size() || o[i + 1] < 2 || o[i + 1] > o.size() - i) return false;
-    if (o[i] != 2 && o[i] != 3 && o[i] != 4 && o[i] != 5 && o[i] != 8) return true;
     i += o[i + 1];
   }
   return false;
@@ -159,16 +184,47 @@ Address Mapped(const Address& a) {
   return m;
 }
 
+// A packet the model's entry keeps.
+struct KeptModel {
+  uint32_t seq = 0;
+  uint32_t generation = 0;  // the loss generation when it came
+  bool shaped = false;      // TOA-shaped under the kind table it was offered with
+  bool data = false;
+  std::vector<uint8_t> options;
+};
+
 // The model's entry of a tuple.
 struct Entry {
+  uint64_t time = 0;
+  uint64_t number = 0;  // this entry was the n-th made
+  bool has_syn = false;
+  uint32_t syn_generation = 0;
   uint32_t next_seq = 0;
-  uint64_t syn_time = 0;
-  uint64_t syn_number = 0;  // this entry's SYN was the n-th to make an entry
-  bool kept = false;
-  bool kept_shaped = false;  // TOA-shaped under the kind table it was offered with
-  bool kept_data = false;
-  std::vector<uint8_t> kept_options;
+  std::vector<uint8_t> syn_options;
+  std::vector<KeptModel> kept;
 };
+
+constexpr size_t kKeptPerEntry = 3;
+
+// The number a sequence byte picks on an entry, or among the numbers last offered on its tuple
+// (the input framing above).
+uint32_t PickSeq(const Entry* e, const std::vector<uint32_t>* offered, uint8_t byte) {
+  if ((byte & 8) != 0) {
+    if (offered == nullptr || offered->empty()) return byte;
+    return (*offered)[offered->size() - 1 - (byte & 3) % offered->size()];
+  }
+  if (e == nullptr) return byte;
+  uint32_t seq = byte;
+  const size_t which = byte & 3;
+  if (which >= 1 && which <= e->kept.size()) {
+    seq = e->kept[which - 1].seq;
+  } else if (e->has_syn) {
+    seq = e->next_seq;
+  } else if (!e->kept.empty()) {
+    seq = e->kept[0].seq;
+  }
+  return seq + ((byte & 4) != 0 ? 1 : 0);
+}
 
 class Run {
  public:
@@ -183,7 +239,14 @@ class Run {
 
   void Advance(uint64_t ms) { now_ += ms; }
 
-  void Offer(const uint8_t* bytes, size_t length, bool in_sequence) {
+  void Loss() {
+    table_.NoteLoss();
+    generation_++;
+    CheckCounters();
+  }
+
+  // `seq_byte` < 0: the packet's own sequence number.
+  void Offer(const uint8_t* bytes, size_t length, int seq_byte) {
     // A copy of exactly this size: a read past the packet is an ASan report.
     uint8_t* data = static_cast<uint8_t*>(std::malloc(length ? length : 1));
     std::memcpy(data, bytes, length);
@@ -191,10 +254,13 @@ class Run {
     Tcp t;
     // A packet whose ends differ in family (::ffff:a.b.c.d to plain IPv6) is no connection's.
     const bool tcp = p.ok && p.src.family == p.dst.family && ReadTcp(data, length, &t);
-    if (in_sequence && tcp && (p.tcp_flags & toa::kTcpSyn) == 0) {
-      auto found = model_.find(KeyOf(p.src, p.dst));
-      if (found != model_.end()) {
-        t.seq = found->second.next_seq;
+    if (seq_byte >= 0 && tcp && (p.tcp_flags & toa::kTcpSyn) == 0) {
+      const Key key = KeyOf(p.src, p.dst);
+      auto found = model_.find(key);
+      auto offered = offered_.find(key);
+      if (found != model_.end() || offered != offered_.end()) {
+        t.seq = PickSeq(found != model_.end() ? &found->second : nullptr,
+                        offered != offered_.end() ? &offered->second : nullptr, static_cast<uint8_t>(seq_byte));
         for (int b = 0; b < 4; b++) data[t.seq_offset + b] = static_cast<uint8_t>(t.seq >> (24 - 8 * b));
       }
     }
@@ -211,101 +277,198 @@ class Run {
     CheckCounters();
   }
 
-  void Take(uint8_t choice, bool mapped, const uint8_t* kind_table) {
+  // `seq_byte` < 0: a lookup without a sequence number (no saved SYN).
+  void Take(uint8_t choice, bool mapped, int seq_byte, const uint8_t* kind_table) {
     if (tuples_.empty()) return;
     // The parser already gave IPv4-mapped ends as IPv4: these are what the table must key on.
     const auto& tuple = tuples_[tuples_.size() - 1 - (choice & 0x3f) % tuples_.size()];
     const Address& src = tuple.first;
     const Address& dst = tuple.second;
 
-    bool predicted = false;
-    ToaOptionList expected_options;
-    bool expected_data = false;
-    auto found = src.family == dst.family ? model_.find(KeyOf(src, dst)) : model_.end();
+    toa::TakeQuery query;
+    query.peer = mapped ? Mapped(src) : src;
+    query.local = mapped ? Mapped(dst) : dst;
+    const Key key = KeyOf(src, dst);
+    auto found = model_.find(key);
+    if (seq_byte >= 0) {
+      auto offered = offered_.find(key);
+      query.has_next_seq = true;
+      query.next_seq = PickSeq(found != model_.end() ? &found->second : nullptr,
+                               offered != offered_.end() ? &offered->second : nullptr, static_cast<uint8_t>(seq_byte));
+    }
+
+    Prediction want;
     if (found != model_.end()) {
-      const Entry& e = found->second;
-      if (now_ - e.syn_time > max_age_ms_) {
-        expected_.expired++;
-      } else if (e.kept) {
-        // Outside a SYN, as the table reads them: F9 89 is a port, never a TFO cookie.
-        toa::FindToaOptions(e.kept_options.data(), e.kept_options.size(), kind_table, false, &expected_options);
-        predicted = expected_options.count > 0;
-        expected_data = e.kept_data;
-      }
+      const Entry e = found->second;
       model_.erase(found);
+      if (now_ - e.time > max_age_ms_) {
+        expected_.expired++;
+      } else {
+        Predict(e, query, kind_table, &want);
+      }
     }
 
     TapCounters& counters = table_.counters();
-    counters.lookups++;  // as Tap::Lookup counts them
+    counters.lookups++;  // as Tap::Claim counts them
     expected_.lookups++;
     toa::TapHit hit;
-    const bool got = table_.Take(mapped ? Mapped(src) : src, mapped ? Mapped(dst) : dst, kind_table, now_, &hit);
-    if (got) {
+    table_.Take(query, kind_table, now_, &hit);
+    if (hit.found) {
       counters.hits++;
       expected_.hits++;
     }
-    CHECK(got == predicted);
-    if (got) {
-      CHECK(SameAddress(hit.peer, src));
-      CHECK(hit.data == expected_data);
-      CHECK(SameOptions(hit.options, expected_options));
+    CHECK(hit.found == want.found);
+    CHECK(hit.syn_found == want.syn_found);
+    if (hit.found || hit.syn_found) CHECK(SameAddress(hit.peer, src));
+    if (hit.found) {
+      CHECK(hit.data == want.data);
+      CHECK(SameOptions(hit.options, want.options));
       CHECK(hit.options.count <= toa::kMaxToaOptions);
       for (size_t i = 0; i < hit.options.count; i++) {
         CHECK((kind_table[hit.options.options[i].kind] & hit.options.options[i].layout) != 0);
       }
     }
+    if (hit.syn_found) CHECK(SameOptions(hit.syn_options, want.syn_options));
     CheckCounters();
   }
 
  private:
+  struct Prediction {
+    bool found = false;
+    bool data = false;
+    ToaOptionList options;
+    bool syn_found = false;
+    ToaOptionList syn_options;
+  };
+
+  // What a lookup of a live, young entry answers; counts `stale` where the table refuses it.
+  void Predict(const Entry& e, const toa::TakeQuery& query, const uint8_t* kind_table, Prediction* want) {
+    bool has_next = query.has_next_seq;
+    uint32_t next = query.next_seq;
+    if (e.has_syn) {
+      if (has_next && e.next_seq != next) {
+        expected_.stale++;
+        return;
+      }
+      if (!has_next) {
+        if (e.syn_generation != generation_) {
+          expected_.stale++;
+          return;
+        }
+        want->syn_found = true;
+        toa::FindToaOptions(e.syn_options.data(), e.syn_options.size(), kind_table, true, &want->syn_options);
+        has_next = true;
+        next = e.next_seq;
+      }
+    }
+    const KeptModel* chosen = nullptr;
+    ToaOptionList chosen_toa;
+    for (const KeptModel& k : e.kept) {
+      if (has_next) {
+        if (k.seq == next) chosen = &k;
+        continue;
+      }
+      if (k.generation != generation_) {
+        expected_.stale++;
+        return;
+      }
+      ToaOptionList list;
+      // Outside a SYN, as the table reads them: F9 89 is a port, never a TFO cookie.
+      toa::FindToaOptions(k.options.data(), k.options.size(), kind_table, false, &list);
+      if (list.count == 0) continue;
+      if (chosen != nullptr) {
+        if (!SameOptions(chosen_toa, list)) {
+          expected_.stale++;
+          return;
+        }
+        continue;
+      }
+      chosen = &k;
+      chosen_toa = list;
+    }
+    if (chosen == nullptr) return;
+    toa::FindToaOptions(chosen->options.data(), chosen->options.size(), kind_table, false, &want->options);
+    want->found = want->options.count > 0;
+    want->data = chosen->data;
+  }
+
+  Entry& Make(const Key& key) {
+    const uint64_t number = ++made_;
+    for (auto it = model_.begin(); it != model_.end();) {
+      if (now_ - it->second.time > max_age_ms_) {
+        expected_.expired++;
+        it = model_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = model_.begin(); it != model_.end(); ++it) {
+      if (it->second.number + capacity_ == number) {
+        expected_.evictions++;
+        model_.erase(it);
+        break;
+      }
+    }
+    expected_.inserted++;
+    Entry& e = model_[key];
+    e = Entry();
+    e.time = now_;
+    e.number = number;
+    return e;
+  }
+
+  void Keep(Entry& e, const Tcp& t, bool shaped) {
+    KeptModel* place = nullptr;
+    for (KeptModel& k : e.kept) {
+      if (k.seq != t.seq) continue;
+      if (k.shaped || !shaped) return;
+      place = &k;
+      break;
+    }
+    if (place == nullptr) {
+      if (e.kept.size() < kKeptPerEntry) e.kept.emplace_back();
+      place = &e.kept.back();
+    }
+    place->seq = t.seq;
+    place->generation = generation_;
+    place->shaped = shaped;
+    place->data = t.payload > 0;
+    place->options = t.options;
+  }
+
   void Learn(const toa::Packet& p, const Tcp& t) {
     const Key key = KeyOf(p.src, p.dst);
-    if ((p.tcp_flags & toa::kTcpSyn) != 0) {
-      expected_.syns++;
-      if ((p.tcp_flags & (toa::kTcpAck | toa::kTcpRst)) != 0) return;
+    std::vector<uint32_t>& offered = offered_[key];
+    if (offered.size() == 4) offered.erase(offered.begin());
+    offered.push_back((p.tcp_flags & toa::kTcpSyn) != 0 ? t.seq + 1 + t.payload : t.seq);
+    const bool syn = (p.tcp_flags & toa::kTcpSyn) != 0;
+    if (syn) expected_.syns++;
+    if ((p.tcp_flags & toa::kTcpRst) != 0 || (syn && (p.tcp_flags & toa::kTcpAck) != 0)) return;
+    if (!Uncommon(t.options)) return;
+    if (syn) {
       model_.erase(key);  // a new connection on this tuple
-      const uint64_t number = ++syn_count_;
-      for (auto it = model_.begin(); it != model_.end();) {
-        if (now_ - it->second.syn_time > max_age_ms_) {
-          expected_.expired++;
-          it = model_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      for (auto it = model_.begin(); it != model_.end(); ++it) {
-        if (it->second.syn_number + capacity_ == number) {
-          expected_.evictions++;
-          model_.erase(it);
-          break;
-        }
-      }
-      Entry& e = model_[key];
+      Entry& e = Make(key);
+      e.has_syn = true;
+      e.syn_generation = generation_;
       e.next_seq = t.seq + 1 + t.payload;
-      e.syn_time = now_;
-      e.syn_number = number;
-      expected_.inserted++;
+      e.syn_options = t.options;
       return;
     }
-    if ((p.tcp_flags & toa::kTcpRst) != 0) return;
     const bool shaped = p.toa.count > 0;
-    if (!shaped && !Uncommon(t.options)) return;
     auto found = model_.find(key);
     if (found == model_.end()) {
       expected_.unmatched++;
-      return;
-    }
-    Entry& e = found->second;
-    if (t.seq != e.next_seq) {
-      expected_.bad_seq++;
-      return;
+      Keep(Make(key), t, shaped);
+    } else {
+      Entry& e = found->second;
+      if (e.has_syn && t.seq != e.next_seq) {
+        expected_.bad_seq++;
+        return;
+      }
+      if (!e.has_syn) expected_.unmatched++;
+      Keep(e, t, shaped);
     }
     if (shaped) expected_.toa_found++;
-    if (e.kept_shaped || (e.kept && !shaped)) return;
-    e.kept = true;
-    e.kept_shaped = shaped;
-    e.kept_data = t.payload > 0;
-    e.kept_options = t.options;
   }
 
   void CheckCounters() {
@@ -325,8 +488,11 @@ class Run {
   const uint64_t max_age_ms_;
   const uint8_t* offer_table_;
   uint64_t now_ = 1000000;  // well past 0, as CLOCK_MONOTONIC is
-  uint64_t syn_count_ = 0;
+  uint64_t made_ = 0;       // entries made
+  uint32_t generation_ = 0; // losses so far
   std::map<Key, Entry> model_;
+  // The last 4 sequence numbers offered per tuple (a SYN's: the next one), for the sequence bytes.
+  std::map<Key, std::vector<uint32_t>> offered_;
   TapCounters expected_;
   std::vector<std::pair<Address, Address>> tuples_;  // of the packets the table read as TCP
 };
@@ -340,16 +506,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t i = 3;
   while (i < size) {
     const uint8_t op = data[i++];
-    run.Advance(op >> 2);
+    const uint8_t action = op & 7;
+    if (action == 7) {
+      run.Advance(static_cast<uint64_t>(op >> 3) * 64);
+      continue;
+    }
+    run.Advance(op >> 3);
+    if (action == 6) {
+      run.Loss();
+      continue;
+    }
     if (i >= size) break;
-    if ((op & 3) < 2) {
+    if (action <= 1) {
+      int seq_byte = -1;
+      if (action == 1) {
+        seq_byte = data[i++];
+        if (i >= size) break;
+      }
       size_t length = data[i++];
       if (length > size - i) length = size - i;
-      run.Offer(data + i, length, (op & 3) == 1);
+      run.Offer(data + i, length, seq_byte);
       i += length;
     } else {
       const uint8_t choice = data[i++];
-      run.Take(choice, (op & 3) == 3, kinds.tables[choice >> 6]);
+      int seq_byte = -1;
+      if (action >= 4) {
+        if (i >= size) break;
+        seq_byte = data[i++];
+      }
+      run.Take(choice, (action & 1) != 0, seq_byte, kinds.tables[choice >> 6]);
     }
   }
   return 0;

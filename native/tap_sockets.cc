@@ -221,6 +221,10 @@ size_t Tap::Drain(const uint8_t* kind_table, size_t max_packets, int family) {
     if (fds_[i] < 0 || (family == 4 && i != 0) || (family == 6 && i != 1)) continue;
     total += rings_[i].base != nullptr ? DrainRing(i, kind_table, max_packets - total)
                                        : DrainSocket(i, kind_table, max_packets - total);
+    if (loss_pending_[i]) {
+      table_.NoteLoss();
+      loss_pending_[i] = false;
+    }
   }
   return total;
 }
@@ -273,10 +277,6 @@ size_t Tap::DrainSocket(int i, const uint8_t* kind_table, size_t max_packets) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // EAGAIN: the queue is empty
     const uint64_t now = MonotonicMs();
-    // Without a ring no frame says so: the drop count is read (and reset) with each batch.
-    const uint64_t dropped = table_.counters().drops;
-    UpdateDrops();
-    if (table_.counters().drops != dropped) table_.NoteLoss();
     for (int m = 0; m < n; m++) {
       if (addresses[m].sll_pkttype != PACKET_HOST) continue;
       table_.Offer(buffers_.data() + m * kTapSnapLength, messages[m].msg_len, kind_table, now);
@@ -284,18 +284,29 @@ size_t Tap::DrainSocket(int i, const uint8_t* kind_table, size_t max_packets) {
     total += static_cast<size_t>(n);
     if (static_cast<size_t>(n) < kBatch) break;
   }
+  // Without a ring no frame says when packets were lost: the drop count is read (and reset) once
+  // what was read is in the table, so a loss counts against every packet that may have come
+  // before it (some that came after it are refused too, never the other way round).
+  if (total > 0) UpdateDrops();
   return total;
 }
 
 void Tap::UpdateDrops() {
-  for (int fd : fds_) {
-    if (fd < 0) continue;
+  uint64_t dropped = 0;
+  for (int i = 0; i < 2; i++) {
+    if (fds_[i] < 0) continue;
     tpacket_stats stats{};
     socklen_t size = sizeof stats;
-    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &stats, &size) == 0) {
-      table_.counters().drops += stats.tp_drops;
+    if (getsockopt(fds_[i], SOL_PACKET, PACKET_STATISTICS, &stats, &size) == 0 && stats.tp_drops != 0) {
+      dropped += stats.tp_drops;
+      loss_pending_[i] = true;
     }
   }
+  table_.counters().drops += dropped;
+  // The read resets the kernel's count, and with it the ring's TP_STATUS_LOSING marks, so whoever
+  // reads it (stats() too) tells the table: now, for what it holds, and again once the packets
+  // still queued on that socket, which may have come before the loss, are read (Drain).
+  if (dropped != 0) table_.NoteLoss();
 }
 
 int Tap::Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out) {
@@ -318,6 +329,10 @@ int Tap::Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out
   // tap before accept() returned, in order (the sockets are bound to ETH_P_ALL: walked before IP).
   // With a ring an empty queue is a memory read.
   Drain(kind_table, kMaxDrainOnLookup, Unmapped(query.peer).family);
+  // Without a sequence number to check what the table kept, a loss must count even when no frame
+  // came after it to carry TP_STATUS_LOSING: the kernel's count says. Only this path (no saved
+  // SYN: syncookies) pays the system call.
+  if (!query.has_next_seq) UpdateDrops();
   table_.Take(query, kind_table, MonotonicMs(), out);
   if (out->found || (out->syn_found && out->syn_options.count > 0)) counters.hits++;
   return 0;

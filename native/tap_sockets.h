@@ -52,7 +52,8 @@ class Tap {
   // out->found, out->syn_found) or the errno of getpeername/getsockname.
   int Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out);
 
-  // Reads and adds the kernel's drop count (PACKET_STATISTICS resets on each read).
+  // Reads and adds the kernel's drop count (PACKET_STATISTICS resets on each read); any drop is a
+  // loss for the table (TupleTable::NoteLoss).
   void UpdateDrops();
 
   void Close();
@@ -75,6 +76,8 @@ class Tap {
 
   int fds_[2] = {-1, -1};
   Ring rings_[2];
+  // The kernel reported drops on this socket since it was last drained (UpdateDrops).
+  bool loss_pending_[2] = {false, false};
   uint64_t netns_ = 0;
   int receive_buffer_;
   uint32_t ring_frames_;

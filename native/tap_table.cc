@@ -82,6 +82,26 @@ bool ViewTcp(const uint8_t* data, size_t length, TcpView* v) {
   return true;
 }
 
+bool SameAddress(const Address& a, const Address& b) {
+  return a.family == b.family && a.port == b.port &&
+         std::memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : sizeof a.bytes) == 0;
+}
+
+// Whether two packets name the same clients: their TOA-shaped options, as read. Not their whole
+// option blocks: the timestamps beside the option differ from one packet of a connection to the next.
+bool SameToa(const ToaOptionList& a, const ToaOptionList& b) {
+  if (a.count != b.count) return false;
+  for (size_t i = 0; i < a.count; i++) {
+    const ToaOption& x = a.options[i];
+    const ToaOption& y = b.options[i];
+    if (x.kind != y.kind || x.length != y.length || x.layout != y.layout || x.status != y.status ||
+        x.vid != y.vid || !SameAddress(x.client, y.client) || !SameAddress(x.vip, y.vip)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 uint64_t RandomSeed() {
   std::random_device random;
   return (static_cast<uint64_t>(random()) << 32) ^ random();
@@ -320,6 +340,7 @@ void TupleTable::Take(const TakeQuery& query, const uint8_t* kind_table, uint64_
     }
   }
   const Kept* chosen = nullptr;
+  ToaOptionList chosen_toa;
   for (uint8_t i = 0; i < s.count; i++) {
     const Kept& k = s.kept[i];
     if (has_next) {
@@ -327,7 +348,7 @@ void TupleTable::Take(const TakeQuery& query, const uint8_t* kind_table, uint64_
       continue;
     }
     // Nothing to check the packets against: only packets kept since the last loss, and only when
-    // every TOA-bearing one says the same (a reused tuple's earlier connection may differ).
+    // every TOA-bearing one names the same clients (a reused tuple's earlier connection may not).
     if (k.loss_generation != loss_generation_) {
       counters_.stale++;
       return;
@@ -335,12 +356,14 @@ void TupleTable::Take(const TakeQuery& query, const uint8_t* kind_table, uint64_
     ToaOptionList list;
     FindToaOptions(k.options, k.options_length, kind_table, false, &list);
     if (list.count == 0) continue;
-    if (chosen != nullptr && (chosen->options_length != k.options_length ||
-                              std::memcmp(chosen->options, k.options, k.options_length) != 0)) {
+    if (chosen != nullptr && !SameToa(chosen_toa, list)) {
       counters_.stale++;
       return;
     }
-    if (chosen == nullptr) chosen = &k;
+    if (chosen == nullptr) {
+      chosen = &k;
+      chosen_toa = list;
+    }
   }
   out->peer = src;
   if (chosen == nullptr) return;
