@@ -495,9 +495,9 @@ describeTap.each([
   });
   const toa = toaV4(254, 4321, '203.0.113.7');
 
-  it('walks the TCP options as the table does: passes only a packet with an uncommon option', async () => {
-    // [what, options, flags, payload, passes]
-    const vectors: Array<[string, number[], number, number[], boolean]> = [
+  it('walks the TCP options as the table does: passes a packet after the SYN only with an uncommon option, every SYN', async () => {
+    // [what, options, flags, payload, passes] ('copied': the filter passes it, the table keeps nothing)
+    const vectors: Array<[string, number[], number, number[], boolean | 'copied']> = [
       ['a TOA alone', toa, TCP.ACK, [], true],
       ['timestamps, then a TOA', [...tsOnly(), ...toa], TCP.ACK, [], true],
       ['a TOA, then NOPs', [...toa, ...nop(), ...nop(), ...nop(), ...nop()], TCP.ACK, [], true],
@@ -522,7 +522,8 @@ describeTap.each([
       ['a common option longer than the options, over a TOA', [8, 30, ...toa, 0, 0], TCP.ACK, [], false],
       ['a lone common kind byte at the end, data after it', [...nop(), ...nop(), ...nop(), 8], TCP.ACK, [0xfe, 8, 0, 0], false],
       ['a lone common kind byte at the end, nothing after it', [...nop(), ...nop(), ...nop(), 8], TCP.ACK, [], false],
-      ['a Linux SYN', linuxSyn(), TCP.SYN, [], false],
+      // Every SYN passes: it makes its 4-tuple forget an earlier connection's packets.
+      ['a Linux SYN', linuxSyn(), TCP.SYN, [], 'copied'],
       ['a SYN-ACK with a TOA', toa, TCP.SYN | TCP.ACK, [], false],
       ['a RST with a TOA', toa, TCP.RST | TCP.ACK, [], false],
       ['a SYN with RST and a TOA', toa, TCP.SYN | TCP.RST, [], false],
@@ -536,7 +537,7 @@ describeTap.each([
       const inserted = ref.stats().inserted;
       offer(ref, p, DEFAULT_TABLE);
       verdicts.push([what, { filter: t.drain(DEFAULT_TABLE), table: ref.stats().inserted - inserted }]);
-      expected.push([what, { filter: passes ? 1 : 0, table: passes ? 1 : 0 }]);
+      expected.push([what, { filter: passes === false ? 0 : 1, table: passes === true ? 1 : 0 }]);
     }
     ref.close();
     expect(verdicts).toEqual(expected);
@@ -627,7 +628,7 @@ describeTap.each([
     if (ringFrames > 0) expect(s.packets).toBe(16);
   });
 
-  it('copies nothing of a real Linux connection: its SYN, handshake ACK and data have only common options', async () => {
+  it('copies only the SYN of a real Linux connection: its handshake ACK and data have only common options', async () => {
     const client = net.connect(port, '127.0.0.1');
     await new Promise((resolve) => client.once('connect', resolve));
     client.write('x');
@@ -635,8 +636,8 @@ describeTap.each([
     client.destroy();
     await settle();
     await deliver([]);
-    expect(t.drain(DEFAULT_TABLE)).toBe(0);
-    expect(t.stats()).toMatchObject({ packets: 0, syns: 0, inserted: 0 });
+    expect(t.drain(DEFAULT_TABLE)).toBe(1);
+    expect(t.stats()).toMatchObject({ packets: 1, syns: 1, inserted: 0 });
   });
 
   it('opens in its own namespace when given no listener (a node:cluster worker)', () => {
@@ -847,14 +848,15 @@ describeSockops('enable(server, { ack })', () => {
   }
   const expectedToa = (localPort: number) => ({ ...group.expected(localPort), source: 'toa', kind: 254, packet: 'ack', proxy: { address: '127.0.0.1' } });
 
-  it('answers with the peer on 127.0.0.1 when no packet holds a TOA, and copies none of them', async () => {
+  it('answers with the peer on 127.0.0.1 when no packet holds a TOA, and copies only its SYN', async () => {
     const { port } = await serve({ ack: true });
     const before = stats();
     expect(await ask(port)).toMatchObject({ source: 'peer', address: '127.0.0.1' });
     const after = stats();
     expect(after.lookups - before.lookups).toBe(1);
     expect(after.hits - before.hits).toBe(0);
-    expect(tapOf(port)).toMatchObject({ port, packets: 0, syns: 0, lookups: 1, hits: 0 });
+    // Its SYN was copied (every SYN is: it makes the 4-tuple forget an earlier connection), nothing else.
+    expect(tapOf(port)).toMatchObject({ port, packets: 1, syns: 1, inserted: 0, lookups: 1, hits: 0 });
   });
 
   it('reads a TOA from the handshake ACK; without { ack } the same packet is not seen', async () => {
@@ -862,7 +864,7 @@ describeSockops('enable(server, { ack })', () => {
     const tapped = await serve({ ack: true });
     const a = await askTagged(tapped.port);
     expect(a.answer).toMatchObject(expectedToa(a.localPort));
-    expect(tapOf(tapped.port)).toMatchObject({ packets: 1, syns: 0, toaFound: 1, unmatched: 1, lookups: 1, hits: 1, stale: 0 });
+    expect(tapOf(tapped.port)).toMatchObject({ packets: 2, syns: 1, toaFound: 1, unmatched: 1, lookups: 1, hits: 1, stale: 0 });
     const plain = await serve(undefined);
     const b = await askTagged(plain.port);
     expect(b.answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: b.localPort });
@@ -886,7 +888,7 @@ describeSockops('enable(server, { ack })', () => {
     const open = await serve({ ack: true });
     const b = await askTagged(open.port);
     expect(b.answer).toMatchObject(expectedToa(b.localPort));
-    expect(tapOf(open.port)).toMatchObject({ packets: 1, lookups: 1, hits: 1 });
+    expect(tapOf(open.port)).toMatchObject({ packets: 2, lookups: 1, hits: 1 });
   });
 
   it("never gives a reused 4-tuple the previous connection's client", async () => {
