@@ -4,11 +4,13 @@
 // give) and with losses of packets. Besides ASan and UBSan, it runs a model of what the table
 // promises (native/tap_table.h's class comment, docs/ack-tap.md "The table") beside it, written
 // from that text with a map in place of the ring, and aborts on the first difference:
-//   - only packets whose options hold an option of an uncommon kind count (EOL ends the walk, NOP
-//     is skipped, an uncommon kind counts even as the last byte, a common one whose length is < 2
-//     or runs past the end ends it); SYN-ACKs and RSTs never do;
-//   - a SYN (re)starts its tuple's entry, holding its options, the loss generation, and the
-//     sequence number the packets after it must carry: the SYN's + 1 + the SYN's own data;
+//   - every SYN forgets what its tuple held; after the SYN only packets whose options hold an
+//     option of an uncommon kind count (EOL ends the walk, NOP is skipped, an uncommon kind counts
+//     even as the last byte, a common one whose length is < 2 or runs past the end ends it);
+//     SYN-ACKs and RSTs never do;
+//   - a SYN with an uncommon option (re)starts its tuple's entry, holding its options, the loss
+//     generation, and the sequence number the packets after it must carry: the SYN's + 1 + the
+//     SYN's own data;
 //   - a later packet on a tuple with a held SYN and another number is badSeq; else it is kept
 //     under its number (counted unmatched when the entry holds no SYN, making the entry when there
 //     is none): the first TOA-shaped packet per number stays, an untagged one gives way to a
@@ -444,9 +446,11 @@ class Run {
     const bool syn = (p.tcp_flags & toa::kTcpSyn) != 0;
     if (syn) expected_.syns++;
     if ((p.tcp_flags & toa::kTcpRst) != 0 || (syn && (p.tcp_flags & toa::kTcpAck) != 0)) return;
-    if (!Uncommon(t.options)) return;
+    const bool uncommon = Uncommon(t.options);
+    if (!uncommon && !syn) return;
     if (syn) {
-      model_.erase(key);  // a new connection on this tuple
+      model_.erase(key);  // a new connection on this tuple: an earlier one's packets are forgotten
+      if (!uncommon) return;  // and nothing of a plain SYN is held
       Entry& e = Make(key);
       e.has_syn = true;
       e.syn_generation = generation_;
