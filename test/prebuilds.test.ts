@@ -1,5 +1,5 @@
-// The prebuilds `npm run prebuild` makes (scripts/prebuild.js): their ELF headers and dynamic
-// symbols against the glibc 2.28 floor, the x64 one loaded by this Node on a real loopback
+// The prebuilds `npm run prebuild` makes (scripts/prebuild.js: prebuildify over node-gyp, zig as
+// the compiler): their ELF headers, sections and dynamic symbols against the glibc 2.28 floor, the x64 one loaded by this Node on a real loopback
 // connection, the arm64 one loaded by a real arm64 Node under qemu-user, the musl ones linked by
 // musl's own dynamic linker, and the choice between glibc and musl builds.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -82,6 +82,7 @@ function readElf(file: string) {
   const header = execFileSync('readelf', ['-h', '-W', file], { encoding: 'utf8' });
   const dynamic = execFileSync('readelf', ['-d', '-W', file], { encoding: 'utf8' });
   const syms = execFileSync('readelf', ['--dyn-syms', '-W', file], { encoding: 'utf8' });
+  const sections = [...execFileSync('readelf', ['-S', '-W', file], { encoding: 'utf8' }).matchAll(/^\s*\[\s*\d+\]\s+(\S+)/gm)].map((m) => m[1]);
   const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
   const symbols: DynSym[] = [];
   for (const line of syms.split('\n')) {
@@ -90,7 +91,7 @@ function readElf(file: string) {
     const [name, version] = f[7].split(/@+/);
     symbols.push({ name, version: version ?? null, defined: f[6] !== 'UND', bind: f[4] });
   }
-  return { machine: /Machine:\s+(.+)/.exec(header)![1].trim(), type: /Type:\s+(\S+)/.exec(header)![1], needed, symbols };
+  return { machine: /Machine:\s+(.+)/.exec(header)![1].trim(), type: /Type:\s+(\S+)/.exec(header)![1], needed, symbols, sections };
 }
 
 /** Why a glibc build would not load on glibc 2.28: every symbol beyond the floor or the list. */
@@ -186,6 +187,9 @@ describe('ELF: machine, libraries and symbols of each prebuild', () => {
       for (const lib of elf.needed) expect(lib).toMatch(want.libc === 'glibc' ? GLIBC_NEEDED : MUSL_NEEDED);
       const exported = elf.symbols.filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => s.name).sort();
       expect(exported).toEqual(['napi_register_module_v1', 'node_api_module_get_api_version_v1']);
+      // Stripped (prebuildify --strip): no static symbol table, no debug information.
+      expect(elf.sections).toContain('.dynsym');
+      expect(elf.sections.filter((n) => n === '.symtab' || n.startsWith('.debug'))).toEqual([]);
       // libc++ is inside: no C++ runtime of the host is asked for.
       for (const s of elf.symbols) expect(`${s.name}@${s.version}`).not.toMatch(/GLIBCXX_|CXXABI_|GCC_\d/);
       const undefinedNapi = elf.symbols.filter((s) => !s.defined && s.name.startsWith('napi_'));
