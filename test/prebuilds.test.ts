@@ -42,6 +42,9 @@ const X64_BASE = [
   'socket', 'stderr', 'strcmp', 'strerror_r', 'strlen', 'strncmp', 'syscall', 'sysconf', 'vfprintf',
   // recv, for the PROXY protocol peek: in glibc since before 2.2.5, at the architecture's base version.
   'recv',
+  // mmap64, what mmap is called under -D_FILE_OFFSET_BITS=64 (Node's common.gypi, so every node-gyp
+  // build): glibc's since 2.1, at the architecture's base version (as in Debian's 2.36, x64 and arm64).
+  'mmap64',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
@@ -154,20 +157,47 @@ afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-describe('scripts/prebuild.js', () => {
-  it("takes its sources from binding.gyp: a source added there is compiled (a broken one fails the build, named)", () => {
-    const pkg = path.join(work, 'added-source');
-    fs.mkdirSync(pkg);
-    fs.cpSync(path.join(repo, 'native'), path.join(pkg, 'native'), { recursive: true });
-    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
+/** A copy of what the build reads (binding.gyp, native/, node_modules linked) that a test may change. */
+function packageCopy(name: string): string {
+  const pkg = path.join(work, name);
+  fs.mkdirSync(pkg);
+  fs.cpSync(path.join(repo, 'native'), path.join(pkg, 'native'), { recursive: true });
+  fs.copyFileSync(path.join(repo, 'binding.gyp'), path.join(pkg, 'binding.gyp'));
+  fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
+  return pkg;
+}
+
+const prebuildX64 = (pkg: string) => spawnSync(process.execPath,
+  [path.join(repo, 'scripts', 'prebuild.js'), '--target', 'linux-x64-glibc', '--out', path.join(pkg, 'prebuilds')],
+  { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+
+describe('scripts/prebuild.js: prebuildify over node-gyp, zig as the compiler', () => {
+  it("takes its sources from binding.gyp: a source added there is compiled by zig's clang (a broken one fails the build, named)", () => {
+    const pkg = packageCopy('added-source');
     fs.writeFileSync(path.join(pkg, 'native', 'added_by_test.cc'), 'int added_by_test() { return not_declared_anywhere; }\n');
     const gyp = JSON.parse(fs.readFileSync(path.join(repo, 'binding.gyp'), 'utf8'));
-    gyp.targets[0].sources.push('native/added_by_test.cc');
+    gyp.targets[0].sources.unshift('native/added_by_test.cc'); // first: make stops at it
     fs.writeFileSync(path.join(pkg, 'binding.gyp'), JSON.stringify(gyp));
-    const r = spawnSync(process.execPath, [path.join(repo, 'scripts', 'prebuild.js'), '--target', 'linux-x64-glibc', '--out', path.join(pkg, 'prebuilds')], { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+    const r = prebuildX64(pkg);
     expect(r.status).toBe(1);
+    // clang's wording (g++ says "was not declared in this scope"): the cross compiler ran, not the host's.
     expect(r.stderr).toMatch(/added_by_test\.cc:1:\d+: error: use of undeclared identifier 'not_declared_anywhere'/);
     expect(fs.existsSync(path.join(pkg, 'prebuilds'))).toBe(false);
+  }, 600_000);
+
+  it('takes an unchanged build from the cache (from a copy of the package too), and builds again when a header the compiler read changes', () => {
+    const pkg = packageCopy('cache');
+    const same = prebuildX64(pkg);
+    expect(same.stderr).toBe('');
+    expect(same.stdout).toMatch(/^linux-x64-glibc\s+prebuilds\/linux-x64\/node\.napi\.glibc\.node\s+\d+ KiB\s+cached$/m);
+    const file = 'linux-x64/node.napi.glibc.node';
+    expect(fs.readFileSync(path.join(pkg, 'prebuilds', file)).equals(fs.readFileSync(path.join(prebuilds, file)))).toBe(true);
+    // A header binding.gyp does not name, only #included: were it not in the key, the cache would
+    // answer and the run would succeed.
+    fs.appendFileSync(path.join(pkg, 'native', 'toa_parse.h'), '\n#error "changed by the cache test"\n');
+    const changed = prebuildX64(pkg);
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toMatch(/toa_parse\.h:\d+:\d+: error: "changed by the cache test"/);
   }, 600_000);
 
   it('refuses an unknown target, naming it', () => {
