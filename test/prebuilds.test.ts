@@ -1,5 +1,5 @@
-// The prebuilds `npm run prebuild` makes (scripts/prebuild.js): their ELF headers and dynamic
-// symbols against the glibc 2.28 floor, the x64 one loaded by this Node on a real loopback
+// The prebuilds `npm run prebuild` makes (scripts/prebuild.js: prebuildify over node-gyp, zig as
+// the compiler): their ELF headers, sections and dynamic symbols against the glibc 2.28 floor, the x64 one loaded by this Node on a real loopback
 // connection, the arm64 one loaded by a real arm64 Node under qemu-user, the musl ones linked by
 // musl's own dynamic linker, and the choice between glibc and musl builds.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -42,6 +42,9 @@ const X64_BASE = [
   'socket', 'stderr', 'strcmp', 'strerror_r', 'strlen', 'strncmp', 'syscall', 'sysconf', 'vfprintf',
   // recv, for the PROXY protocol peek: in glibc since before 2.2.5, at the architecture's base version.
   'recv',
+  // mmap64, what mmap is called under -D_FILE_OFFSET_BITS=64 (Node's common.gypi, so every node-gyp
+  // build): glibc's since 2.1, at the architecture's base version (as in Debian's 2.36, x64 and arm64).
+  'mmap64',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
@@ -82,6 +85,7 @@ function readElf(file: string) {
   const header = execFileSync('readelf', ['-h', '-W', file], { encoding: 'utf8' });
   const dynamic = execFileSync('readelf', ['-d', '-W', file], { encoding: 'utf8' });
   const syms = execFileSync('readelf', ['--dyn-syms', '-W', file], { encoding: 'utf8' });
+  const sections = [...execFileSync('readelf', ['-S', '-W', file], { encoding: 'utf8' }).matchAll(/^\s*\[\s*\d+\]\s+(\S+)/gm)].map((m) => m[1]);
   const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
   const symbols: DynSym[] = [];
   for (const line of syms.split('\n')) {
@@ -90,7 +94,7 @@ function readElf(file: string) {
     const [name, version] = f[7].split(/@+/);
     symbols.push({ name, version: version ?? null, defined: f[6] !== 'UND', bind: f[4] });
   }
-  return { machine: /Machine:\s+(.+)/.exec(header)![1].trim(), type: /Type:\s+(\S+)/.exec(header)![1], needed, symbols };
+  return { machine: /Machine:\s+(.+)/.exec(header)![1].trim(), type: /Type:\s+(\S+)/.exec(header)![1], needed, symbols, sections };
 }
 
 /** Why a glibc build would not load on glibc 2.28: every symbol beyond the floor or the list. */
@@ -153,20 +157,47 @@ afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-describe('scripts/prebuild.js', () => {
-  it("takes its sources from binding.gyp: a source added there is compiled (a broken one fails the build, named)", () => {
-    const pkg = path.join(work, 'added-source');
-    fs.mkdirSync(pkg);
-    fs.cpSync(path.join(repo, 'native'), path.join(pkg, 'native'), { recursive: true });
-    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
+/** A copy of what the build reads (binding.gyp, native/, node_modules linked) that a test may change. */
+function packageCopy(name: string): string {
+  const pkg = path.join(work, name);
+  fs.mkdirSync(pkg);
+  fs.cpSync(path.join(repo, 'native'), path.join(pkg, 'native'), { recursive: true });
+  fs.copyFileSync(path.join(repo, 'binding.gyp'), path.join(pkg, 'binding.gyp'));
+  fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
+  return pkg;
+}
+
+const prebuildX64 = (pkg: string) => spawnSync(process.execPath,
+  [path.join(repo, 'scripts', 'prebuild.js'), '--target', 'linux-x64-glibc', '--out', path.join(pkg, 'prebuilds')],
+  { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+
+describe('scripts/prebuild.js: prebuildify over node-gyp, zig as the compiler', () => {
+  it("takes its sources from binding.gyp: a source added there is compiled by zig's clang (a broken one fails the build, named)", () => {
+    const pkg = packageCopy('added-source');
     fs.writeFileSync(path.join(pkg, 'native', 'added_by_test.cc'), 'int added_by_test() { return not_declared_anywhere; }\n');
     const gyp = JSON.parse(fs.readFileSync(path.join(repo, 'binding.gyp'), 'utf8'));
-    gyp.targets[0].sources.push('native/added_by_test.cc');
+    gyp.targets[0].sources.unshift('native/added_by_test.cc'); // first: make stops at it
     fs.writeFileSync(path.join(pkg, 'binding.gyp'), JSON.stringify(gyp));
-    const r = spawnSync(process.execPath, [path.join(repo, 'scripts', 'prebuild.js'), '--target', 'linux-x64-glibc', '--out', path.join(pkg, 'prebuilds')], { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+    const r = prebuildX64(pkg);
     expect(r.status).toBe(1);
+    // clang's wording (g++ says "was not declared in this scope"): the cross compiler ran, not the host's.
     expect(r.stderr).toMatch(/added_by_test\.cc:1:\d+: error: use of undeclared identifier 'not_declared_anywhere'/);
     expect(fs.existsSync(path.join(pkg, 'prebuilds'))).toBe(false);
+  }, 600_000);
+
+  it('takes an unchanged build from the cache (from a copy of the package too), and builds again when a header the compiler read changes', () => {
+    const pkg = packageCopy('cache');
+    const same = prebuildX64(pkg);
+    expect(same.stderr).toBe('');
+    expect(same.stdout).toMatch(/^linux-x64-glibc\s+prebuilds\/linux-x64\/node\.napi\.glibc\.node\s+\d+ KiB\s+cached$/m);
+    const file = 'linux-x64/node.napi.glibc.node';
+    expect(fs.readFileSync(path.join(pkg, 'prebuilds', file)).equals(fs.readFileSync(path.join(prebuilds, file)))).toBe(true);
+    // A header binding.gyp does not name, only #included: were it not in the key, the cache would
+    // answer and the run would succeed.
+    fs.appendFileSync(path.join(pkg, 'native', 'toa_parse.h'), '\n#error "changed by the cache test"\n');
+    const changed = prebuildX64(pkg);
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toMatch(/toa_parse\.h:\d+:\d+: error: "changed by the cache test"/);
   }, 600_000);
 
   it('refuses an unknown target, naming it', () => {
@@ -186,6 +217,9 @@ describe('ELF: machine, libraries and symbols of each prebuild', () => {
       for (const lib of elf.needed) expect(lib).toMatch(want.libc === 'glibc' ? GLIBC_NEEDED : MUSL_NEEDED);
       const exported = elf.symbols.filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => s.name).sort();
       expect(exported).toEqual(['napi_register_module_v1', 'node_api_module_get_api_version_v1']);
+      // Stripped (prebuildify --strip): no static symbol table, no debug information.
+      expect(elf.sections).toContain('.dynsym');
+      expect(elf.sections.filter((n) => n === '.symtab' || n.startsWith('.debug'))).toEqual([]);
       // libc++ is inside: no C++ runtime of the host is asked for.
       for (const s of elf.symbols) expect(`${s.name}@${s.version}`).not.toMatch(/GLIBCXX_|CXXABI_|GCC_\d/);
       const undefinedNapi = elf.symbols.filter((s) => !s.defined && s.name.startsWith('napi_'));
