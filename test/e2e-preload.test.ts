@@ -132,8 +132,10 @@ function withoutToa(spec: ClientSpec): Promise<Connection[]> {
 }
 
 /** Two source ports with different low bytes (so two different clients), random per call. */
+// Below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default): no
+// other process's outgoing connection holds them (a busy machine made 41000-59000 collide).
 function twoPorts(): [number, number] {
-  const a = 41000 + Math.floor(Math.random() * 18000);
+  const a = 20000 + 2 * Math.floor(Math.random() * 6000);
   return [a, a + 1];
 }
 

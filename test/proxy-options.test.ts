@@ -58,7 +58,7 @@ describe('proxyProtocol', () => {
   test('trustProxy on enable() goes with proxyProtocol, and is checked', () => {
     const server = http.createServer();
     expect(() => toa.enable(server, { trustProxy: 'loopback' })).toThrow(
-      new TypeError(`${W}: options.trustProxy is read with proxyProtocol only (pass it to realRemoteAddress(), configure() or install() otherwise)`),
+      new TypeError(`${W}: options.trustProxy is read with proxyProtocol or ack only (pass it to realRemoteAddress(), configure() or install() otherwise)`),
     );
     expect(() => toa.enable(server, { proxyProtocol: true, trustProxy: 42 as unknown as string })).toThrow(TypeError);
     expect(() => toa.enable(server, { proxyProtocol: true, trustProxy: ['not an ip'] })).toThrow(/^trustProxy: /);
