@@ -15,6 +15,8 @@
 void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing);
 // proxy_addon.cc: the PROXY protocol header parser.
 void RegisterProxy(Napi::Env env, Napi::Object exports, Napi::Object testing);
+// udp_addon.cc: UDP (SPP, PROXY v2 datagrams, DPVS UOA).
+void RegisterUdp(Napi::Env env, Napi::Object exports, Napi::Object testing);
 
 namespace {
 
@@ -315,6 +317,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   testing.Set("defaultKindTable", Napi::Function::New(env, DefaultKindTable, "defaultKindTable"));
   RegisterTap(env, exports, testing);
   RegisterProxy(env, exports, testing);
+  RegisterUdp(env, exports, testing);
   exports.Set("testing", testing);
   return exports;
 }

@@ -107,6 +107,25 @@ export interface NativeProxyRecordLayout {
   reasons: string[];
 }
 
+/** Offsets of the byte record a makeDgramParser() parser fills (native/udp_addon.cc `layout`). */
+export interface NativeDgramRecordLayout {
+  size: number;
+  /** the DgramKind byte (native/dgram_header.h) */
+  kind: number;
+  /** index into `reasons` */
+  reason: number;
+  clientV6: number;
+  otherV6: number;
+  /** u32 big-endian: the header's bytes */
+  length: number;
+  /** 16 address bytes (IPv4 in the first 4), then the port big-endian */
+  client: number;
+  other: number;
+  formatSpp: number;
+  formatProxy: number;
+  reasons: string[];
+}
+
 /** Offsets of the byte record readSyn() fills (native/record_layout.h). */
 export interface NativeRecordLayout {
   size: number;
@@ -248,5 +267,11 @@ export interface NativeBinding {
   /** parseProxyHeader() bound to `record`: parser(data, maxSize) fills it and returns the PROXY_STATUS. Optional, as above. */
   makeProxyParser?(record: Uint8Array): (data: Uint8Array, maxSize: number) => number;
   proxyRecordLayout?: NativeProxyRecordLayout;
+  /**
+   * The UDP header parser (SPP, PROXY v2) bound to `record`: parser(data, formats, maxSize) fills
+   * it and returns the DgramKind. Optional, as above.
+   */
+  makeDgramParser?(record: Uint8Array): (data: Uint8Array, formats: number, maxSize: number) => number;
+  dgramRecordLayout?: NativeDgramRecordLayout;
   testing: NativeTesting;
 }

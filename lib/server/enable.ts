@@ -1,5 +1,6 @@
 // Turns on TCP_SAVE_SYN on a server's listening socket. Only SYNs that arrive after this are
 // saved, so it must run before clients connect: now if the server listens, else on 'listening'.
+import type { Socket as DgramSocket } from 'node:dgram';
 import type { Server } from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { isServer } from '../util/server-like';
@@ -16,6 +17,8 @@ import { compileProxyProtocol, type CompiledProxyProtocol } from '../proxy/optio
 import { clusterPrimaryEnabled } from './cluster';
 import { typeName } from '../util/show';
 import { otherRuntime } from '../util/runtime';
+import { enableUdp, isDgramSocket } from '../udp/socket';
+import type { UdpOptions } from '../udp/options';
 
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */
 export function enableListening(server: Server): boolean {
@@ -95,14 +98,23 @@ export function compileGate(options: { proxyProtocol?: unknown; trustProxy?: unk
   return { pp, trust: given === undefined ? undefined : compileTrust(given as TrustProxy) };
 }
 
-export function enable<T extends Server>(server: T, options?: EnableOptions): T {
+/**
+ * A TCP server: TCP_SAVE_SYN (and the ACK tap, the PROXY gate). A dgram.Socket (before or after
+ * bind): its datagrams' SPP / PROXY v2 / UOA clients in 'message' and replies through their proxy.
+ */
+export function enable(socket: DgramSocket, options?: UdpOptions): DgramSocket;
+// Last: Parameters<typeof enable> reads the last overload.
+export function enable<T extends Server>(server: T, options?: EnableOptions): T;
+export function enable<T extends Server>(server: T | DgramSocket, options?: EnableOptions | UdpOptions): T | DgramSocket {
+  if (isDgramSocket(server)) return enableUdp(server, options as UdpOptions | undefined);
   if (!isServer(server)) {
-    throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
+    throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server) or a dgram.Socket');
   }
   const where = 'enable(server, options)';
   checkOptionKeys(options, ENABLE_KEYS, where);
-  const tap = compileTap(options?.ack, where);
-  return enableCompiled(server, tap, compileGate(options, where));
+  const o = options as EnableOptions | undefined;
+  const tap = compileTap(o?.ack, where);
+  return enableCompiled(server, tap, compileGate(o, where));
 }
 
 /** enable() with options already checked where the user passed them (listen() checks its own). */
