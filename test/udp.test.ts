@@ -158,7 +158,8 @@ describe('a trusted proxy', () => {
 
   const CLIENT = { address: '198.51.100.20', port: 40000 };
   // Whole datagrams.
-  const bad: Array<[string, Buffer, 'malformed' | 'tooLarge']> = [
+  type Bad = [string, Buffer, 'malformed' | 'tooLarge'];
+  const bad = ([
     ['an SPP header cut short (a datagram of 37 bytes)', sppHeader(CLIENT, { address: '127.0.0.1', port: 1 }).subarray(0, 37), 'malformed'],
     ['an SPP header with :: as the client', sppHeader({ address: '::', port: 5 }, { address: '127.0.0.1', port: 1 }), 'malformed'],
     ['a PROXY v2 header longer than the datagram', ppDgramHeader(CLIENT, { address: '127.0.0.1', port: 1 }).subarray(0, 27), 'malformed'],
@@ -166,7 +167,11 @@ describe('a trusted proxy', () => {
     ['a PROXY v2 header for TCP (0x11) in a datagram', Buffer.from(proxyV2({ source: CLIENT, destination: { address: '127.0.0.1', port: 1 }, transport: 'stream' })), 'malformed'],
     ['a PROXY v2 header with 0.0.0.0 as the source', Buffer.from(proxyV2({ source: { address: '0.0.0.0', port: 9 }, destination: { address: '127.0.0.1', port: 1 }, transport: 'dgram' })), 'malformed'],
     ['a PROXY v2 header of 5000 bytes (TLVs)', Buffer.from(proxyV2({ source: CLIENT, destination: { address: '127.0.0.1', port: 1 }, transport: 'dgram', tlvs: [{ type: 0xe0, value: new Uint8Array(4970) }] })), 'tooLarge'],
-  ].map(([name, header, reason]) => [name, name.includes('cut') || name.includes('longer') ? header : Buffer.concat([header, Buffer.from('bad')]), reason]);
+  ] as Bad[]).map(([name, header, reason]): Bad => [
+    name,
+    name.includes('cut') || name.includes('longer') ? header : Buffer.concat([header, Buffer.from('bad')]),
+    reason,
+  ]);
 
   it.each(bad)('drops a datagram with %s, counts it, and delivers the next good one', async (_name, header, reason) => {
     const server = await echoServer('127.0.0.1', { trustProxy: '127.0.0.1', spp: 'optional', proxyProtocol: 'optional' });
