@@ -9,15 +9,11 @@
 // Replies from the server go back to the client from the front socket. The client the header names
 // may be a claimed documentation address (`claim`), so a test tells it apart from the relay's.
 import * as dgram from 'node:dgram';
-import { proxyV2 } from './proxy-vectors';
-import { ipv4Bytes, ipv6Bytes } from './packets';
+import { ppDgramHeader, sppHeader, type UdpEndpoint } from './udp-vectors';
+
+export { ppDgramHeader, sppHeader, type UdpEndpoint };
 
 export type RelayMode = 'spp' | 'pp-first' | 'pp-every' | 'plain';
-
-export interface UdpEndpoint {
-  address: string;
-  port: number;
-}
 
 export interface RelayOptions {
   mode: RelayMode;
@@ -26,28 +22,6 @@ export interface RelayOptions {
   host: string;
   /** The client a header names for a real client (default: the real one). */
   claim?: (real: UdpEndpoint) => UdpEndpoint;
-}
-
-function mapped(address: string): number[] {
-  return address.includes(':') ? ipv6Bytes(address) : [...new Array(10).fill(0), 0xff, 0xff, ...ipv4Bytes(address)];
-}
-
-/** An SPP header: magic, client, proxy (IPv4 as IPv4-mapped IPv6), client port, proxy port. */
-export function sppHeader(client: UdpEndpoint, proxy: UdpEndpoint): Buffer {
-  return Buffer.from([
-    0x56, 0xec,
-    ...mapped(client.address),
-    ...mapped(proxy.address),
-    client.port >> 8, client.port & 0xff,
-    proxy.port >> 8, proxy.port & 0xff,
-  ]);
-}
-
-/** A PROXY v2 header for UDP (transport DGRAM: 0x12 / 0x22). */
-export function ppDgramHeader(client: UdpEndpoint, destination: UdpEndpoint): Buffer {
-  const six = client.address.includes(':');
-  const dest = six && !destination.address.includes(':') ? { address: `::ffff:${destination.address}`, port: destination.port } : destination;
-  return Buffer.from(proxyV2({ source: client, destination: dest, transport: 'dgram', family: six ? 'IPv6' : 'IPv4' }));
 }
 
 interface RelayFlow {
