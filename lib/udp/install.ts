@@ -1,0 +1,48 @@
+// The preload's UDP part (NODE_TOA_UDP): every dgram socket the process binds reads the headers
+// named, with the default resolver's trust (NODE_TOA_TRUST_PROXY through install()). Sockets Node
+// binds by itself before a send() or connect() (a client's: `bind({ port: 0, exclusive: true },
+// null)` inside lib/dgram.js) are left alone, and so are connect()ed ones.
+import * as dgram from 'node:dgram';
+import { compileUdp, type UdpOptions } from './options';
+import { enableUdpCompiled, udpEnabled } from './socket';
+
+type Bind = (this: dgram.Socket, ...args: unknown[]) => dgram.Socket;
+
+let undo: (() => void) | null = null;
+
+/** Node's own implicit bind, from send() or connect() on an unbound socket. */
+function implicitBind(args: unknown[]): boolean {
+  if (args.length !== 2 || args[1] !== null) return false;
+  const o = args[0] as { port?: unknown; exclusive?: unknown } | null;
+  return typeof o === 'object' && o !== null && o.port === 0 && o.exclusive === true && Object.keys(o).length === 2;
+}
+
+/**
+ * Patches dgram.Socket.prototype.bind so that each socket bound from now on gets `options`
+ * (validated now: throws where they are bad). Returns the function that undoes it.
+ */
+export function installUdp(options: Omit<UdpOptions, 'trustProxy'>, where = 'NODE_TOA_UDP'): () => void {
+  const compiled = compileUdp(options, where);
+  if (undo !== null) undo();
+  const proto = dgram.Socket.prototype as unknown as { bind: Bind };
+  const original = proto.bind;
+  proto.bind = function toaBind(this: dgram.Socket, ...args: unknown[]): dgram.Socket {
+    if (!implicitBind(args) && !udpEnabled(this)) {
+      try {
+        enableUdpCompiled(this, compiled);
+      } catch (error) {
+        // After bind, so the socket is Node's own then: the app sees why through 'error'.
+        const result = original.apply(this, args);
+        process.nextTick(() => this.emit('error', error));
+        return result;
+      }
+    }
+    return original.apply(this, args);
+  };
+  const own = () => {
+    proto.bind = original;
+    if (undo === own) undo = null;
+  };
+  undo = own;
+  return own;
+}
