@@ -16,6 +16,8 @@
         "native/proxy_addon.cc",
         "native/spp_parse.cc",
         "native/dgram_header.cc",
+        "native/uoa_parse.cc",
+        "native/uoa_tap.cc",
         "native/udp_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -3,10 +3,15 @@
 // What to do with a header (trust, flows, drops) is decided in TypeScript.
 #include <napi.h>
 
+#include <cerrno>
 #include <cstring>
+#include <memory>
+#include <string>
 
 #include "dgram_header.h"
 #include "js_values.h"
+#include "uoa_parse.h"
+#include "uoa_tap.h"
 
 namespace {
 
@@ -114,10 +119,167 @@ Napi::Object DgramRecordLayout(Napi::Env env) {
   return o;
 }
 
+// --- DPVS UOA -------------------------------------------------------------------------------
+
+toa::UoaAddress UoaArgument(const Napi::CallbackInfo& info, size_t index) {
+  const toa::Address a = toa::AddressArgument(info, index, "address");
+  if (info.Length() <= index + 1 || !info[index + 1].IsNumber()) throw Napi::TypeError::New(info.Env(), "port must be a number");
+  const uint32_t port = info[index + 1].As<Napi::Number>().Uint32Value();
+  if (port > 65535) throw Napi::RangeError::New(info.Env(), "port must be from 0 to 65535");
+  toa::UoaAddress u;
+  u.ipv6 = a.family == 6;
+  std::memcpy(u.bytes, a.bytes, sizeof u.bytes);
+  u.port = static_cast<uint16_t>(port);
+  return u;
+}
+
+Napi::Object UoaValue(Napi::Env env, const toa::UoaAddress& u) {
+  toa::Address a;
+  a.family = u.ipv6 ? 6 : 4;
+  std::memcpy(a.bytes, u.bytes, sizeof a.bytes);
+  a.port = u.port;
+  return toa::AddressValue(env, a);
+}
+
+uint32_t Bounded(const Napi::CallbackInfo& info, size_t index, const char* name, uint32_t min, uint32_t max) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  }
+  const double v = info[index].As<Napi::Number>().DoubleValue();
+  if (!(v >= min && v <= max)) throw Napi::RangeError::New(info.Env(), std::string(name) + " is out of range");
+  return static_cast<uint32_t>(v);
+}
+
+class UoaTapWrap : public Napi::ObjectWrap<UoaTapWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "UoaTap",
+                       {
+                           InstanceMethod<&UoaTapWrap::Open>("open"),
+                           InstanceMethod<&UoaTapWrap::Fresh>("fresh"),
+                           InstanceMethod<&UoaTapWrap::Drain>("drain"),
+                           InstanceMethod<&UoaTapWrap::Stats>("stats"),
+                           InstanceMethod<&UoaTapWrap::Close>("close"),
+                       });
+  }
+
+  // new UoaTap(capacity, maxAgeMs)
+  explicit UoaTapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UoaTapWrap>(info) {
+    const uint32_t capacity = Bounded(info, 0, "capacity", 1, 1u << 24);
+    const uint32_t max_age = Bounded(info, 1, "maxAgeMs", 100, 86400000u);
+    tap_ = std::make_unique<toa::UoaTap>(capacity, max_age);
+  }
+
+ private:
+  toa::UoaTap& tap(Napi::Env env) {
+    if (!tap_) throw Napi::Error::New(env, "the UOA tap is closed");
+    return *tap_;
+  }
+
+  // open(port, receiveBuffer) -> { errno, syscall? }; port 0: every port.
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint32_t port = Bounded(info, 0, "port", 0, 65535);
+    const uint32_t receive_buffer = Bounded(info, 1, "receiveBuffer", 0, 1u << 30);
+    const char* failed_call = nullptr;
+    const int err = tap(env).Open(static_cast<uint16_t>(port), static_cast<int>(receive_buffer), &failed_call);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("errno", err);
+    if (err != 0 && failed_call != nullptr) result.Set("syscall", failed_call);
+    return result;
+  }
+
+  // fresh(address, port) -> { family, address, port } | null: the client the newest UOA from this
+  // proxy end named, when one arrived since the last call (consumed).
+  Napi::Value Fresh(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const toa::UoaAddress source = UoaArgument(info, 0);
+    toa::UoaAddress client;
+    if (!tap(env).Fresh(source, &client)) return env.Null();
+    return UoaValue(env, client);
+  }
+
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    tap(info.Env()).Drain();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const toa::UoaTapStats s = tap(env).Stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("packets", static_cast<double>(s.packets));
+    o.Set("found", static_cast<double>(s.found));
+    o.Set("privateProtocol", static_cast<double>(s.private_protocol));
+    o.Set("malformed", static_cast<double>(s.malformed));
+    o.Set("evictions", static_cast<double>(s.evictions));
+    o.Set("drops", static_cast<double>(s.drops));
+    o.Set("tableSize", static_cast<double>(tap(env).size()));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (tap_) tap_->Close();
+    tap_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<toa::UoaTap> tap_;
+};
+
+// uoaModuleLookup(fd, address, port, localPort) -> { family, address, port } | null (no mapping) | -errno
+Napi::Value UoaModuleLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int32_t fd = toa::FdArgument(info, 0);
+  const toa::UoaAddress source = UoaArgument(info, 1);
+  const uint32_t local_port = Bounded(info, 3, "localPort", 0, 65535);
+  toa::UoaAddress client;
+  const int err = toa::UoaModuleLookup(fd, source, static_cast<uint16_t>(local_port), &client);
+  if (err == ENOENT) return env.Null();
+  if (err != 0) return Napi::Number::New(env, -err);
+  return UoaValue(env, client);
+}
+
+const char* UoaStatusName(toa::UoaPacketStatus s) {
+  switch (s) {
+    case toa::kUoaNone:
+      return "none";
+    case toa::kUoaFound:
+      return "found";
+    case toa::kUoaPrivate:
+      return "private";
+    case toa::kUoaMalformed:
+      return "malformed";
+    default:
+      return "notUdp";
+  }
+}
+
+// testing.parseUoaPacket(packet) -> { status, source?, destination?, client?, payloadLength? }
+Napi::Value ParseUoaPacket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsUint8Array(info, 0)) throw Napi::TypeError::New(env, "packet must be a Uint8Array or Buffer");
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  toa::UoaPacket p;
+  toa::ParseUoaPacket(bytes.Data(), bytes.ByteLength(), &p);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("status", UoaStatusName(p.status));
+  if (p.status == toa::kUoaNotUdp) return o;
+  o.Set("source", UoaValue(env, p.source));
+  o.Set("destination", UoaValue(env, p.destination));
+  o.Set("payloadLength", p.payload_length);
+  if (p.has_client) o.Set("client", UoaValue(env, p.client));
+  return o;
+}
+
 }  // namespace
 
 // Called from addon.cc's Init.
-void RegisterUdp(Napi::Env env, Napi::Object exports, Napi::Object /* testing */) {
+void RegisterUdp(Napi::Env env, Napi::Object exports, Napi::Object testing) {
   exports.Set("makeDgramParser", Napi::Function::New(env, MakeDgramParser, "makeDgramParser"));
   exports.Set("dgramRecordLayout", DgramRecordLayout(env));
+  exports.Set("uoaTapSupported", Napi::Boolean::New(env, toa::UoaTapSupported()));
+  exports.Set("UoaTap", UoaTapWrap::Define(env));
+  exports.Set("uoaModuleLookup", Napi::Function::New(env, UoaModuleLookup, "uoaModuleLookup"));
+  testing.Set("parseUoaPacket", Napi::Function::New(env, ParseUoaPacket, "parseUoaPacket"));
 }

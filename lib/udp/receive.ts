@@ -12,8 +12,11 @@ import type { UdpAnswer, UdpReport } from './report';
 
 /** What a UOA reader found for a proxy end: the client, or null. */
 export interface UoaLookup {
-  /** The client the proxy end's newest UOA named since the last call (consumed), or null. */
-  fresh(peer: Endpoint, localPort: number): Endpoint | null;
+  /**
+   * The client the proxy end's newest UOA named since the last call (consumed), or null. `known`:
+   * the flow is known already; `empty`: the datagram has no payload.
+   */
+  fresh(peer: Endpoint, localPort: number, known: boolean, empty: boolean): Endpoint | null;
   close(): void;
 }
 
@@ -117,7 +120,7 @@ export function receive(state: ReceiveState, msg: Buffer, info: RemoteInfo): Buf
   let flow = state.table.get(key, now);
   if (state.uoa !== null) {
     const proxy = flow?.proxy ?? peerOf(rinfo);
-    const client = state.uoa.fresh(proxy, state.report.localPort());
+    const client = state.uoa.fresh(proxy, state.report.localPort(), flow !== undefined, msg.length === 0);
     if (client !== null) {
       const [known, fresh] = state.table.set(proxy, key, client, 'uoa', undefined, now);
       flow = known;

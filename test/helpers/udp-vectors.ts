@@ -91,3 +91,89 @@ export const DGRAM_VECTORS: DgramVector[] = [
   { name: 'crlf data is data', bytes: Buffer.from('\r\n\r\nhello world'), formats: PROXY, kind: 'none' },
   { name: 'eleven signature bytes are data', bytes: ppDgramHeader(C4, P4).subarray(0, 11), formats: PROXY, kind: 'none' },
 ];
+
+// ---- DPVS UOA --------------------------------------------------------------------------------
+
+/** The UOA IPv4 option: type 0x1F, length 8 (port, IPv4) or 20 (port, IPv6). */
+export function uoaOption(client: UdpEndpoint): number[] {
+  const six = client.address.includes(':');
+  return [0x1f, six ? 20 : 8, client.port >> 8, client.port & 0xff, ...(six ? ipv6Bytes(client.address) : ipv4Bytes(client.address))];
+}
+
+/** A UDP header (checksum 0: none, as IPv4 allows) and payload. */
+export function udpSegment(sport: number, dport: number, payload: ArrayLike<number> = []): number[] {
+  const length = 8 + payload.length;
+  return [sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, length >> 8, length & 0xff, 0, 0, ...Array.from(payload)];
+}
+
+export interface UoaPacketSpec {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  /** IPv4 option bytes (e.g. uoaOption()); padded to 4 with EOL. */
+  options?: number[];
+  payload?: ArrayLike<number>;
+  /** DPVS's private protocol: IP protocol 248, opphdr, the options, then UDP. */
+  privateProtocol?: boolean;
+}
+
+/** An IPv4 packet (checksum 0: the kernel fills it for a raw socket) carrying a UDP datagram. */
+export function uoaPacket(s: UoaPacketSpec): Uint8Array {
+  const options = [...(s.options ?? [])];
+  const udp = udpSegment(s.sport, s.dport, s.payload);
+  let protocol = 17;
+  let body: number[];
+  let ipOptions: number[] = [];
+  if (s.privateProtocol) {
+    protocol = 248;
+    const oppLength = 4 + options.length;
+    body = [0x10, 17, oppLength >> 8, oppLength & 0xff, ...options, ...udp];
+  } else {
+    ipOptions = options;
+    while (ipOptions.length % 4 !== 0) ipOptions.push(0);
+    body = udp;
+  }
+  const ihl = 5 + ipOptions.length / 4;
+  const total = 4 * ihl + body.length;
+  return Uint8Array.from([
+    0x40 | ihl, 0, total >> 8, total & 0xff, 0x12, 0x34, 0x40, 0, 64, protocol, 0, 0,
+    ...ipv4Bytes(s.src), ...ipv4Bytes(s.dst),
+    ...ipOptions,
+    ...body,
+  ]);
+}
+
+export interface UoaVector {
+  name: string;
+  bytes: Uint8Array;
+  status: 'notUdp' | 'none' | 'found' | 'private' | 'malformed';
+  client?: UdpEndpoint & { family: 'IPv4' | 'IPv6' };
+  payloadLength?: number;
+}
+
+const PX = { src: '198.51.100.10', dst: '203.0.113.5', sport: 40000, dport: 5353 };
+const UC4 = { address: '192.0.2.44', port: 6000 };
+const UC6 = { address: '2001:db8:c::44', port: 6000 };
+
+export const UOA_VECTORS: UoaVector[] = [
+  { name: 'ipv4 client in the option, with payload', bytes: uoaPacket({ ...PX, options: uoaOption(UC4), payload: payload('data') }), status: 'found', client: v4(UC4), payloadLength: 4 },
+  { name: 'ipv6 client in a 20-byte option', bytes: uoaPacket({ ...PX, options: uoaOption(UC6), payload: payload('data') }), status: 'found', client: v6(UC6), payloadLength: 4 },
+  { name: 'the empty-payload form', bytes: uoaPacket({ ...PX, options: uoaOption(UC4) }), status: 'found', client: v4(UC4), payloadLength: 0 },
+  { name: 'after a nop and a record-route-like option', bytes: uoaPacket({ ...PX, options: [1, 0x44, 4, 5, 0, ...uoaOption(UC4)] }), status: 'found', client: v4(UC4), payloadLength: 0 },
+  { name: 'udp without options', bytes: uoaPacket({ ...PX, payload: payload('x') }), status: 'none', payloadLength: 1 },
+  { name: 'the option after eol is not read', bytes: uoaPacket({ ...PX, options: [0, 0, 0, 0, ...uoaOption(UC4)] }), status: 'none', payloadLength: 0 },
+  { name: 'uoa of length 9', bytes: uoaPacket({ ...PX, options: [0x1f, 9, 0, 1, 192, 0, 2, 1, 0] }), status: 'malformed' },
+  { name: 'uoa with 0.0.0.0', bytes: uoaPacket({ ...PX, options: uoaOption({ address: '0.0.0.0', port: 1 }) }), status: 'malformed' },
+  { name: 'option length past the header', bytes: uoaPacket({ ...PX, options: [0x44, 40, 0, 0] }), status: 'malformed' },
+  { name: 'option of length 1', bytes: uoaPacket({ ...PX, options: [0x44, 1, 0, 0] }), status: 'malformed' },
+  { name: 'private protocol 248 with an ipv4 client', bytes: uoaPacket({ ...PX, options: uoaOption(UC4), payload: payload('p'), privateProtocol: true }), status: 'private', client: v4(UC4), payloadLength: 1 },
+  { name: 'private protocol 248 with an ipv6 client', bytes: uoaPacket({ ...PX, options: uoaOption(UC6), privateProtocol: true }), status: 'private', client: v6(UC6), payloadLength: 0 },
+  { name: 'tcp is not udp', bytes: Uint8Array.from([...uoaPacket({ ...PX, options: uoaOption(UC4) }).slice(0, 9), 6, ...uoaPacket({ ...PX, options: uoaOption(UC4) }).slice(10)]), status: 'notUdp' },
+  { name: 'cut inside the udp header', bytes: uoaPacket({ ...PX, options: uoaOption(UC4) }).slice(0, 30), status: 'notUdp' },
+  { name: 'cut inside the options', bytes: uoaPacket({ ...PX, options: uoaOption(UC4) }).slice(0, 24), status: 'notUdp' },
+  { name: 'ihl below 5', bytes: Uint8Array.from([0x44, ...uoaPacket({ ...PX }).slice(1)]), status: 'notUdp' },
+  { name: 'a later fragment', bytes: Uint8Array.from([...uoaPacket({ ...PX, options: uoaOption(UC4) }).slice(0, 6), 0x20, 0x10, ...uoaPacket({ ...PX, options: uoaOption(UC4) }).slice(8)]), status: 'notUdp' },
+  { name: 'not ip', bytes: Uint8Array.from([0x00, 1, 2, 3]), status: 'notUdp' },
+  { name: 'empty', bytes: new Uint8Array(0), status: 'notUdp' },
+];
