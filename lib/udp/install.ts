@@ -5,6 +5,7 @@
 import * as dgram from 'node:dgram';
 import { compileUdp, type UdpOptions } from './options';
 import { enableUdpCompiled, udpEnabled } from './socket';
+import { uoaTapPossible } from './uoa';
 
 type Bind = (this: dgram.Socket, ...args: unknown[]) => dgram.Socket;
 
@@ -23,6 +24,17 @@ function implicitBind(args: unknown[]): boolean {
  */
 export function installUdp(options: Omit<UdpOptions, 'trustProxy'>, where = 'NODE_TOA_UDP'): () => void {
   const compiled = compileUdp(options, where);
+  // uoa:on needs the tap on every socket: said now, where it was asked for, not per socket later.
+  if (compiled.uoa === 'on') {
+    try {
+      uoaTapPossible('on');
+    } catch (error) {
+      throw Object.assign(
+        new Error(`node-toa: ${where} asks for uoa:on, which needs CAP_NET_RAW for its packet tap (${(error as Error).message.replace(/^node-toa: /, '')})`),
+        { code: 'ERR_TOA_UOA_NO_CAP_NET_RAW' },
+      );
+    }
+  }
   if (undo !== null) undo();
   const proto = dgram.Socket.prototype as unknown as { bind: Bind };
   const original = proto.bind;
