@@ -4,6 +4,7 @@
 // through the proxy. The socket is the flow's local end. Bounded in count (the least recently
 // seen goes first) and in idle time (a sweep timer, unref'd, runs only while there are flows).
 import type { Endpoint } from '../core/types';
+import { clockRelease, clockUse } from './clock';
 
 export type UdpSource = 'spp' | 'proxy-protocol' | 'uoa' | 'peer';
 
@@ -69,8 +70,15 @@ export class FlowTable {
 
   /** What a header said on a proxy end: a new flow, or the known one updated. Returns it and whether it is new. */
   set(proxy: Endpoint, key: string, client: Endpoint, source: Flow['source'], spp: Buffer | undefined, now: number): [Flow, boolean] {
-    const clientKey = flowKey(client.address, client.port);
     let flow = this.flows.get(key);
+    if (flow !== undefined && flow.source === source && flow.client.port === client.port && flow.client.address === client.address) {
+      // The common case: the header says again what it said before.
+      flow.spp = spp;
+      flow.seen = now;
+      if (now - flow.moved > this.refreshMs) this.touch(flow, now);
+      return [flow, false];
+    }
+    const clientKey = flowKey(client.address, client.port);
     let fresh = false;
     if (flow === undefined) {
       if (this.flows.size >= this.capacity) this.evictOldest();
@@ -97,8 +105,7 @@ export class FlowTable {
   clear(): void {
     this.flows.clear();
     this.byClient.clear();
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
+    this.disarm();
   }
 
   /** Drops the flows idle longer than maxAge. */
@@ -106,10 +113,7 @@ export class FlowTable {
     for (const flow of this.flows.values()) {
       if (now - flow.seen > this.maxAgeMs) this.remove(flow);
     }
-    if (this.flows.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    if (this.flows.size === 0) this.disarm();
   }
 
   private touch(flow: Flow, now: number): void {
@@ -132,5 +136,13 @@ export class FlowTable {
     if (this.timer !== undefined) return;
     this.timer = setInterval(() => this.sweep(Date.now()), Math.max(50, this.maxAgeMs >> 1));
     this.timer.unref();
+    clockUse();
+  }
+
+  private disarm(): void {
+    if (this.timer === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    clockRelease();
   }
 }

@@ -4,6 +4,7 @@
 // Buffer, TypedArray, DataView, string or an array of them. Any other destination, and every
 // call Node would refuse, goes to Node's own send unchanged.
 import type { Socket } from 'node:dgram';
+import { now } from './clock';
 import type { Flow, FlowTable } from './flows';
 
 type Send = (this: Socket, ...args: unknown[]) => void;
@@ -52,7 +53,7 @@ export function wrapSend(send: Send, table: () => FlowTable, connected: (socket:
     if (typeof toAddress !== 'string' || (typeof toPort !== 'number' && typeof toPort !== 'string')) {
       return send.apply(this, arguments as unknown as unknown[]);
     }
-    const flow = flows.byClientKey(`${toAddress} ${toPort}`, Date.now());
+    const flow = flows.byClientKey(`${toAddress} ${toPort}`, now());
     if (flow === undefined) return send.apply(this, arguments as unknown as unknown[]);
     return viaFlow(send, this, flow, arguments, sliced);
   };

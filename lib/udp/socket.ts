@@ -91,13 +91,14 @@ export function enableUdpCompiled(socket: dgram.Socket, options: CompiledUdp): d
   s[UDP] = state;
   state.uoa = openUoa(socket, options);
   const emit = state.emit;
-  socket.emit = function toaEmit(this: dgram.Socket, event: string | symbol, ...args: unknown[]): boolean {
+  socket.emit = function toaEmit(this: dgram.Socket, event: string | symbol, msg?: unknown, rinfo?: unknown): boolean {
     if (event === 'message' && !state.closed && !isConnected(this, state)) {
-      const out = receive(state, args[0] as Buffer, args[1] as dgram.RemoteInfo);
+      const out = receive(state, msg as Buffer, rinfo as dgram.RemoteInfo);
       if (out === null) return false;
-      return emit.call(this, event, out, args[1]);
+      return emit.call(this, event, out, rinfo);
     }
-    return emit.call(this, event, ...args);
+    // eslint-disable-next-line prefer-rest-params
+    return emit.apply(this, arguments as unknown as [string | symbol, ...unknown[]]);
   } as dgram.Socket['emit'];
   socket.send = wrapSend(state.send, () => state.table, (self) => isConnected(self, state)) as dgram.Socket['send'];
   socket.connect = function toaConnect(this: dgram.Socket, ...args: unknown[]) {
