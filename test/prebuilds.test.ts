@@ -42,6 +42,8 @@ const X64_BASE = [
   'socket', 'stderr', 'strcmp', 'strerror_r', 'strlen', 'strncmp', 'syscall', 'sysconf', 'vfprintf',
   // recv, for the PROXY protocol peek: in glibc since before 2.2.5, at the architecture's base version.
   'recv',
+  // recvfrom, for the UOA tap (the packet type of each packet): likewise.
+  'recvfrom',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([

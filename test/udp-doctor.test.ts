@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkUoa, unknownProtos } from '../lib/cli/doctor-uoa';
+import { checkPreload } from '../lib/cli/preload-check';
 import { itNeeds } from './helpers/requirements';
 import { rawSend, rawSendMissing } from './helpers/raw-send';
 import { uoaOption, uoaPacket } from './helpers/udp-vectors';
@@ -39,5 +40,33 @@ itNeeds(rawSendMissing(), 'without uoa.ko, protocol-248 packets arriving are a w
     id: 'uoa',
     status: 'warn',
     message: expect.stringMatching(/^2 packets of IP protocol 248 \(DPVS UOA private-protocol mode\) arrived in 1500 ms, but uoa\.ko is not loaded/),
+  });
+});
+
+describe('doctor -- COMMAND with NODE_TOA_UDP', () => {
+  const found = () => '/app/node_modules/node-toa/dist/preload.js';
+  const udpOf = (env: NodeJS.ProcessEnv, cap: boolean | undefined) =>
+    checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: '198.51.100.0/24', ...env }, '/app', cap, found).filter((c) => c.id === 'udp');
+
+  it('no line when unset', () => {
+    expect(udpOf({}, true)).toEqual([]);
+  });
+  it('says what every dgram socket reads', () => {
+    expect(udpOf({ NODE_TOA_UDP: 'spp,proxy-protocol:optional,uoa' }, false)).toEqual([
+      {
+        id: 'udp',
+        status: 'info',
+        message: 'every dgram socket the app binds reads SPP (required), PROXY v2 (optional), DPVS UOA (auto: no CAP_NET_RAW, so uoa.ko only) from trusted proxies (NODE_TOA_UDP)',
+      },
+    ]);
+  });
+  it('fails for a bad value, and for uoa:on without CAP_NET_RAW', () => {
+    expect(udpOf({ NODE_TOA_UDP: 'tcp' }, true)).toEqual([
+      { id: 'udp', status: 'fail', message: expect.stringMatching(/^NODE_TOA_UDP='tcp' must be spp, proxy-protocol, uoa .*: the preload would stop the process at startup$/) },
+    ]);
+    expect(udpOf({ NODE_TOA_UDP: 'uoa:on' }, false)).toEqual([
+      { id: 'udp', status: 'fail', message: 'NODE_TOA_UDP asks for uoa:on, which needs CAP_NET_RAW, which this process lacks: the preload would stop the process at startup' },
+    ]);
+    expect(udpOf({ NODE_TOA_UDP: 'uoa:on' }, true)[0].status).toBe('info');
   });
 });

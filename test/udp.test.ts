@@ -300,6 +300,22 @@ describe('the socket', () => {
     expect(await other.replies(1)).toEqual(['direct']);
   });
 
+  it('a second enable() replaces the options and starts a new flow table', async () => {
+    const server = await echoServer('127.0.0.1', { trustProxy: '127.0.0.1', proxyProtocol: true });
+    const sender = await UdpClient.start('127.0.0.1');
+    open.push(sender);
+    sender.send(Buffer.concat([ppDgramHeader({ address: '198.51.100.70', port: 7 }, server.endpoint), Buffer.from('1')]), server.endpoint);
+    await until(() => server.seen.length === 1);
+    expect(udpFlowCount(server.socket)).toBe(1);
+    enableDgram(server.socket, { trustProxy: '127.0.0.1', spp: 'optional' });
+    expect(udpFlowCount(server.socket)).toBe(0);
+    const pp = Buffer.concat([ppDgramHeader({ address: '198.51.100.71', port: 7 }, server.endpoint), Buffer.from('2')]);
+    sender.send(pp, server.endpoint);
+    await until(() => server.seen.length === 2);
+    // PROXY v2 is off now: its header is data, the sender the proxy itself.
+    expect(server.seen[1]).toEqual({ msg: pp.toString(), rinfo: { address: '127.0.0.1', port: sender.endpoint.port, family: 'IPv4', size: pp.length, source: 'peer' } });
+  });
+
   it("a connect()ed socket keeps Node's behaviour", async () => {
     const server = dgram.createSocket('udp4');
     await bind(server, '127.0.0.1');

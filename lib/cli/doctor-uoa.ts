@@ -6,6 +6,7 @@
 // unknown protocols.
 import { readFileSync } from 'node:fs';
 import { binding } from '../addon/binding';
+import { EnvError, udpFromEnv } from '../install/env';
 import { uoaModuleLoaded } from '../udp/uoa';
 import type { CheckResult } from './doctor';
 
@@ -77,4 +78,27 @@ export async function checkUoa(sampleMs = 500, modules = '/proc/modules', snmp =
       'uoa.ko is not loaded; without CAP_NET_RAW doctor cannot look for DPVS private-protocol (IP protocol 248) packets' +
       (unknown !== undefined ? ` (the kernel has dropped ${unknown} packets of unknown IP protocols since boot, /proc/net/snmp InUnknownProtos)` : ''),
   };
+}
+
+/**
+ * `doctor -- COMMAND`'s line for NODE_TOA_UDP (none when unset): what every dgram socket would
+ * read, or why the preload would stop the process. `capNetRaw`: whether this process has it.
+ */
+export function udpPreloadCheck(env: NodeJS.ProcessEnv, capNetRaw: boolean | undefined): CheckResult[] {
+  let udp: ReturnType<typeof udpFromEnv>;
+  try {
+    udp = udpFromEnv(env);
+  } catch (error) {
+    const e = error as EnvError;
+    return [{ id: 'udp', status: 'fail', message: `${e.message.replace(/^node-toa: /, '')}: the preload would stop the process at startup` }];
+  }
+  if (udp === undefined) return [];
+  if (udp.uoa === true && capNetRaw === false) {
+    return [{ id: 'udp', status: 'fail', message: 'NODE_TOA_UDP asks for uoa:on, which needs CAP_NET_RAW, which this process lacks: the preload would stop the process at startup' }];
+  }
+  const parts: string[] = [];
+  if (udp.spp !== undefined) parts.push(`SPP (${udp.spp === 'optional' ? 'optional' : 'required'})`);
+  if (udp.proxyProtocol !== undefined) parts.push(`PROXY v2 (${udp.proxyProtocol === 'optional' ? 'optional' : 'required'})`);
+  if (udp.uoa !== undefined) parts.push(`DPVS UOA (${udp.uoa === true ? 'on: the tap' : capNetRaw === false ? 'auto: no CAP_NET_RAW, so uoa.ko only' : 'auto'})`);
+  return [{ id: 'udp', status: 'info', message: `every dgram socket the app binds reads ${parts.join(', ')} from trusted proxies (NODE_TOA_UDP)` }];
 }

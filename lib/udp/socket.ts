@@ -69,19 +69,21 @@ export function enableUdpCompiled(socket: dgram.Socket, options: CompiledUdp): d
   if (options.formats !== 0 && !dgramParserAvailable()) throw noParser();
   const s = socket as UdpSocket;
   const known = s[UDP];
+  // First what may throw (uoa: true without CAP_NET_RAW): a refused call changes nothing.
+  const uoa = openUoa(socket, options);
   if (known !== undefined && !known.closed) {
     known.options = options;
     known.table.clear();
     known.table = new FlowTable(options.capacity, options.maxAgeMs);
     known.uoa?.close();
-    known.uoa = openUoa(socket, options);
+    known.uoa = uoa;
     return socket;
   }
   const state: UdpState = {
     options,
     table: new FlowTable(options.capacity, options.maxAgeMs),
     report: new UdpReport(socket),
-    uoa: null,
+    uoa,
     emit: socket.emit as Emit,
     send: socket.send as Send,
     connect: socket.connect as (...args: unknown[]) => void,
@@ -89,7 +91,6 @@ export function enableUdpCompiled(socket: dgram.Socket, options: CompiledUdp): d
     closed: false,
   };
   s[UDP] = state;
-  state.uoa = openUoa(socket, options);
   const emit = state.emit;
   socket.emit = function toaEmit(this: dgram.Socket, event: string | symbol, msg?: unknown, rinfo?: unknown): boolean {
     if (event === 'message' && !state.closed && !isConnected(this, state)) {
