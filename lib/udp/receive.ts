@@ -39,7 +39,8 @@ const SPP_1 = 0xec;
 const V2_0 = 0x0d;
 const V2_1 = 0x0a;
 
-function maybeHeader(msg: Buffer, formats: number): boolean {
+// Whether the first bytes can start an SPP or a v2 header: only then is the parser called.
+function maybeHeader(msg: Buffer): boolean {
   if (msg.length < 2) return false;
   const a = msg[0];
   const b = msg[1];
@@ -81,7 +82,7 @@ export function receive(state: ReceiveState, msg: Buffer, info: RemoteInfo): Buf
   const peer = rinfo.address;
   const trust = o.trust ?? defaultResolver().trust;
   if (!trust(peer)) {
-    if (maybeHeader(msg, o.formats) && parseDgram(msg, o.formats, o.maxHeaderSize) !== DGRAM.none) {
+    if (o.formats !== 0 && maybeHeader(msg) && parseDgram(msg, o.formats, o.maxHeaderSize) !== DGRAM.none) {
       state.report.refused('untrusted', peerOf(rinfo));
     }
     rinfo.source = 'peer';
@@ -89,7 +90,7 @@ export function receive(state: ReceiveState, msg: Buffer, info: RemoteInfo): Buf
     return msg;
   }
   const now = clockNow();
-  const kind = o.formats !== 0 && maybeHeader(msg, o.formats) ? parseDgram(msg, o.formats, o.maxHeaderSize) : DGRAM.none;
+  const kind = o.formats !== 0 && maybeHeader(msg) ? parseDgram(msg, o.formats, o.maxHeaderSize) : DGRAM.none;
   const key = flowKey(peer, rinfo.port);
   switch (kind) {
     case DGRAM.spp:

@@ -5,7 +5,6 @@ import type { Socket } from 'node:dgram';
 import { channel } from 'node:diagnostics_channel';
 import { udpCounts, type UdpCounts } from '../core/metrics';
 import type { Endpoint } from '../core/types';
-import { hostPort } from '../util/address';
 import { emitToaWarning } from '../util/warnings';
 import type { UdpSource } from './flows';
 
@@ -132,9 +131,4 @@ function warnUntrusted(peer: string): void {
     `node-toa: a datagram from ${peer} starts like a proxy header, but ${peer} is not a trusted proxy, so it is ` +
       `delivered as data. If ${peer} is your proxy, add it to trustProxy (e.g. { trustProxy: '${peer}' }).`,
   );
-}
-
-/** `host:port` of an endpoint, for messages. */
-export function where(e: Endpoint): string {
-  return hostPort(e.address, e.port);
 }
