@@ -3,6 +3,7 @@
 // binds by itself before a send() or connect() (a client's: `bind({ port: 0, exclusive: true },
 // null)` inside lib/dgram.js) are left alone, and so are connect()ed ones.
 import * as dgram from 'node:dgram';
+import { dgramParserAvailable } from './header';
 import { compileUdp, type UdpOptions } from './options';
 import { enableUdpCompiled, udpEnabled } from './socket';
 import { uoaTapPossible } from './uoa';
@@ -24,6 +25,11 @@ function implicitBind(args: unknown[]): boolean {
  */
 export function installUdp(options: Omit<UdpOptions, 'trustProxy'>, where = 'NODE_TOA_UDP'): () => void {
   const compiled = compileUdp(options, where);
+  if (compiled.formats !== 0 && !dgramParserAvailable()) {
+    throw Object.assign(new Error(`node-toa: ${where} needs the native addon, which did not load here (see toa.support().error)`), {
+      code: 'ERR_TOA_NO_ADDON',
+    });
+  }
   // uoa:on needs the tap on every socket: said now, where it was asked for, not per socket later.
   if (compiled.uoa === 'on') {
     try {
