@@ -5,7 +5,7 @@
 // call Node would refuse, goes to Node's own send unchanged.
 import type { Socket } from 'node:dgram';
 import { now } from './clock';
-import type { Flow, FlowTable } from './flows';
+import type { FlowTable } from './flows';
 
 type Send = (this: Socket, ...args: unknown[]) => void;
 
@@ -23,38 +23,35 @@ function slice(msg: unknown, offset: unknown, length: unknown): Uint8Array | und
   return Buffer.from(bytes.buffer, bytes.byteOffset + o, n);
 }
 
-/** Sends through `flow` where Node would send to its client; false when Node must have the call. */
-function viaFlow(send: Send, socket: Socket, flow: Flow, args: IArguments, sliced: boolean): void {
-  const proxy = flow.proxy;
-  if (sliced) {
-    const [msg, offset, length, , , cb] = args as unknown as unknown[];
-    if (flow.spp === undefined) return send.call(socket, msg, offset, length, proxy.port, proxy.address, cb);
-    const part = slice(msg, offset, length);
-    // Node's own error for what it cannot slice.
-    if (part === undefined) return send.call(socket, msg, offset, length, proxy.port, proxy.address, cb);
-    return send.call(socket, [flow.spp, part], proxy.port, proxy.address, cb);
-  }
-  const [msg, , , cb] = args as unknown as unknown[];
-  return send.call(socket, flow.spp === undefined ? msg : sppList(flow.spp, msg), proxy.port, proxy.address, cb);
-}
-
 /**
  * The socket's send, wrapped. `connected()` says whether the socket is connect()ed (then Node's
  * rules apply, untouched).
  */
 export function wrapSend(send: Send, table: () => FlowTable, connected: (socket: Socket) => boolean): Send {
-  return function toaSend(this: Socket, msg: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown) {
+  return function toaSend(this: Socket, msg: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown, callback?: unknown) {
     const flows = table();
+    // eslint-disable-next-line prefer-rest-params
     if (flows.size === 0 || connected(this)) return send.apply(this, arguments as unknown as unknown[]);
     // Node's own test for the offset/length form of an unconnected socket.
     const sliced = Boolean(address) || (Boolean(port) && typeof port !== 'function');
     const toPort = sliced ? port : offset;
     const toAddress = sliced ? address : length;
     if (typeof toAddress !== 'string' || (typeof toPort !== 'number' && typeof toPort !== 'string')) {
+      // eslint-disable-next-line prefer-rest-params
       return send.apply(this, arguments as unknown as unknown[]);
     }
     const flow = flows.byClientKey(`${toAddress} ${toPort}`, now());
+    // eslint-disable-next-line prefer-rest-params
     if (flow === undefined) return send.apply(this, arguments as unknown as unknown[]);
-    return viaFlow(send, this, flow, arguments, sliced);
+    const proxy = flow.proxy;
+    if (!sliced) {
+      // (msg, port[, address][, cb]): cb is the argument after the address.
+      return send.call(this, flow.spp === undefined ? msg : sppList(flow.spp, msg), proxy.port, proxy.address, port);
+    }
+    if (flow.spp === undefined) return send.call(this, msg, offset, length, proxy.port, proxy.address, callback);
+    const part = slice(msg, offset, length);
+    // Node's own error for what it cannot slice.
+    if (part === undefined) return send.call(this, msg, offset, length, proxy.port, proxy.address, callback);
+    return send.call(this, [flow.spp, part], proxy.port, proxy.address, callback);
   };
 }
