@@ -316,6 +316,25 @@ describe('the socket', () => {
     expect(server.seen[1]).toEqual({ msg: pp.toString(), rinfo: { address: '127.0.0.1', port: sender.endpoint.port, family: 'IPv4', size: pp.length, source: 'peer' } });
   });
 
+  it('a dual-stack udp6 socket on :: reads IPv4 relays, and a reply to ::ffff:a.b.c.d also goes through the flow', async () => {
+    const socket = dgram.createSocket('udp6');
+    await bind(socket, '::');
+    enableDgram(socket, { trustProxy: '127.0.0.1', spp: true });
+    open.push({ close: () => closeSocket(socket) });
+    const seen: UdpRemoteInfo[] = [];
+    socket.on('message', (msg, rinfo) => {
+      seen.push({ ...(rinfo as UdpRemoteInfo) });
+      socket.send(msg, rinfo.port, `::ffff:${rinfo.address}`);
+    });
+    const relay = await UdpRelay.start({ mode: 'spp', server: { address: '127.0.0.1', port: socket.address().port }, host: '127.0.0.1', claim: CLAIM4 });
+    const client = await UdpClient.start('127.0.0.2');
+    open.push(relay, client);
+    client.send('v4 over v6', relay.endpoint);
+    expect(await client.replies(1)).toEqual(['v4 over v6']);
+    expect(seen[0]).toMatchObject({ address: '203.0.113.7', family: 'IPv4', source: 'spp', proxy: { address: '::ffff:127.0.0.1', family: 'IPv6' } });
+    expect(relay.replies).toEqual({ withHeader: 1, withoutHeader: 0, wrongHeader: 0 });
+  });
+
   it("a connect()ed socket keeps Node's behaviour", async () => {
     const server = dgram.createSocket('udp4');
     await bind(server, '127.0.0.1');

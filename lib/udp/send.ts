@@ -4,6 +4,7 @@
 // Buffer, TypedArray, DataView, string or an array of them. Any other destination, and every
 // call Node would refuse, goes to Node's own send unchanged.
 import type { Socket } from 'node:dgram';
+import { mappedIPv4 } from '../util/address';
 import { now } from './clock';
 import type { FlowTable } from './flows';
 
@@ -40,7 +41,12 @@ export function wrapSend(send: Send, table: () => FlowTable, connected: (socket:
       // eslint-disable-next-line prefer-rest-params
       return send.apply(this, arguments as unknown as unknown[]);
     }
-    const flow = flows.byClientKey(`${toAddress} ${toPort}`, now());
+    let flow = flows.byClientKey(`${toAddress} ${toPort}`, now());
+    // A dual-stack socket's app may write an IPv4 client as ::ffff:a.b.c.d.
+    if (flow === undefined && toAddress.startsWith('::ffff:')) {
+      const v4 = mappedIPv4(toAddress);
+      if (v4 !== undefined) flow = flows.byClientKey(`${v4} ${toPort}`, now());
+    }
     // eslint-disable-next-line prefer-rest-params
     if (flow === undefined) return send.apply(this, arguments as unknown as unknown[]);
     const proxy = flow.proxy;
