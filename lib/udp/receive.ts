@@ -6,7 +6,7 @@ import type { RemoteInfo } from 'node:dgram';
 import { defaultResolver } from '../core/defaults';
 import type { Endpoint, Family } from '../core/types';
 import { now as clockNow } from './clock';
-import { flowKey, type Flow, type FlowTable } from './flows';
+import type { Flow, FlowTable } from './flows';
 import { DGRAM, parseDgram, recordedClient, recordedLength, recordedReason } from './header';
 import type { CompiledUdp } from './options';
 import type { UdpAnswer, UdpReport } from './report';
@@ -91,21 +91,20 @@ export function receive(state: ReceiveState, msg: Buffer, info: RemoteInfo): Buf
   }
   const now = clockNow();
   const kind = o.formats !== 0 && maybeHeader(msg) ? parseDgram(msg, o.formats, o.maxHeaderSize) : DGRAM.none;
-  const key = flowKey(peer, rinfo.port);
+  const port = rinfo.port;
   switch (kind) {
     case DGRAM.spp:
     case DGRAM.proxy: {
       const length = recordedLength();
       const client = recordedClient();
-      let flow = state.table.get(key, now);
+      const known = state.table.get(peer, port, now);
       let spp: Buffer | undefined;
       if (kind === DGRAM.spp) {
         // The header replies must carry: the last one received (copied once per change).
-        spp = flow?.spp !== undefined && sameBytes(flow.spp, msg, length) ? flow.spp : Buffer.from(msg.subarray(0, length));
+        spp = known?.spp !== undefined && sameBytes(known.spp, msg, length) ? known.spp : Buffer.from(msg.subarray(0, length));
       }
-      const [known, fresh] = state.table.set(flow?.proxy ?? peerOf(rinfo), key, client, kind === DGRAM.spp ? 'spp' : 'proxy-protocol', spp, now);
-      flow = known;
-      if (fresh) state.report.flow(answerOf(flow));
+      const flow = state.table.set(known?.proxy ?? peerOf(rinfo), client, kind === DGRAM.spp ? 'spp' : 'proxy-protocol', spp, now);
+      if (state.table.changed) state.report.flow(answerOf(flow));
       const payload = msg.subarray(length);
       deliverAs(rinfo, flow, payload.length);
       state.report.datagram(flow.source);
@@ -126,14 +125,13 @@ export function receive(state: ReceiveState, msg: Buffer, info: RemoteInfo): Buf
     default:
       break;
   }
-  let flow = state.table.get(key, now);
+  let flow = state.table.get(peer, port, now);
   if (state.uoa !== null) {
     const proxy = flow?.proxy ?? peerOf(rinfo);
     const client = state.uoa.fresh(proxy, state.report.localPort(), flow !== undefined, msg.length === 0);
     if (client !== null) {
-      const [known, fresh] = state.table.set(proxy, key, client, 'uoa', undefined, now);
-      flow = known;
-      if (fresh) state.report.flow(answerOf(flow));
+      flow = state.table.set(proxy, client, 'uoa', undefined, now);
+      if (state.table.changed) state.report.flow(answerOf(flow));
       // DPVS sends the option alone in an empty datagram when it does not fit: not the app's.
       if (msg.length === 0) {
         state.report.consumed();

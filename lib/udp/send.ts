@@ -41,11 +41,12 @@ export function wrapSend(send: Send, table: () => FlowTable, connected: (socket:
       // eslint-disable-next-line prefer-rest-params
       return send.apply(this, arguments as unknown as unknown[]);
     }
-    let flow = flows.byClientKey(`${toAddress} ${toPort}`, now());
+    const portNumber = typeof toPort === 'number' ? toPort : Number(toPort);
+    let flow = flows.byClient(toAddress, portNumber, now());
     // A dual-stack socket's app may write an IPv4 client as ::ffff:a.b.c.d.
     if (flow === undefined && toAddress.startsWith('::ffff:')) {
       const v4 = mappedIPv4(toAddress);
-      if (v4 !== undefined) flow = flows.byClientKey(`${v4} ${toPort}`, now());
+      if (v4 !== undefined) flow = flows.byClient(v4, portNumber, now());
     }
     // eslint-disable-next-line prefer-rest-params
     if (flow === undefined) return send.apply(this, arguments as unknown as unknown[]);
