@@ -149,7 +149,7 @@ export class UdpClient {
   }
 
   /** Waits for `count` datagrams in all (bounded by `ms`); returns them as text. */
-  async replies(count: number, ms = 3000): Promise<string[]> {
+  async replies(count: number, ms = 5000): Promise<string[]> {
     const deadline = Date.now() + ms;
     while (this.received.length < count && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
