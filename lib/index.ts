@@ -25,12 +25,13 @@ export type {
   TrustProxy,
 } from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
-export type { MetricCounts, ProxyProtocolCounts, RefusedReason, UdpCounts } from './core/metrics';
+export type { MetricCounts, ProxyProtocolCounts, RefusedReason } from './core/metrics';
 export type { RefusedOption, ResolveMessage } from './core/resolver';
 export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
 export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
 export { listen, type ListenOptions } from './server/listen';
+export type { UdpCounts } from './core/metrics';
 export type { UdpOptions, UdpFlowOptions } from './udp/options';
 export type { UdpRemoteInfo } from './udp/receive';
 export type { UdpAnswer, UdpRefusedReason, UdpResolveMessage } from './udp/report';

@@ -107,25 +107,6 @@ export interface NativeProxyRecordLayout {
   reasons: string[];
 }
 
-/** Offsets of the byte record a makeDgramParser() parser fills (native/udp_addon.cc `layout`). */
-export interface NativeDgramRecordLayout {
-  size: number;
-  /** the DgramKind byte (native/dgram_header.h) */
-  kind: number;
-  /** index into `reasons` */
-  reason: number;
-  clientV6: number;
-  otherV6: number;
-  /** u32 big-endian: the header's bytes */
-  length: number;
-  /** 16 address bytes (IPv4 in the first 4), then the port big-endian */
-  client: number;
-  other: number;
-  formatSpp: number;
-  formatProxy: number;
-  reasons: string[];
-}
-
 /** Offsets of the byte record readSyn() fills (native/record_layout.h). */
 export interface NativeRecordLayout {
   size: number;
@@ -214,37 +195,6 @@ export interface NativeTap {
   close(): void;
 }
 
-/** DPVS UOA tap counters (native/uoa_tap.h). */
-export interface NativeUoaTapStats {
-  packets: number;
-  found: number;
-  /** protocol-248 packets: they reach no UDP socket without uoa.ko */
-  privateProtocol: number;
-  malformed: number;
-  evictions: number;
-  drops: number;
-  tableSize: number;
-}
-
-/** One UOA tap: a packet socket for one UDP port (0: any) and the table of what options said. */
-export interface NativeUoaTap {
-  open(port: number, receiveBuffer: number): { errno: number; syscall?: string };
-  /** The client the newest UOA from this proxy end named, since the last call (consumed); null otherwise. */
-  fresh(address: string, port: number): NativeEndpoint | null;
-  drain(): void;
-  stats(): NativeUoaTapStats;
-  close(): void;
-}
-
-/** What testing.parseUoaPacket() found in an IP packet (native/uoa_parse.h). */
-export interface NativeUoaPacket {
-  status: 'notUdp' | 'none' | 'found' | 'private' | 'malformed';
-  source?: NativeEndpoint;
-  destination?: NativeEndpoint;
-  client?: NativeEndpoint;
-  payloadLength?: number;
-}
-
 /** Functions only the tests call: the parser and the syscalls without the record. */
 export interface NativeTesting {
   lookup(fd: number, kindTable: Uint8Array, withPeerName: boolean): NativeLookup;
@@ -256,8 +206,6 @@ export interface NativeTesting {
   offer(tap: NativeTap, packet: Uint8Array, kindTable: Uint8Array): boolean;
   /** The CRC32c (Castagnoli) of data, unsigned: what a PP2_TYPE_CRC32C TLV holds. */
   proxyCrc32c(data: Uint8Array): number;
-  /** The UOA packet parser alone (optional: an addon built before it has none). */
-  parseUoaPacket?(packet: Uint8Array): NativeUoaPacket;
 }
 
 export interface NativeBinding {
@@ -300,16 +248,5 @@ export interface NativeBinding {
   /** parseProxyHeader() bound to `record`: parser(data, maxSize) fills it and returns the PROXY_STATUS. Optional, as above. */
   makeProxyParser?(record: Uint8Array): (data: Uint8Array, maxSize: number) => number;
   proxyRecordLayout?: NativeProxyRecordLayout;
-  /**
-   * The UDP header parser (SPP, PROXY v2) bound to `record`: parser(data, formats, maxSize) fills
-   * it and returns the DgramKind. Optional, as above.
-   */
-  makeDgramParser?(record: Uint8Array): (data: Uint8Array, formats: number, maxSize: number) => number;
-  dgramRecordLayout?: NativeDgramRecordLayout;
-  /** UOA packet taps exist on this platform (Linux). Optional, as above. */
-  uoaTapSupported?: boolean;
-  UoaTap?: new (capacity: number, maxAgeMs: number) => NativeUoaTap;
-  /** DPVS uoa.ko's UOA_SO_GET_LOOKUP on a UDP socket: the client, null (no mapping), or -errno. */
-  uoaModuleLookup?(fd: number, address: string, port: number, localPort: number): NativeEndpoint | null | number;
   testing: NativeTesting;
 }

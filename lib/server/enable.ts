@@ -100,21 +100,25 @@ export function compileGate(options: { proxyProtocol?: unknown; trustProxy?: unk
 
 /**
  * A TCP server: TCP_SAVE_SYN (and the ACK tap, the PROXY gate). A dgram.Socket (before or after
- * bind): its datagrams' SPP / PROXY v2 / UOA clients in 'message' and replies through their proxy.
+ * bind): its datagrams' SPP / PROXY v2 / UOA clients in 'message', and replies through their proxy
+ * (lib/udp/).
  */
 export function enable(socket: DgramSocket, options?: UdpOptions): DgramSocket;
 // Last: Parameters<typeof enable> reads the last overload.
 export function enable<T extends Server>(server: T, options?: EnableOptions): T;
-export function enable<T extends Server>(server: T | DgramSocket, options?: EnableOptions | UdpOptions): T | DgramSocket {
-  if (isDgramSocket(server)) return enableUdp(server, options as UdpOptions | undefined);
+export function enable<T extends Server>(target: T | DgramSocket, options?: EnableOptions | UdpOptions): T | DgramSocket {
+  if (isDgramSocket(target)) return enableUdp(target, options as UdpOptions | undefined);
+  return enableServer(target, options as EnableOptions | undefined);
+}
+
+function enableServer<T extends Server>(server: T, options?: EnableOptions): T {
   if (!isServer(server)) {
-    throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server) or a dgram.Socket');
+    throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
   }
   const where = 'enable(server, options)';
   checkOptionKeys(options, ENABLE_KEYS, where);
-  const o = options as EnableOptions | undefined;
-  const tap = compileTap(o?.ack, where);
-  return enableCompiled(server, tap, compileGate(o, where));
+  const tap = compileTap(options?.ack, where);
+  return enableCompiled(server, tap, compileGate(options, where));
 }
 
 /** enable() with options already checked where the user passed them (listen() checks its own). */

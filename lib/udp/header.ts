@@ -1,7 +1,7 @@
 // The native datagram header parser (native/dgram_header.h: SPP, PROXY v2 over UDP) and the byte
 // record it fills in place: one N-API call per datagram that may hold a header, no object.
 import { binding } from '../addon/binding';
-import type { NativeDgramRecordLayout } from '../addon/native';
+import type { NativeDgramRecordLayout } from '../addon/udp-native';
 import { ipv4, ipv6 } from '../addon/record';
 import type { Endpoint } from '../core/types';
 

@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import type * as dgram from 'node:dgram';
 import { binding } from '../addon/binding';
-import type { NativeBinding, NativeUoaTap } from '../addon/native';
+import type { NativeBinding } from '../addon/native';
+import type { NativeUoaTap } from '../addon/udp-native';
 import type { Endpoint } from '../core/types';
 import { mappedIPv4 } from '../util/address';
 import { errnoName } from '../util/errno';
