@@ -3,7 +3,7 @@
 // updated flow, the header taken off), else the flow's client, else UOA, else the peer's own
 // (optional) or nothing (required). Malformed and oversized headers drop that datagram only.
 import type { RemoteInfo } from 'node:dgram';
-import { defaultResolver } from '../core/defaults';
+import { defaultTrust } from './default-trust';
 import type { Endpoint, Family } from '../core/types';
 import { now as clockNow } from './clock';
 import type { Flow, FlowTable } from './flows';
@@ -80,7 +80,7 @@ export function receive(state: ReceiveState, msg: Buffer, info: RemoteInfo): Buf
   const rinfo = info as UdpRemoteInfo;
   const o = state.options;
   const peer = rinfo.address;
-  const trust = o.trust ?? defaultResolver().trust;
+  const trust = o.trust ?? defaultTrust();
   if (!trust(peer)) {
     if (o.formats !== 0 && maybeHeader(msg) && parseDgram(msg, o.formats, o.maxHeaderSize) !== DGRAM.none) {
       state.report.refused('untrusted', peerOf(rinfo));

@@ -3,7 +3,7 @@
 // its `send` for replies; close() frees the flow table and the UOA reader. A connect()ed socket
 // keeps Node's behaviour both ways.
 import * as dgram from 'node:dgram';
-import { defaultResolver } from '../core/defaults';
+import { defaultTrust } from './default-trust';
 import { trustNone } from '../core/trust';
 import { warnOnce } from '../util/warnings';
 import { FlowTable } from './flows';
@@ -54,7 +54,7 @@ function noParser(): Error {
 }
 
 function warnTrustNone(options: CompiledUdp): void {
-  const trust = options.trust ?? defaultResolver().trust;
+  const trust = options.trust ?? defaultTrust();
   if (trust !== trustNone) return;
   warnOnce(
     'NODE_TOA_UDP_NO_TRUST',
