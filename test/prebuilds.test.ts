@@ -38,12 +38,10 @@ const X64_BASE = [
   'pthread_key_create', 'pthread_mutex_destroy', 'pthread_mutex_init', 'pthread_mutex_lock',
   'pthread_mutex_trylock', 'pthread_mutex_unlock', 'pthread_mutexattr_destroy', 'pthread_mutexattr_init',
   'pthread_mutexattr_settype', 'pthread_once', 'pthread_rwlock_rdlock', 'pthread_rwlock_unlock',
-  'pthread_rwlock_wrlock', 'pthread_self', 'pthread_setspecific', 'read', 'realloc', 'setsockopt', 'snprintf',
+  'pthread_rwlock_wrlock', 'pthread_self', 'pthread_setspecific', 'read', 'realloc', /* the UOA tap: */ 'recvfrom', 'setsockopt', 'snprintf',
   'socket', 'stderr', 'strcmp', 'strerror_r', 'strlen', 'strncmp', 'syscall', 'sysconf', 'vfprintf',
   // recv, for the PROXY protocol peek: in glibc since before 2.2.5, at the architecture's base version.
   'recv',
-  // recvfrom, for the UOA tap (the packet type of each packet): likewise.
-  'recvfrom',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
