@@ -13,7 +13,12 @@
         "native/tap_addon.cc",
         "native/proxy_parse.cc",
         "native/proxy_sys.cc",
-        "native/proxy_addon.cc"
+        "native/proxy_addon.cc",
+        "native/spp_parse.cc",
+        "native/dgram_header.cc",
+        "native/uoa_parse.cc",
+        "native/uoa_tap.cc",
+        "native/udp_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'build-bench');
-const PARTS = ['micro', 'floor', 'preload', 'preload-http', 'http', 'proxy', 'tap'];
+const PARTS = ['micro', 'floor', 'preload', 'preload-http', 'http', 'proxy', 'tap', 'udp'];
 
 function parseArgs(argv) {
   const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
@@ -444,6 +444,20 @@ function main() {
   if (want.has('tap')) {
     results.tap = nodePart('tap', args.quick, 240);
     const text = tapTable(results.tap, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('udp')) {
+    results.udp = nodePart('udp', args.quick, 300);
+    const u = results.udp;
+    const text = table(
+      `UDP: server CPU ns per datagram (receive + echo), median of ${u.rounds} rounds of ${fmt(u.batch)} datagrams per variant, ` +
+        `variants interleaved (order rotated per round), ${u.window} in flight${u.pinned ? ', server on CPU 1, client on CPU 0' : ''}; ` +
+        `vs plain: median over rounds of the difference to the plain socket in the same round${u.lost ? `; ${u.lost} datagrams lost` : ''}`,
+      ['socket', 'ns/datagram', 'vs plain'],
+      u.rows.map((r) => [r.label, fmt(r.ns), r.variant === 'plain' ? '' : `${r.vsPlain >= 0 ? '+' : ''}${fmt(r.vsPlain)}`]),
+      args.markdown,
+    ) + '\n  control: a second plain socket measured the same way; its distance from 0 is the noise here\n';
     process.stdout.write(`${text}\n`);
     out.push(text);
   }

@@ -31,6 +31,10 @@ export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
 export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
 export { listen, type ListenOptions } from './server/listen';
+export type { UdpCounts } from './core/metrics';
+export type { UdpOptions, UdpFlowOptions } from './udp/options';
+export type { UdpRemoteInfo } from './udp/receive';
+export type { UdpAnswer, UdpRefusedReason, UdpResolveMessage } from './udp/report';
 export { enableCluster, clusterPrimaryEnabled } from './server/cluster';
 export { install, installed, type InstallOptions } from './install/install';
 

@@ -1,13 +1,15 @@
 // `node --require node-toa/preload app.js` (or `--import node-toa/preload`, or the same in
 // NODE_OPTIONS): install() with the options of the environment (NODE_TOA_TRUST_PROXY, NODE_TOA_ACK,
-// NODE_TOA_KINDS, NODE_TOA_MULTIPLE), before the app's first line. A bad value, or NODE_TOA_ACK=on
+// NODE_TOA_KINDS, NODE_TOA_MULTIPLE, NODE_TOA_PROXY_PROTOCOL, and NODE_TOA_UDP for dgram sockets),
+// before the app's first line. A bad value, or NODE_TOA_ACK=on
 // without CAP_NET_RAW, stops the process here with one line naming the variable and the value.
 // Node's types come with this entry point (see index.ts).
 /// <reference types="node" preserve="true" />
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
-import { optionsFromEnv } from './install/env';
+import { optionsFromEnv, udpFromEnv } from './install/env';
 import { installFrom } from './install/install';
+import { installUdp } from './udp/install';
 
 /** node-toa's own command (NODE_OPTIONS reaches it too): `node-toa doctor` must judge the environment, not die of it. */
 function isOwnCli(main: string | undefined): boolean {
@@ -21,7 +23,9 @@ function isOwnCli(main: string | undefined): boolean {
 
 if (!isOwnCli(process.argv[1])) {
   try {
+    const udp = udpFromEnv(process.env);
     installFrom(optionsFromEnv(process.env), 'preload');
+    if (udp !== undefined) installUdp(udp);
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     let message = e.message;

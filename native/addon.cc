@@ -13,6 +13,8 @@
 #include "toa_sys.h"
 // proxy_addon.cc: the PROXY protocol header parser.
 void RegisterProxy(Napi::Env env, Napi::Object exports, Napi::Object testing);
+// udp_addon.cc: UDP (SPP, PROXY v2 datagrams, DPVS UOA).
+void RegisterUdp(Napi::Env env, Napi::Object exports, Napi::Object testing);
 
 namespace {
 
@@ -337,6 +339,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   testing.Set("defaultKindTable", Napi::Function::New(env, DefaultKindTable, "defaultKindTable"));
   RegisterTap(env, exports, testing);
   RegisterProxy(env, exports, testing);
+  RegisterUdp(env, exports, testing);
   exports.Set("testing", testing);
   return exports;
 }

@@ -10,7 +10,9 @@
 # runs unharmed under the preloaded runtime.
 # Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/proxy-parse.test.ts
 # test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts, the last for the preload's bound
-# reader, makeSynReader; test/proxy-peek.test.ts for the PROXY gate's socket reader).
+# reader, makeSynReader; test/proxy-peek.test.ts for the PROXY gate's socket reader;
+# test/udp-parse.test.ts, test/uoa-parse.test.ts, test/udp.test.ts and test/udp-uoa.test.ts for
+# the UDP parsers and the UOA tap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +42,7 @@ grep -q NODE_TOA_ADDON dist/addon/binding.js || { echo "asan-test: dist/addon/bi
 if [ -n "${ASAN_TESTS:-}" ]; then
   read -r -a tests <<<"$ASAN_TESTS"
 else
-  tests=(test/parse.test.ts test/proxy-parse.test.ts test/proxy-peek.test.ts)
+  tests=(test/parse.test.ts test/proxy-parse.test.ts test/proxy-peek.test.ts test/udp-parse.test.ts test/uoa-parse.test.ts test/udp.test.ts test/udp-uoa.test.ts)
   for f in test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts; do [ -e "$f" ] && tests+=("$f"); done
 fi
 

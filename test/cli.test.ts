@@ -300,7 +300,7 @@ onLinux('node-toa doctor -- COMMAND', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' ')).slice(5)).toEqual([
+    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' ')).slice(6)).toEqual([
       'ok preload', 'ok preload-module', 'ok trust', 'info ack', 'info kinds', 'info multiple', '`node -r',
     ]);
     expect(r.stdout).toContain(`node-toa/preload resolves from ${ROOT} to ${path.join(ROOT, 'dist', 'preload.js')}`);
@@ -336,13 +336,14 @@ onLinux('node-toa doctor', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines).toHaveLength(6);
+    expect(lines).toHaveLength(7);
     expect(lines[0]).toMatch(/^ok {4}addon {8}native addon loaded from (local build|prebuild): /);
     expect(lines[1]).toMatch(/^ok {4}saved-syn {4}TCP_SAVE_SYN works: the kernel saved a loopback connection's SYN/);
     expect(lines[2]).toMatch(/^(ok {4}|FAIL {2})syncookies {3}net\.ipv4\.tcp_syncookies = \d/);
     expect(lines[3]).toMatch(/^(ok|info) +toa-module /);
     expect(lines[4]).toMatch(/^(ok|warn) +cap-net-raw +CAP_NET_RAW: (yes|no)/);
-    expect(lines[5]).toMatch(/^TOA can be read here/);
+    expect(lines[5]).toMatch(/^(ok|info|warn) +uoa +/);
+    expect(lines[6]).toMatch(/^TOA can be read here/);
   });
 
   test('--json: the same checks as data', () => {
@@ -350,7 +351,7 @@ onLinux('node-toa doctor', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string }>; failed: boolean };
     expect(report.failed).toBe(false);
-    expect(report.checks.map((c) => c.id)).toEqual(['addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw']);
+    expect(report.checks.map((c) => c.id)).toEqual(['addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'uoa']);
     expect(report.checks.find((c) => c.id === 'saved-syn')?.status).toBe('ok');
     const syncookies = fs.readFileSync('/proc/sys/net/ipv4/tcp_syncookies', 'utf8').trim();
     expect(report.checks.find((c) => c.id === 'syncookies')?.status).toBe(syncookies === '2' ? 'fail' : 'ok');

@@ -89,6 +89,13 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
       refused: { untrusted: 2, ambiguous: 2, malformed: 1, tfoCookie: 1 },
       noSavedSyn: 2,
       proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
+      udp: {
+        flows: { spp: 0, 'proxy-protocol': 0, uoa: 0 },
+        datagrams: { spp: 0, 'proxy-protocol': 0, uoa: 0, peer: 0 },
+        dropped: { malformed: 0, tooLarge: 0, missing: 0 },
+        refused: { untrusted: 0 },
+        consumed: 0,
+      },
     };
     const m = toa.metrics();
     const { ports, tap, ...sum } = m;

@@ -38,7 +38,7 @@ const X64_BASE = [
   'pthread_key_create', 'pthread_mutex_destroy', 'pthread_mutex_init', 'pthread_mutex_lock',
   'pthread_mutex_trylock', 'pthread_mutex_unlock', 'pthread_mutexattr_destroy', 'pthread_mutexattr_init',
   'pthread_mutexattr_settype', 'pthread_once', 'pthread_rwlock_rdlock', 'pthread_rwlock_unlock',
-  'pthread_rwlock_wrlock', 'pthread_self', 'pthread_setspecific', 'read', 'realloc', 'setsockopt', 'snprintf',
+  'pthread_rwlock_wrlock', 'pthread_self', 'pthread_setspecific', 'read', 'realloc', /* the UOA tap: */ 'recvfrom', 'setsockopt', 'snprintf',
   'socket', 'stderr', 'strcmp', 'strerror_r', 'strlen', 'strncmp', 'syscall', 'sysconf', 'vfprintf',
   // recv, for the PROXY protocol peek: in glibc since before 2.2.5, at the architecture's base version.
   'recv',

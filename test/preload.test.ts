@@ -492,6 +492,13 @@ describeSockops('install() with clients whose kernel writes TOA', () => {
       refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
       noSavedSyn: 0,
       proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
+      udp: {
+        flows: { spp: 0, 'proxy-protocol': 0, uoa: 0 },
+        datagrams: { spp: 0, 'proxy-protocol': 0, uoa: 0, peer: 0 },
+        dropped: { malformed: 0, tooLarge: 0, missing: 0 },
+        refused: { untrusted: 0 },
+        consumed: 0,
+      },
     });
     server.close();
   });

@@ -11,11 +11,12 @@ import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import { compileKinds } from '../core/kinds';
 import { errnoName } from '../util/errno';
 import { toaModuleLoaded, toaModuleNames } from '../util/kernel-module';
+import { checkUoa } from './doctor-uoa';
 
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
 
 export interface CheckResult {
-  /** Stable name for scripts: 'addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw'. */
+  /** Stable name for scripts: 'addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'uoa'. */
   id: string;
   status: Status;
   /** One line for an operator: what was found and what it means. */
@@ -235,6 +236,7 @@ export async function runDoctor(): Promise<DoctorReport> {
     checkSyncookies(),
     checkToaModule(),
     checkNetRaw(),
+    await checkUoa(),
   ];
   return { checks, failed: checks.some((c) => c.status === 'fail') };
 }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { DEFAULT_KINDS } from '../core/kinds';
 import { ENV_VARIABLES, EnvError, optionsFromEnv } from '../install/env';
 import type { CheckResult } from './doctor';
+import { udpPreloadCheck } from './doctor-uoa';
 
 /** How the preload would be loaded, if at all. */
 export interface PreloadUse {
@@ -107,7 +108,7 @@ export function resolvePreload(cwd: string): string | undefined {
 
 /**
  * The preload's checks for `command` run in `cwd` with `env`: `preload` (active, and how),
- * `preload-module` (found from cwd), `trust`, `ack`, `kinds`, `multiple`. `capNetRaw` is what the
+ * `preload-module` (found from cwd), `trust`, `ack`, `kinds`, `multiple`, `udp` (with NODE_TOA_UDP). `capNetRaw` is what the
  * cap-net-raw check found (undefined: unknown).
  */
 export function checkPreload(
@@ -197,6 +198,7 @@ export function checkPreload(
     status: 'info',
     message: `several TOA options in one packet: ${options.multiple ?? 'ignore'}${options.multiple === undefined ? ' (the default; NODE_TOA_MULTIPLE)' : ' (NODE_TOA_MULTIPLE)'}`,
   });
+  checks.push(...udpPreloadCheck(env, capNetRaw));
   return checks;
 }
 

@@ -26,6 +26,21 @@ export interface ProxyProtocolCounts {
 
 export type ProxyOutcome = keyof ProxyProtocolCounts;
 
+/**
+ * UDP sockets given to enable() (or NODE_TOA_UDP): `flows` learned from a trusted proxy's header
+ * by the header's kind (again when a flow's client changes), `datagrams` delivered by the source
+ * of their rinfo, `dropped` datagrams from a trusted proxy by reason (a `malformed` or `tooLarge`
+ * header, or none where one is required: `missing`), `refused.untrusted` header-shaped datagrams
+ * from a sender not trusted (delivered as data), and `consumed` UOA empty-payload datagrams.
+ */
+export interface UdpCounts {
+  flows: { spp: number; 'proxy-protocol': number; uoa: number };
+  datagrams: { spp: number; 'proxy-protocol': number; uoa: number; peer: number };
+  dropped: { malformed: number; tooLarge: number; missing: number };
+  refused: { untrusted: number };
+  consumed: number;
+}
+
 export interface MetricCounts {
   /** Connections resolved (the first realRemoteAddress() of each; in-memory sockets not counted). */
   connections: number;
@@ -41,6 +56,18 @@ export interface MetricCounts {
   noSavedSyn: number;
   /** What the PROXY protocol gate found, counted as connections arrive (not at resolution). */
   proxyProtocol: ProxyProtocolCounts;
+  /** What the UDP sockets' datagrams carried (per local port under `ports`). */
+  udp: UdpCounts;
+}
+
+function zeroUdp(): UdpCounts {
+  return {
+    flows: { spp: 0, 'proxy-protocol': 0, uoa: 0 },
+    datagrams: { spp: 0, 'proxy-protocol': 0, uoa: 0, peer: 0 },
+    dropped: { malformed: 0, tooLarge: 0, missing: 0 },
+    refused: { untrusted: 0 },
+    consumed: 0,
+  };
 }
 
 function zero(): MetricCounts {
@@ -52,6 +79,7 @@ function zero(): MetricCounts {
     refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
     noSavedSyn: 0,
     proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
+    udp: zeroUdp(),
   };
 }
 
@@ -113,6 +141,11 @@ export function countProxy(port: number, outcome: ProxyOutcome): void {
   portCounts(port).proxyProtocol[outcome]++;
 }
 
+/** The UDP counts a socket bound to `port` adds to: the total's and the port's (held by the socket, not looked up per datagram). */
+export function udpCounts(port: number): [UdpCounts, UdpCounts] {
+  return [total.udp, portCounts(port).udp];
+}
+
 function copy(m: MetricCounts): MetricCounts {
   return {
     connections: m.connections,
@@ -122,6 +155,13 @@ function copy(m: MetricCounts): MetricCounts {
     refused: { ...m.refused },
     noSavedSyn: m.noSavedSyn,
     proxyProtocol: { ...m.proxyProtocol },
+    udp: {
+      flows: { ...m.udp.flows },
+      datagrams: { ...m.udp.datagrams },
+      dropped: { ...m.udp.dropped },
+      refused: { ...m.udp.refused },
+      consumed: m.udp.consumed,
+    },
   };
 }
 

@@ -1,10 +1,11 @@
 // The preload's configuration, from the environment: NODE_TOA_TRUST_PROXY, NODE_TOA_ACK,
-// NODE_TOA_KINDS, NODE_TOA_MULTIPLE, NODE_TOA_PROXY_PROTOCOL. Each bad value is an error naming the variable and the value,
+// NODE_TOA_KINDS, NODE_TOA_MULTIPLE, NODE_TOA_PROXY_PROTOCOL, NODE_TOA_UDP. Each bad value is an error naming the variable and the value,
 // so a start command with a typo stops at once instead of serving with the wrong trust.
 import { compileKinds } from '../core/kinds';
 import { MULTIPLE_VALUES, type Multiple } from '../core/select';
 import { compileTrust } from '../core/trust';
 import type { InstallOptions } from './install';
+import type { UdpOptions } from '../udp/options';
 
 /** The variables, in the order they are documented. */
 export const ENV_VARIABLES = [
@@ -13,6 +14,7 @@ export const ENV_VARIABLES = [
   'NODE_TOA_KINDS',
   'NODE_TOA_MULTIPLE',
   'NODE_TOA_PROXY_PROTOCOL',
+  'NODE_TOA_UDP',
 ] as const;
 
 export type EnvVariable = (typeof ENV_VARIABLES)[number];
@@ -108,5 +110,41 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): InstallOpt
   if (m !== undefined) options.multiple = multiple(m);
   const p = read(env, 'NODE_TOA_PROXY_PROTOCOL');
   if (p !== undefined) options.proxyProtocol = proxyProtocol(p);
+  return options;
+}
+
+const UDP_ITEMS = 'spp, proxy-protocol, uoa (comma-separated), each optionally with :required or :optional (uoa: :on or :auto)';
+
+/**
+ * NODE_TOA_UDP: the headers every dgram socket of the process reads, e.g. `spp`,
+ * `proxy-protocol:optional`, `spp,uoa`. spp and proxy-protocol are required unless `:optional`;
+ * uoa is `auto` (the tap when the process may open it, else uoa.ko) unless `:on`. Unset, empty or
+ * `off`: undefined (dgram sockets are left alone). Throws an EnvError for a bad value.
+ */
+export function udpFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<UdpOptions, 'trustProxy'> | undefined {
+  const value = read(env, 'NODE_TOA_UDP');
+  if (value === undefined || value.trim() === 'off') return undefined;
+  const options: { spp?: boolean | 'optional'; proxyProtocol?: boolean | 'optional'; uoa?: boolean | 'auto' } = {};
+  for (const raw of value.split(',')) {
+    const [name, mode, extra] = raw.trim().split(':');
+    const twice = () => new EnvError('NODE_TOA_UDP', value, `names ${name} twice`);
+    if (extra !== undefined) throw new EnvError('NODE_TOA_UDP', value, `must be ${UDP_ITEMS}`);
+    if (name === 'spp' || name === 'proxy-protocol') {
+      if (mode !== undefined && mode !== 'required' && mode !== 'optional') {
+        throw new EnvError('NODE_TOA_UDP', value, `has ${name}:${mode}; ${name} takes :required or :optional`);
+      }
+      const key = name === 'spp' ? 'spp' : 'proxyProtocol';
+      if (options[key] !== undefined) throw twice();
+      options[key] = mode === 'optional' ? 'optional' : true;
+    } else if (name === 'uoa') {
+      if (mode !== undefined && mode !== 'on' && mode !== 'auto') {
+        throw new EnvError('NODE_TOA_UDP', value, `has uoa:${mode}; uoa takes :on or :auto`);
+      }
+      if (options.uoa !== undefined) throw twice();
+      options.uoa = mode === 'on' ? true : 'auto';
+    } else {
+      throw new EnvError('NODE_TOA_UDP', value, `must be ${UDP_ITEMS}`);
+    }
+  }
   return options;
 }

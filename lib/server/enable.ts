@@ -1,5 +1,6 @@
 // Turns on TCP_SAVE_SYN on a server's listening socket. Only SYNs that arrive after this are
 // saved, so it must run before clients connect: now if the server listens, else on 'listening'.
+import type { Socket as DgramSocket } from 'node:dgram';
 import type { Server } from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { isServer } from '../util/server-like';
@@ -18,6 +19,8 @@ import { defaultResolver } from '../resolve/defaults';
 import { clusterPrimaryEnabled } from './cluster';
 import { typeName } from '../util/show';
 import { otherRuntime } from '../util/runtime';
+import { enableUdp, isDgramSocket } from '../udp/socket';
+import type { UdpOptions } from '../udp/options';
 
 /** Sets TCP_SAVE_SYN on the listening socket; returns false (with a warning) when it cannot. */
 export function enableListening(server: Server): boolean {
@@ -107,7 +110,20 @@ export function compileServer(
   return { pp, tap, trust, sources: given === undefined ? null : compileSources(given) };
 }
 
-export function enable<T extends Server>(server: T, options?: EnableOptions): T {
+/**
+ * A TCP server: TCP_SAVE_SYN (and the ACK tap, the PROXY gate). A dgram.Socket (before or after
+ * bind): its datagrams' SPP / PROXY v2 / UOA clients in 'message', and replies through their proxy
+ * (lib/udp/).
+ */
+export function enable(socket: DgramSocket, options?: UdpOptions): DgramSocket;
+// Last: Parameters<typeof enable> reads the last overload.
+export function enable<T extends Server>(server: T, options?: EnableOptions): T;
+export function enable<T extends Server>(target: T | DgramSocket, options?: EnableOptions | UdpOptions): T | DgramSocket {
+  if (isDgramSocket(target)) return enableUdp(target, options as UdpOptions | undefined);
+  return enableServer(target, options as EnableOptions | undefined);
+}
+
+function enableServer<T extends Server>(server: T, options?: EnableOptions): T {
   if (!isServer(server)) {
     throw new TypeError('enable(server): server must be a net.Server (or an http, https, http2 or tls server)');
   }

@@ -1,9 +1,20 @@
-// Compiled by test/types.test.ts with tsc --noEmit; never run: listen(), enableCluster() and
-// node-toa/register's augmentation of net.Socket.
+// Compiled by test/types.test.ts with tsc --noEmit; never run: listen(), enableCluster(),
+// node-toa/register's augmentation of net.Socket, and enable() on a dgram socket.
+import * as dgram from 'node:dgram';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { clusterPrimaryEnabled, enableCluster, listen, type ListenOptions, type RealAddress } from '../../lib/index';
+import {
+  clusterPrimaryEnabled,
+  enable,
+  enableCluster,
+  listen,
+  metrics,
+  type ListenOptions,
+  type RealAddress,
+  type UdpOptions,
+  type UdpRemoteInfo,
+} from '../../lib/index';
 import '../../lib/register';
 
 async function main(): Promise<void> {
@@ -28,7 +39,23 @@ async function main(): Promise<void> {
   await listen({}, { port: 1 });
   // @ts-expect-error enableCluster() takes no options
   enableCluster({ workers: 2 });
-  return void [secure, inWorker];
+
+  // enable() on a dgram socket returns it; rinfo is Node's with the client's source and proxy.
+  const udpOptions: UdpOptions = { trustProxy: '198.51.100.0/24', spp: true, proxyProtocol: 'optional', uoa: 'auto', flows: { capacity: 1024, maxAge: 60000 } };
+  const socket: dgram.Socket = enable(dgram.createSocket('udp4'), udpOptions);
+  socket.on('message', (msg, rinfo) => {
+    const info = rinfo as UdpRemoteInfo;
+    const source: 'spp' | 'proxy-protocol' | 'uoa' | 'peer' = info.source;
+    const proxy: string | undefined = info.proxy?.address;
+    socket.send(msg, info.port, info.address);
+    return void [source, proxy];
+  });
+  const flows: number = metrics().udp.flows.spp + metrics().udp.dropped.malformed;
+  // @ts-expect-error spp is a boolean or 'optional'
+  enable(dgram.createSocket('udp4'), { spp: 'required' });
+  // @ts-expect-error ack is a TCP option
+  enable(dgram.createSocket('udp4'), { spp: true, ack: true });
+  return void [secure, inWorker, flows];
 }
 
 void main;
