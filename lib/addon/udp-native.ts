@@ -59,17 +59,17 @@ declare module './native' {
      * The UDP header parser (SPP, PROXY v2) bound to `record`: parser(data, formats, maxSize) fills
      * it and returns the DgramKind.
      */
-    makeDgramParser?(record: Uint8Array): (data: Uint8Array, formats: number, maxSize: number) => number;
-    dgramRecordLayout?: NativeDgramRecordLayout;
+    makeDgramParser(record: Uint8Array): (data: Uint8Array, formats: number, maxSize: number) => number;
+    dgramRecordLayout: NativeDgramRecordLayout;
     /** UOA packet taps exist on this platform (Linux). */
-    uoaTapSupported?: boolean;
-    UoaTap?: new (capacity: number, maxAgeMs: number) => NativeUoaTap;
+    uoaTapSupported: boolean;
+    UoaTap: new (capacity: number, maxAgeMs: number) => NativeUoaTap;
     /** DPVS uoa.ko's UOA_SO_GET_LOOKUP on a UDP socket: the client, null (no mapping), or -errno. */
-    uoaModuleLookup?(fd: number, address: string, port: number, localPort: number): NativeEndpoint | null | number;
+    uoaModuleLookup(fd: number, address: string, port: number, localPort: number): NativeEndpoint | null | number;
   }
 
   interface NativeTesting {
     /** The UOA packet parser alone. */
-    parseUoaPacket?(packet: Uint8Array): NativeUoaPacket;
+    parseUoaPacket(packet: Uint8Array): NativeUoaPacket;
   }
 }

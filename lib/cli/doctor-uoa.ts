@@ -25,7 +25,7 @@ export function unknownProtos(snmp: string): number | undefined {
 /** Protocol-248 packets a tap on every port saw in `ms`; undefined when no tap may open here. */
 export async function samplePrivateProtocol(ms: number): Promise<number | undefined> {
   const native = binding;
-  if (native === null || native.uoaTapSupported !== true || typeof native.UoaTap !== 'function') return undefined;
+  if (native === null || !native.uoaTapSupported) return undefined;
   if (native.probePacketSocket() !== 0) return undefined;
   const tap = new native.UoaTap(4096, 1000);
   try {

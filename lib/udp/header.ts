@@ -29,12 +29,12 @@ let record: Uint8Array;
 
 function makeParser(): Parser | null {
   const native = binding;
-  if (native === null || L === undefined || typeof native.makeDgramParser !== 'function') return null;
+  if (native === null || L === undefined) return null;
   record = new Uint8Array(L.size);
   return native.makeDgramParser(record);
 }
 
-/** Whether the addon has the parser (it did not load, or is older: UDP headers cannot be read). */
+/** Whether the parser is here (the addon loaded: else UDP headers cannot be read). */
 export function dgramParserAvailable(): boolean {
   return (parser ??= makeParser()) !== null;
 }

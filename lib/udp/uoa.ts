@@ -55,7 +55,7 @@ function noCapNetRaw(err: number): Error {
 /** For uoa: true, whether the tap can open here: throws ERR_TOA_NO_CAP_NET_RAW when not. For 'auto', false. */
 export function uoaTapPossible(mode: CompiledUdp['uoa']): boolean {
   const native = binding;
-  if (native === null || native.uoaTapSupported !== true || typeof native.UoaTap !== 'function') {
+  if (native === null || !native.uoaTapSupported) {
     if (mode === 'on') throw noCapNetRaw(95 /* EOPNOTSUPP: no tap on this platform */);
     return false;
   }
@@ -89,7 +89,7 @@ class UoaReader implements UoaLookup {
   private openTap(): void {
     if (this.closed) return;
     const port = this.socket.address().port;
-    const tap = new this.native.UoaTap!(this.options.capacity, this.options.maxAgeMs);
+    const tap = new this.native.UoaTap(this.options.capacity, this.options.maxAgeMs);
     const result = tap.open(port, RECEIVE_BUFFER);
     if (result.errno !== 0) {
       tap.close();
@@ -111,7 +111,7 @@ class UoaReader implements UoaLookup {
     if (this.withModule && (!known || empty)) {
       const fd = dgramFd(this.socket);
       if (fd >= 0) {
-        const client = this.native.uoaModuleLookup!(fd, address, peer.port, localPort);
+        const client = this.native.uoaModuleLookup(fd, address, peer.port, localPort);
         if (typeof client === 'object' && client !== null) return client;
       }
     }
@@ -133,7 +133,7 @@ class UoaReader implements UoaLookup {
 export function openUoa(socket: dgram.Socket, options: CompiledUdp): UoaLookup | null {
   if (options.uoa === 'off') return null;
   const withTap = uoaTapPossible(options.uoa);
-  const withModule = uoaModuleLoaded() && typeof binding?.uoaModuleLookup === 'function';
+  const withModule = uoaModuleLoaded() && binding !== null;
   if (!withTap && !withModule) {
     warnOnce(
       'NODE_TOA_UOA_NONE',
