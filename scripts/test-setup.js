@@ -38,7 +38,7 @@ const PACKAGES = [
   ['nginx', 'npm test', 'a real PROXY protocol producer (test/proxy-producers.test.ts)'],
   ['libnginx-mod-stream', 'npm test', "nginx's stream module"],
   ['qemu-user-static', 'npm test', 'runs the arm64 prebuild under a real arm64 Node'],
-  ['libc6-arm64-cross', 'npm test', "the arm64 sysroot qemu-user runs the arm64 Node in"],
+  ['libc6-arm64-cross', 'npm test', 'the arm64 sysroot qemu-user runs the arm64 Node in'],
   ['libstdc++6-arm64-cross', 'npm test', 'the arm64 sysroot'],
   ['libgcc-s1-arm64-cross', 'npm test', 'the arm64 sysroot'],
   ['musl', 'npm test', "musl's dynamic linker for the musl prebuilds"],
