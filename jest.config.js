@@ -58,6 +58,8 @@ module.exports = {
     { ...common, displayName: 'netns', testRegex: netns, testPathIgnorePatterns: ['/node_modules/', ...unit, ...build] },
     { ...common, displayName: 'loopback', testRegex: ['\\.test\\.ts$'], testPathIgnorePatterns: ['/node_modules/', ...unit, ...build, ...netns] },
   ],
+  // Which Node this run is meant to be on (NODE_TOA_EXPECT_NODE), for test/engines.test.ts.
+  globalSetup: '<rootDir>/test/helpers/expect-node.js',
   testTimeout: 30000,
   // Network-namespace tests are heavy; two workers keep a 2-core machine responsive.
   maxWorkers: 2,

