@@ -14,7 +14,7 @@ const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const file = (name) => `${SEP}test${SEP}${name.split('/').map(escape).join(SEP)}\\.test\\.ts$`;
 
 // Listed by name: a new file goes to loopback unless it is added here.
-const UNIT = ['arguments', 'decide', 'engines', 'options', 'parse', 'proxy-options', 'proxy-parse'];
+const UNIT = ['arguments', 'decide', 'engines', 'options', 'parse', 'proxy-options', 'proxy-parse', 'test-setup', 'udp-parse'];
 const BUILD = ['cmake-build', 'consumer-types', 'package', 'prebuilds', 'types'];
 
 // netns: the name e2e-*.test.ts, or a file that uses the harness (read, not run, here).
