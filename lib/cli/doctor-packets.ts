@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import * as http from 'node:http';
 import * as toa from '../index';
-import type { CheckResult } from './doctor';
+import type { CheckResult } from './check-result';
 import { Inspector } from './inspect';
 
 export interface PacketWatch {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { binding } from '../addon/binding';
 import { EnvError, udpFromEnv } from '../install/env';
 import { uoaModuleLoaded } from '../udp/uoa';
-import type { CheckResult } from './doctor';
+import type { CheckResult } from './check-result';
 
 /** InUnknownProtos from /proc/net/snmp text (the `Ip:` header line, then its values); undefined when absent. */
 export function unknownProtos(snmp: string): number | undefined {

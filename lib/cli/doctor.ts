@@ -12,16 +12,9 @@ import { compileKinds } from '../core/kinds';
 import { errnoName } from '../util/errno';
 import { toaModuleLoaded, toaModuleNames } from '../util/kernel-module';
 import { checkUoa } from './doctor-uoa';
+import type { CheckResult } from './check-result';
 
-export type Status = 'ok' | 'warn' | 'fail' | 'info';
-
-export interface CheckResult {
-  /** Stable name for scripts: 'addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'uoa'. */
-  id: string;
-  status: Status;
-  /** One line for an operator: what was found and what it means. */
-  message: string;
-}
+export type { CheckResult, Status } from './check-result';
 
 /** Which file node-gyp-build loads for this package, and whether it is a prebuild. */
 export function addonOrigin(file: string): 'prebuild' | 'local build' | 'debug build' | 'unknown' {

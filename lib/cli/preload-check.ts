@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { DEFAULT_KINDS } from '../core/kinds';
 import { ENV_VARIABLES, EnvError, optionsFromEnv } from '../install/env';
-import type { CheckResult } from './doctor';
+import type { CheckResult } from './check-result';
 import { udpPreloadCheck } from './doctor-uoa';
 
 /** How the preload would be loaded, if at all. */
