@@ -11,7 +11,7 @@ import { Resolver } from '../resolve/resolver';
 import type { ProxyProtocolOption, ToaOptions } from '../core/types';
 import { attachGate, detachGate, proxySupported } from '../proxy/gate';
 import { compileProxyProtocol } from '../proxy/options';
-import { listeningFds } from '../server/cluster';
+import { CLUSTER_MARK, listeningFds } from '../server/cluster';
 import { saveSynOn, useListenHook, type ListenHookUser } from '../server/listen-hook';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
@@ -20,6 +20,7 @@ import { compileSources, type Sources } from '../tap/sources';
 import { show } from '../util/show';
 import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
 import { patchSockets } from './sockets';
+import { isPermissionError } from '../util/errno';
 
 /** Options of `install(options)`: the core's, and `ack`. */
 export interface InstallOptions extends ToaOptions {
@@ -42,8 +43,6 @@ const KEYS: readonly string[] = [...CORE_KEYS, 'ack', 'proxyProtocol'];
 /** Where the options came from, for messages: the code's call, or node-toa/preload's environment. */
 export type InstallOrigin = 'install(options)' | 'preload';
 
-/** Set in the primary, as enableCluster() does: cluster.fork() passes it to the workers. */
-const CLUSTER_MARK = 'NODE_TOA_CLUSTER';
 
 let current: (() => void) | null = null;
 
@@ -73,8 +72,6 @@ function compileAck(value: unknown, where: string): AckMode {
   return { tap: compileTap(value, where), auto: false };
 }
 
-const EPERM = 1;
-const EACCES = 13;
 
 /** For ack 'auto': whether a tap can open here; says once why not. */
 function autoTapPossible(origin: InstallOrigin): boolean {
@@ -82,7 +79,7 @@ function autoTapPossible(origin: InstallOrigin): boolean {
   if (binding === null || !binding.tapSupported) return false; // not Linux: SYNs are all there is
   const err = binding.probePacketSocket();
   if (err === 0) return true;
-  const why = err === EPERM || err === EACCES ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (errno ${err})`;
+  const why = isPermissionError(err) ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (errno ${err})`;
   warnOnce(
     'NODE_TOA_ACK_SYN_ONLY',
     `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (Tencent ` +

@@ -10,7 +10,8 @@ import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
 import { saveSynOn, useListenHook, type ListenHookUser } from './listen-hook';
 
 /** Set by enableCluster() in the primary; cluster.fork() passes the environment on to workers. */
-const ENV_MARK = 'NODE_TOA_CLUSTER';
+/** Set in the primary (enableCluster(), install()): cluster.fork() passes it to the workers. */
+export const CLUSTER_MARK = 'NODE_TOA_CLUSTER';
 
 let enabled = false;
 
@@ -79,7 +80,7 @@ export function enableCluster(): void {
     return;
   }
   enabled = true;
-  process.env[ENV_MARK] = '1';
+  process.env[CLUSTER_MARK] = '1';
   if (useListenHook(clusterUser) === null) {
     warnOnce(
       'NODE_TOA_CLUSTER_NO_HOOK',
@@ -96,5 +97,5 @@ export function enableCluster(): void {
  * socket, which the primary owns, saves SYNs. False in the primary and outside a cluster.
  */
 export function clusterPrimaryEnabled(): boolean {
-  return cluster.isWorker && process.env[ENV_MARK] === '1';
+  return cluster.isWorker && process.env[CLUSTER_MARK] === '1';
 }

@@ -2,7 +2,7 @@
 // listening socket, and says clearly why when it cannot.
 import type { AddressInfo, Server } from 'node:net';
 import { binding } from '../addon/binding';
-import { errnoName } from '../util/errno';
+import { errnoName, isPermissionError } from '../util/errno';
 import { socketFd } from '../util/socket-fd';
 import { warnOnce } from '../util/warnings';
 import type { CompiledTap } from './options';
@@ -23,8 +23,6 @@ function tapError(code: string, message: string, errno?: number, syscall?: strin
   return error;
 }
 
-const EPERM = 1;
-const EACCES = 13;
 
 function noCapability(errno: number, syscall: string): TapError {
   return tapError(
@@ -52,7 +50,7 @@ export function checkTapSupport(): boolean {
     return false;
   }
   const err = binding.probePacketSocket();
-  if (err === EPERM || err === EACCES) throw noCapability(err, 'socket(AF_PACKET)');
+  if (isPermissionError(err)) throw noCapability(err, 'socket(AF_PACKET)');
   if (err !== 0) {
     throw tapError('ERR_TOA_TAP_OPEN', `node-toa: cannot open a packet socket: ${errnoName(err)}`, err, 'socket');
   }
@@ -86,7 +84,7 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
   }
   if (err !== 0) {
     native.close();
-    if ((err === EPERM || err === EACCES) && syscall.startsWith('socket')) throw noCapability(err, syscall);
+    if (isPermissionError(err) && syscall.startsWith('socket')) throw noCapability(err, syscall);
     const hint = syscall.startsWith('setns')
       ? " (the listening socket lives in another network namespace; entering it needs CAP_SYS_ADMIN)"
       : '';

@@ -11,13 +11,11 @@ import type { NativeBinding } from '../addon/native';
 import type { NativeUoaTap } from '../addon/udp-native';
 import type { Endpoint } from '../core/types';
 import { mappedIPv4 } from '../util/address';
-import { errnoName } from '../util/errno';
+import { errnoName, isPermissionError } from '../util/errno';
 import { warnOnce } from '../util/warnings';
 import type { CompiledUdp } from './options';
 import type { UoaLookup } from './receive';
 
-const EPERM = 1;
-const EACCES = 13;
 // The tap's receive buffer: options ride only a flow's first datagrams, so little is queued.
 const RECEIVE_BUFFER = 1 << 20;
 
@@ -45,7 +43,7 @@ export function dgramFd(socket: dgram.Socket): number {
 }
 
 function noCapNetRaw(err: number): Error {
-  const why = err === EPERM || err === EACCES ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (${errnoName(err)})`;
+  const why = isPermissionError(err) ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (${errnoName(err)})`;
   return Object.assign(
     new Error(`node-toa: uoa: true needs a packet tap, and ${why}; grant CAP_NET_RAW, or use uoa: 'auto' to read only DPVS's uoa.ko`),
     { code: 'ERR_TOA_NO_CAP_NET_RAW' },
