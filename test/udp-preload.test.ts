@@ -70,8 +70,23 @@ describe('an unmodified dgram app under node -r node-toa/preload', () => {
       ...env,
     });
     stops.push(() => stopWithStdin(child));
+    // Lines are queued: two can come in one chunk, and readline emits both at once (a line
+    // emitted while nobody waited would be lost).
     const lines = readline.createInterface({ input: child.stdout! });
-    const next = () => new Promise<Record<string, unknown>>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l))));
+    const queued: Array<Record<string, unknown>> = [];
+    const waiting: Array<(line: Record<string, unknown>) => void> = [];
+    lines.on('line', (l) => {
+      const parsed = JSON.parse(l) as Record<string, unknown>;
+      const take = waiting.shift();
+      if (take !== undefined) take(parsed);
+      else queued.push(parsed);
+    });
+    const next = () =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const line = queued.shift();
+        if (line !== undefined) resolve(line);
+        else waiting.push(resolve);
+      });
     return { child, port: hello.port, next };
   }
 
