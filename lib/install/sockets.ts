@@ -108,7 +108,7 @@ export function patchSockets(resolver: Resolver): () => void {
     const found = resolver.peerName(socket, fd, server, nodeEndpoint);
     let peer: Peername;
     if (found.source !== 'peer') {
-      // The client: the answer itself is the peer name; what else it says stays readable.
+      // The client: the (frozen) answer itself is the peer name; what else it says stays readable.
       peer = found;
     } else if (socket._peername !== undefined) {
       // No packet answered, so the resolver asked Node (getpeername): Node's object as it is.

@@ -107,33 +107,34 @@ export class Resolver {
     const s = socket as ResolvedSocket;
     const cached = s[this.key];
     if (cached !== undefined) return cached;
-    reasons = 0;
-    details = null;
-    const server = s.server;
-    const facts = connectionFacts(s, socketFd(s), server, fresh);
+    const answer = this.answer(s, socketFd(s), s.server, nodePeer);
+    if (answer !== undefined) return (s[this.key] = answer);
     // No kernel socket (an in-memory stream, a destroyed socket): answered, not cached, not counted.
-    if (facts === undefined) return Object.freeze(this.decide({}, s, nodePeer, events));
-    const first = fresh.value;
-    if (first && resolveChannel.hasSubscribers) details = [];
-    const answer = Object.freeze(this.decide(facts, s, nodePeer, events));
-    s[this.key] = answer;
-    if (first) counted(s, server, facts, answer);
-    return answer;
+    return Object.freeze(this.decide({}, s, nodePeer, events));
   }
 
   /**
    * The answer for an accepted socket whose descriptor and server the caller found, for Node's
    * own `_peername` (install()'s getter): `peer` is Node's own peer name, asked only when no packet
-   * answered. Neither frozen nor kept per resolver: the socket keeps it as its peer name, and a
-   * later resolve() decides again from the facts cached on the socket (no syscall).
+   * answered. Not kept per resolver: the socket keeps it as its peer name, and a later resolve()
+   * decides again from the facts cached on the socket (no syscall).
    */
   peerName(socket: object, fd: number, server: object, peer: (socket: object) => Endpoint): RealAddress {
+    return this.answer(socket, fd, server, peer) ?? Object.freeze(this.decide({}, socket, peer, events));
+  }
+
+  /**
+   * Reads (or finds) the connection's facts, decides, and counts the connection's first answer;
+   * undefined when the socket has no kernel socket and no facts.
+   */
+  private answer(socket: object, fd: number, server: unknown, peer: (socket: object) => Endpoint): RealAddress | undefined {
     reasons = 0;
     details = null;
-    const facts = connectionFacts(socket, fd, server, fresh)!;
+    const facts = connectionFacts(socket, fd, server, fresh);
+    if (facts === undefined) return undefined;
     const first = fresh.value;
     if (first && resolveChannel.hasSubscribers) details = [];
-    const answer = this.decide(facts, socket, peer, events);
+    const answer = Object.freeze(this.decide(facts, socket, peer, events));
     if (first) counted(socket, server, facts, answer);
     return answer;
   }
