@@ -141,7 +141,6 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     const uint8_t* table = toa::KindTableArgument(info, 0);
     toa::Tap& t = tap(info.Env());
     const size_t n = t.Drain(table, 1 << 16);
-    t.table().PrepareSlots();
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 

@@ -102,6 +102,13 @@ bool SameToa(const ToaOptionList& a, const ToaOptionList& b) {
   return true;
 }
 
+// A power of two, at least twice the capacity: probes stay short.
+size_t BucketCount(size_t capacity) {
+  size_t buckets = 16;
+  while (buckets < 2 * capacity) buckets <<= 1;
+  return buckets;
+}
+
 uint64_t RandomSeed() {
   std::random_device random;
   return (static_cast<uint64_t>(random()) << 32) ^ random();
@@ -113,26 +120,15 @@ TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms)
     : TupleTable(capacity, max_age_ms, RandomSeed()) {}
 
 TupleTable::TupleTable(size_t capacity, uint64_t max_age_ms, uint64_t hash_seed)
-    : capacity_(capacity == 0 ? 1 : capacity), max_age_ms_(max_age_ms) {
-  // A slot (or bucket) touched for the first time in the lookup path costs a page fault: the
-  // index is made whole now, the slots a few thousand ahead of use (PrepareSlots()).
-  slots_.reserve(capacity_);
-  PrepareSlots();
-  size_t buckets = 16;
-  while (buckets < 2 * capacity_) buckets <<= 1;
-  buckets_.resize(buckets);
-  mask_ = buckets - 1;
+    : capacity_(capacity == 0 ? 1 : capacity),
+      slots_(capacity_),
+      max_age_ms_(max_age_ms),
+      buckets_(BucketCount(capacity_)),
+      mask_(buckets_.size() - 1) {
   hash_.seed = hash_seed;
 }
 
-void TupleTable::PrepareSlots() {
-  // The ring writes slot head_ + used_ next, and fills 0, 1, 2, ... before it wraps.
-  const size_t want = std::min(capacity_, head_ + used_ + kSlotsAhead);
-  if (slots_.size() < want) slots_.resize(want);
-}
-
-uint32_t TupleTable::Find(const TupleKey& key) const {
-  const size_t h = hash_(key);
+uint32_t TupleTable::Find(const TupleKey& key, size_t h) const {
   for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     const Bucket& b = buckets_[i];
     if (b.slot == 0) return 0;
@@ -140,8 +136,7 @@ uint32_t TupleTable::Find(const TupleKey& key) const {
   }
 }
 
-void TupleTable::Index(const TupleKey& key, uint32_t slot) {
-  const size_t h = hash_(key);
+void TupleTable::Index(size_t h, uint32_t slot) {
   size_t i = h & mask_;
   while (buckets_[i].slot != 0) i = (i + 1) & mask_;
   buckets_[i].slot = slot + 1;
@@ -205,7 +200,7 @@ void TupleTable::Expire(uint64_t now_ms) {
   }
 }
 
-uint32_t TupleTable::NewSlot(const TupleKey& key, uint64_t now_ms) {
+uint32_t TupleTable::NewSlot(const TupleKey& key, size_t hash, uint64_t now_ms) {
   Expire(now_ms);
   if (used_ == capacity_) {
     Slot& oldest = slots_[head_];
@@ -219,7 +214,6 @@ uint32_t TupleTable::NewSlot(const TupleKey& key, uint64_t now_ms) {
   }
   // head_ + used_ only ever grows by one per append, so the ring fills slot 0, 1, 2, ... first.
   const size_t slot = (head_ + used_) % capacity_;
-  if (slot == slots_.size()) slots_.emplace_back();
   used_++;
   Slot& s = slots_[slot];
   s.key = key;
@@ -228,7 +222,7 @@ uint32_t TupleTable::NewSlot(const TupleKey& key, uint64_t now_ms) {
   s.has_syn = false;
   s.syn_options_length = 0;
   s.count = 0;
-  Index(key, static_cast<uint32_t>(slot));
+  Index(hash, static_cast<uint32_t>(slot));
   counters_.inserted++;
   return static_cast<uint32_t>(slot);
 }
@@ -271,14 +265,15 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
   const bool uncommon = HasUncommonOption(v.options, v.options_length);
   if (!uncommon && !syn) return true;
   const TupleKey key = KeyOf(p.src, p.dst);
-  const uint32_t found = Find(key);
+  const size_t hash = hash_(key);
+  const uint32_t found = Find(key, hash);
   if (syn) {
     // A new connection on this tuple: whatever was kept belonged to an earlier one.
     if (found != 0) Kill(found - 1);
     // A SYN with only the common options holds nothing to keep (the filter passes every SYN, so
     // that this forgetting happens).
     if (!uncommon) return true;
-    Slot& s = slots_[NewSlot(key, now_ms)];
+    Slot& s = slots_[NewSlot(key, hash, now_ms)];
     s.has_syn = true;
     s.syn_loss_generation = loss_generation_;
     s.next_seq = v.seq + 1 + v.payload;  // + data carried by the SYN itself (TCP Fast Open)
@@ -289,7 +284,7 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
   const bool shaped = p.toa.count > 0;
   if (found == 0) {
     counters_.unmatched++;  // the SYN had only common options (the usual case), or came before the tap
-    Slot& s = slots_[NewSlot(key, now_ms)];
+    Slot& s = slots_[NewSlot(key, hash, now_ms)];
     Keep(s, v.seq, shaped, v.payload > 0, v.options, v.options_length);
   } else {
     Slot& s = slots_[found - 1];
@@ -311,7 +306,8 @@ void TupleTable::Take(const TakeQuery& query, const uint8_t* kind_table, uint64_
   const Address src = Unmapped(query.peer);
   const Address dst = Unmapped(query.local);
   if (src.family != dst.family) return;
-  const uint32_t found = Find(KeyOf(src, dst));
+  const TupleKey key = KeyOf(src, dst);
+  const uint32_t found = Find(key, hash_(key));
   if (found == 0) return;
   const uint32_t slot = found - 1;
   const Slot& s = slots_[slot];

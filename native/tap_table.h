@@ -8,8 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
-
+#include "mapped_array.h"
 #include "toa_parse.h"
 
 // Every figure of the tap's stats(), once, in the order JavaScript sees them (lib/addon/native.ts
@@ -100,8 +99,6 @@ class TupleTable {
   static constexpr size_t kMaxOptions = 40;
   // Packets kept per tuple: the handshake ACK, the first data packet, and the latest other.
   static constexpr size_t kCandidates = 3;
-  // Slots made ahead of the write position.
-  static constexpr size_t kSlotsAhead = 4096;
 
   // The hash seed comes from std::random_device.
   TupleTable(size_t capacity, uint64_t max_age_ms);
@@ -117,10 +114,6 @@ class TupleTable {
   // Finds and consumes the entry of (peer -> local); out->found when it holds a packet after the
   // SYN with a TOA-shaped option under `kind_table` for this connection.
   void Take(const TakeQuery& query, const uint8_t* kind_table, uint64_t now_ms, TapHit* out);
-
-  // Makes the slots the next few thousand connections will use, off the lookup path (the tap's
-  // periodic drain calls it): a slot touched for the first time costs a page fault.
-  void PrepareSlots();
 
   // The sockets lost packets: entries kept before now can no longer answer without a sequence
   // number to check them (the lost one may have been their connection's successor).
@@ -154,30 +147,31 @@ class TupleTable {
   };
 
   // The index: open addressing with linear probing over a power-of-two array of at least twice
-  // the capacity, made whole at construction like the slots, so that nothing is allocated, and
-  // no page touched for the first time, per connection (each fault costs microseconds in a VM).
+  // the capacity. Slots and index are mapped whole at construction (MappedArray): nothing is
+  // allocated, and no page touched for the first time, per connection.
   struct Bucket {
     uint32_t slot = 0;  // slot + 1; 0: empty
     uint32_t hash = 0;  // the key's hash, low bits: where its probe starts
   };
-  uint32_t Find(const TupleKey& key) const;  // slot + 1, or 0
-  void Index(const TupleKey& key, uint32_t slot);
+  // A packet's key is hashed once: Find and Index take the hash.
+  uint32_t Find(const TupleKey& key, size_t hash) const;  // slot + 1, or 0
+  void Index(size_t hash, uint32_t slot);
   void Unindex(uint32_t slot);
 
   void Expire(uint64_t now_ms);
   void Kill(uint32_t slot);
-  uint32_t NewSlot(const TupleKey& key, uint64_t now_ms);
+  uint32_t NewSlot(const TupleKey& key, size_t hash, uint64_t now_ms);
   void Keep(Slot& s, uint32_t seq, bool shaped, bool data, const uint8_t* options, size_t length);
 
   size_t capacity_;
-  std::vector<Slot> slots_;  // a ring in arrival order: head_ is the oldest (all made up front)
+  MappedArray<Slot> slots_;  // a ring in arrival order: head_ is the oldest
   size_t head_ = 0;
   size_t used_ = 0;          // slots between head_ and the tail, live or consumed
   uint64_t max_age_ms_;
   uint32_t loss_generation_ = 0;
   TupleHash hash_;
-  std::vector<Bucket> buckets_;
-  size_t mask_ = 0;
+  MappedArray<Bucket> buckets_;
+  size_t mask_;
   size_t live_ = 0;
   TapCounters counters_;
 };

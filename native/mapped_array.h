@@ -1,0 +1,63 @@
+// A fixed array of zeroed T, mapped whole when it is made. The tap's table indexes by hash, so
+// each lookup lands on a random page; after a syscall on a kernel with PTI and no PCID every page
+// is a TLB miss, and a page touched for the first time is a fault (microseconds in a VM). Mapped
+// and touched up front, on huge pages where the kernel gives them (transparent huge pages in
+// `madvise` or `always` mode), the array costs no fault per connection and few TLB entries.
+#ifndef NODE_TOA_MAPPED_ARRAY_H
+#define NODE_TOA_MAPPED_ARRAY_H
+
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace toa {
+
+template <typename T>
+class MappedArray {
+  // All-zero bytes must be a valid, default T: the kernel hands out zeroed pages.
+  static_assert(std::is_trivially_copyable<T>::value, "MappedArray holds plain data");
+
+ public:
+  explicit MappedArray(size_t count) : count_(count == 0 ? 1 : count) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t bytes = count_ * sizeof(T);
+    // Room to align the start to a huge page, so the whole array can be backed by them.
+    length_ = bytes + kHuge;
+    map_ = mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_ == MAP_FAILED) throw std::bad_alloc();
+    const uintptr_t start = (reinterpret_cast<uintptr_t>(map_) + kHuge - 1) & ~(kHuge - 1);
+    data_ = reinterpret_cast<T*>(start);
+#ifdef MADV_HUGEPAGE
+    madvise(reinterpret_cast<void*>(start), (bytes + kHuge - 1) & ~(kHuge - 1), MADV_HUGEPAGE);
+#endif
+    // Touch every page now, not in the lookup path (MADV_POPULATE_WRITE is Linux 5.14+).
+    volatile uint8_t* p = reinterpret_cast<uint8_t*>(data_);
+    for (size_t o = 0; o < bytes; o += 4096) p[o] = 0;
+  }
+  ~MappedArray() {
+    if (map_ != nullptr) munmap(map_, length_);
+  }
+  MappedArray(MappedArray&& o) noexcept
+      : count_(o.count_), length_(o.length_), map_(std::exchange(o.map_, nullptr)), data_(o.data_) {}
+  MappedArray(const MappedArray&) = delete;
+  MappedArray& operator=(const MappedArray&) = delete;
+  MappedArray& operator=(MappedArray&&) = delete;
+
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return count_; }
+
+ private:
+  size_t count_;
+  size_t length_ = 0;
+  void* map_ = nullptr;
+  T* data_ = nullptr;
+};
+
+}  // namespace toa
+
+#endif  // NODE_TOA_MAPPED_ARRAY_H
