@@ -143,7 +143,7 @@ describe('the examples of README.md and docs/*.md', () => {
     const readme = examples.filter((b) => b.file === 'README.md');
     expect(readme.map(kindOf).filter((k) => k === 'fragment')).toEqual([]);
     for (const kind of SERVES) expect(readme.filter((b) => kindOf(b) === kind).length).toBeGreaterThanOrEqual(1);
-    expect(readme.filter((b) => kindOf(b) === 'http').length).toBeGreaterThanOrEqual(5); // http, Express, Fastify, Koa, cluster
+    expect(readme.filter((b) => kindOf(b) === 'http').length).toBeGreaterThanOrEqual(4); // http, Express, Fastify, Koa
     expect(examples.filter((b) => b.file === path.join('docs', 'api.md') && kindOf(b) === 'runs').length).toBeGreaterThanOrEqual(20);
   });
 
