@@ -3,7 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const ROOT = path.join(__dirname, '..', '..');
+/** The repository: the nearest folder above this file with node-toa's package.json (wherever test/ puts helpers). */
+export const ROOT = ((): string => {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, 'utf8')).name === 'node-toa') return dir;
+  }
+  throw new Error(`no node-toa package.json above ${__dirname}`);
+})();
 
 /** The documentation whose examples run and whose links must resolve: README.md and docs/*.md. */
 export function docFiles(): string[] {
