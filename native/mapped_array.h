@@ -25,14 +25,20 @@ class MappedArray {
   explicit MappedArray(size_t count) : count_(count == 0 ? 1 : count) {
     constexpr size_t kHuge = size_t{2} << 20;
     const size_t bytes = count_ * sizeof(T);
-    // Room to align the start to a huge page, so the whole array can be backed by them.
-    length_ = bytes + kHuge;
+    // An array of a huge page or more gets room to start on a huge-page boundary; a smaller one
+    // (a small table, the fuzzer's) stays on plain pages, where zeroing it costs only its size.
+    const bool huge = bytes >= kHuge;
+    length_ = huge ? bytes + kHuge : bytes;
     map_ = mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map_ == MAP_FAILED) throw std::bad_alloc();
-    const uintptr_t start = (reinterpret_cast<uintptr_t>(map_) + kHuge - 1) & ~(kHuge - 1);
+    if (map_ == MAP_FAILED) {
+      map_ = nullptr;
+      throw std::bad_alloc();
+    }
+    const uintptr_t start = huge ? (reinterpret_cast<uintptr_t>(map_) + kHuge - 1) & ~(kHuge - 1)
+                                 : reinterpret_cast<uintptr_t>(map_);
     data_ = reinterpret_cast<T*>(start);
 #ifdef MADV_HUGEPAGE
-    madvise(reinterpret_cast<void*>(start), (bytes + kHuge - 1) & ~(kHuge - 1), MADV_HUGEPAGE);
+    if (huge) madvise(reinterpret_cast<void*>(start), (bytes + kHuge - 1) & ~(kHuge - 1), MADV_HUGEPAGE);
 #endif
     // Touch every page now, not in the lookup path (MADV_POPULATE_WRITE is Linux 5.14+).
     volatile uint8_t* p = reinterpret_cast<uint8_t*>(data_);
