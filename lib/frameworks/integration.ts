@@ -18,7 +18,7 @@ import { compileTap } from '../tap/options';
 import { compileProxyProtocol } from '../proxy/options';
 import { isServer } from '../util/server-like';
 import { show } from '../util/show';
-import { emitToaWarning } from '../util/warnings';
+import { warnEnabledLate, warnTapFailedAt } from '../util/warnings';
 
 export interface IntegrationOptions extends ToaOptions {
   /**
@@ -111,12 +111,7 @@ export function enableOnFirstRequest(
   else enable(server);
   if (isEnabled(server) && !warnedLate) {
     warnedLate = true;
-    emitToaWarning(
-      'NODE_TOA_ENABLED_LATE',
-      `node-toa (${where}): the server did not save SYNs until its first request, so connections accepted ` +
-        'before this one answer with their peer, not the client. Start it with toa.listen(server, { port }) ' +
-        '(or call toa.enable(server) before listen()); see the README.',
-    );
+    warnEnabledLate(where);
   }
 }
 
@@ -125,7 +120,7 @@ function enableTap(server: import('node:net').Server, enableOptions: EnableOptio
   try {
     enable(server, enableOptions);
   } catch (error) {
-    emitToaWarning((error as NodeJS.ErrnoException).code ?? 'NODE_TOA_ACK_FAILED', `node-toa (${where}): ${(error as Error).message}`);
+    warnTapFailedAt(where, (error as NodeJS.ErrnoException).code, (error as Error).message);
   }
 }
 

@@ -4,7 +4,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { binding } from '../addon/binding';
 import { errnoName, isPermissionError } from '../util/errno';
 import { socketFd } from '../util/socket-fd';
-import { warnOnce } from '../util/warnings';
+import { warnAckNotTcp, warnAckUnsupported } from '../util/warnings';
 import type { CompiledTap } from './options';
 import { TapRecord, addTap, hasTap, removeTap } from './registry';
 import type { Sources } from './sources';
@@ -42,11 +42,7 @@ function noCapability(errno: number, syscall: string): TapError {
  */
 export function checkTapSupport(): boolean {
   if (binding === null || !binding.tapSupported) {
-    warnOnce(
-      'NODE_TOA_ACK_UNSUPPORTED',
-      `node-toa: { ack: true } needs Linux packet sockets, not available on ${process.platform}; ` +
-        'only TOA in SYNs is read.',
-    );
+    warnAckUnsupported();
     return false;
   }
   const err = binding.probePacketSocket();
@@ -67,7 +63,7 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
   if (hasTap(server)) return; // this copy or another one tapped it already
   const address = server.address();
   if (address === null || typeof address === 'string') {
-    warnOnce('NODE_TOA_ACK_NOT_TCP', 'node-toa: { ack: true } applies to TCP servers only; this one listens on a pipe.');
+    warnAckNotTcp();
     return;
   }
   const port = (address as AddressInfo).port;
