@@ -9,7 +9,6 @@ import { binding, savedSynAvailable } from '../addon/binding';
 import { warnClusterLate, warnClusterNoHook, warnClusterSaveSynFailed, warnSavedSynUnsupported } from '../util/warnings';
 import { saveSynOn, useListenHook, type ListenHookUser } from './listen-hook';
 
-/** Set by enableCluster() in the primary; cluster.fork() passes the environment on to workers. */
 /** Set in the primary (enableCluster(), install()): cluster.fork() passes it to the workers. */
 export const CLUSTER_MARK = 'NODE_TOA_CLUSTER';
 
