@@ -1,12 +1,6 @@
-/** Address family, as Node's `net` module names it. */
-export type Family = 'IPv4' | 'IPv6';
+import type { Endpoint } from '../util/endpoint';
 
-/** One end of a TCP connection. */
-export interface Endpoint {
-  address: string;
-  port: number;
-  family: Family;
-}
+export type { Endpoint, Family } from '../util/endpoint';
 
 /**
  * The client of a connection, as node-toa determined it.

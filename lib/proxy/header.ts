@@ -2,7 +2,7 @@
 // symbol (two copies of node-toa in one process read each other's), and the public view of it,
 // made at the first resolution and shared by every resolver.
 import { binding } from '../addon/binding';
-import { PROXY_STATUS, type NativeEndpoint, type NativeProxyHeader } from '../addon/native';
+import { PROXY_STATUS, type NativeProxyHeader } from '../addon/native';
 import type { Endpoint, ProxyProtocolInfo } from '../core/types';
 import { decodeTlvs } from './tlvs';
 
@@ -14,8 +14,8 @@ export interface ProxyHeaderRecord {
   readonly version: 1 | 2;
   readonly command: 'PROXY' | 'LOCAL';
   /** The client and the address it connected to: PROXY over IPv4 or IPv6 only. */
-  readonly source: NativeEndpoint | undefined;
-  readonly destination: NativeEndpoint | undefined;
+  readonly source: Endpoint | undefined;
+  readonly destination: Endpoint | undefined;
   /** A CRC32c TLV was there (and matched). */
   readonly crc32c: boolean;
   /**

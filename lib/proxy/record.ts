@@ -6,7 +6,6 @@
 //   proxy writes it right after the handshake; a server with a backlog accepts later).
 // - from the stream's bytes, when it was not whole at accept (nothing was taken then).
 import { binding } from '../addon/binding';
-import type { NativeEndpoint } from '../addon/native';
 import { ipv4, ipv6 } from '../addon/record';
 import type { Endpoint } from '../core/types';
 import type { ProxyHeaderRecord } from './header';
@@ -64,7 +63,7 @@ export function recordedReason(): string {
   return L!.reasons[record![L!.reason]] ?? '';
 }
 
-function at(b: Uint8Array, o: number, six: boolean): NativeEndpoint {
+function at(b: Uint8Array, o: number, six: boolean): Endpoint {
   const port = (b[o + 16] << 8) | b[o + 17];
   return six ? { family: 'IPv6', address: ipv6(b, o), port } : { family: 'IPv4', address: ipv4(b, o), port };
 }
@@ -77,8 +76,8 @@ export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyH
   const l = L!;
   const r = record!;
   const flags = r[l.flags];
-  let source: NativeEndpoint | undefined;
-  let destination: NativeEndpoint | undefined;
+  let source: Endpoint | undefined;
+  let destination: Endpoint | undefined;
   if ((flags & l.flagAddresses) !== 0) {
     const six = r[l.family] === l.familyInet6;
     source = at(r, l.source, six);
