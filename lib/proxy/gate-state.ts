@@ -4,6 +4,7 @@ import type * as net from 'node:net';
 import { countProxy, type ProxyOutcome } from '../core/metrics';
 import type { TrustFn } from '../core/trust';
 import type { Endpoint } from '../core/types';
+import type { HandleLike, PeerName } from '../util/node-socket';
 import { warnProxyHeader } from '../util/warnings';
 import { PROXY_HEADER, type ProxyHeaderRecord } from './header';
 import type { CompiledProxyProtocol } from './options';
@@ -24,21 +25,13 @@ export interface GateState {
   port: number;
 }
 
-export interface PeerName {
-  address?: unknown;
-  port?: unknown;
-  family?: unknown;
-}
-
-export interface GateHandle {
-  getpeername: (out: PeerName) => number;
-  fd?: number;
-}
+/** A handle the gate reads: one with getpeername (a TCP socket's). */
+export type GateHandle = HandleLike & Required<Pick<HandleLike, 'getpeername'>>;
 
 export interface RawSocket extends net.Socket {
   [SEEN]?: true;
-  _handle?: Partial<GateHandle> | null;
-  _peername?: PeerName;
+  _handle?: HandleLike | null;
+  _peername?: Partial<PeerName>;
 }
 
 
