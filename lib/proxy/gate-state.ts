@@ -5,6 +5,7 @@ import { countProxy, type ProxyOutcome } from '../core/metrics';
 import type { TrustFn } from '../core/trust';
 import type { Endpoint } from '../core/types';
 import type { HandleLike, PeerName } from '../util/node-socket';
+import { listeningPort } from '../util/server-like';
 import { warnProxyHeader } from '../util/warnings';
 import { PROXY_HEADER, type ProxyHeaderRecord } from './header';
 import type { CompiledProxyProtocol } from './options';
@@ -22,7 +23,6 @@ export interface GateState {
   /** Whether `emit` was the instance's own property (else the prototype's, put back by delete). */
   ownEmit: boolean;
   wrapper: Emit | undefined;
-  port: number;
 }
 
 /** A handle the gate reads: one with getpeername (a TCP socket's). */
@@ -35,14 +35,6 @@ export interface RawSocket extends net.Socket {
 }
 
 
-export function listeningPort(server: net.Server, state: GateState): number {
-  if (state.port === 0) {
-    const a = server.address();
-    state.port = typeof a === 'object' && a !== null ? a.port : 0;
-  }
-  return state.port;
-}
-
 export type Problem = Exclude<ProxyOutcome, 'headers' | 'local'>;
 
 const PROBLEM: Record<Problem, string> = {
@@ -53,7 +45,7 @@ const PROBLEM: Record<Problem, string> = {
 };
 
 export function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, outcome: Problem, reason?: string): void {
-  const port = listeningPort(server, state);
+  const port = listeningPort(server);
   countProxy(port, outcome);
   warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
   socket.destroy();
@@ -61,6 +53,6 @@ export function refuse(server: net.Server, state: GateState, peer: Endpoint, soc
 
 export function accept(server: net.Server, state: GateState, socket: RawSocket, record: ProxyHeaderRecord): void {
   (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
-  countProxy(listeningPort(server, state), record.source !== undefined ? 'headers' : 'local');
+  countProxy(listeningPort(server), record.source !== undefined ? 'headers' : 'local');
   state.emit.call(server, 'connection', socket);
 }
