@@ -7,7 +7,7 @@ import type { Endpoint } from '../core/types';
 import type { HandleLike, PeerName } from '../util/node-socket';
 import { listeningPort } from '../util/server-like';
 import { warnProxyHeader } from '../util/warnings';
-import { PROXY_HEADER, type ProxyHeaderRecord } from './header';
+import { PROXY_HEADER, type ProxyHeader } from './header';
 import type { CompiledProxyProtocol } from './options';
 
 export type Emit = (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
@@ -51,8 +51,8 @@ export function refuse(server: net.Server, state: GateState, peer: Endpoint, soc
   socket.destroy();
 }
 
-export function accept(server: net.Server, state: GateState, socket: RawSocket, record: ProxyHeaderRecord): void {
-  (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = record;
-  countProxy(listeningPort(server), record.source !== undefined ? 'headers' : 'local');
+export function accept(server: net.Server, state: GateState, socket: RawSocket, header: ProxyHeader): void {
+  (socket as unknown as Record<symbol, unknown>)[PROXY_HEADER] = header;
+  countProxy(listeningPort(server), header.client !== undefined ? 'headers' : 'local');
   state.emit.call(server, 'connection', socket);
 }

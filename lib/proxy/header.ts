@@ -8,12 +8,14 @@ import { decodeTlvs } from './tlvs';
 
 export const PROXY_HEADER = Symbol.for('node-toa.proxy-header.v1');
 
-export interface ProxyHeaderRecord {
+export interface ProxyHeader {
   /** The L3 peer that sent the header (IPv4-mapped addresses written as IPv4). */
   readonly peer: Endpoint;
   readonly version: 1 | 2;
   readonly command: 'PROXY' | 'LOCAL';
-  /** The client and the address it connected to: PROXY over IPv4 or IPv6 only. */
+  /** The client (the header's source address) and the address it connected to: PROXY over IPv4 or IPv6 only. */
+  readonly client: Endpoint | undefined;
+  /** @deprecated the same as `client`: kept until resolve/facts.ts reads `client`. */
   readonly source: Endpoint | undefined;
   readonly destination: Endpoint | undefined;
   /** A CRC32c TLV was there (and matched). */
@@ -44,19 +46,19 @@ function reparse(bytes: Buffer): NativeProxyHeader {
 }
 
 /** The header as RealAddress.proxyProtocol shows it (made once per connection, frozen). */
-export function headerInfo(record: ProxyHeaderRecord): ProxyProtocolInfo {
-  if (record.info !== undefined) return record.info;
+export function headerInfo(header: ProxyHeader): ProxyProtocolInfo {
+  if (header.info !== undefined) return header.info;
   // Most headers have no TLV (so no CRC32c either): theirs is one of four frozen objects.
-  if (record.bytes === undefined) return (record.info = PLAIN[record.version - 1][record.command === 'PROXY' ? 0 : 1]);
+  if (header.bytes === undefined) return (header.info = PLAIN[header.version - 1][header.command === 'PROXY' ? 0 : 1]);
   const info: ProxyProtocolInfo = {
-    version: record.version,
-    command: record.command,
+    version: header.version,
+    command: header.command,
     tlvs: [],
-    crc32c: record.crc32c,
+    crc32c: header.crc32c,
   };
-  const bytes = record.bytes;
+  const bytes = header.bytes;
   if (bytes !== undefined) {
-    const parsed = (record.parsed ??= reparse(bytes));
+    const parsed = (header.parsed ??= reparse(bytes));
     decodeTlvs(info, bytes, parsed.tlvs, parsed.ssl);
   }
   for (const tlv of info.tlvs) Object.freeze(tlv);
@@ -67,13 +69,13 @@ export function headerInfo(record: ProxyHeaderRecord): ProxyProtocolInfo {
     Object.freeze(info.ssl);
   }
   if (info.alibaba !== undefined) Object.freeze(info.alibaba);
-  record.info = Object.freeze(info);
-  return record.info;
+  header.info = Object.freeze(info);
+  return header.info;
 }
 
-/** The record the gate left on this socket or on the net.Socket a TLS socket wraps. */
-export function headerOf(socket: object): ProxyHeaderRecord | undefined {
-  const s = socket as { [PROXY_HEADER]?: ProxyHeaderRecord; _parent?: { [PROXY_HEADER]?: ProxyHeaderRecord } | null };
+/** The header the gate left on this socket or on the net.Socket a TLS socket wraps. */
+export function headerOf(socket: object): ProxyHeader | undefined {
+  const s = socket as { [PROXY_HEADER]?: ProxyHeader; _parent?: { [PROXY_HEADER]?: ProxyHeader } | null };
   const own = s[PROXY_HEADER];
   if (own !== undefined) return own;
   const inner = s._parent;

@@ -8,7 +8,7 @@
 import { binding } from '../addon/binding';
 import { ipv4, ipv6 } from '../addon/record';
 import type { Endpoint } from '../core/types';
-import type { ProxyHeaderRecord } from './header';
+import type { ProxyHeader } from './header';
 
 type Reader = (fd: number, maxSize: number) => number;
 type Parser = (data: Uint8Array, maxSize: number) => number;
@@ -72,22 +72,23 @@ function at(b: Uint8Array, o: number, six: boolean): Endpoint {
  * The last ok header, for the socket it came from (`peer`: its L3 peer). `data`: the bytes it was
  * parsed from; the reader's own buffer when peekHeader() took it.
  */
-export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyHeaderRecord {
+export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyHeader {
   const l = L!;
   const r = record!;
   const flags = r[l.flags];
-  let source: Endpoint | undefined;
+  let client: Endpoint | undefined;
   let destination: Endpoint | undefined;
   if ((flags & l.flagAddresses) !== 0) {
     const six = r[l.family] === l.familyInet6;
-    source = at(r, l.source, six);
+    client = at(r, l.source, six);
     destination = at(r, l.destination, six);
   }
   return {
     peer,
     version: r[l.version] === 1 ? 1 : 2,
     command: r[l.command] === l.commandLocal ? 'LOCAL' : 'PROXY',
-    source,
+    client,
+    source: client,
     destination,
     crc32c: (flags & l.flagCrc) !== 0,
     // Copied: the buffer is the next connection's, or the application's.

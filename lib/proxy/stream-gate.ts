@@ -5,7 +5,7 @@ import type * as net from 'node:net';
 import { PROXY_STATUS } from '../addon/native';
 import type { Endpoint } from '../core/types';
 import { accept, refuse, type GateState, type Problem, type RawSocket } from './gate-state';
-import type { ProxyHeaderRecord } from './header';
+import type { ProxyHeader } from './header';
 import { recordedHeader, recordedLength, recordedReason, recordParser } from './record';
 
 /**
@@ -65,16 +65,16 @@ export class StreamGate {
     const status = recordParser()(buf, maxHeaderSize);
     let length = 0;
     let reason = '';
-    let record: ProxyHeaderRecord | undefined;
+    let header: ProxyHeader | undefined;
     if (status === PROXY_STATUS.ok) {
       length = recordedLength();
-      record = recordedHeader(this.peer, buf);
+      header = recordedHeader(this.peer, buf);
     } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = recordedReason();
     switch (status) {
       case PROXY_STATUS.ok: {
         this.cleanup();
         if (buf.length > length) this.socket.unshift(buf.subarray(length));
-        accept(this.server, this.state, this.socket, record!);
+        accept(this.server, this.state, this.socket, header!);
         return;
       }
       case PROXY_STATUS.incomplete:
