@@ -9,7 +9,7 @@ import { Resolver } from './resolve/resolver';
 import { defaultResolver, setDefaultResolver } from './resolve/defaults';
 import { snapshot, total, type MetricCounts, type ProxyProtocolCounts, type RefusedReason } from './core/metrics';
 import type { RealAddress, ToaOptions } from './core/types';
-import { tapStats, type TapStats } from './tap/registry';
+import { tapStats, type TapStats, type TapStatsEntry } from './tap/registry';
 
 export type {
   Endpoint,
@@ -29,7 +29,9 @@ export type { MetricCounts, ProxyProtocolCounts, RefusedReason } from './core/me
 export type { RefusedOption, ResolveMessage } from './resolve/resolver';
 export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
-export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
+export type { TapStats, TapStatsEntry } from './tap/registry';
+/** @deprecated the same as TapStatsEntry */
+export type AckTapStats = TapStatsEntry;
 export { listen, type ListenOptions } from './server/listen';
 export type { UdpCounts } from './core/metrics';
 export type { UdpOptions, UdpFlowOptions } from './udp/options';

@@ -6,10 +6,10 @@ import {
   createResolver,
   enable,
   isEnabled,
-  type AckOptions,
   type EnableOptions,
   type ProxyProtocolOption,
   type RealAddress,
+  type TapOptions,
   type ToaOptions,
 } from '../index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
@@ -32,7 +32,7 @@ export interface IntegrationOptions extends ToaOptions {
    * Also read TOA from the handshake ACK and first data packet (packet tap, needs CAP_NET_RAW),
    * as `enable(server, { ack })`. Default `false`.
    */
-  ack?: boolean | AckOptions;
+  ack?: boolean | TapOptions;
   /**
    * The Fastify plugin only (it enables its own server): read a PROXY protocol header from the
    * peers in `trustProxy` first, as `enable(server, { proxyProtocol })`. Express and Koa meet their

@@ -6,7 +6,7 @@ import { errnoName, isPermissionError } from '../util/errno';
 import { socketFd } from '../util/socket-fd';
 import { warnAckNotTcp, warnAckUnsupported } from '../util/warnings';
 import type { CompiledTap } from './options';
-import { TapRecord, addTap, hasTap, removeTap } from './registry';
+import { OpenTap, addTap, hasTap, removeTap } from './registry';
 import type { Sources } from './sources';
 
 // Room for a few thousand queued packets between drains (without a ring); root may go past
@@ -91,8 +91,8 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
       syscall,
     );
   }
-  const record = new TapRecord(native, port, opened.netns);
-  addTap(server, record);
-  server.once('close', () => removeTap(server, record));
+  const open = new OpenTap(native, port, opened.netns);
+  addTap(server, open);
+  server.once('close', () => removeTap(server, open));
 }
 
