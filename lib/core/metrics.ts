@@ -24,7 +24,11 @@ export interface ProxyProtocolCounts {
   missing: number;
 }
 
+/** What the gate counts of a connection: a header read, or why the connection was closed. */
 export type ProxyOutcome = keyof ProxyProtocolCounts;
+
+/** Why the gate closed a connection from a trusted proxy (as RefusedReason is why a TOA was not believed). */
+export type ProxyRefusedReason = Exclude<ProxyOutcome, 'headers' | 'local'>;
 
 /**
  * UDP sockets given to enable() (or NODE_TOA_UDP): `flows` learned from a trusted proxy's header

@@ -1,7 +1,7 @@
 // What the gate's two ways to a header share: the per-server state, the raw socket shape, and the
 // two endings of a gated connection (refused, or handed to the server with its header recorded).
 import type * as net from 'node:net';
-import { countProxy, type ProxyOutcome } from '../core/metrics';
+import { countProxy, type ProxyRefusedReason } from '../core/metrics';
 import type { TrustFn } from '../core/trust';
 import type { Endpoint } from '../core/types';
 import type { HandleLike, PeerName } from '../util/node-socket';
@@ -35,19 +35,11 @@ export interface RawSocket extends net.Socket {
 }
 
 
-export type Problem = Exclude<ProxyOutcome, 'headers' | 'local'>;
-
-const PROBLEM: Record<Problem, string> = {
-  malformed: 'a malformed PROXY protocol header',
-  tooLarge: 'a PROXY protocol header larger than maxHeaderSize',
-  timeout: 'no complete PROXY protocol header within the timeout',
-  missing: 'no PROXY protocol header',
-};
-
-export function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, outcome: Problem, reason?: string): void {
+/** Closes a gated connection; `reason`: the parser's words, when it had some. */
+export function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, refused: ProxyRefusedReason, reason?: string): void {
   const port = listeningPort(server);
-  countProxy(port, outcome);
-  warnProxyHeader(peer.address, port, reason ? `${PROBLEM[outcome]} (${reason})` : PROBLEM[outcome]);
+  countProxy(port, refused);
+  warnProxyHeader(peer.address, port, refused, reason);
   socket.destroy();
 }
 

@@ -4,7 +4,8 @@
 import type * as net from 'node:net';
 import { PROXY_STATUS } from '../addon/native';
 import type { Endpoint } from '../core/types';
-import { accept, refuse, type GateState, type Problem, type RawSocket } from './gate-state';
+import type { ProxyRefusedReason } from '../core/metrics';
+import { accept, refuse, type GateState, type RawSocket } from './gate-state';
 import type { ProxyHeader } from './header';
 import { recordedHeader, recordedLength, recordedReason, recordParser } from './record';
 
@@ -48,9 +49,9 @@ export class StreamGate {
     socket.removeListener('close', this.onClose);
   }
 
-  private fail(outcome: Problem, reason?: string): void {
+  private fail(refused: ProxyRefusedReason, reason?: string): void {
     this.cleanup();
-    refuse(this.server, this.state, this.peer, this.socket, outcome, reason);
+    refuse(this.server, this.state, this.peer, this.socket, refused, reason);
   }
 
   private finish(rest: Buffer | undefined): void {

@@ -70,9 +70,21 @@ export function warnAmbiguous(peer: string, count: number): void {
 
 const warnedProxyPeers = new Set<string>();
 
-/** A trusted peer's connection closed for its PROXY header: said once per peer (bounded). */
-export function warnProxyHeader(peer: string, port: number, problem: string): void {
+// Why the gate closed a connection (core/metrics.ts ProxyRefusedReason), in words.
+const PROXY_REFUSED_TEXT = {
+  malformed: 'a malformed PROXY protocol header',
+  tooLarge: 'a PROXY protocol header larger than maxHeaderSize',
+  timeout: 'no complete PROXY protocol header within the timeout',
+  missing: 'no PROXY protocol header',
+};
+
+/**
+ * A trusted peer's connection closed for its PROXY header: said once per peer (bounded).
+ * `reason`: the parser's words, when it had some.
+ */
+export function warnProxyHeader(peer: string, port: number, refused: keyof typeof PROXY_REFUSED_TEXT, reason?: string): void {
   if (!firstFrom(warnedProxyPeers, peer)) return;
+  const problem = reason ? `${PROXY_REFUSED_TEXT[refused]} (${reason})` : PROXY_REFUSED_TEXT[refused];
   emitToaWarning(
     'NODE_TOA_PROXY_HEADER',
     `node-toa: closed a connection from ${peer} to port ${port}: ${problem}. Connections from a trusted proxy ` +
