@@ -15,7 +15,7 @@ import {
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
 import { CORE_KEYS, checkOptionKeys } from '../core/options';
 import { compileTap } from '../tap/options';
-import { compileProxyProtocol } from '../proxy/options';
+import { compileProxyProtocol } from '../proxy-protocol/options';
 import { isServer } from '../util/server-like';
 import { show } from '../util/show';
 import { warnEnabledLate, warnTapFailedAt } from '../util/warnings';
