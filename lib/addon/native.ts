@@ -228,7 +228,7 @@ export interface NativeBinding {
   /**
    * A reader bound to one kind table, one record, withPeerName and, for a server with one, its
    * tap, checked now: reader(fd) reads the saved SYN, asks the tap, fills the record
-   * (lib/resolve/record.ts decodes it) and returns the errno of the saved-SYN read.
+   * (addon/record.ts decodes it) and returns the errno of the saved-SYN read.
    */
   makeSynReader(kindTable: Uint8Array, record: Uint8Array, withPeerName: boolean, tap?: NativeTap | null): (fd: number) => number;
   /** fd, or -errno */
