@@ -7,8 +7,8 @@ import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './resolve/resolver';
 import { defaultResolver, setDefaultResolver } from './resolve/defaults';
-import { snapshot, total, type MetricCounts, type ProxyProtocolCounts, type RefusedReason } from './core/metrics';
-import type { RealAddress, ToaOptions } from './core/types';
+import { snapshot, total, type MetricCounts, type ProxyProtocolCounts } from './core/metrics';
+import type { RealAddress, RefusedReason, ToaOptions } from './core/types';
 import { tapStats, type TapStats, type TapStatsEntry } from './tap/registry';
 
 export type {
@@ -20,12 +20,13 @@ export type {
   ProxySsl,
   ProxyTlv,
   RealAddress,
+  RefusedReason,
   ToaLayout,
   ToaOptions,
   TrustProxy,
 } from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
-export type { MetricCounts, ProxyProtocolCounts, RefusedReason } from './core/metrics';
+export type { MetricCounts, ProxyProtocolCounts } from './core/metrics';
 export type { RefusedOption, ResolveMessage } from './resolve/resolver';
 export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';

@@ -2,11 +2,9 @@
 // port and summed. Plain numbers on plain objects, incremented once per connection; metrics()
 // copies them, so a scrape costs a few hundred property reads.
 import type { Packet } from './decide';
-import type { Refusal } from './select';
-import type { RealAddress } from './types';
+import type { RealAddress, RefusedReason } from './types';
 
-/** Why options were not believed: a refusal, or a sender that is not a trusted proxy. */
-export type RefusedReason = Refusal | 'untrusted';
+export type { RefusedReason } from './types';
 
 /**
  * PROXY protocol headers read by the gate (enable/listen/install with `proxyProtocol`), per

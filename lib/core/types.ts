@@ -32,6 +32,14 @@ export interface RealAddress extends Endpoint {
   proxyProtocol?: ProxyProtocolInfo;
 }
 
+/**
+ * Why a TOA was not believed: its sender is not a trusted proxy (`untrusted`), or a trusted
+ * proxy's options gave no client: several of them (`ambiguous`), a TCP Fast Open cookie first in
+ * a SYN (`tfoCookie`: the client's own option, no fault of anyone's), or an option that names no
+ * client (`malformed`: 0.0.0.0, ::, a bad version byte).
+ */
+export type RefusedReason = 'untrusted' | 'ambiguous' | 'tfoCookie' | 'malformed';
+
 /** One TLV of a PROXY protocol v2 header, its value copied out of the connection's bytes. */
 export interface ProxyTlv {
   type: number;
