@@ -34,7 +34,6 @@ export interface RawSocket extends net.Socket {
   _peername?: Partial<PeerName>;
 }
 
-
 /** Closes a gated connection; `reason`: the parser's words, when it had some. */
 export function refuse(server: net.Server, state: GateState, peer: Endpoint, socket: RawSocket, refused: ProxyRefusedReason, reason?: string): void {
   const port = listeningPort(server);
