@@ -7,9 +7,9 @@ import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './resolve/resolver';
 import { defaultResolver, setDefaultResolver } from './resolve/defaults';
-import { snapshot, total, type MetricCounts, type ProxyProtocolCounts, type RefusedReason } from './core/metrics';
-import type { RealAddress, ToaOptions } from './core/types';
-import { tapStats, type TapStats } from './tap/registry';
+import { snapshot, total, type MetricCounts, type ProxyProtocolCounts } from './core/metrics';
+import type { RealAddress, RefusedReason, ToaOptions } from './core/types';
+import { tapStats, type TapStats, type TapStatsEntry } from './tap/registry';
 
 export type {
   Endpoint,
@@ -20,16 +20,19 @@ export type {
   ProxySsl,
   ProxyTlv,
   RealAddress,
+  RefusedReason,
   ToaLayout,
   ToaOptions,
   TrustProxy,
 } from './core/types';
 export { enable, isEnabled, type EnableOptions } from './server/enable';
-export type { MetricCounts, ProxyProtocolCounts, RefusedReason } from './core/metrics';
+export type { MetricCounts, ProxyProtocolCounts } from './core/metrics';
 export type { RefusedOption, ResolveMessage } from './resolve/resolver';
 export type { WarningMessage } from './util/warnings';
 export type { AckOptions, TapOptions } from './tap/options';
-export type { TapStats, TapStatsEntry, TapStatsEntry as AckTapStats } from './tap/registry';
+export type { TapStats, TapStatsEntry } from './tap/registry';
+/** @deprecated the same as TapStatsEntry */
+export type AckTapStats = TapStatsEntry;
 export { listen, type ListenOptions } from './server/listen';
 export type { UdpCounts } from './core/metrics';
 export type { UdpOptions, UdpFlowOptions } from './udp/options';

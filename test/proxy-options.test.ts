@@ -4,7 +4,7 @@
 import * as http from 'node:http';
 import * as toa from '../lib/index';
 import { EnvError, optionsFromEnv } from '../lib/install/env';
-import { compileProxyProtocol } from '../lib/proxy/options';
+import { compileProxyProtocol } from '../lib/proxy-protocol/options';
 import { toaMiddleware } from '../lib/express';
 
 const W = 'enable(server, options)';

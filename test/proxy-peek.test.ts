@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as toa from '../lib/index';
-import { gateReads } from '../lib/proxy/gate';
+import { gateReads } from '../lib/proxy-protocol/gate';
 import { collectWarnings } from './helpers/loopback-http';
 import { DST4, DST6, PP2_TYPE, SRC4, SRC6, latin1, proxyV1, proxyV2 } from './helpers/proxy-vectors';
 

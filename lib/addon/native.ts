@@ -1,11 +1,10 @@
 // The raw addon's shape (native/addon.cc, native/tap_addon.cc, native/proxy_addon.cc). Private: only the addon loader,
 // the record decoders, the resolver, the tap and the PROXY gate see it.
 
-export interface NativeEndpoint {
-  family: 'IPv4' | 'IPv6';
-  address: string;
-  port: number;
-}
+import type { Endpoint } from '../util/endpoint';
+
+/** @deprecated the same shape as Endpoint (util/endpoint.ts): kept until addon/record.ts and core/decide.ts import Endpoint. */
+export type NativeEndpoint = Endpoint;
 
 /** Why a TOA-shaped option holds no client (native/toa_parse.h OptionStatus). */
 export const OPTION_STATUS = Object.freeze({
@@ -19,7 +18,7 @@ export const OPTION_STATUS = Object.freeze({
 });
 
 /** One TOA-shaped option: a configured kind whose length fits one of the kind's layouts. */
-export interface NativeToa extends NativeEndpoint {
+export interface NativeToa extends Endpoint {
   kind: number;
   length: number;
   /** The layout bit it was decoded with (core/kinds.ts LAYOUT_BITS). */
@@ -27,7 +26,7 @@ export interface NativeToa extends NativeEndpoint {
   /** OPTION_STATUS: 0 when the option names a client. */
   status: number;
   vid?: number;
-  vip?: NativeEndpoint;
+  vip?: Endpoint;
 }
 
 /** What parseProxyHeader() found at the start of a buffer (native/proxy_parse.h ProxyStatus). */
@@ -67,8 +66,8 @@ export interface NativeProxyHeader {
   /** v1 -> 'stream' (TCP4/TCP6) or 'unspec' (UNKNOWN) */
   transport: 'stream' | 'dgram' | 'unspec';
   /** ok with the PROXY command and an IPv4/IPv6 family only; ::ffff:a.b.c.d stays IPv6 */
-  source?: NativeEndpoint;
-  destination?: NativeEndpoint;
+  source?: Endpoint;
+  destination?: Endpoint;
   /**
    * ok: the v2 top-level TLVs in order (the CRC32c TLV included), as flat triples
    * [type, valueOffset, valueLength]: the value is data.subarray(valueOffset, valueOffset + valueLength).
@@ -140,17 +139,17 @@ export interface NativeLookup {
   /** A saved SYN was there (it is gone now: the kernel frees it on read). */
   syn: boolean;
   /** The SYN's IP source and TCP source port: the true L3 peer. */
-  peer?: NativeEndpoint;
+  peer?: Endpoint;
   options?: NativeToa[];
   /** getpeername(), only when asked for. */
-  name?: NativeEndpoint;
+  name?: Endpoint;
   nameErrno?: number;
 }
 
 export interface NativePacket {
   ok: boolean;
-  src?: NativeEndpoint;
-  dst?: NativeEndpoint;
+  src?: Endpoint;
+  dst?: Endpoint;
   flags?: number;
   payloadLength?: number;
   options?: NativeToa[];
@@ -180,7 +179,7 @@ export interface NativeTapStats {
 
 /** What the tap kept of a connection: the options of the first packet after its SYN that had any. */
 export interface NativeTapHit {
-  peer: NativeEndpoint;
+  peer: Endpoint;
   options: NativeToa[];
   packet: 'ack' | 'data';
   /** The options of the SYN the tap held, when the lookup had no saved SYN (a syncookie). */
@@ -229,7 +228,7 @@ export interface NativeBinding {
   /**
    * A reader bound to one kind table, one record, withPeerName and, for a server with one, its
    * tap, checked now: reader(fd) reads the saved SYN, asks the tap, fills the record
-   * (lib/resolve/record.ts decodes it) and returns the errno of the saved-SYN read.
+   * (addon/record.ts decodes it) and returns the errno of the saved-SYN read.
    */
   makeSynReader(kindTable: Uint8Array, record: Uint8Array, withPeerName: boolean, tap?: NativeTap | null): (fd: number) => number;
   /** fd, or -errno */

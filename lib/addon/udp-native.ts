@@ -1,7 +1,7 @@
 // The raw addon's UDP part (native/udp_addon.cc), added to NativeBinding and NativeTesting by
 // declaration merging: private like native.ts, kept apart so that the UDP glue and its types live
 // together. Every member is optional: an addon built before them has none.
-import type { NativeEndpoint } from './native';
+import type { Endpoint } from '../util/endpoint';
 
 /** Offsets of the byte record a makeDgramParser() parser fills (native/udp_addon.cc `layout`). */
 export interface NativeDgramRecordLayout {
@@ -38,7 +38,7 @@ export interface NativeUoaTapStats {
 export interface NativeUoaTap {
   open(port: number, receiveBuffer: number): { errno: number; syscall?: string };
   /** The client the newest UOA from this proxy end named, since the last call (consumed); null otherwise. */
-  fresh(address: string, port: number): NativeEndpoint | null;
+  fresh(address: string, port: number): Endpoint | null;
   drain(): void;
   stats(): NativeUoaTapStats;
   close(): void;
@@ -47,9 +47,9 @@ export interface NativeUoaTap {
 /** What testing.parseUoaPacket() found in an IP packet (native/uoa_parse.h). */
 export interface NativeUoaPacket {
   status: 'notUdp' | 'none' | 'found' | 'private' | 'malformed';
-  source?: NativeEndpoint;
-  destination?: NativeEndpoint;
-  client?: NativeEndpoint;
+  source?: Endpoint;
+  destination?: Endpoint;
+  client?: Endpoint;
   payloadLength?: number;
 }
 
@@ -65,7 +65,7 @@ declare module './native' {
     uoaTapSupported: boolean;
     UoaTap: new (capacity: number, maxAgeMs: number) => NativeUoaTap;
     /** DPVS uoa.ko's UOA_SO_GET_LOOKUP on a UDP socket: the client, null (no mapping), or -errno. */
-    uoaModuleLookup(fd: number, address: string, port: number, localPort: number): NativeEndpoint | null | number;
+    uoaModuleLookup(fd: number, address: string, port: number, localPort: number): Endpoint | null | number;
   }
 
   interface NativeTesting {

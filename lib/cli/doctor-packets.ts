@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import * as http from 'node:http';
 import * as toa from '../index';
 import type { CheckResult } from './check-result';
-import { Inspector } from './inspect';
+import { Inspector, type InspectedConnection } from './inspect';
 
 export interface PacketWatch {
   port: number;
@@ -55,17 +55,17 @@ export async function watchPackets(w: PacketWatch, onListening: (port: number) =
   let seen = 0;
   let done: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (done = resolve));
-  const records = new WeakMap<object, ReturnType<Inspector['record']>>();
+  const inspected = new WeakMap<object, InspectedConnection>();
   // HTTP, as `inspect` answers: a request through the proxy gets what was seen as JSON.
   const server = http.createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(`${JSON.stringify(records.get(req.socket) ?? null)}\n`);
+    res.end(`${JSON.stringify(inspected.get(req.socket) ?? null)}\n`);
   });
   server.on('connection', (socket: Socket) => {
     // Resolved at the first bytes, once per connection: the ACK tap's data case needs them, and
     // a client that is not HTTP counts too.
     socket.prependOnceListener('data', () => {
-      records.set(socket, inspector.record(socket));
+      inspected.set(socket, inspector.inspect(socket));
       if (++seen >= w.count) done();
     });
   });

@@ -1,5 +1,5 @@
-// `node-toa inspect`: what the server learns about each connection, as a record an operator reads
-// line by line, and the tally printed at the end. Uses only the public API, like an application.
+// `node-toa inspect`: what the server learns about each connection, as a line an operator reads
+// per connection, and the tally printed at the end. Uses only the public API, like an application.
 import type { Socket } from 'node:net';
 import { hostPort, mappedIPv4 } from '../util/address';
 import { createResolver, type Endpoint, type KindSpec, type RealAddress, type TrustProxy } from '../index';
@@ -9,7 +9,8 @@ export interface InspectOptions {
   kinds?: readonly KindSpec[];
 }
 
-export interface ConnectionRecord {
+/** What `inspect` learnt of one connection (a line of its output, or a JSON object). */
+export interface InspectedConnection {
   time: string;
   /** The L3 peer: the proxy when one is in front, else the client itself. */
   peer: Endpoint;
@@ -72,10 +73,10 @@ export class Inspector {
     this.resolveAny = createResolver({ trustProxy: true, ...(options.kinds ? { kinds: options.kinds } : {}) });
   }
 
-  record(socket: Socket): ConnectionRecord {
+  inspect(socket: Socket): InspectedConnection {
     const answer = this.resolve(socket);
     const peer = answer.proxy ?? answer;
-    const record: ConnectionRecord = {
+    const seen: InspectedConnection = {
       time: new Date().toISOString(),
       peer: endpointOf(peer),
       client: endpointOf(answer),
@@ -86,14 +87,14 @@ export class Inspector {
     };
     if (answer.source !== 'toa') {
       const any = this.resolveAny(socket);
-      if (any.source === 'toa' && any.kind !== undefined) record.untrustedToa = { ...endpointOf(any), kind: any.kind };
+      if (any.source === 'toa' && any.kind !== undefined) seen.untrustedToa = { ...endpointOf(any), kind: any.kind };
     }
-    this.count(record);
-    return record;
+    this.count(seen);
+    return seen;
   }
 
-  private count(record: ConnectionRecord): void {
-    const key = record.peer.address;
+  private count(seen: InspectedConnection): void {
+    const key = seen.peer.address;
     let tally = this.tallies.get(key);
     if (tally === undefined) {
       tally = { connections: 0, withToa: 0, untrustedToa: 0 };
@@ -101,10 +102,10 @@ export class Inspector {
     }
     for (const t of [tally, this.total]) {
       t.connections++;
-      if (record.source === 'toa') t.withToa++;
-      if (record.untrustedToa !== undefined) t.untrustedToa++;
+      if (seen.source === 'toa') t.withToa++;
+      if (seen.untrustedToa !== undefined) t.untrustedToa++;
     }
-    if (record.packet !== undefined) this.byPacket[record.packet]++;
+    if (seen.packet !== undefined) this.byPacket[seen.packet]++;
   }
 
   summary(): Summary {
@@ -117,7 +118,7 @@ export class Inspector {
   }
 }
 
-export function formatRecord(r: ConnectionRecord): string {
+export function formatConnection(r: InspectedConnection): string {
   let line = `${r.time}  peer ${endpointText(r.peer)}  client ${endpointText(r.client)}  source ${r.source}`;
   if (r.kind !== undefined) line += `  kind ${r.kind}`;
   if (r.packet !== undefined) line += `  in ${r.packet === 'syn' ? 'the SYN' : r.packet === 'ack' ? 'the handshake ACK' : 'the first data packet'}`;

@@ -10,7 +10,7 @@ import { watchPackets, type PacketWatch } from './doctor-packets';
 import { checkPreload } from './preload-check';
 import * as toa from '../index';
 import { listenProblem } from '../util/address';
-import { Inspector, formatRecord, formatSummary, endpointText, type ConnectionRecord } from './inspect';
+import { Inspector, formatConnection, formatSummary, endpointText, type InspectedConnection } from './inspect';
 
 const USAGE = `node-toa: the real client address of TCP connections that came through an L4 proxy
 putting it into a TCP option (TOA), read from the saved SYN.
@@ -272,17 +272,17 @@ async function inspect(argv: string[]): Promise<number> {
     throw usageError(`node-toa inspect: ${message}`);
   }
 
-  const records = new WeakMap<object, ConnectionRecord>();
+  const inspected = new WeakMap<object, InspectedConnection>();
   const server = http.createServer((req, res) => {
-    const record = records.get(req.socket) ?? inspector.record(req.socket);
+    const seen = inspected.get(req.socket) ?? inspector.inspect(req.socket);
     res.setHeader('content-type', 'application/json');
-    res.end(`${JSON.stringify({ ...record, request: { method: req.method, url: req.url } }, null, 2)}\n`);
+    res.end(`${JSON.stringify({ ...seen, request: { method: req.method, url: req.url } }, null, 2)}\n`);
   });
   // On connect, not on request: a plain TCP connection that sends nothing gets its line too.
   server.on('connection', (socket) => {
-    const record = inspector.record(socket);
-    records.set(socket, record);
-    write(json ? JSON.stringify({ event: 'connection', ...record }) : formatRecord(record));
+    const seen = inspector.inspect(socket);
+    inspected.set(socket, seen);
+    write(json ? JSON.stringify({ event: 'connection', ...seen }) : formatConnection(seen));
   });
 
   // Set once listening: the tap was wanted (auto) and could not open.

@@ -2,11 +2,9 @@
 // port and summed. Plain numbers on plain objects, incremented once per connection; metrics()
 // copies them, so a scrape costs a few hundred property reads.
 import type { Packet } from './decide';
-import type { Refusal } from './select';
-import type { RealAddress } from './types';
+import type { RealAddress, RefusedReason } from './types';
 
-/** Why options were not believed: a refusal, or a sender that is not a trusted proxy. */
-export type RefusedReason = Refusal | 'untrusted';
+export type { RefusedReason } from './types';
 
 /**
  * PROXY protocol headers read by the gate (enable/listen/install with `proxyProtocol`), per
@@ -24,7 +22,11 @@ export interface ProxyProtocolCounts {
   missing: number;
 }
 
+/** What the gate counts of a connection: a header read, or why the connection was closed. */
 export type ProxyOutcome = keyof ProxyProtocolCounts;
+
+/** Why the gate closed a connection from a trusted proxy (as RefusedReason is why a TOA was not believed). */
+export type ProxyRefusedReason = Exclude<ProxyOutcome, 'headers' | 'local'>;
 
 /**
  * UDP sockets given to enable() (or NODE_TOA_UDP): `flows` learned from a trusted proxy's header

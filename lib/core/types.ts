@@ -1,12 +1,6 @@
-/** Address family, as Node's `net` module names it. */
-export type Family = 'IPv4' | 'IPv6';
+import type { Endpoint } from '../util/endpoint';
 
-/** One end of a TCP connection. */
-export interface Endpoint {
-  address: string;
-  port: number;
-  family: Family;
-}
+export type { Endpoint, Family } from '../util/endpoint';
 
 /**
  * The client of a connection, as node-toa determined it.
@@ -37,6 +31,14 @@ export interface RealAddress extends Endpoint {
    */
   proxyProtocol?: ProxyProtocolInfo;
 }
+
+/**
+ * Why a TOA was not believed: its sender is not a trusted proxy (`untrusted`), or a trusted
+ * proxy's options gave no client: several of them (`ambiguous`), a TCP Fast Open cookie first in
+ * a SYN (`tfoCookie`: the client's own option, no fault of anyone's), or an option that names no
+ * client (`malformed`: 0.0.0.0, ::, a bad version byte).
+ */
+export type RefusedReason = 'untrusted' | 'ambiguous' | 'tfoCookie' | 'malformed';
 
 /** One TLV of a PROXY protocol v2 header, its value copied out of the connection's bytes. */
 export interface ProxyTlv {

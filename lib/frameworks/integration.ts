@@ -6,19 +6,19 @@ import {
   createResolver,
   enable,
   isEnabled,
-  type AckOptions,
   type EnableOptions,
   type ProxyProtocolOption,
   type RealAddress,
+  type TapOptions,
   type ToaOptions,
 } from '../index';
 // Not public: checks `ack` where the integration is created, as enable() would check it later.
 import { CORE_KEYS, checkOptionKeys } from '../core/options';
 import { compileTap } from '../tap/options';
-import { compileProxyProtocol } from '../proxy/options';
+import { compileProxyProtocol } from '../proxy-protocol/options';
 import { isServer } from '../util/server-like';
 import { show } from '../util/show';
-import { emitToaWarning } from '../util/warnings';
+import { warnEnabledLate, warnTapFailedAt } from '../util/warnings';
 
 export interface IntegrationOptions extends ToaOptions {
   /**
@@ -32,7 +32,7 @@ export interface IntegrationOptions extends ToaOptions {
    * Also read TOA from the handshake ACK and first data packet (packet tap, needs CAP_NET_RAW),
    * as `enable(server, { ack })`. Default `false`.
    */
-  ack?: boolean | AckOptions;
+  ack?: boolean | TapOptions;
   /**
    * The Fastify plugin only (it enables its own server): read a PROXY protocol header from the
    * peers in `trustProxy` first, as `enable(server, { proxyProtocol })`. Express and Koa meet their
@@ -111,12 +111,7 @@ export function enableOnFirstRequest(
   else enable(server);
   if (isEnabled(server) && !warnedLate) {
     warnedLate = true;
-    emitToaWarning(
-      'NODE_TOA_ENABLED_LATE',
-      `node-toa (${where}): the server did not save SYNs until its first request, so connections accepted ` +
-        'before this one answer with their peer, not the client. Start it with toa.listen(server, { port }) ' +
-        '(or call toa.enable(server) before listen()); see the README.',
-    );
+    warnEnabledLate(where);
   }
 }
 
@@ -125,7 +120,7 @@ function enableTap(server: import('node:net').Server, enableOptions: EnableOptio
   try {
     enable(server, enableOptions);
   } catch (error) {
-    emitToaWarning((error as NodeJS.ErrnoException).code ?? 'NODE_TOA_ACK_FAILED', `node-toa (${where}): ${(error as Error).message}`);
+    warnTapFailedAt(where, (error as NodeJS.ErrnoException).code, (error as Error).message);
   }
 }
 

@@ -9,8 +9,8 @@ import { CORE_KEYS, checkOptionKeys, compileOptions } from '../core/options';
 import { defaultResolver, setDefaultResolver } from '../resolve/defaults';
 import { Resolver } from '../resolve/resolver';
 import type { ProxyProtocolOption, ToaOptions } from '../core/types';
-import { attachGate, detachGate, proxySupported } from '../proxy/gate';
-import { compileProxyProtocol } from '../proxy/options';
+import { attachGate, detachGate, proxySupported } from '../proxy-protocol/gate';
+import { compileProxyProtocol } from '../proxy-protocol/options';
 import { CLUSTER_MARK, listeningFds } from '../server/cluster';
 import { saveSynOn, useListenHook, type ListenHookUser } from '../server/listen-hook';
 import { checkTapSupport, openTap } from '../tap/open';
@@ -18,7 +18,15 @@ import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
 import { closeTap } from '../tap/registry';
 import { compileSources, type Sources } from '../tap/sources';
 import { show } from '../util/show';
-import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
+import {
+  warnAckSynOnly,
+  warnInstallLate,
+  warnInstallNoHook,
+  warnInstallTrustsNoOne,
+  warnSaveSynFailed,
+  warnSavedSynUnsupported,
+  warnTapFailed,
+} from '../util/warnings';
 import { patchSockets } from './sockets';
 import { isPermissionError } from '../util/errno';
 
@@ -75,27 +83,11 @@ function compileAck(value: unknown, where: string): AckMode {
 
 /** For ack 'auto': whether a tap can open here; says once why not. */
 function autoTapPossible(origin: InstallOrigin): boolean {
-  const how = origin === 'preload' ? 'NODE_TOA_ACK=off' : "ack: false";
   if (binding === null || !binding.tapSupported) return false; // not Linux: SYNs are all there is
   const err = binding.probePacketSocket();
   if (err === 0) return true;
-  const why = isPermissionError(err) ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (errno ${err})`;
-  warnOnce(
-    'NODE_TOA_ACK_SYN_ONLY',
-    `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (Tencent ` +
-      `anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS, Huawei) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), or set ${how} to say SYNs are enough.`,
-  );
+  warnAckSynOnly(isPermissionError(err), err, origin === 'preload');
   return false;
-}
-
-function warnTrustNone(origin: InstallOrigin): void {
-  warnOnce(
-    'NODE_TOA_TRUST_NONE',
-    origin === 'preload'
-      ? 'node-toa/preload: NODE_TOA_TRUST_PROXY is not set, so no proxy is trusted and socket.remoteAddress stays the peer. ' +
-          "Set it to your proxies' addresses, e.g. NODE_TOA_TRUST_PROXY=198.51.100.0/24 (IPs, CIDR ranges, loopback; comma-separated)."
-      : "node-toa install(): no trustProxy, so no proxy is trusted and socket.remoteAddress stays the peer. Pass your proxies' addresses, e.g. install({ trustProxy: '198.51.100.0/24' }).",
-  );
 }
 
 // node:cluster's round-robin primary listens with a server of its own, made with
@@ -122,7 +114,7 @@ function tapBeforeListen(server: net.Server, bound: boolean, tap: CompiledTap, s
       server.once('close', () => tapped.delete(server));
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
-      warnOnce(e.code ?? 'NODE_TOA_ACK_FAILED', `${e.message} (the server listens on; TOA is read from SYNs only)`);
+      warnTapFailed(e.code, e.message);
     }
   };
   if (bound) open();
@@ -137,14 +129,7 @@ function lateListeners(user: ListenHookUser): void {
     saveSynOn(fd, user);
     late++;
   }
-  if (late > 0) {
-    warnOnce(
-      'NODE_TOA_INSTALL_LATE',
-      `node-toa: install() found ${late} listening socket${late === 1 ? '' : 's'} without TCP_SAVE_SYN and set it; ` +
-        'connections accepted before had no saved SYN (and their remoteAddress is the peer). Call install() (or use ' +
-        'node -r node-toa/preload) before any server listens.',
-    );
-  }
+  if (late > 0) warnInstallLate(late);
 }
 
 /** install() for node-toa/preload and the public call; `origin` words the messages. */
@@ -167,7 +152,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
     if (ackMode.auto) tap = autoTapPossible(origin) ? ackMode.tap : null;
     else tap = checkTapSupport() ? ackMode.tap : null;
   }
-  if (core.trustProxy === undefined) warnTrustNone(origin);
+  if (core.trustProxy === undefined) warnInstallTrustsNoOne(origin === 'preload');
   // The taps copy only the installed proxies' packets: a flood from anyone else stays in the kernel.
   const sources = tap !== null ? compileSources(core.trustProxy) : null;
   if (!savedSynAvailable || binding === null) warnSavedSynUnsupported();
@@ -176,10 +161,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   const gated = new Set<net.Server>();
   const user: ListenHookUser = {
     saveSynFailed(name, err) {
-      warnOnce(
-        `NODE_TOA_SAVE_SYN_${err}`,
-        `node-toa: setsockopt(TCP_SAVE_SYN) failed with ${name}; TOA cannot be read on this server.`,
-      );
+      warnSaveSynFailed(name, err);
     },
     beforeListen(server, bound) {
       if (tap !== null) tapBeforeListen(server, bound, tap, sources, tapped);
@@ -193,13 +175,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   };
   // The listen hook is also how servers meet the gate: where no SYN can be saved, only for it.
   const unhook = savedSynAvailable || pp !== null ? useListenHook(user) : null;
-  if (savedSynAvailable && unhook === null) {
-    warnOnce(
-      'NODE_TOA_INSTALL_NO_HOOK',
-      'node-toa: this Node.js lacks net._createServerHandle or Server.prototype._listen2, so install() cannot set ' +
-        'TCP_SAVE_SYN before listen(2); servers must be started with toa.listen() or toa.enable().',
-    );
-  }
+  if (savedSynAvailable && unhook === null) warnInstallNoHook();
   if (savedSynAvailable) lateListeners(user);
   // Where no SYN can be read (not Linux, no addon) the sockets stay Node's, at Node's cost.
   const unpatch = savedSynAvailable ? patchSockets(resolver) : () => undefined;

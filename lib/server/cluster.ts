@@ -6,10 +6,9 @@
 import cluster from 'node:cluster';
 import { readdirSync } from 'node:fs';
 import { binding, savedSynAvailable } from '../addon/binding';
-import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
+import { warnClusterLate, warnClusterNoHook, warnClusterSaveSynFailed, warnSavedSynUnsupported } from '../util/warnings';
 import { saveSynOn, useListenHook, type ListenHookUser } from './listen-hook';
 
-/** Set by enableCluster() in the primary; cluster.fork() passes the environment on to workers. */
 /** Set in the primary (enableCluster(), install()): cluster.fork() passes it to the workers. */
 export const CLUSTER_MARK = 'NODE_TOA_CLUSTER';
 
@@ -17,10 +16,7 @@ let enabled = false;
 
 const clusterUser: ListenHookUser = {
   saveSynFailed(name, err) {
-    warnOnce(
-      `NODE_TOA_CLUSTER_SAVE_SYN_${err}`,
-      `node-toa: enableCluster() could not set TCP_SAVE_SYN on a listening socket of the primary (${name}).`,
-    );
+    warnClusterSaveSynFailed(name, err);
   },
 };
 
@@ -47,11 +43,7 @@ function sweep(when: string): void {
   for (const fd of listeningFds()) {
     if (binding.getSaveSyn(fd) !== 0) continue;
     saveSynOn(fd, clusterUser);
-    warnOnce(
-      'NODE_TOA_CLUSTER_LATE',
-      `node-toa: enableCluster() found a listening socket without TCP_SAVE_SYN ${when}; connections ` +
-        'accepted on it before had no saved SYN. Call enableCluster() before cluster.fork().',
-    );
+    warnClusterLate(when);
   }
 }
 
@@ -81,13 +73,7 @@ export function enableCluster(): void {
   }
   enabled = true;
   process.env[CLUSTER_MARK] = '1';
-  if (useListenHook(clusterUser) === null) {
-    warnOnce(
-      'NODE_TOA_CLUSTER_NO_HOOK',
-      'node-toa: this Node.js version lacks net._createServerHandle or Server.prototype._listen2; enableCluster() ' +
-        "sets TCP_SAVE_SYN on the cluster's 'listening' event instead, so SYNs of the first moments may be missed.",
-    );
-  }
+  if (useListenHook(clusterUser) === null) warnClusterNoHook();
   sweep('when enableCluster() was called');
   cluster.on('listening', () => sweep("on the cluster's 'listening' event"));
 }

@@ -5,7 +5,7 @@ import type { Server } from 'node:net';
 import { binding, savedSynAvailable } from '../addon/binding';
 import { isServer } from '../util/server-like';
 import { socketFd } from '../util/socket-fd';
-import { warnOnce, warnSavedSynUnsupported } from '../util/warnings';
+import { warnNoFdRuntime, warnNoListeningFd, warnSaveSynFailed, warnSavedSynUnsupported } from '../util/warnings';
 import { errnoName } from '../util/errno';
 import { checkTapSupport, openTap } from '../tap/open';
 import { compileTap, type CompiledTap, type TapOptions } from '../tap/options';
@@ -13,8 +13,8 @@ import { compileSources, type Sources } from '../tap/sources';
 import { checkOptionKeys } from '../core/options';
 import { compileTrust, type TrustFn } from '../core/trust';
 import type { ProxyProtocolOption, TrustProxy } from '../core/types';
-import { attachGate } from '../proxy/gate';
-import { compileProxyProtocol, type CompiledProxyProtocol } from '../proxy/options';
+import { attachGate } from '../proxy-protocol/gate';
+import { compileProxyProtocol, type CompiledProxyProtocol } from '../proxy-protocol/options';
 import { defaultResolver } from '../resolve/defaults';
 import { clusterPrimaryEnabled } from './cluster';
 import { typeName } from '../util/show';
@@ -34,26 +34,15 @@ export function enableListening(server: Server): boolean {
     if (clusterPrimaryEnabled()) return false;
     const runtime = otherRuntime();
     if (runtime !== null) {
-      warnOnce(
-        'NODE_TOA_NO_FD_RUNTIME',
-        `node-toa: under ${runtime} this server's socket has no file descriptor, so TOA cannot be read on it ` +
-          "(answers are the peer's); see the README, \"Node versions and runtimes\".",
-      );
+      warnNoFdRuntime(runtime);
       return false;
     }
-    warnOnce(
-      'NODE_TOA_NO_LISTENING_FD',
-      'node-toa: this server has no listening socket of its own (a node:cluster worker?). ' +
-        'Call enableCluster() in the primary, or listen with toa.listen(); see the README, "Cluster".',
-    );
+    warnNoListeningFd();
     return false;
   }
   const err = binding.setSaveSyn(fd, true);
   if (err !== 0) {
-    warnOnce(
-      `NODE_TOA_SAVE_SYN_${err}`,
-      `node-toa: setsockopt(TCP_SAVE_SYN) failed with ${errnoName(err)}; TOA cannot be read on this server.`,
-    );
+    warnSaveSynFailed(errnoName(err), err);
     return false;
   }
   return true;

@@ -6,6 +6,7 @@
 import net = require('node:net');
 import { binding } from '../addon/binding';
 import { errnoName } from '../util/errno';
+import type { HandleLike } from '../util/node-socket';
 
 type CreateServerHandle = (
   address: string | null,
@@ -14,8 +15,9 @@ type CreateServerHandle = (
   fd?: number,
   flags?: number,
 ) => { fd?: number } | number;
-type Listen2 = (
-  this: net.Server & { _handle?: { fd?: number } | null },
+/** Node's `Server.prototype._listen2`: listen(2) on `_handle`, binding one first when there is none. */
+export type Listen2 = (
+  this: ServerInternals,
   address: string | null,
   port: number,
   addressType: number,
@@ -23,6 +25,8 @@ type Listen2 = (
   fd?: number,
   flags?: number,
 ) => void;
+/** A server as Node's internals see it: its handle once bound, and `_listen2`. */
+export type ServerInternals = net.Server & { _handle?: HandleLike | null; _listen2: Listen2 };
 interface NetInternals {
   _createServerHandle?: CreateServerHandle;
   Server: { prototype: { _listen2?: Listen2 } };

@@ -9,6 +9,8 @@ import { binding, savedSynAvailable } from '../addon/binding';
 import { checkOptionKeys } from '../core/options';
 import type { TapOptions } from '../tap/options';
 import { compileServer, enable, enableCompiled, type CompiledServer } from './enable';
+import type { ServerInternals } from './listen-hook';
+import type { HandleLike } from '../util/node-socket';
 import type { ProxyProtocolOption, TrustProxy } from '../core/types';
 import { isServer } from '../util/server-like';
 import { errnoName } from '../util/errno';
@@ -179,11 +181,9 @@ function whenListening(server: net.Server, start: () => void): Promise<void> {
 // Node itself does outside a worker: the server takes the handle, then its _listen2.
 const HANDLE_GOES_TO_PRIMARY = cluster.isWorker && Number(process.versions.node.split('.')[0]) < 19;
 
-type Listen2 = net.Server & { _handle: unknown; _listen2(address: null, port: number, addressType: number, backlog: number): void };
-
 function listenHere(server: net.Server, holder: net.Socket, backlog: number): void {
-  (server as Listen2)._handle = (holder as unknown as { _handle: unknown })._handle;
-  (server as Listen2)._listen2(null, -1, -1, backlog);
+  (server as ServerInternals)._handle = (holder as unknown as { _handle: HandleLike | null })._handle;
+  (server as ServerInternals)._listen2(null, -1, -1, backlog);
 }
 
 /**

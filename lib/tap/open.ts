@@ -4,9 +4,9 @@ import type { AddressInfo, Server } from 'node:net';
 import { binding } from '../addon/binding';
 import { errnoName, isPermissionError } from '../util/errno';
 import { socketFd } from '../util/socket-fd';
-import { warnOnce } from '../util/warnings';
+import { warnAckNotTcp, warnAckUnsupported } from '../util/warnings';
 import type { CompiledTap } from './options';
-import { TapRecord, addTap, hasTap, removeTap } from './registry';
+import { OpenTap, addTap, hasTap, removeTap } from './registry';
 import type { Sources } from './sources';
 
 // Room for a few thousand queued packets between drains (without a ring); root may go past
@@ -42,11 +42,7 @@ function noCapability(errno: number, syscall: string): TapError {
  */
 export function checkTapSupport(): boolean {
   if (binding === null || !binding.tapSupported) {
-    warnOnce(
-      'NODE_TOA_ACK_UNSUPPORTED',
-      `node-toa: { ack: true } needs Linux packet sockets, not available on ${process.platform}; ` +
-        'only TOA in SYNs is read.',
-    );
+    warnAckUnsupported();
     return false;
   }
   const err = binding.probePacketSocket();
@@ -67,7 +63,7 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
   if (hasTap(server)) return; // this copy or another one tapped it already
   const address = server.address();
   if (address === null || typeof address === 'string') {
-    warnOnce('NODE_TOA_ACK_NOT_TCP', 'node-toa: { ack: true } applies to TCP servers only; this one listens on a pipe.');
+    warnAckNotTcp();
     return;
   }
   const port = (address as AddressInfo).port;
@@ -95,8 +91,8 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
       syscall,
     );
   }
-  const record = new TapRecord(native, port, opened.netns);
-  addTap(server, record);
-  server.once('close', () => removeTap(server, record));
+  const open = new OpenTap(native, port, opened.netns);
+  addTap(server, open);
+  server.once('close', () => removeTap(server, open));
 }
 

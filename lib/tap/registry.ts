@@ -9,11 +9,11 @@ import { kindTableAll } from '../core/kinds';
 const TAP = Symbol.for('node-toa.ack-tap.v3');
 
 interface TappedServer {
-  [TAP]?: TapRecord;
+  [TAP]?: OpenTap;
 }
 
 /** An open tap: the native one and what stats() says of it. */
-export class TapRecord {
+export class OpenTap {
   open = true;
   constructor(
     readonly tap: NativeTap,
@@ -22,8 +22,11 @@ export class TapRecord {
   ) {}
 }
 
+/** @deprecated the same as OpenTap: kept until resolve/facts.ts imports OpenTap. */
+export type TapRecord = OpenTap;
+
 // Per thread: a worker thread loads its own copy of this module and opens its own taps.
-const taps = new Set<TapRecord>();
+const taps = new Set<OpenTap>();
 // Lookups drain too; this keeps an idle server's buffer from filling with packets nobody asked
 // about (connections whose app never reads the address).
 const DRAIN_INTERVAL_MS = 50;
@@ -57,22 +60,22 @@ export function hasTap(server: object): boolean {
   return (server as TappedServer)[TAP] !== undefined;
 }
 
-export function addTap(server: object, record: TapRecord): void {
-  taps.add(record);
-  (server as TappedServer)[TAP] = record;
+export function addTap(server: object, tap: OpenTap): void {
+  taps.add(tap);
+  (server as TappedServer)[TAP] = tap;
   if (timer === null) {
     timer = setInterval(drainAll, DRAIN_INTERVAL_MS);
     timer.unref();
   }
 }
 
-export function removeTap(server: object, record: TapRecord): void {
-  if (!taps.delete(record)) return;
-  record.open = false;
-  const s = record.tap.stats();
+export function removeTap(server: object, tap: OpenTap): void {
+  if (!taps.delete(tap)) return;
+  tap.open = false;
+  const s = tap.tap.stats();
   for (const c of COUNTERS) retired[c] += s[c];
-  record.tap.close();
-  if ((server as TappedServer)[TAP] === record) delete (server as TappedServer)[TAP];
+  tap.tap.close();
+  if ((server as TappedServer)[TAP] === tap) delete (server as TappedServer)[TAP];
   if (taps.size === 0 && timer !== null) {
     clearInterval(timer);
     timer = null;
@@ -82,7 +85,7 @@ export function removeTap(server: object, record: TapRecord): void {
 /** Closes the tap this copy opened for `server`, if any (install()'s undo). */
 export function closeTap(server: object): void {
   const own = (server as TappedServer)[TAP];
-  if (own instanceof TapRecord) removeTap(server, own);
+  if (own instanceof OpenTap) removeTap(server, own);
 }
 
 /**
@@ -91,7 +94,7 @@ export function closeTap(server: object): void {
  * open tap, if there is exactly one: the table is keyed by the connection, so another server's tap
  * would only miss.
  */
-export function tapOf(socket: object, server: unknown): TapRecord | undefined {
+export function tapOf(socket: object, server: unknown): OpenTap | undefined {
   if (typeof server === 'object' && server !== null) {
     const own = (server as TappedServer)[TAP];
     return own !== undefined && own.open ? own : undefined;

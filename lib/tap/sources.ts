@@ -18,7 +18,8 @@ const KEYWORDS: Record<string, readonly string[]> = {
 
 // The native filter's bound (native/tap_filter.h kMaxTapSources); past it, ports only.
 const MAX_RANGES = 64;
-const RECORD = 18;
+// Each range packed for it: family (4|6), prefix bits, 16 address bytes (IPv4 in the first 4).
+const RANGE_BYTES = 18;
 
 function parseRange(entry: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
   const slash = entry.lastIndexOf('/');
@@ -38,11 +39,11 @@ function parseRange(entry: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
 
 function put(out: number[], ip: ipaddr.IPv4 | ipaddr.IPv6, bits: number): void {
   const bytes = ip.toByteArray();
-  const record = new Array<number>(RECORD).fill(0);
-  record[0] = ip.kind() === 'ipv6' ? 6 : 4;
-  record[1] = bits;
-  for (let i = 0; i < bytes.length; i++) record[2 + i] = bytes[i];
-  out.push(...record);
+  const packed = new Array<number>(RANGE_BYTES).fill(0);
+  packed[0] = ip.kind() === 'ipv6' ? 6 : 4;
+  packed[1] = bits;
+  for (let i = 0; i < bytes.length; i++) packed[2 + i] = bytes[i];
+  out.push(...packed);
 }
 
 /**
@@ -63,6 +64,6 @@ export function compileSources(value: TrustProxy | undefined): Sources {
       }
     }
   }
-  if (out.length / RECORD > MAX_RANGES) return null;
+  if (out.length / RANGE_BYTES > MAX_RANGES) return null;
   return Uint8Array.from(out);
 }

@@ -5,7 +5,7 @@ import type { Socket } from 'node:dgram';
 import { channel } from 'node:diagnostics_channel';
 import { udpCounts, type UdpCounts } from '../core/metrics';
 import type { Endpoint } from '../core/types';
-import { emitToaWarning } from '../util/warnings';
+import { warnUdpDropped, warnUdpUntrusted } from '../util/warnings';
 import type { UdpSource } from './flows';
 
 /** Why a datagram was not delivered as a client's (or, for `untrusted`, delivered as data). */
@@ -90,8 +90,8 @@ export class UdpReport {
       t.dropped[reason]++;
       p.dropped[reason]++;
     }
-    if (reason === 'untrusted') warnUntrusted(from.address);
-    else warnDropped(from.address, this.localPort(), reason, problem);
+    if (reason === 'untrusted') warnUdpUntrusted(from.address);
+    else warnUdpDropped(from.address, this.localPort(), reason, problem);
     if (resolveChannel.hasSubscribers) {
       resolveChannel.publish({
         transport: 'udp',
@@ -105,30 +105,3 @@ export class UdpReport {
   }
 }
 
-const MAX_WARNED = 16;
-const warnedDropped = new Set<string>();
-const warnedUntrusted = new Set<string>();
-
-function warnDropped(peer: string, port: number, reason: Exclude<UdpRefusedReason, 'untrusted'>, problem?: string): void {
-  if (warnedDropped.has(peer) || warnedDropped.size >= MAX_WARNED) return;
-  warnedDropped.add(peer);
-  const what =
-    reason === 'missing'
-      ? 'no header on a flow not seen before, where one is required'
-      : `${reason === 'tooLarge' ? 'a header too large' : 'a malformed header'}${problem ? ` (${problem})` : ''}`;
-  emitToaWarning(
-    'NODE_TOA_UDP_HEADER',
-    `node-toa: dropped a datagram from ${peer} to port ${port}: ${what}. Further drops from ${peer} are counted in ` +
-      "metrics().udp.dropped, not warned. If this proxy sends no header on some flows, use 'optional'.",
-  );
-}
-
-function warnUntrusted(peer: string): void {
-  if (warnedUntrusted.has(peer) || warnedUntrusted.size >= MAX_WARNED) return;
-  warnedUntrusted.add(peer);
-  emitToaWarning(
-    'NODE_TOA_UDP_UNTRUSTED',
-    `node-toa: a datagram from ${peer} starts like a proxy header, but ${peer} is not a trusted proxy, so it is ` +
-      `delivered as data. If ${peer} is your proxy, add it to trustProxy (e.g. { trustProxy: '${peer}' }).`,
-  );
-}

@@ -5,7 +5,7 @@
 import * as dgram from 'node:dgram';
 import { defaultTrust } from './default-trust';
 import { trustNone } from '../core/trust';
-import { warnOnce } from '../util/warnings';
+import { warnUdpTrustsNoOne } from '../util/warnings';
 import { FlowTable } from './flows';
 import { dgramParserAvailable } from './header';
 import { compileUdp, type CompiledUdp, type UdpOptions } from './options';
@@ -56,12 +56,7 @@ function noParser(): Error {
 function warnTrustNone(options: CompiledUdp): void {
   const trust = options.trust ?? defaultTrust();
   if (trust !== trustNone) return;
-  warnOnce(
-    'NODE_TOA_UDP_NO_TRUST',
-    'node-toa: a dgram socket reads proxy headers but trustProxy trusts no one, so every datagram is the ' +
-      "peer's and headers reach the application as data. Pass trustProxy (enable(socket, { trustProxy }), " +
-      'NODE_TOA_TRUST_PROXY) or set it with configure({ trustProxy }).',
-  );
+  warnUdpTrustsNoOne();
 }
 
 /** Applies compiled options to a socket (a second call changes them and starts a new flow table). */

@@ -12,7 +12,7 @@ import type { NativeUoaTap } from '../addon/udp-native';
 import type { Endpoint } from '../core/types';
 import { mappedIPv4 } from '../util/address';
 import { errnoName, isPermissionError } from '../util/errno';
-import { warnOnce } from '../util/warnings';
+import { warnUoaNone, warnUoaTapFailed } from '../util/warnings';
 import type { CompiledUdp } from './options';
 import type { UoaLookup } from './receive';
 
@@ -93,7 +93,7 @@ class UoaReader implements UoaLookup {
       tap.close();
       const message = `node-toa: the UOA tap for UDP port ${port} failed: ${result.syscall ?? 'open'}: ${errnoName(result.errno)}`;
       if (this.options.uoa === 'on') this.socket.emit('error', Object.assign(new Error(message), { code: 'ERR_TOA_UOA_TAP' }));
-      else warnOnce('NODE_TOA_UOA_TAP', `${message} (UOA is read from uoa.ko only, if loaded)`);
+      else warnUoaTapFailed(message);
       return;
     }
     this.tap = tap;
@@ -133,11 +133,7 @@ export function openUoa(socket: dgram.Socket, options: CompiledUdp): UoaLookup |
   const withTap = uoaTapPossible(options.uoa);
   const withModule = uoaModuleLoaded() && binding !== null;
   if (!withTap && !withModule) {
-    warnOnce(
-      'NODE_TOA_UOA_NONE',
-      "node-toa: uoa: 'auto' can read neither a packet tap (this process lacks CAP_NET_RAW) nor DPVS's uoa.ko " +
-        '(not loaded), so no UOA is read and datagrams are the proxy\'s own. Grant CAP_NET_RAW or load uoa.ko.',
-    );
+    warnUoaNone();
     return null;
   }
   return new UoaReader(socket, binding!, options, withTap, withModule);

@@ -1,10 +1,7 @@
 // Finds the kernel socket behind a Node stream. Works for net.Socket, tls.TLSSocket (TLSWrap has
 // the fd of the TCP socket under it) and the http2 compat API's `req.socket` Proxy, whose `get`
 // trap forwards unknown properties to the session's real socket.
-
-interface HandleLike {
-  fd?: unknown;
-}
+import type { HandleLike } from './node-socket';
 
 interface SocketLike {
   _handle?: HandleLike | null;

@@ -6,10 +6,9 @@
 //   proxy writes it right after the handshake; a server with a backlog accepts later).
 // - from the stream's bytes, when it was not whole at accept (nothing was taken then).
 import { binding } from '../addon/binding';
-import type { NativeEndpoint } from '../addon/native';
 import { ipv4, ipv6 } from '../addon/record';
 import type { Endpoint } from '../core/types';
-import type { ProxyHeaderRecord } from './header';
+import type { ProxyHeader } from './header';
 
 type Reader = (fd: number, maxSize: number) => number;
 type Parser = (data: Uint8Array, maxSize: number) => number;
@@ -64,7 +63,7 @@ export function recordedReason(): string {
   return L!.reasons[record![L!.reason]] ?? '';
 }
 
-function at(b: Uint8Array, o: number, six: boolean): NativeEndpoint {
+function at(b: Uint8Array, o: number, six: boolean): Endpoint {
   const port = (b[o + 16] << 8) | b[o + 17];
   return six ? { family: 'IPv6', address: ipv6(b, o), port } : { family: 'IPv4', address: ipv4(b, o), port };
 }
@@ -73,22 +72,23 @@ function at(b: Uint8Array, o: number, six: boolean): NativeEndpoint {
  * The last ok header, for the socket it came from (`peer`: its L3 peer). `data`: the bytes it was
  * parsed from; the reader's own buffer when peekHeader() took it.
  */
-export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyHeaderRecord {
+export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyHeader {
   const l = L!;
   const r = record!;
   const flags = r[l.flags];
-  let source: NativeEndpoint | undefined;
-  let destination: NativeEndpoint | undefined;
+  let client: Endpoint | undefined;
+  let destination: Endpoint | undefined;
   if ((flags & l.flagAddresses) !== 0) {
     const six = r[l.family] === l.familyInet6;
-    source = at(r, l.source, six);
+    client = at(r, l.source, six);
     destination = at(r, l.destination, six);
   }
   return {
     peer,
     version: r[l.version] === 1 ? 1 : 2,
     command: r[l.command] === l.commandLocal ? 'LOCAL' : 'PROXY',
-    source,
+    client,
+    source: client,
     destination,
     crc32c: (flags & l.flagCrc) !== 0,
     // Copied: the buffer is the next connection's, or the application's.

@@ -16,9 +16,10 @@ import { trustNone, type TrustFn } from '../core/trust';
 import { endpoint } from '../core/decide';
 import type { Endpoint } from '../core/types';
 import { PROXY_STATUS } from '../addon/native';
-import { accept, listeningPort, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
+import { accept, refuse, SEEN, type Emit, type GateHandle, type GateState, type RawSocket } from './gate-state';
 import type { CompiledProxyProtocol } from './options';
 import { warnProxyTrustsNoOne } from '../util/warnings';
+import { listeningPort } from '../util/server-like';
 import { PEEK_BROKEN, PEEK_UNDECIDED, peekHeader, recordedHeader, recordedReason } from './record';
 import { StreamGate } from './stream-gate';
 
@@ -56,7 +57,7 @@ export function attachGate(server: net.Server, pp: CompiledProxyProtocol, trust:
     return;
   }
   const ownEmit = Object.prototype.hasOwnProperty.call(server, 'emit');
-  const state: GateState = { pp, trust, emit: server.emit as Emit, ownEmit, wrapper: undefined, port: 0 };
+  const state: GateState = { pp, trust, emit: server.emit as Emit, ownEmit, wrapper: undefined };
   s[GATE] = state;
   state.wrapper = function gatedEmit(this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'connection' && s[GATE] === state) {
@@ -121,7 +122,7 @@ function gate(server: net.Server, state: GateState, socket: RawSocket, handle: G
   const trust = state.trust();
   if (!trust(peer.address)) {
     // The commonest misconfiguration: the gate is on and nothing says whom to believe.
-    if (trust === trustNone) warnProxyTrustsNoOne(listeningPort(server, state));
+    if (trust === trustNone) warnProxyTrustsNoOne(listeningPort(server));
     return void state.emit.call(server, 'connection', socket);
   }
 

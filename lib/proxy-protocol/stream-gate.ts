@@ -4,8 +4,9 @@
 import type * as net from 'node:net';
 import { PROXY_STATUS } from '../addon/native';
 import type { Endpoint } from '../core/types';
-import { accept, refuse, type GateState, type Problem, type RawSocket } from './gate-state';
-import type { ProxyHeaderRecord } from './header';
+import type { ProxyRefusedReason } from '../core/metrics';
+import { accept, refuse, type GateState, type RawSocket } from './gate-state';
+import type { ProxyHeader } from './header';
 import { recordedHeader, recordedLength, recordedReason, recordParser } from './record';
 
 /**
@@ -48,9 +49,9 @@ export class StreamGate {
     socket.removeListener('close', this.onClose);
   }
 
-  private fail(outcome: Problem, reason?: string): void {
+  private fail(refused: ProxyRefusedReason, reason?: string): void {
     this.cleanup();
-    refuse(this.server, this.state, this.peer, this.socket, outcome, reason);
+    refuse(this.server, this.state, this.peer, this.socket, refused, reason);
   }
 
   private finish(rest: Buffer | undefined): void {
@@ -65,16 +66,16 @@ export class StreamGate {
     const status = recordParser()(buf, maxHeaderSize);
     let length = 0;
     let reason = '';
-    let record: ProxyHeaderRecord | undefined;
+    let header: ProxyHeader | undefined;
     if (status === PROXY_STATUS.ok) {
       length = recordedLength();
-      record = recordedHeader(this.peer, buf);
+      header = recordedHeader(this.peer, buf);
     } else if (status === PROXY_STATUS.malformed || status === PROXY_STATUS.tooLarge) reason = recordedReason();
     switch (status) {
       case PROXY_STATUS.ok: {
         this.cleanup();
         if (buf.length > length) this.socket.unshift(buf.subarray(length));
-        accept(this.server, this.state, this.socket, record!);
+        accept(this.server, this.state, this.socket, header!);
         return;
       }
       case PROXY_STATUS.incomplete:
