@@ -129,7 +129,7 @@ Napi::Value ProxyCrc32c(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), toa::ProxyCrc32c(data, length));
 }
 
-// The record a bound reader fills (lib/proxy/peek.ts decodes it with proxyRecordLayout): a few
+// The record a bound reader fills (lib/proxy-protocol/record.ts decodes it with proxyRecordLayout): a few
 // bytes written in place, where an object per connection costs more than the syscalls.
 namespace layout {
 constexpr size_t kStatus = 0;

@@ -1,7 +1,7 @@
 // Reading a PROXY header straight from an accepted socket's receive queue, before Node reads the
 // socket: one peek at what has arrived, and, when it holds a whole header, a read of exactly the
 // header's bytes, so what follows stays in the kernel for Node's own first read. No N-API here;
-// proxy_addon.cc turns the result into the record lib/proxy/peek.ts decodes.
+// proxy_addon.cc turns the result into the record lib/proxy-protocol/record.ts decodes.
 #ifndef NODE_TOA_PROXY_SYS_H
 #define NODE_TOA_PROXY_SYS_H
 

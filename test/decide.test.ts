@@ -2,10 +2,11 @@
 import { decide, endpoint, type ConnectionFacts } from '../lib/core/decide';
 import { compileOptions } from '../lib/core/options';
 import type { TrustProxy } from '../lib/core/types';
-import type { NativeEndpoint, NativeToa } from '../lib/addon/native';
+import type { NativeToa } from '../lib/addon/native';
+import type { Endpoint } from '../lib/core/types';
 
-const proxy: NativeEndpoint = { family: 'IPv4', address: '198.51.100.2', port: 20001 };
-const stranger: NativeEndpoint = { family: 'IPv4', address: '203.0.113.99', port: 20002 };
+const proxy: Endpoint = { family: 'IPv4', address: '198.51.100.2', port: 20001 };
+const stranger: Endpoint = { family: 'IPv4', address: '203.0.113.99', port: 20002 };
 const client: NativeToa = { family: 'IPv4', address: '192.0.2.1', port: 40000, kind: 200, length: 8, layout: 1, status: 0 };
 const ackClient: NativeToa = { family: 'IPv4', address: '192.0.2.2', port: 40001, kind: 254, length: 8, layout: 1, status: 0 };
 const fallback = { family: 'IPv6' as const, address: '::ffff:198.51.100.2', port: 20001 };
@@ -15,7 +16,7 @@ function run(facts: ConnectionFacts, trustProxy: TrustProxy = '198.51.100.2', mu
   const options = compileOptions({ trustProxy, kinds: [200, 253, 254], ...(multiple ? { multiple } : {}) }, 'test');
   const answer = decide(facts, options, () => fallback, {
     untrusted: (peer, toa) => untrusted.push(`${peer.address}/${toa.kind}`),
-    refused: (peer, r) => refused.push(`${peer.address}/${r.refused}/${r.count}`),
+    refused: (peer, r) => refused.push(`${peer.address}/${r.reason}/${r.count}`),
   });
   return { answer, untrusted, refused };
 }
@@ -52,7 +53,7 @@ describe('decide', () => {
   });
 
   describe('with a vendor kernel module that rewrote getpeername', () => {
-    const rewritten: NativeEndpoint = { family: 'IPv4', address: '192.0.2.77', port: 45000 };
+    const rewritten: Endpoint = { family: 'IPv4', address: '192.0.2.77', port: 45000 };
 
     it('answers the rewrite as source kernel when the L3 peer is trusted', () => {
       expect(run({ synPeer: proxy, name: rewritten }).answer).toEqual({
@@ -82,7 +83,7 @@ describe('decide', () => {
 
   it('reports an IPv6 client behind an IPv4 proxy and the reverse in their own families', () => {
     const v6client: NativeToa = { family: 'IPv6', address: '2001:db8:c::1', port: 1, kind: 253, length: 20, layout: 2, status: 0 };
-    const v6proxy: NativeEndpoint = { family: 'IPv6', address: '2001:db8:b::2', port: 2 };
+    const v6proxy: Endpoint = { family: 'IPv6', address: '2001:db8:b::2', port: 2 };
     expect(run({ synPeer: proxy, synOptions: [v6client] }).answer).toMatchObject({ family: 'IPv6', address: '2001:db8:c::1' });
     expect(run({ synPeer: v6proxy, synOptions: [client] }, '2001:db8:b::/64').answer).toMatchObject({
       family: 'IPv4', address: '192.0.2.1', proxy: { family: 'IPv6', address: '2001:db8:b::2' },

@@ -3,8 +3,6 @@
 
 import type { Endpoint } from '../util/endpoint';
 
-/** @deprecated the same shape as Endpoint (util/endpoint.ts): kept until addon/record.ts and core/decide.ts import Endpoint. */
-export type NativeEndpoint = Endpoint;
 
 /** Why a TOA-shaped option holds no client (native/toa_parse.h OptionStatus). */
 export const OPTION_STATUS = Object.freeze({

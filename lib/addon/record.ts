@@ -2,7 +2,8 @@
 // read from the addon (`recordLayout`), so it is written down once. Formatting addresses here is
 // cheaper than building strings and objects through N-API, per connection.
 import { binding } from './binding';
-import type { NativeEndpoint, NativeRecordLayout, NativeToa } from './native';
+import type { NativeRecordLayout, NativeToa } from './native';
+import type { Endpoint } from '../util/endpoint';
 
 /**
  * What the kernel told of one connection: its SYN (saved, or held by the tap under a syncookie),
@@ -13,16 +14,16 @@ export interface RecordFacts {
   /** false when the kernel had no saved SYN (syncookies, saving enabled late); undefined: not read. */
   savedSyn?: boolean | undefined;
   /** The SYN's IP source: the true L3 peer, whatever a kernel module makes getpeername say. */
-  synPeer?: NativeEndpoint | undefined;
+  synPeer?: Endpoint | undefined;
   /** The SYN's TOA-shaped options, in order (present when `synPeer` is). */
   synOptions?: readonly NativeToa[] | undefined;
   /** The source and options of the handshake ACK or first data packet (the ACK tap). */
-  ackPeer?: NativeEndpoint | undefined;
+  ackPeer?: Endpoint | undefined;
   ackOptions?: readonly NativeToa[] | undefined;
   /** Which of the two the tap kept. */
   ackPacket?: 'ack' | 'data' | undefined;
   /** getpeername(), asked only when a vendor TOA module may have rewritten it. */
-  name?: NativeEndpoint | undefined;
+  name?: Endpoint | undefined;
 }
 
 // Without the addon there is no record to decode; a layout of zeros keeps the types simple.
@@ -111,7 +112,7 @@ export function ipv6(b: Uint8Array, o: number): string {
   return text;
 }
 
-function address(b: Uint8Array, o: number): NativeEndpoint {
+function address(b: Uint8Array, o: number): Endpoint {
   const port = (b[o + 1] << 8) | b[o + 2];
   if (b[o] !== 6) return { family: 'IPv4', address: ipv4(b, o + 3), port };
   return { family: 'IPv6', address: ipv6(b, o + 3), port };

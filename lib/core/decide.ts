@@ -2,11 +2,11 @@
 // compiled per resolver (compileDecide, as proxy-addr's compile() specialises its trust): every
 // answer, the commonest included, comes from it. Pure (no I/O), so every branch is tested on
 // modelled native results, including the vendor kernel module case that CI cannot load.
-import type { NativeEndpoint, NativeToa } from '../addon/native';
+import type { NativeToa } from '../addon/native';
 import type { RecordFacts } from '../addon/record';
 import { mappedIPv4 } from '../util/address';
 import type { CompiledOptions } from './options';
-import { isRefused, selectToa, type Refused } from './select';
+import { isRefused, selectToa, type RefusedPacket } from './select';
 import type { Endpoint, ProxyProtocolInfo, RealAddress } from './types';
 
 /** A PROXY protocol header the gate read, as the policy sees it. */
@@ -14,8 +14,8 @@ export interface HeaderFacts {
   /** The L3 peer that sent it (IPv4-mapped addresses written as IPv4). */
   readonly peer: Endpoint;
   /** The client and the address it connected to: PROXY over IPv4 or IPv6 only. */
-  readonly source: NativeEndpoint | undefined;
-  readonly destination: NativeEndpoint | undefined;
+  readonly client: Endpoint | undefined;
+  readonly destination: Endpoint | undefined;
   readonly info: ProxyProtocolInfo;
 }
 
@@ -25,7 +25,7 @@ export interface HeaderFacts {
  * listed with every kind any resolver reads; each resolver selects with its own kinds.
  */
 export interface ConnectionFacts extends RecordFacts {
-  proxy?: HeaderFacts;
+  header?: HeaderFacts;
 }
 
 /** Which packet carried the option an answer was read from. */
@@ -36,7 +36,7 @@ export interface DecideEvents {
   /** The packet's sender is not a trusted proxy. */
   untrusted(peer: Endpoint, option: NativeToa, packet: Packet): void;
   /** A trusted proxy's packet whose options name no client, or are ambiguous. */
-  refused(peer: Endpoint, refused: Refused, packet: Packet): void;
+  refused(peer: Endpoint, refused: RefusedPacket, packet: Packet): void;
 }
 
 /**
@@ -51,7 +51,7 @@ export type Decide = (
 ) => RealAddress;
 
 /** Reports an IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as IPv4, as the wire had it. */
-export function endpoint(e: NativeEndpoint | Endpoint): Endpoint {
+export function endpoint(e: Endpoint): Endpoint {
   const v4 = e.family === 'IPv6' ? mappedIPv4(e.address) : undefined;
   if (v4 !== undefined) return { address: v4, port: e.port, family: 'IPv4' };
   return { address: e.address, port: e.port, family: e.family };
@@ -68,7 +68,7 @@ function answer(e: Endpoint, source: RealAddress['source']): RealAddress {
 }
 
 /** answer(endpoint(e), 'peer') with one object made, not two: the commonest answer. */
-function peerAnswer(e: NativeEndpoint | Endpoint): RealAddress {
+function peerAnswer(e: Endpoint): RealAddress {
   const v4 = e.family === 'IPv6' ? mappedIPv4(e.address) : undefined;
   if (v4 !== undefined) return { address: v4, port: e.port, family: 'IPv4', source: 'peer' };
   return { address: e.address, port: e.port, family: e.family, source: 'peer' };
@@ -93,10 +93,10 @@ function fromToa(toa: NativeToa, proxy: Endpoint, packet: Packet): RealAddress {
 // A header names a client when its command is PROXY over IPv4 or IPv6; LOCAL (a health check),
 // v1 UNKNOWN, v2 UNSPEC and AF_UNIX answer the peer, with the header beside it.
 function fromHeader(h: HeaderFacts): RealAddress {
-  if (h.source === undefined) {
+  if (h.client === undefined) {
     return { address: h.peer.address, port: h.peer.port, family: h.peer.family, source: 'peer', proxyProtocol: h.info };
   }
-  const client = endpoint(h.source);
+  const client = endpoint(h.client);
   const answer: RealAddress = {
     address: client.address,
     port: client.port,
@@ -122,7 +122,7 @@ export function compileDecide(options: CompiledOptions): Decide {
 
   /** The client one packet names, or undefined (a refusal is reported). */
   function fromPacket(
-    sender: NativeEndpoint,
+    sender: Endpoint,
     list: readonly NativeToa[] | undefined,
     packet: Packet,
     events: DecideEvents,
@@ -142,7 +142,7 @@ export function compileDecide(options: CompiledOptions): Decide {
     // The gate read the header only because the server's trust covered its sender, and the bytes
     // are gone from the stream: every resolver believes it (their own trust is for TOA and the
     // kernel's rewrite). Answering the balancer instead would be no safer, only wrong.
-    if (facts.proxy !== undefined) return fromHeader(facts.proxy);
+    if (facts.header !== undefined) return fromHeader(facts.header);
     if (facts.synPeer !== undefined) {
       const found = fromPacket(facts.synPeer, facts.synOptions, 'syn', events);
       if (found !== undefined) return found;

@@ -4,8 +4,6 @@
 import type { Packet } from './decide';
 import type { RealAddress, RefusedReason } from './types';
 
-export type { RefusedReason } from './types';
-
 /**
  * PROXY protocol headers read by the gate (enable/listen/install with `proxyProtocol`), per
  * connection: `headers` PROXY headers read, `local` LOCAL or address-less ones (health checks),

@@ -8,29 +8,26 @@
 // - a TCP Fast Open cookie (SYNs only) is no address: first, it decides; later, it is passed over.
 import { OPTION_STATUS, type NativeToa } from '../addon/native';
 import { accepts } from './kinds';
+import type { RefusedReason } from './types';
 
 /** What to do with a packet holding more than one TOA-shaped option. */
 export type Multiple = 'ignore' | 'first' | 'last';
 
 export const MULTIPLE_VALUES: readonly Multiple[] = Object.freeze(['ignore', 'first', 'last']);
 
-/**
- * Why a trusted proxy's TOA-shaped options gave no client: several of them (`ambiguous`), a TCP
- * Fast Open cookie first in a SYN (`tfoCookie`: the client's own option, no fault of anyone's), or
- * an option that names no client (`malformed`: 0.0.0.0, ::, a bad version byte).
- */
-export type Refusal = 'ambiguous' | 'tfoCookie' | 'malformed';
+/** What a trusted proxy's packet can be refused for (the rest of RefusedReason is `untrusted`). */
+type TrustedRefusal = Exclude<RefusedReason, 'untrusted'>;
 
 /** A packet whose options were refused: allocated only then (a forgery or a broken proxy). */
-export interface Refused {
-  readonly refused: Refusal;
+export interface RefusedPacket {
+  readonly reason: TrustedRefusal;
   /** The option that decided (the first, or the last with `multiple: 'last'`). */
   readonly option: NativeToa;
   /** Addresses among the packet's TOA-shaped options of this resolver's kinds. */
   readonly count: number;
 }
 
-const STATUS_REFUSAL: Record<number, Refusal> = {
+const STATUS_REFUSAL: Record<number, TrustedRefusal> = {
   [OPTION_STATUS.tfoCookie]: 'tfoCookie',
   [OPTION_STATUS.unspecified]: 'malformed',
   [OPTION_STATUS.badVersion]: 'malformed',
@@ -44,7 +41,7 @@ export function selectToa(
   options: readonly NativeToa[] | undefined,
   table: Uint8Array,
   multiple: Multiple,
-): NativeToa | Refused | undefined {
+): NativeToa | RefusedPacket | undefined {
   if (options === undefined || options.length === 0) return undefined;
   let first: NativeToa | undefined;
   let last: NativeToa | undefined;
@@ -59,12 +56,12 @@ export function selectToa(
     last = o;
   }
   if (first === undefined) return undefined;
-  if (count > 1 && multiple === 'ignore') return { refused: 'ambiguous', option: first, count };
+  if (count > 1 && multiple === 'ignore') return { reason: 'ambiguous', option: first, count };
   const chosen = multiple === 'last' && last !== undefined ? last : first;
   if (chosen.status === OPTION_STATUS.usable) return chosen;
-  return { refused: STATUS_REFUSAL[chosen.status] ?? 'malformed', option: chosen, count };
+  return { reason: STATUS_REFUSAL[chosen.status] ?? 'malformed', option: chosen, count };
 }
 
-export function isRefused(s: NativeToa | Refused): s is Refused {
-  return (s as Refused).refused !== undefined;
+export function isRefused(s: NativeToa | RefusedPacket): s is RefusedPacket {
+  return (s as RefusedPacket).reason !== undefined;
 }

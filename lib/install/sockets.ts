@@ -8,23 +8,13 @@
 import * as net from 'node:net';
 import type { Endpoint } from '../core/types';
 import type { Resolver } from '../resolve/resolver';
+import type { HandleLike, PeerName } from '../util/node-socket';
 
-/** What `_getpeername()` returns, and what the getters read. */
-interface Peername {
-  address: string;
-  family: string;
-  port: number;
-}
-
-interface HandleLike {
-  getpeername?: unknown;
-  fd?: unknown;
-}
 
 interface AcceptedSocket extends net.Socket {
   server?: net.Server | null;
   _handle?: HandleLike | null;
-  _peername?: Peername;
+  _peername?: PeerName;
 }
 
 interface ListeningServer extends net.Server {
@@ -84,7 +74,7 @@ export function patchSockets(resolver: Resolver): () => void {
   }
 
   /** The first read on a socket: undefined for sockets that stay Node's (the caller asks Node). */
-  function first(socket: AcceptedSocket): Peername | undefined {
+  function first(socket: AcceptedSocket): PeerName | undefined {
     const server = socket.server;
     const handle = socket._handle;
     // Client sockets (no server), pipes (no getpeername), destroyed or in-memory sockets (no
@@ -106,7 +96,7 @@ export function patchSockets(resolver: Resolver): () => void {
     if (mapped === undefined || typeof fd !== 'number' || fd < 0) return undefined;
     // Where no packet answered, the resolver asks Node's own _getpeername (one getpeername).
     const found = resolver.peerName(socket, fd, server, nodeEndpoint);
-    let peer: Peername;
+    let peer: PeerName;
     if (found.source !== 'peer') {
       // The client: the (frozen) answer itself is the peer name; what else it says stays readable.
       peer = found;
@@ -125,18 +115,18 @@ export function patchSockets(resolver: Resolver): () => void {
 
   /** Node's answer as an Endpoint (what the resolver's fallback wants). */
   function nodeEndpoint(socket: object): Endpoint {
-    const p = (nodeGetpeername as (this: object) => Partial<Peername>).call(socket);
+    const p = (nodeGetpeername as (this: object) => Partial<PeerName>).call(socket);
     const address = typeof p.address === 'string' ? p.address : '';
     return { address, port: typeof p.port === 'number' ? p.port : 0, family: p.family === 'IPv6' || address.includes(':') ? 'IPv6' : 'IPv4' };
   }
 
   // Node's own returns `_peername` whenever it is set (whatever the handle's state), so doing the
   // same first keeps its semantics; only the first read differs.
-  const getpeername = function _getpeername(this: AcceptedSocket): Partial<Peername> {
+  const getpeername = function _getpeername(this: AcceptedSocket): Partial<PeerName> {
     const cached = this._peername;
     if (cached !== undefined) return cached;
     const peer = first(this);
-    return peer !== undefined ? peer : (nodeGetpeername as (this: net.Socket) => Partial<Peername>).call(this);
+    return peer !== undefined ? peer : (nodeGetpeername as (this: net.Socket) => Partial<PeerName>).call(this);
   };
   proto._getpeername = getpeername;
 

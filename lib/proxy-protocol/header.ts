@@ -15,8 +15,6 @@ export interface ProxyHeader {
   readonly command: 'PROXY' | 'LOCAL';
   /** The client (the header's source address) and the address it connected to: PROXY over IPv4 or IPv6 only. */
   readonly client: Endpoint | undefined;
-  /** @deprecated the same as `client`: kept until resolve/facts.ts reads `client`. */
-  readonly source: Endpoint | undefined;
   readonly destination: Endpoint | undefined;
   /** A CRC32c TLV was there (and matched). */
   readonly crc32c: boolean;

@@ -88,7 +88,6 @@ export function recordedHeader(peer: Endpoint, data: Uint8Array = bytes): ProxyH
     version: r[l.version] === 1 ? 1 : 2,
     command: r[l.command] === l.commandLocal ? 'LOCAL' : 'PROXY',
     client,
-    source: client,
     destination,
     crc32c: (flags & l.flagCrc) !== 0,
     // Copied: the buffer is the next connection's, or the application's.

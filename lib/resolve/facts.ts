@@ -6,8 +6,8 @@ import { binding, savedSynAvailable } from '../addon/binding';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import type { ConnectionFacts, HeaderFacts } from '../core/decide';
 import { kindTableAll } from '../core/kinds';
-import { headerInfo, headerOf } from '../proxy/header';
-import { tapOf, type TapRecord } from '../tap/registry';
+import { headerInfo, headerOf } from '../proxy-protocol/header';
+import { tapOf, type OpenTap } from '../tap/registry';
 import { toaModuleLoaded } from '../util/kernel-module';
 
 // v3: the tap's packet after the SYN is read in the same call, into the same facts.
@@ -29,9 +29,9 @@ const record = new Uint8Array(RECORD_SIZE);
 // module may have rewritten getpeername (read once per process) and to a tap: the per-connection
 // call passes only the fd. Made at the first read: one without a tap, one per tap.
 let plainReader: Reader | undefined;
-const tapReaders = new WeakMap<TapRecord, Reader>();
+const tapReaders = new WeakMap<OpenTap, Reader>();
 
-function readerFor(tap: TapRecord | undefined): Reader {
+function readerFor(tap: OpenTap | undefined): Reader {
   const native = binding!;
   if (tap === undefined) return (plainReader ??= native.makeSynReader(kindTableAll(), record, toaModuleLoaded()));
   let reader = tapReaders.get(tap);
@@ -45,7 +45,7 @@ function readerFor(tap: TapRecord | undefined): Reader {
 function headerFacts(socket: object): HeaderFacts | undefined {
   const h = headerOf(socket);
   if (h === undefined) return undefined;
-  return { peer: h.peer, source: h.source, destination: h.destination, info: headerInfo(h) };
+  return { peer: h.peer, client: h.client, destination: h.destination, info: headerInfo(h) };
 }
 
 function read(socket: object, fd: number, server: unknown): ConnectionFacts {
@@ -58,10 +58,10 @@ function read(socket: object, fd: number, server: unknown): ConnectionFacts {
     ackOptions: undefined,
     ackPacket: undefined,
     name: undefined,
-    proxy: headerFacts(socket),
+    header: headerFacts(socket),
   };
   // A PROXY header the gate read is the answer (decide() looks no further): no SYN, no tap.
-  if (facts.proxy !== undefined || binding === null || !savedSynAvailable) return facts;
+  if (facts.header !== undefined || binding === null || !savedSynAvailable) return facts;
   synReads.count++;
   readerFor(tapOf(socket, server))(fd);
   decodeRecord(record, facts);

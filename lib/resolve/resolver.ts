@@ -3,12 +3,13 @@
 // published on the `node-toa:resolve` diagnostics channel.
 import { channel } from 'node:diagnostics_channel';
 import { compileDecide, type ConnectionFacts, type Decide, type DecideEvents, type Packet } from '../core/decide';
-import { REASON_BIT, count, type RefusedReason } from '../core/metrics';
+import { REASON_BIT, count } from '../core/metrics';
 import type { CompiledOptions } from '../core/options';
 import type { TrustFn } from '../core/trust';
-import type { Endpoint, RealAddress } from '../core/types';
+import type { Endpoint, RealAddress, RefusedReason } from '../core/types';
 import { socketFd } from '../util/socket-fd';
 import { typeName } from '../util/show';
+import { listeningPort } from '../util/server-like';
 import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
 import { connectionFacts } from './facts';
 
@@ -46,27 +47,13 @@ const events: DecideEvents = {
     if (details !== null) details.push({ reason: 'untrusted', packet, from: peer, kind: option.kind, count: 1 });
   },
   refused(peer, refused, packet) {
-    if (refused.refused === 'ambiguous') warnAmbiguous(peer.address, refused.count);
-    reasons |= REASON_BIT[refused.refused];
+    if (refused.reason === 'ambiguous') warnAmbiguous(peer.address, refused.count);
+    reasons |= REASON_BIT[refused.reason];
     if (details !== null) {
-      details.push({ reason: refused.refused, packet, from: peer, kind: refused.option.kind, count: refused.count });
+      details.push({ reason: refused.reason, packet, from: peer, kind: refused.option.kind, count: refused.count });
     }
   },
 };
-
-// server.address() is a getsockname(2) per call: each server's port is asked once.
-const serverPorts = new WeakMap<object, number>();
-
-function listeningPort(server: unknown): number {
-  if (typeof server !== 'object' || server === null) return 0;
-  let port = serverPorts.get(server);
-  if (port === undefined) {
-    const address = (server as { address?: () => unknown }).address?.();
-    port = typeof address === 'object' && address !== null ? ((address as { port?: number }).port ?? 0) : 0;
-    if (port !== 0) serverPorts.set(server, port);
-  }
-  return port;
-}
 
 interface ResolvedSocket {
   [answer: symbol]: RealAddress | undefined;

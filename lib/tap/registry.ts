@@ -22,9 +22,6 @@ export class OpenTap {
   ) {}
 }
 
-/** @deprecated the same as OpenTap: kept until resolve/facts.ts imports OpenTap. */
-export type TapRecord = OpenTap;
-
 // Per thread: a worker thread loads its own copy of this module and opens its own taps.
 const taps = new Set<OpenTap>();
 // Lookups drain too; this keeps an idle server's buffer from filling with packets nobody asked
