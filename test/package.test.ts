@@ -147,7 +147,7 @@ describe('the npm package', () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('carries dist, the native sources, both build files and the prebuild', () => {
+  it('carries dist, the docs, the native sources, both build files and the prebuild', () => {
     const files = (globalThis as { packFiles?: string[] }).packFiles!;
     for (const f of [
       'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/register.js', 'dist/register.d.ts',
@@ -158,6 +158,8 @@ describe('the npm package', () => {
     }
     for (const f of PREBUILDS) expect(files).toContain(`prebuilds/${f}`);
     expect(files).toContain('scripts/install.js');
+    // The README's links and the warnings' "see node-toa/docs/..." point into the package.
+    for (const f of fs.readdirSync(path.join(repo, 'docs'))) expect(files).toContain(`docs/${f}`);
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('lib/') || f.startsWith('build/'))).toBe(false);
   });
 

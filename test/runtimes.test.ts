@@ -2,7 +2,7 @@
 // by require and import and answers without throwing; what each runtime gives it (the addon, a
 // file descriptor on its sockets, the saved SYN, diagnostics_channel) is asserted exactly, with
 // Node as the reference. curl in a ToaCgroup (a TOA in its own SYN) asks runtime-probe.cjs's
-// net.Server and http.Server for realRemoteAddress(). README "Node versions and runtimes" says
+// net.Server and http.Server for realRemoteAddress(). docs/runtimes.md says
 // the same in prose.
 import * as fs from 'node:fs';
 import * as path from 'node:path';

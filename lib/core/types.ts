@@ -121,7 +121,7 @@ export type ProxyProtocolOption =
  */
 export type TrustProxy = boolean | string | readonly string[] | ((address: string) => boolean);
 
-/** How the body of a TCP option is laid out (see the README's table of formats). */
+/** How the body of a TCP option is laid out (docs/formats.md has the table). */
 export type ToaLayout = 'ipv4' | 'ipv6' | 'ali-cdn' | 'vtoa' | 'ali-ddos';
 
 /** A TCP option kind to read: a number takes that kind's known layouts, or name the layout. */

@@ -1,5 +1,5 @@
 // Bun and Deno run Node code with their own node:net/node:http; some of their servers have no
-// kernel file descriptor for the addon to read (README, "Node versions and runtimes").
+// kernel file descriptor for the addon to read (docs/runtimes.md).
 
 /** 'Bun 1.4.5' or 'Deno 2.9.6' when this is not Node, else null. */
 export function otherRuntime(): string | null {

@@ -115,7 +115,7 @@ export function warnNoFdRuntime(runtime: string): void {
   warnOnce(
     'NODE_TOA_NO_FD_RUNTIME',
     `node-toa: under ${runtime} this server's socket has no file descriptor, so TOA cannot be read on it ` +
-      "(answers are the peer's); see the README, \"Node versions and runtimes\".",
+      "(answers are the peer's); see node-toa/docs/runtimes.md.",
   );
 }
 
@@ -124,7 +124,7 @@ export function warnNoListeningFd(): void {
   warnOnce(
     'NODE_TOA_NO_LISTENING_FD',
     'node-toa: this server has no listening socket of its own (a node:cluster worker?). ' +
-      'Call enableCluster() in the primary, or listen with toa.listen(); see the README, "Cluster".',
+      'Call enableCluster() in the primary, or listen with toa.listen(); see node-toa/docs/cluster.md.',
   );
 }
 
@@ -186,7 +186,7 @@ export function warnEnabledLate(where: string): void {
     'NODE_TOA_ENABLED_LATE',
     `node-toa (${where}): the server did not save SYNs until its first request, so connections accepted ` +
       'before this one answer with their peer, not the client. Start it with toa.listen(server, { port }) ' +
-      '(or call toa.enable(server) before listen()); see the README.',
+      '(or call toa.enable(server) before listen()); see node-toa/docs/integrations.md.',
   );
 }
 
