@@ -25,10 +25,12 @@ class MappedArray {
   explicit MappedArray(size_t count) : count_(count == 0 ? 1 : count) {
     constexpr size_t kHuge = size_t{2} << 20;
     const size_t bytes = count_ * sizeof(T);
-    // An array of a huge page or more gets room to start on a huge-page boundary; a smaller one
-    // (a small table, the fuzzer's) stays on plain pages, where zeroing it costs only its size.
-    const bool huge = bytes >= kHuge;
-    length_ = huge ? bytes + kHuge : bytes;
+    // An array of a quarter of a huge page or more (the default table's 1 MB index, its 17 MB of
+    // slots) starts on a huge-page boundary, in whole huge pages; a smaller one (a small table,
+    // the fuzzer's) stays on plain pages, where zeroing it costs only its size.
+    const bool huge = bytes >= kHuge / 4;
+    const size_t whole = (bytes + kHuge - 1) & ~(kHuge - 1);  // the huge pages it spans
+    length_ = huge ? whole + kHuge : bytes;
     map_ = mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map_ == MAP_FAILED) {
       map_ = nullptr;
@@ -38,7 +40,7 @@ class MappedArray {
                                  : reinterpret_cast<uintptr_t>(map_);
     data_ = reinterpret_cast<T*>(start);
 #ifdef MADV_HUGEPAGE
-    if (huge) madvise(reinterpret_cast<void*>(start), (bytes + kHuge - 1) & ~(kHuge - 1), MADV_HUGEPAGE);
+    if (huge) madvise(reinterpret_cast<void*>(start), whole, MADV_HUGEPAGE);
 #endif
     // Touch every page now, not in the lookup path (MADV_POPULATE_WRITE is Linux 5.14+).
     volatile uint8_t* p = reinterpret_cast<uint8_t*>(data_);
