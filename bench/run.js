@@ -68,7 +68,7 @@ function build() {
   // either way).
   const helpers = path.join(OUT, 'helpers');
   fs.mkdirSync(path.join(helpers, 'sockops'), { recursive: true });
-  for (const name of ['sockops/index.ts', 'sockops/build.ts', 'process/real-process.ts', 'jest/requirements.ts']) {
+  for (const name of ['sockops/index.ts', 'sockops/build.ts', 'process/real-process.ts', 'process/leftovers.ts', 'jest/requirements.ts']) {
     const source = fs.readFileSync(path.join(ROOT, 'test', 'helpers', name), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       fileName: name,

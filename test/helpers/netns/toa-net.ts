@@ -12,6 +12,7 @@ import * as crypto from 'crypto';
 import * as readline from 'readline';
 import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
+import { removeOrphans } from '../process/leftovers';
 import { realProcess } from '../process/real-process';
 import { describeNeeds } from '../jest/requirements';
 
@@ -331,30 +332,13 @@ const localNets = new Set<ToaNet>();
 let createSeq = 0;
 
 function removeStaleNamespaces(ip: string): void {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(NS_DIR);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const m = NS_RE.exec(n);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    let alive = true;
+  removeOrphans(NS_DIR, NS_RE, (name) => {
     try {
-      process.kill(pid, 0);
-    } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+      execFileSync(ip, ['netns', 'delete', name], { stdio: 'ignore' });
+    } catch {
+      /* ignore */
     }
-    if (!alive) {
-      try {
-        execFileSync(ip, ['netns', 'delete', n], { stdio: 'ignore' });
-      } catch {
-        /* ignore */
-      }
-    }
-  }
+  });
 }
 
 function run(cmd: string, args: string[], timeoutMs = 10000): Promise<{ stdout: string; stderr: string }> {

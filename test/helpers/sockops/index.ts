@@ -10,6 +10,7 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { spawn as spawnChild, ChildProcess, StdioOptions } from 'child_process';
 import { buildSockops, cgroupRoot, sockopsAvailable, type Availability } from './build';
+import { removeOrphans } from '../process/leftovers';
 import { realProcess } from '../process/real-process';
 import { describeNeeds } from '../jest/requirements';
 
@@ -77,28 +78,9 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 // Cgroups of test processes that died without cleanup (SIGKILL of the worker and its loader).
 function removeStaleCgroups(root: string): void {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(root);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const m = NAME_RE.exec(n);
-    if (!m || pidAlive(Number(m[1]))) continue;
-    removeStaleCgroupDir(path.join(root, n));
-  }
+  removeOrphans(root, NAME_RE, (name) => removeStaleCgroupDir(path.join(root, name)));
 }
 
 function checkConfig(config: ToaCgroupConfig): { mask: number; kind: number; base: string; raw?: string } {
