@@ -2,7 +2,7 @@
 // front of a raw recording server, and real clients from 127.0.0.2, so the PROXY header's source
 // (the client) differs from the L3 peer (the producer, 127.0.0.1). Each case checks the bytes the
 // producer wrote before the client's own data, byte for byte: these are the headers the
-// end-to-end tests (e2e-proxy-producers.test.ts) feed to node-toa. What was found here about the
+// end-to-end tests (proxy-producers.test.ts) feed to node-toa. What was found here about the
 // producers themselves (which TLVs, in which order, what a health check sends) is written in the
 // test names.
 import { spawnSync } from 'node:child_process';

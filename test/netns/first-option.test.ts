@@ -3,12 +3,11 @@
 // IPv6, for every default kind and both lengths. The first option of a configured kind with a TOA
 // length decides; one that names no client means no TOA (never a later one); two or more are
 // ambiguous unless `multiple` says which. The TFO magic F9 89 is a cookie in a SYN only.
-import * as http from 'node:http';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, describeE2E } from '../helpers/netns/toa-net';
+import { TRUST_LIPS, useE2eServer } from '../helpers/netns/e2e-server';
 import { toaV4, toaV6 } from '../helpers/vectors/packets';
 import type { RealAddress, ToaOptions } from '../../lib/index';
 
-const trustProxy = [ADDR.lip4, ADDR.lip6];
 const MODES = ['ignore', 'first', 'last'] as const;
 type Mode = (typeof MODES)[number];
 type Answers = Record<Mode, RealAddress>;
@@ -17,53 +16,38 @@ type Where = 'syn' | 'ack' | 'data';
 const hex = (bytes: number[]) => Buffer.from(bytes).toString('hex');
 
 describeE2E('the first TOA-shaped option decides (end to end)', () => {
-  let netns: ToaNet;
-  let toa: typeof import('../../lib/index');
-  let server: http.Server;
-  let port: number;
   let emitWarning: jest.SpyInstance;
+  const options: Record<Mode, ToaOptions> = {
+    ignore: { trustProxy: TRUST_LIPS },
+    first: { trustProxy: TRUST_LIPS, multiple: 'first' },
+    last: { trustProxy: TRUST_LIPS, multiple: 'last' },
+  };
+  // Three resolvers on one connection: the packets are read once and each selects its own way.
+  const e2e = useE2eServer({
+    answer: (toa, req) => Object.fromEntries(MODES.map((m) => [m, toa.realRemoteAddress(req.socket, options[m])])),
+  });
 
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-    toa = await import('../../lib/index');
-    const options: Record<Mode, ToaOptions> = {
-      ignore: { trustProxy },
-      first: { trustProxy, multiple: 'first' },
-      last: { trustProxy, multiple: 'last' },
-    };
-    server = http.createServer((req, res) => {
-      // Three resolvers on one connection: the packets are read once and each selects its own way.
-      const answers = Object.fromEntries(MODES.map((m) => [m, toa.realRemoteAddress(req.socket, options[m])]));
-      res.end(JSON.stringify(answers));
-    });
-    toa.enable(server, { ack: true });
-    port = await netns.serve(server);
+  beforeAll(() => {
     // Warnings are per process and once per proxy: watch them from the first connection on.
     emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
   });
-  afterAll(async () => {
-    emitWarning?.mockRestore();
-    server?.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-    await netns?.close();
-  });
-  beforeEach(() => netns.clearRules());
+  afterAll(() => emitWarning?.mockRestore());
 
   let next = 0;
   /** One connection whose `where` packet carries `raw` after its own options; the three answers. */
   async function through(where: Where, raw: string, six = false): Promise<Answers> {
     const clients = six ? ADDR.clients6 : ADDR.clients4;
     const client = clients[next++ % clients.length];
-    await netns.rule(client, { where, raw });
-    await netns.clearPackets();
-    const r = await netns.request({ protocol: 'http', vip: six ? ADDR.vip6 : ADDR.vip4, port, localAddress: client, path: '/', count: 1 });
+    await e2e.netns.rule(client, { where, raw });
+    await e2e.netns.clearPackets();
+    const { answer } = await e2e.ask<Answers>(client, six ? ADDR.vip6 : ADDR.vip4);
     // The bytes really were in that packet, as the server's kernel got it.
-    const forwarded = await netns.packets({ dir: 'c2s', limit: 200 });
+    const forwarded = await e2e.netns.packets({ dir: 'c2s', limit: 200 });
     const carrying = forwarded.filter((p) => (p.optionsHex ?? '').includes(raw));
     expect(carrying.length).toBeGreaterThan(0);
     const kinds = carrying.map((p) => (p.flags === 'S' ? 'syn' : String(p.flags).includes('S') ? 'other' : p.payloadLen === 0 ? 'ack' : 'data'));
     expect(kinds).toEqual([where]);
-    return JSON.parse(r.responses[0].body) as Answers;
+    return answer;
   }
 
   const peer = (six: boolean) => ({ source: 'peer', address: six ? ADDR.lip6 : ADDR.lip4 });
@@ -145,11 +129,11 @@ describeE2E('the first TOA-shaped option decides (end to end)', () => {
   });
 
   it('counts the ambiguous connections in stats().refused and warns once per proxy', async () => {
-    const before = toa.stats().refused.ambiguous;
+    const before = e2e.toa.stats().refused.ambiguous;
     const raw = hex([...toaV4(254, 1, '192.0.2.31'), ...toaV4(254, 2, '192.0.2.32')]);
     for (let i = 0; i < 3; i++) await through('syn', raw);
     // Each connection is resolved by three resolvers; the 'ignore' one refuses it.
-    expect(toa.stats().refused.ambiguous - before).toBe(3);
+    expect(e2e.toa.stats().refused.ambiguous - before).toBe(3);
     const ambiguous = emitWarning.mock.calls.filter((c) => (c[1] as { code?: string })?.code === 'NODE_TOA_AMBIGUOUS');
     const aboutLip4 = ambiguous.map((c) => String(c[0])).filter((m) => m.includes(` from ${ADDR.lip4}:`));
     expect(aboutLip4).toHaveLength(1);

@@ -1,41 +1,17 @@
 // Hardening, end to end: malformed options in real SYNs, crafted broken packets at the tap,
 // forged options from untrusted peers on every path, and syncookies. After each, the server
 // keeps serving and the next good connection gets the right answer.
-import * as http from 'node:http';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, describeE2E } from '../helpers/netns/toa-net';
+import { useE2eServer } from '../helpers/netns/e2e-server';
 import { TCP, concat, extOptions, ipv4, ipv6, tcp, toaV4 } from '../helpers/vectors/packets';
-import type { RealAddress, ToaOptions } from '../../lib/index';
 
-const trustProxy = [ADDR.lip4, ADDR.lip6];
 const hex = (bytes: Uint8Array | number[]) => Buffer.from(bytes).toString('hex');
 // 192.0.2.99:4242 as a kind-200 option: an address no client of the harness has.
 const FIXED_TOA = hex(toaV4(200, 4242, '192.0.2.99'));
 
 describeE2E('hardening, end to end', () => {
-  let netns: ToaNet;
-  let toa: typeof import('../../lib/index');
-  let server: http.Server;
-  let port: number;
-  const options: ToaOptions = { trustProxy };
-
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-    toa = await import('../../lib/index');
-    server = http.createServer((req, res) => res.end(JSON.stringify(toa.realRemoteAddress(req.socket, options))));
-    toa.enable(server, { ack: true });
-    port = await netns.serve(server);
-  });
-  afterAll(async () => {
-    server?.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-    await netns?.close();
-  });
-  beforeEach(() => netns.clearRules());
-
-  async function ask(localAddress: string, vip = ADDR.vip4) {
-    const r = await netns.request({ protocol: 'http', vip, port, localAddress, path: '/', count: 1 });
-    return { answer: JSON.parse(r.responses[0].body) as RealAddress, localPort: r.localPort };
-  }
+  const e2e = useE2eServer();
+  const { ask } = e2e;
 
   /** A good connection right after: the server is alive and answers right. */
   async function stillRight() {
@@ -56,26 +32,26 @@ describeE2E('hardening, end to end', () => {
       ['garbage filling the option space', 'c903aafe05112233fd040001c8090102030405'],
       ['an all-zero client address', 'c8089c4000000000'],
     ])('%s: no TOA, the peer', async (_name, raw) => {
-      await netns.rule(ADDR.clients4[1], { where: 'syn', raw });
+      await e2e.netns.rule(ADDR.clients4[1], { where: 'syn', raw });
       const { answer } = await ask(ADDR.clients4[1]);
       expect(answer).toMatchObject({ address: ADDR.lip4, source: 'peer' });
-      const forwarded = await netns.packets({ dir: 'c2s', limit: 50 });
+      const forwarded = await e2e.netns.packets({ dir: 'c2s', limit: 50 });
       // The bytes really were in the SYN the server got.
       expect(forwarded.some((p) => p.flags === 'S' && (p.optionsHex ?? '').includes(raw))).toBe(true);
       await stillRight();
     });
 
     it('a valid TOA after an unknown but well-formed option is read', async () => {
-      await netns.rule(ADDR.clients4[2], { where: 'syn', raw: `c904aabb${FIXED_TOA}` });
+      await e2e.netns.rule(ADDR.clients4[2], { where: 'syn', raw: `c904aabb${FIXED_TOA}` });
       const { answer } = await ask(ADDR.clients4[2]);
       expect(answer).toMatchObject({ address: '192.0.2.99', port: 4242, source: 'toa', kind: 200 });
     });
 
     it('several TOA options in one SYN (after a malformed one): none is believed', async () => {
       // The len-6 option is no TOA shape; the two after it are, so the SYN is ambiguous. Every
-      // path and `multiple` are in e2e-first-option.test.ts.
+      // path and `multiple` are in first-option.test.ts.
       const second = hex(toaV4(200, 5353, '192.0.2.98'));
-      await netns.rule(ADDR.clients4[3], { where: 'syn', raw: `c8069c40c000${FIXED_TOA}${second}` });
+      await e2e.netns.rule(ADDR.clients4[3], { where: 'syn', raw: `c8069c40c000${FIXED_TOA}${second}` });
       const { answer } = await ask(ADDR.clients4[3]);
       expect(answer).toMatchObject({ address: ADDR.lip4, source: 'peer' });
       await stillRight();
@@ -84,25 +60,25 @@ describeE2E('hardening, end to end', () => {
 
   describe('forged options from an untrusted peer', () => {
     it.each(['syn', 'ack', 'data', 'syn+ack'])('in the %s: ignored', async (where) => {
-      await netns.rule(ADDR.clients4[4], { where, lip: ADDR.untrusted4 });
+      await e2e.netns.rule(ADDR.clients4[4], { where, lip: ADDR.untrusted4 });
       const { answer } = await ask(ADDR.clients4[4]);
       expect(answer).toMatchObject({ address: ADDR.untrusted4, source: 'peer' });
       expect(answer.proxy).toBeUndefined();
     });
 
     it('over IPv6 too', async () => {
-      await netns.rule(ADDR.clients6[4], { where: 'syn+ack', lip: ADDR.untrusted6 });
+      await e2e.netns.rule(ADDR.clients6[4], { where: 'syn+ack', lip: ADDR.untrusted6 });
       const { answer } = await ask(ADDR.clients6[4], ADDR.vip6);
       expect(answer).toMatchObject({ address: ADDR.untrusted6, source: 'peer' });
     });
   });
 
-  // A TOA in both SYN and ACK that disagree (the SYN's wins) is proven in e2e-ack.test.ts.
+  // A TOA in both SYN and ACK that disagree (the SYN's wins) is proven in toa-ack.test.ts.
 
   it('crafted broken packets at the tap: no crash, and the next connection is right', async () => {
-    const before = toa.stats();
+    const before = e2e.toa.stats();
     const bodyV4 = (options: number[], spec: object = {}) =>
-      tcp({ sport: 33333, dport: port, flags: TCP.ACK, options, ...spec });
+      tcp({ sport: 33333, dport: e2e.port, flags: TCP.ACK, options, ...spec });
     const packets = [
       ipv4({ src: ADDR.lip4, dst: ADDR.rip4, ihl: 4, payload: bodyV4(toaV4(200, 1, '192.0.2.97')) }), // IHL < 5
       ipv4({ src: ADDR.lip4, dst: ADDR.rip4, ihl: 15, payload: bodyV4([]) }), // IHL past the buffer
@@ -112,30 +88,30 @@ describeE2E('hardening, end to end', () => {
       ipv6({
         src: ADDR.lip6, dst: ADDR.rip6,
         extHeaders: Array.from({ length: 20 }, () => extOptions(60)), // a long extension-header chain
-        payload: tcp({ sport: 33334, dport: port, flags: TCP.ACK, options: toaV4(200, 1, '192.0.2.97') }),
+        payload: tcp({ sport: 33334, dport: e2e.port, flags: TCP.ACK, options: toaV4(200, 1, '192.0.2.97') }),
       }),
       ipv6({ src: ADDR.lip6, dst: ADDR.rip6, extHeaders: [extOptions(0, 200)], payload: [] }), // runs past the buffer
       concat([0x45], new Array(10).fill(0)), // a stub
     ];
-    for (const p of packets) await netns.raw(hex(p), { fix: false });
+    for (const p of packets) await e2e.netns.raw(hex(p), { fix: false });
     await stillRight();
-    const after = toa.stats();
+    const after = e2e.toa.stats();
     expect(after.packets).toBeGreaterThan(before.packets);
   });
 
   it('with syncookies forced, the saved SYN is empty: the tap’s copy of the SYN answers, and the ACK tap', async () => {
-    await netns.sysctl('net.ipv4.tcp_syncookies', 2);
+    await e2e.netns.sysctl('net.ipv4.tcp_syncookies', 2);
     try {
       // TOA in the SYN only: nothing saved, the tap held the SYN (it carried an uncommon option).
-      await netns.rule(ADDR.clients4[6], { where: 'syn' });
+      await e2e.netns.rule(ADDR.clients4[6], { where: 'syn' });
       const synOnly = await ask(ADDR.clients4[6]);
       expect(synOnly.answer).toMatchObject({ address: ADDR.clients4[6], port: synOnly.localPort, source: 'toa', packet: 'syn' });
       // The ACK tap still reads a TOA from the handshake ACK.
-      await netns.rule(ADDR.clients4[7], { where: 'syn+ack' });
+      await e2e.netns.rule(ADDR.clients4[7], { where: 'syn+ack' });
       const withAck = await ask(ADDR.clients4[7]);
       expect(withAck.answer).toMatchObject({ address: ADDR.clients4[7], port: withAck.localPort, source: 'toa' });
     } finally {
-      await netns.sysctl('net.ipv4.tcp_syncookies', 1);
+      await e2e.netns.sysctl('net.ipv4.tcp_syncookies', 1);
     }
     await stillRight();
   });

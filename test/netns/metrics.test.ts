@@ -3,40 +3,22 @@
 // the handshake ACK and the first data packet; malformed, ambiguous, a TFO cookie; syncookies),
 // and every counter asserted exactly.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import * as http from 'node:http';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, describeE2E, type ToaNet } from '../helpers/netns/toa-net';
+import { useE2eServer } from '../helpers/netns/e2e-server';
 import { toaV4 } from '../helpers/vectors/packets';
 import type { RealAddress, ResolveMessage, WarningMessage } from '../../lib/index';
 
-const trustProxy = [ADDR.lip4, ADDR.lip6];
 const hex = (bytes: number[]) => Buffer.from(bytes).toString('hex');
 
 describeE2E('metrics(), packet and the diagnostics channels (end to end)', () => {
-  let netns: ToaNet;
-  let toa: typeof import('../../lib/index');
-  let server: http.Server;
-  let port: number;
-
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-    // A module registry of this file's own: the counters start at zero.
-    toa = await import('../../lib/index');
-    server = http.createServer((req, res) => res.end(JSON.stringify(toa.realRemoteAddress(req.socket, { trustProxy }))));
-    toa.enable(server, { ack: true });
-    port = await netns.serve(server);
-  });
-  afterAll(async () => {
-    server?.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-    await netns?.close();
-  });
+  // A module registry of this file's own: the counters start at zero.
+  const e2e = useE2eServer();
 
   let next = 0;
   async function connect(rule: Parameters<ToaNet['rule']>[1]): Promise<{ answer: RealAddress; localPort: number }> {
     const client = ADDR.clients4[next++ % ADDR.clients4.length];
-    await netns.rule(client, rule);
-    const r = await netns.request({ protocol: 'http', vip: ADDR.vip4, port, localAddress: client, path: '/', count: 1 });
-    return { answer: JSON.parse(r.responses[0].body) as RealAddress, localPort: r.localPort };
+    await e2e.netns.rule(client, rule);
+    return e2e.ask(client);
   }
 
   it('counts a known mix of connections exactly, in total and for the port', async () => {
@@ -46,7 +28,7 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
     const onWarning = (m: unknown) => warnings.push(m as WarningMessage);
     subscribe('node-toa:resolve', onResolve);
     subscribe('node-toa:warning', onWarning);
-    const before = toa.metrics();
+    const before = e2e.toa.metrics();
     expect(before.connections).toBe(0);
     try {
       for (let i = 0; i < 3; i++) {
@@ -69,12 +51,12 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
       for (let i = 0; i < 2; i++) expect((await connect({ where: 'syn', raw: two })).answer.source).toBe('peer');
       expect((await connect({ where: 'syn', raw: 'fe08f989c0c1c2c3' })).answer.source).toBe('peer'); // a TFO cookie
       expect((await connect({ where: 'none' })).answer).toMatchObject({ source: 'peer', address: ADDR.lip4 });
-      await netns.sysctl('net.ipv4.tcp_syncookies', 2);
+      await e2e.netns.sysctl('net.ipv4.tcp_syncookies', 2);
       try {
         // No saved SYN: the tap's copy of the SYN answers (and the connection counts as noSavedSyn).
         for (let i = 0; i < 2; i++) expect((await connect({ where: 'syn' })).answer).toMatchObject({ source: 'toa', packet: 'syn' });
       } finally {
-        await netns.sysctl('net.ipv4.tcp_syncookies', 1);
+        await e2e.netns.sysctl('net.ipv4.tcp_syncookies', 1);
       }
     } finally {
       unsubscribe('node-toa:resolve', onResolve);
@@ -97,20 +79,20 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
         consumed: 0,
       },
     };
-    const m = toa.metrics();
+    const m = e2e.toa.metrics();
     const { ports, tap, ...sum } = m;
     expect(sum).toEqual(expected);
-    expect(ports).toEqual({ [port]: expected });
+    expect(ports).toEqual({ [e2e.port]: expected });
     // The tap is asked in the same call as the saved SYN, unless the SYN held exactly one option
     // naming a client (3 trusted, 2 untrusted): 11 lookups. It found options for the 2 ACK and 2
     // data ones, and for the 2 syncookie ones (the SYN it held); the 5 others missed (malformed,
     // 2 ambiguous, a TFO cookie, none).
     expect(tap).toEqual({ drops: 0, evictions: 0, misses: 5 });
-    expect(toa.stats().refused).toEqual(expected.refused);
+    expect(e2e.toa.stats().refused).toEqual(expected.refused);
 
     // One message per connection, with the answer, the port and why options were refused.
     expect(messages).toHaveLength(16);
-    expect(messages.every((x) => x.port === port && typeof x.socket === 'object')).toBe(true);
+    expect(messages.every((x) => x.port === e2e.port && typeof x.socket === 'object')).toBe(true);
     const reasons = messages.flatMap((x) => x.refused.map((r) => `${r.reason}/${r.packet}/${r.kind}/${r.count}`)).sort();
     expect(reasons).toEqual([
       'ambiguous/syn/254/2', 'ambiguous/syn/254/2', 'malformed/syn/200/1', 'tfoCookie/syn/254/0',
