@@ -11,6 +11,7 @@ import * as toa from '../../lib/index';
 import { gateReads } from '../../lib/proxy/gate';
 import { collectWarnings } from '../helpers/sockets/http-client';
 import { DST4, DST6, PP2_TYPE, SRC4, SRC6, latin1, proxyV1, proxyV2 } from '../helpers/vectors/proxy-vectors';
+import { closeAfterEach } from '../helpers/sockets/pair';
 
 const TRUSTED = { trustProxy: 'loopback' } as const;
 const CLIENT = path.join(__dirname, '..', 'helpers', 'children', 'before-accept-client.js');
@@ -22,10 +23,7 @@ interface Seen {
   remoteAddress: string | undefined;
 }
 
-const servers: net.Server[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
-});
+const servers = closeAfterEach();
 
 /** A net server that collects what it reads until the client's FIN, then answers 'ok' and closes. */
 async function collector(options: toa.EnableOptions): Promise<{ port: number; seen: Promise<Seen> }> {

@@ -12,17 +12,12 @@ import { collectWarnings } from '../helpers/sockets/http-client';
 import { byteByByte, exchange, prewritten } from '../helpers/producers/proxy-client';
 import { DST4, DST6, PP2_TYPE, SRC4, SRC6, latin1, proxyV1, proxyV2, sslTlv } from '../helpers/vectors/proxy-vectors';
 import { selfSignedCert } from '../helpers/sockets/tls-cert';
+import { closeAfterEach } from '../helpers/sockets/pair';
 
 const TRUSTED = { trustProxy: 'loopback' } as const;
 const UNTRUSTED = { trustProxy: '198.51.100.0/24' } as const;
 
-const servers: net.Server[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    (s as { closeAllConnections?: () => void }).closeAllConnections?.();
-    await new Promise<void>((r) => s.close(() => r()));
-  }
-});
+const servers = closeAfterEach();
 
 async function start<T extends net.Server>(server: T, options: toa.EnableOptions): Promise<number> {
   toa.enable(server, options);

@@ -15,7 +15,7 @@ import { compileKinds } from '../../lib/core/kinds';
 import type { NativeBinding, NativeTap } from '../../lib/addon/native';
 import { enable, realRemoteAddress, stats } from '../../lib/index';
 import { compileSources } from '../../lib/tap/sources';
-import { close, connectPair, listen, type Accepted } from '../helpers/sockets/pair';
+import { close, closeAfterEach, connectPair, listen, type Accepted } from '../helpers/sockets/pair';
 import {
   TCP,
   aliCdn,
@@ -746,18 +746,12 @@ describeTap.each([
 describeSockops('enable(server, { ack })', () => {
   jest.setTimeout(30_000);
   let group: ToaCgroup;
-  const servers: net.Server[] = [];
+  const servers = closeAfterEach();
   beforeAll(async () => {
     group = await ToaCgroup.create({ packets: ['ack'] });
   });
   afterAll(async () => {
     await group?.close();
-  });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) {
-      (s as http.Server).closeAllConnections?.();
-      await close(s);
-    }
   });
 
   // node -e CLIENT PORT MODE [LOCAL_PORT]: 'get' sends an HTTP request and prints

@@ -7,11 +7,11 @@
 // option 249, length 40: the client's port, its IPv6 address, then 20 bytes about the node. 40
 // bytes is the whole TCP option space, so the harness sends that packet with no other option.
 import * as http from 'node:http';
-import * as net from 'node:net';
 import { ipv6Bytes } from '../helpers/vectors/packets';
 import { ADDR, ToaNet, describeE2E, useToaNet, type PacketInfo, type ToaRule } from '../helpers/netns/toa-net';
 import type { EnableOptions, RealAddress, ToaOptions } from '../../lib/index';
 import * as toa from '../../lib/index';
+import { closeAfterEach } from '../helpers/sockets/pair';
 
 const trustProxy = [ADDR.lip4, ADDR.lip6];
 
@@ -32,14 +32,8 @@ function hex(bytes: number[]): string {
 
 describeE2E('vendor layouts end to end: Alibaba Anti-DDoS v6tov4 (kind 249, 40 bytes)', () => {
   let netns: ToaNet;
-  const servers: net.Server[] = [];
+  const servers = closeAfterEach();
   useToaNet((created) => (netns = created));
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      (server as http.Server).closeAllConnections?.();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
 
   /** An HTTP server in the namespace answering realRemoteAddress(req.socket) as JSON (default kinds unless given). */
   async function serve(enableOptions: EnableOptions | undefined, kinds?: ToaOptions['kinds']) {

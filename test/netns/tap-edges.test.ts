@@ -11,6 +11,7 @@ import { ADDR, ToaNet, describeE2E, type ToaRule } from '../helpers/netns/toa-ne
 import { spawnInNs, stopAllInNs, tcpExt } from '../helpers/netns/flood-net';
 import type { EnableOptions, RealAddress } from '../../lib/index';
 import * as toa from '../../lib/index';
+import { closeAfterEach } from '../helpers/sockets/pair';
 
 const trustProxy = [ADDR.lip4, ADDR.lip6];
 const options = { trustProxy };
@@ -25,7 +26,7 @@ interface Seen {
 
 describeE2E('ACK tap edges (issue 18): right or the peer, never another connection’s client', () => {
   let netns: ToaNet;
-  const servers: net.Server[] = [];
+  const servers = closeAfterEach();
 
   beforeAll(async () => {
     netns = await ToaNet.create();
@@ -35,12 +36,6 @@ describeE2E('ACK tap edges (issue 18): right or the peer, never another connecti
     await netns?.close();
   });
   beforeEach(() => netns.clearRules());
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      (server as http.Server).closeAllConnections?.();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
 
   /**
    * A raw TCP server in the namespace. A connection's first line says what to do: `ask` (answer

@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { ADDR, ToaNet, describeE2E, useToaNet, type ToaRule } from '../helpers/netns/toa-net';
 import type { AckStats, EnableOptions, RealAddress } from '../../lib/index';
 import * as toa from '../../lib/index';
+import { closeAfterEach } from '../helpers/sockets/pair';
 
 const trustProxy = [ADDR.lip4, ADDR.lip6];
 
@@ -20,14 +21,8 @@ function toaV4(port: number, address: string): number[] {
 
 describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
   let netns: ToaNet;
-  const servers: net.Server[] = [];
+  const servers = closeAfterEach();
   useToaNet((created) => (netns = created));
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      (server as http.Server).closeAllConnections?.();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
 
   type Handler = (req: http.IncomingMessage) => Promise<unknown> | unknown;
 

@@ -31,3 +31,18 @@ export function connectPair(server: net.Server, host: string, port: number): Pro
 export function close(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
+
+/**
+ * The servers a test makes: push them here, and after each test each one's connections are
+ * closed (an http server's too) and it is closed.
+ */
+export function closeAfterEach(): net.Server[] {
+  const servers: net.Server[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await close(server);
+    }
+  });
+  return servers;
+}
