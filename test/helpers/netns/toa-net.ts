@@ -13,7 +13,7 @@ import * as readline from 'readline';
 import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
 import { removeOrphans } from '../process/leftovers';
-import { realProcess } from '../process/real-process';
+import { closedAtExit } from '../process/real-process';
 import { describeNeeds } from '../jest/requirements';
 
 export const ADDR = {
@@ -315,19 +315,8 @@ export function describeE2E(name: string, fn: () => void): void {
 }
 
 // ---- process-wide cleanup -------------------------------------------------
-// jest gives each test file a copy of `process` whose 'exit' never fires; the
-// real one is reachable through vm.runInThisContext.  One registry per real
-// process, shared by every module instance (test file) in this worker.
-type Registry = { nets: Set<ToaNet>; installed: boolean };
-const REG_KEY = Symbol.for('node-toa.test.toa-net.registry');
-const REAL = realProcess() as any;
-const registry: Registry = REAL[REG_KEY] || (REAL[REG_KEY] = { nets: new Set<ToaNet>(), installed: false });
-if (!registry.installed) {
-  registry.installed = true;
-  REAL.on('exit', () => {
-    for (const t of [...registry.nets]) t.closeSync();
-  });
-}
+// Every test file's copy of this module shares one set per worker, closed when the worker exits.
+const openNets = closedAtExit<ToaNet>('node-toa.test.toa-net.registry');
 const localNets = new Set<ToaNet>();
 let createSeq = 0;
 
@@ -431,7 +420,7 @@ export class ToaNet {
     const ns = opts.name || `toa-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
     await run(ip, ['netns', 'add', ns]);
     const t = new ToaNet(ns, ip, !!opts.debug || !!process.env.TOA_NET_DEBUG);
-    registry.nets.add(t);
+    openNets.add(t);
     localNets.add(t);
     try {
       await Promise.all([t.startProxy(opts.mtu), t.startAgent()]);
@@ -798,7 +787,7 @@ export class ToaNet {
     if (fs.existsSync(path.join(NS_DIR, this.ns))) {
       await run(this.ip, ['netns', 'delete', this.ns]).catch(() => undefined);
     }
-    registry.nets.delete(this);
+    openNets.delete(this);
     localNets.delete(this);
   }
 
@@ -818,7 +807,7 @@ export class ToaNet {
     } catch {
       /* ignore */
     }
-    registry.nets.delete(this);
+    openNets.delete(this);
     localNets.delete(this);
   }
 }

@@ -11,3 +11,20 @@ export function realProcess(): NodeJS.Process {
   }
   return process;
 }
+
+/**
+ * A set, one per real process and `key` (shared by every test file's copy of a harness module),
+ * whose members are closed with closeSync() when the real process exits: the last-resort cleanup.
+ */
+export function closedAtExit<T extends { closeSync(): void }>(key: string): Set<T> {
+  const real = realProcess() as NodeJS.Process & { [key: symbol]: Set<T> | undefined };
+  const id = Symbol.for(key);
+  const existing = real[id];
+  if (existing) return existing;
+  const open = new Set<T>();
+  real[id] = open;
+  real.on('exit', () => {
+    for (const member of [...open]) member.closeSync();
+  });
+  return open;
+}

@@ -11,7 +11,7 @@ import * as readline from 'readline';
 import { spawn as spawnChild, ChildProcess, StdioOptions } from 'child_process';
 import { buildSockops, cgroupRoot, sockopsAvailable, type Availability } from './build';
 import { removeOrphans } from '../process/leftovers';
-import { realProcess } from '../process/real-process';
+import { closedAtExit } from '../process/real-process';
 import { describeNeeds } from '../jest/requirements';
 
 export { sockopsAvailable, buildSockops } from './build';
@@ -109,18 +109,8 @@ function checkConfig(config: ToaCgroupConfig): { mask: number; kind: number; bas
 }
 
 // ---- process-wide cleanup ---------------------------------------------------
-// jest's sandboxed `process` never fires 'exit'; the real one does. One registry per real
-// process, shared by every test file's copy of this module.
-type Registry = { groups: Set<ToaCgroup>; installed: boolean };
-const REG_KEY = Symbol.for('node-toa.test.sockops.registry');
-const REAL = realProcess() as NodeJS.Process & { [REG_KEY]?: Registry };
-const registry: Registry = REAL[REG_KEY] || (REAL[REG_KEY] = { groups: new Set<ToaCgroup>(), installed: false });
-if (!registry.installed) {
-  registry.installed = true;
-  REAL.on('exit', () => {
-    for (const g of [...registry.groups]) g.closeSync();
-  });
-}
+// Every test file's copy of this module shares one set per worker, closed when the worker exits.
+const openGroups = closedAtExit<ToaCgroup>('node-toa.test.sockops.registry');
 const localGroups = new Set<ToaCgroup>();
 let createSeq = 0;
 
@@ -159,7 +149,7 @@ export class ToaCgroup {
     const args = [build.object, dir, String(mask), String(kind), base, ...(raw ? [raw] : [])];
     const loader = spawnChild(build.loader, args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
     const group = new ToaCgroup(dir, loader, base, raw);
-    registry.groups.add(group);
+    openGroups.add(group);
     localGroups.add(group);
     loader.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (group.stderr.length < 65536) group.stderr += d;
@@ -269,7 +259,7 @@ export class ToaCgroup {
         clearTimeout(timer);
       }
       if (fs.existsSync(this.path)) removeStaleCgroupDir(this.path);
-      registry.groups.delete(this);
+      openGroups.delete(this);
       localGroups.delete(this);
     })();
     return this.closing;
@@ -279,7 +269,7 @@ export class ToaCgroup {
   closeSync(): void {
     for (const c of this.children) c.kill('SIGKILL');
     if (this.loader.exitCode === null && this.loader.signalCode === null) this.loader.kill('SIGTERM');
-    registry.groups.delete(this);
+    openGroups.delete(this);
   }
 }
 
