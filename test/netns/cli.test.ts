@@ -12,7 +12,7 @@ import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../..
 import { verdict } from '../../lib/cli/doctor-packets';
 import { checkPreload, preloadInCommand, splitNodeOptions } from '../../lib/cli/preload-check';
 import { itNeeds, firstMissing, type Missing } from '../helpers/jest/requirements';
-import { ADDR, ToaNet, describeE2E, type ToaRule } from '../helpers/netns/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet, type ToaRule } from '../helpers/netns/toa-net';
 import { installCopy, unprivileged, type Installed } from '../helpers/process/unprivileged';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -560,12 +560,7 @@ onLinux('node-toa inspect on loopback', () => {
 describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
   let netns: ToaNet;
 
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
+  useToaNet((created) => (netns = created));
 
   const inNs = (): string[] => ['ip', 'netns', 'exec', netns.ns];
 

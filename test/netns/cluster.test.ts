@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
 
 const ROOT = path.join(__dirname, '..', '..');
 const PRIMARY = path.join(__dirname, '..', 'helpers', 'children', 'cluster-primary.js');
@@ -93,12 +93,7 @@ interface Answer {
 describeE2E('node:cluster end to end, TOA SYNs through the proxy', () => {
   let netns: ToaNet;
   let primary: Primary | undefined;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
+  useToaNet((created) => (netns = created));
   afterEach(async () => {
     await primary?.stop();
     primary = undefined;

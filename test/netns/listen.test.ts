@@ -10,7 +10,7 @@ import { binding } from '../../lib/addon/binding';
 import { compileKinds } from '../../lib/core/kinds';
 import { enable, isEnabled, listen, realRemoteAddress, stats } from '../../lib/index';
 import { close } from '../helpers/sockets/pair';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
 
 const onLinux = process.platform === 'linux' ? describe : describe.skip;
 const ROOT = path.join(__dirname, '..', '..');
@@ -324,12 +324,7 @@ describe('toa.listen without the addon', () => {
 
 describeE2E('toa.listen end to end, TOA SYNs through the proxy', () => {
   let netns: ToaNet;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
+  useToaNet((created) => (netns = created));
 
   it('a socket made by toa.listen() inside the namespace: the very first connection reads the client, no enable() anywhere', async () => {
     // toa.listen() runs in the namespace (the agent process); its listening socket comes here.

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { ToaCgroup, describeSockops } from '../helpers/sockops';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
 import { selfSignedCert } from '../helpers/sockets/tls-cert';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -392,14 +392,9 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
 // every packet, TOA in the SYN or the ACK), the Express example running inside the namespace.
 describeE2E('node -r node-toa/preload behind the full-NAT proxy', () => {
   let netns: ToaNet;
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
+  useToaNet((created) => (netns = created));
   afterEach(async () => {
     await Promise.all([...running].map(stop));
-  });
-  afterAll(async () => {
-    await netns?.close();
   });
 
   const inNs = () => ['ip', 'netns', 'exec', netns.ns];

@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { ADDR, ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
 
 const CHILDREN = path.join(__dirname, '..', 'helpers', 'children');
 const DIST = path.join(__dirname, '..', '..', 'dist', 'index.js');
@@ -256,12 +256,7 @@ function ipBin(): string {
 describeE2E('soak: the TOA path through the full-NAT proxy (network namespace)', () => {
   let netns: ToaNet;
 
-  beforeAll(async () => {
-    netns = await ToaNet.create();
-  });
-  afterAll(async () => {
-    await netns?.close();
-  });
+  useToaNet((created) => (netns = created));
 
   it('10,000 connections whose SYN carries a TOA: each answered with the client it names, heap after GC flat, fds equal, tap bounded with 0 drops', async () => {
     await netns.stats({ reset: true });
