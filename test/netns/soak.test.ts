@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
+import { findExe } from '../helpers/jest/requirements';
 
 const CHILDREN = path.join(__dirname, '..', 'helpers', 'children');
 const DIST = path.join(__dirname, '..', '..', 'dist', 'index.js');
@@ -239,19 +240,6 @@ onLinux('soak: the peer path on loopback', () => {
   }, 200_000);
 });
 
-/** `ip`, looked up as the harness does (root's PATH may lack the sbin directories). */
-function ipBin(): string {
-  const dirs = (process.env.PATH || '').split(':').filter(Boolean).concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
-  for (const d of dirs) {
-    try {
-      fs.accessSync(path.join(d, 'ip'), fs.constants.X_OK);
-      return path.join(d, 'ip');
-    } catch {
-      /* next */
-    }
-  }
-  return 'ip';
-}
 
 describeE2E('soak: the TOA path through the full-NAT proxy (network namespace)', () => {
   let netns: ToaNet;
@@ -262,7 +250,7 @@ describeE2E('soak: the TOA path through the full-NAT proxy (network namespace)',
     await netns.stats({ reset: true });
     await soak({
       name: 'TOA in the SYN, netns proxy',
-      prefix: [ipBin(), 'netns', 'exec', netns.ns],
+      prefix: [findExe('ip') ?? 'ip', 'netns', 'exec', netns.ns],
       server: { mode: 'toa', host: '0.0.0.0', trustProxy: [ADDR.lip4], sources: ADDR.clients4, proxies: [ADDR.lip4], ackCapacity: 4096 },
       host: ADDR.vip4,
       sources: ADDR.clients4,

@@ -2,6 +2,27 @@
 // pass: with CI=true such a test fails and says what is missing; elsewhere it is skipped (jest
 // counts it as skipped) and the reason is printed. The same rule as describeE2E (toa-net.ts).
 
+import * as fs from 'fs';
+import * as path from 'path';
+
+/**
+ * The first executable `name` on PATH or, after it, in the system directories root's PATH may
+ * lack (/usr/sbin, /sbin, /usr/bin, /bin); null when there is none.
+ */
+export function findExe(name: string): string | null {
+  const dirs = (process.env.PATH || '').split(':').filter(Boolean).concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
+  for (const dir of dirs) {
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
 /** What is missing to run a test here, or null when nothing is. */
 export type Missing = string | null;
 

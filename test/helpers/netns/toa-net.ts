@@ -14,7 +14,7 @@ import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
 import { removeOrphans } from '../process/leftovers';
 import { closedAtExit } from '../process/real-process';
-import { describeNeeds } from '../jest/requirements';
+import { describeNeeds, findExe } from '../jest/requirements';
 
 export const ADDR = {
   client4: '192.0.2.1',
@@ -230,22 +230,8 @@ const AGENT_JS = path.join(HELPERS, 'netns-agent.js');
 const NS_DIR = '/run/netns';
 const NS_RE = /^toa-(\d+)-[0-9a-f]+$/;
 
-function findExe(name: string, extra: string[] = []): string | null {
-  const dirs = (process.env.PATH || '').split(':').filter(Boolean).concat(extra);
-  for (const d of dirs) {
-    const p = path.join(d, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
-
 function ipBin(): string | null {
-  return findExe('ip', ['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
+  return findExe('ip');
 }
 
 function pythonBin(): string | null {

@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { findExe } from '../jest/requirements';
 
 export interface Unprivileged {
   user: string;
@@ -18,19 +19,6 @@ export interface Unprivileged {
   prefix: string[];
   /** a temporary directory that user may enter, for installCopy() */
   base: string;
-}
-
-function findSetpriv(): string | null {
-  const dirs = ['/usr/bin', '/bin', ...(process.env.PATH || '').split(':').filter(Boolean)];
-  for (const d of dirs) {
-    try {
-      fs.accessSync(path.join(d, 'setpriv'), fs.constants.X_OK);
-      return path.join(d, 'setpriv');
-    } catch {
-      /* next */
-    }
-  }
-  return null;
 }
 
 function passwdEntry(user: string): { uid: number; gid: number } | null {
@@ -57,7 +45,7 @@ export function unprivileged(): Unprivileged | string {
   const why = (reason: string) => (cached = reason);
   if (process.platform !== 'linux') return why(`running as nobody is tested on Linux (platform is ${process.platform})`);
   if (process.getuid?.() !== 0) return why('needs root, to run the CLI as nobody');
-  const setpriv = findSetpriv();
+  const setpriv = findExe('setpriv');
   if (setpriv === null) return why('needs setpriv (util-linux), to run the CLI as nobody');
   const user = 'nobody';
   const ids = passwdEntry(user);

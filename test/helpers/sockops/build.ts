@@ -7,6 +7,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
+import { findExe } from '../jest/requirements';
 
 const SOURCES = __dirname;
 const BPF_SOURCE = path.join(SOURCES, 'toa_sockops.bpf.c');
@@ -15,20 +16,6 @@ const BUILD_ROOT = path.resolve(__dirname, '..', '..', '..', 'build', 'sockops')
 const LIBBPF_HEADER = '/usr/include/bpf/libbpf.h';
 
 export type Availability = { ok: true } | { ok: false; reason: string };
-
-function findExe(name: string): string | null {
-  for (const dir of (process.env.PATH || '').split(':').concat(['/usr/bin', '/usr/sbin', '/bin'])) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
 
 /** The cgroup v2 hierarchy the test cgroups go under: TOA_SOCKOPS_CGROUP_ROOT, else from /proc/mounts. */
 export function cgroupRoot(): string | null {
