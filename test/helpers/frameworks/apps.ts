@@ -79,50 +79,35 @@ export interface FrameworkApp {
   server(options?: IntegrationOptions, forwarded?: boolean): Promise<AppServer>;
 }
 
-async function stop(server: http.Server): Promise<void> {
-  server.closeAllConnections();
-  if (!server.listening) return;
-  await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
-}
-
-function express(name: string, id: Framework, e: ExpressFactory): FrameworkApp {
+/** A plain http server (Express, Koa) and how to stop it. */
+function plain(server: http.Server): AppServer {
   return {
-    name,
-    family: 'express',
-    id,
-    async server(options, forwarded) {
-      const server = http.createServer(expressApp(e, options, forwarded ? (a) => a.set('trust proxy', 'loopback') : undefined));
-      return { server, close: () => stop(server) };
+    server,
+    async close() {
+      server.closeAllConnections();
+      if (server.listening) await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
     },
   };
 }
 
-function koa(name: string, id: Framework, Koa: KoaClass): FrameworkApp {
-  return {
-    name,
-    family: 'koa',
-    id,
-    async server(options, forwarded) {
-      const server = http.createServer(koaApp(Koa, options, forwarded).callback());
-      return { server, close: () => stop(server) };
-    },
-  };
+/** Fastify's server after ready(), and app.close(). */
+async function ready(app: ReturnType<typeof fastifyApp>): Promise<AppServer> {
+  await app.ready();
+  return { server: app.server, close: () => app.close() };
 }
 
-function fastifyVersion(name: string, id: Framework, f: FastifyFactory): FrameworkApp {
-  return {
-    name,
-    family: 'fastify',
-    id,
-    async server(options, forwarded) {
-      const app = fastifyApp(f, options, forwarded ? '127.0.0.1' : undefined);
-      await app.ready();
-      return { server: app.server, close: () => app.close() };
-    },
-  };
-}
+const trustLoopback = (a: ReturnType<ExpressFactory>) => a.set('trust proxy', 'loopback');
 
-export const EXPRESS = [express('Express 5', 'express5', express5), express('Express 4', 'express4', express4)];
-export const KOA = [koa('Koa 3', 'koa3', Koa3), koa('Koa 2', 'koa2', Koa2)];
-export const FASTIFY = [fastifyVersion('Fastify 5', 'fastify5', fastify5), fastifyVersion('Fastify 4', 'fastify4', fastify4)];
+export const EXPRESS: FrameworkApp[] = [
+  { name: 'Express 5', family: 'express', id: 'express5', server: async (o, fwd) => plain(http.createServer(expressApp(express5, o, fwd ? trustLoopback : undefined))) },
+  { name: 'Express 4', family: 'express', id: 'express4', server: async (o, fwd) => plain(http.createServer(expressApp(express4, o, fwd ? trustLoopback : undefined))) },
+];
+export const KOA: FrameworkApp[] = [
+  { name: 'Koa 3', family: 'koa', id: 'koa3', server: async (o, fwd) => plain(http.createServer(koaApp(Koa3, o, fwd).callback())) },
+  { name: 'Koa 2', family: 'koa', id: 'koa2', server: async (o, fwd) => plain(http.createServer(koaApp(Koa2, o, fwd).callback())) },
+];
+export const FASTIFY: FrameworkApp[] = [
+  { name: 'Fastify 5', family: 'fastify', id: 'fastify5', server: (o, fwd) => ready(fastifyApp(fastify5, o, fwd ? '127.0.0.1' : undefined)) },
+  { name: 'Fastify 4', family: 'fastify', id: 'fastify4', server: (o, fwd) => ready(fastifyApp(fastify4, o, fwd ? '127.0.0.1' : undefined)) },
+];
 export const FRAMEWORKS: FrameworkApp[] = [...EXPRESS, ...KOA, ...FASTIFY];
