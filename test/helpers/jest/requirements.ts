@@ -81,3 +81,23 @@ export function describeNeeds(
     afterAll(() => cleanUp.end());
   });
 }
+
+/**
+ * describeNeeds' cleanUp for a harness: the members of `open` made during the block (numbered
+ * after `lastSeq()` at its start) and still open at its end are closed, also when a test failed
+ * before closing them.
+ */
+export function closeMadeInBlock<T extends { seq: number; close(): Promise<unknown> }>(
+  open: Set<T>,
+  lastSeq: () => number,
+): { start(): void; end(): Promise<void> } {
+  let first = 0;
+  return {
+    start: () => {
+      first = lastSeq();
+    },
+    end: async () => {
+      await Promise.all([...open].filter((m) => m.seq > first).map((m) => m.close()));
+    },
+  };
+}

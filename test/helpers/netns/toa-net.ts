@@ -14,7 +14,7 @@ import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
 import { removeOrphans } from '../process/leftovers';
 import { closedAtExit } from '../process/real-process';
-import { describeNeeds, findExe } from '../jest/requirements';
+import { closeMadeInBlock, describeNeeds, findExe } from '../jest/requirements';
 
 export const ADDR = {
   client4: '192.0.2.1',
@@ -288,16 +288,7 @@ export function netnsAvailable(): { ok: true } | { ok: false; reason: string } {
  */
 export function describeE2E(name: string, fn: () => void): void {
   const a = netnsAvailable();
-  let startSeq = 0;
-  describeNeeds('e2e network namespace harness', a.ok ? null : a.reason, name, fn, {
-    start: () => {
-      startSeq = createSeq;
-    },
-    end: async () => {
-      const mine = [...localNets].filter((t) => t.seq > startSeq);
-      await Promise.all(mine.map((t) => t.close()));
-    },
-  });
+  describeNeeds('e2e network namespace harness', a.ok ? null : a.reason, name, fn, closeMadeInBlock(localNets, () => createSeq));
 }
 
 // ---- process-wide cleanup -------------------------------------------------

@@ -12,7 +12,7 @@ import { spawn as spawnChild, ChildProcess, StdioOptions } from 'child_process';
 import { buildSockops, cgroupRoot, sockopsAvailable, type Availability } from './build';
 import { removeOrphans } from '../process/leftovers';
 import { closedAtExit } from '../process/real-process';
-import { describeNeeds } from '../jest/requirements';
+import { closeMadeInBlock, describeNeeds } from '../jest/requirements';
 
 export { sockopsAvailable, buildSockops } from './build';
 
@@ -293,13 +293,5 @@ function removeStaleCgroupDir(dir: string): void {
  */
 export function describeSockops(name: string, fn: () => void): void {
   const a = sockopsAvailable();
-  let startSeq = 0;
-  describeNeeds('sock_ops harness', a.ok ? null : a.reason, name, fn, {
-    start: () => {
-      startSeq = createSeq;
-    },
-    end: async () => {
-      await Promise.all([...localGroups].filter((g) => g.seq > startSeq).map((g) => g.close()));
-    },
-  });
+  describeNeeds('sock_ops harness', a.ok ? null : a.reason, name, fn, closeMadeInBlock(localGroups, () => createSeq));
 }
