@@ -36,7 +36,7 @@ const ROUNDS = envInt('BENCH_PRELOAD_HTTP_ROUNDS', QUICK ? 1 : 6, 1, 40);
 // (V8 still compiling its path) where the later rounds read +10-20 %.
 const INITIAL = envInt('BENCH_PRELOAD_HTTP_INITIAL', QUICK ? 100 : 2000, 0, 100_000);
 const PARALLEL = envInt('BENCH_PRELOAD_HTTP_PARALLEL', 16, 1, 256);
-const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'conn-load.js');
+const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'children', 'conn-load.js');
 
 function roads(): Road[] {
   const raw = process.env.BENCH_PRELOAD_HTTP_ROADS ?? 'syn,syn-tap,ack,data';

@@ -64,19 +64,21 @@ function build() {
     fs.writeFileSync(path.join(OUT, name.replace(/\.ts$/, '.js')), outputText);
   }
   // The sock_ops harness of the tests (clients whose kernel writes TOA), for the preload parts:
-  // transpiled beside the parts, its C sources copied (it builds into build/sockops either way).
+  // transpiled beside the parts in the same folders, its C sources copied (it builds into build/sockops
+  // either way).
   const helpers = path.join(OUT, 'helpers');
   fs.mkdirSync(path.join(helpers, 'sockops'), { recursive: true });
-  for (const name of ['sockops.ts', 'sockops-build.ts', 'real-process.ts', 'requirements.ts']) {
+  for (const name of ['sockops/index.ts', 'sockops/build.ts', 'process/real-process.ts', 'process/leftovers.ts', 'jest/requirements.ts']) {
     const source = fs.readFileSync(path.join(ROOT, 'test', 'helpers', name), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       fileName: name,
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
     });
+    fs.mkdirSync(path.dirname(path.join(helpers, name)), { recursive: true });
     fs.writeFileSync(path.join(helpers, name.replace(/\.ts$/, '.js')), outputText);
   }
   for (const name of fs.readdirSync(path.join(ROOT, 'test', 'helpers', 'sockops'))) {
-    fs.copyFileSync(path.join(ROOT, 'test', 'helpers', 'sockops', name), path.join(helpers, 'sockops', name));
+    if (name.endsWith('.c')) fs.copyFileSync(path.join(ROOT, 'test', 'helpers', 'sockops', name), path.join(helpers, 'sockops', name));
   }
   const floor = path.join(OUT, 'syscall-floor');
   const floorSource = path.join(__dirname, 'syscall-floor.c');

@@ -1,5 +1,5 @@
 // Clients whose own kernel writes TOA, for the parts that measure it: the tests' sock_ops harness
-// (test/helpers/sockops.ts, transpiled by run.js into build-bench/helpers/), and a child in its
+// (test/helpers/sockops/index.ts, transpiled by run.js into build-bench/helpers/), and a child in its
 // cgroup that opens and holds connections on request, so a server in this process accepts them.
 import type * as net from 'node:net';
 import * as path from 'node:path';
@@ -14,7 +14,7 @@ export const TOA_PACKETS: readonly ToaPacket[] = ['syn', 'ack', 'data'];
 
 export function sockops(): Sockops {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(ROOT, 'build-bench', 'helpers', 'sockops.js')) as Sockops;
+  return require(path.join(ROOT, 'build-bench', 'helpers', 'sockops', 'index.js')) as Sockops;
 }
 
 /** Why the harness cannot run here (not root, no clang, ...), or undefined when it can. */

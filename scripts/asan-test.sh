@@ -4,14 +4,14 @@
 # runtime into node (node itself is not instrumented, so the runtime must come first), and points
 # lib/addon/binding.ts at the sanitized addon with NODE_TOA_ADDON. Fails on any sanitizer report.
 # Leak detection is off: node does not free everything at exit.
-# The tap's tests (test/ack-table.test.ts) run here too. Their child processes inherit LD_PRELOAD,
+# The tap's tests (test/netns/ack-table.test.ts) run here too. Their child processes inherit LD_PRELOAD,
 # the sanitizer options and NODE_TOA_ADDON: the setpriv'd node loads the sanitized addon as well
 # (a report there breaks the test's empty-stderr check), and python3, which injects packets on lo,
 # runs unharmed under the preloaded runtime.
-# Env: ASAN_TESTS to override the test files (default: test/parse.test.ts test/proxy-parse.test.ts
-# test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts, the last for the preload's bound
-# reader, makeSynReader; test/proxy-peek.test.ts for the PROXY gate's socket reader;
-# test/udp-parse.test.ts, test/uoa-parse.test.ts, test/udp.test.ts and test/udp-uoa.test.ts for
+# Env: ASAN_TESTS to override the test files (default: test/unit/parse.test.ts test/unit/proxy-parse.test.ts
+# test/loopback/socket*.test.ts test/netns/ack-table.test.ts test/netns/preload.test.ts, the last for the preload's bound
+# reader, makeSynReader; test/loopback/proxy-peek.test.ts for the PROXY gate's socket reader;
+# test/unit/udp-parse.test.ts, test/unit/uoa-parse.test.ts, test/loopback/udp.test.ts and test/netns/udp-uoa.test.ts for
 # the UDP parsers and the UOA tap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,8 +42,8 @@ grep -q NODE_TOA_ADDON dist/addon/binding.js || { echo "asan-test: dist/addon/bi
 if [ -n "${ASAN_TESTS:-}" ]; then
   read -r -a tests <<<"$ASAN_TESTS"
 else
-  tests=(test/parse.test.ts test/proxy-parse.test.ts test/proxy-peek.test.ts test/udp-parse.test.ts test/uoa-parse.test.ts test/udp.test.ts test/udp-uoa.test.ts)
-  for f in test/socket*.test.ts test/ack-table.test.ts test/preload.test.ts; do [ -e "$f" ] && tests+=("$f"); done
+  tests=(test/unit/parse.test.ts test/unit/proxy-parse.test.ts test/loopback/proxy-peek.test.ts test/unit/udp-parse.test.ts test/unit/uoa-parse.test.ts test/loopback/udp.test.ts test/netns/udp-uoa.test.ts)
+  for f in test/loopback/socket*.test.ts test/netns/ack-table.test.ts test/netns/preload.test.ts; do [ -e "$f" ] && tests+=("$f"); done
 fi
 
 echo "asan-test: $addon with $(basename "$runtime") on ${tests[*]}"

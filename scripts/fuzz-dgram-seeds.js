@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes the UDP parsers' unit-test vectors (test/helpers/udp-vectors.ts) as the fuzzers' starting
+// Writes the UDP parsers' unit-test vectors (test/helpers/vectors/udp-vectors.ts) as the fuzzers' starting
 // corpora: datagrams to fuzz/dgram_seeds/ (each prefixed with the two bytes that pick its formats
 // and max_size, see dgram_header_fuzz.cc), and UOA packets to fuzz/uoa_seeds/.
 // Usage: node scripts/fuzz-dgram-seeds.js [dgramDir [uoaDir]]
@@ -9,7 +9,7 @@ require('./require-ts');
 const { seedDir, slug } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
-const { DGRAM_VECTORS, UOA_VECTORS } = require(path.join(root, 'test/helpers/udp-vectors.ts'));
+const { DGRAM_VECTORS, UOA_VECTORS } = require(path.join(root, 'test/helpers/vectors/udp-vectors.ts'));
 
 const { outDir, write } = seedDir(path.join(root, 'fuzz/dgram_seeds'));
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes the PROXY parser's unit-test vectors (test/helpers/proxy-vectors.ts) to fuzz/proxy_seeds/
+// Writes the PROXY parser's unit-test vectors (test/helpers/vectors/proxy-vectors.ts) to fuzz/proxy_seeds/
 // as the fuzzer's starting corpus: one file per header, plus, for each whole header, a copy
 // prefixed with two bytes that pick a small max_size (see proxy_parse_fuzz.cc).
 // Usage: node scripts/fuzz-proxy-seeds.js [outDir]
@@ -9,7 +9,7 @@ require('./require-ts');
 const { seedDir, slug } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
-const { OK_VECTORS, BAD_VECTORS, NOT_PROXY } = require(path.join(root, 'test/helpers/proxy-vectors.ts'));
+const { OK_VECTORS, BAD_VECTORS, NOT_PROXY } = require(path.join(root, 'test/helpers/vectors/proxy-vectors.ts'));
 
 const { outDir, write } = seedDir(path.join(root, 'fuzz/proxy_seeds'));
 

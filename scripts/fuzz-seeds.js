@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes the parser's unit-test vectors (test/helpers/parse-vectors.ts) to fuzz/seeds/ as the
+// Writes the parser's unit-test vectors (test/helpers/vectors/parse-vectors.ts) to fuzz/seeds/ as the
 // fuzzer's starting corpus: one file per packet, plus, for each vector that lists a TOA-shaped option, a copy
 // prefixed with [kind, layouts] for the fuzz target's input-chosen table (see toa_parse_fuzz.cc).
 // Usage: node scripts/fuzz-seeds.js [outDir]
@@ -9,7 +9,7 @@ require('./require-ts');
 const { seedDir, slug } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
-const { ALL_VECTORS, FULL_SYN_V4, FULL_SYN_V6, TABLES } = require(path.join(root, 'test/helpers/parse-vectors.ts'));
+const { ALL_VECTORS, FULL_SYN_V4, FULL_SYN_V6, TABLES } = require(path.join(root, 'test/helpers/vectors/parse-vectors.ts'));
 const { compileKinds } = require(path.join(root, 'lib/core/kinds.ts'));
 
 const { outDir, write } = seedDir(path.join(root, 'fuzz/seeds'));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the tap table fuzzer's starting corpus (fuzz/tap_table_fuzz.cc, whose header describes the
-// framing): one file per scenario of test/ack-table.test.ts's table tests, built from the same
+// framing): one file per scenario of test/netns/ack-table.test.ts's table tests, built from the same
 // packet helpers, so the fuzzer starts from handshakes that really make entries and hits.
 // Usage: node scripts/fuzz-table-seeds.js [outDir]
 'use strict';
@@ -9,7 +9,7 @@ require('./require-ts');
 const { seedDir } = require('./seed-dir');
 
 const root = path.join(__dirname, '..');
-const P = require(path.join(root, 'test/helpers/packets.ts'));
+const P = require(path.join(root, 'test/helpers/vectors/packets.ts'));
 
 const { outDir, write } = seedDir(path.join(root, 'fuzz/tap_table_seeds'));
 

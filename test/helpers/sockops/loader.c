@@ -1,6 +1,6 @@
 // Loads toa_sockops.bpf.o, makes a cgroup and attaches the program to it through a bpf_link
 // held by this process, so that the program goes away with the process however it ends.
-// Driven by test/helpers/sockops.ts over stdin/stdout, one JSON line per answer:
+// Driven by test/helpers/sockops/index.ts over stdin/stdout, one JSON line per answer:
 //
 //   loader OBJ CGROUP_DIR PACKETS KIND BASE_IPV4 [RAW_HEX]
 //     PACKETS: bit mask, 1 SYN, 2 handshake ACK, 4 first data packet

@@ -1,0 +1,77 @@
+// The server of test/netns/tap-load.test.ts, a process of its own so that it can be pinned to a
+// CPU (taskset). An HTTP server listening through toa.listen with the ACK tap; each request
+// checks realRemoteAddress(req.socket) against the TOA a ToaCgroup client writes for its source
+// port (base with the port's low byte, and the port). With `--lookup connection` the address is
+// asked for at accept time (the 'connection' event) and the handler gets the cached answer: for
+// TOA in the handshake ACK that is the tightest race with the tap. Prints {"port":N} once listening; on a
+// "report" line on stdin (or at the lifetime limit) prints the counts and toa.stats(), then exits.
+//
+//   node tap-load-server.js [--base 198.51.100.0] [--kind 254] [--lookup request|connection]
+//                           [--lifetime-ms 300000]
+'use strict';
+const http = require('node:http');
+const path = require('node:path');
+const readline = require('node:readline');
+
+const DIST = path.join(__dirname, '..', '..', '..', 'dist', 'index.js');
+const toa = require(DIST);
+
+const argv = process.argv.slice(2);
+const arg = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+const base = arg('--base', '198.51.100.0').split('.').map(Number);
+const kind = Number(arg('--kind', '254'));
+const lookup = arg('--lookup', 'request');
+const lifetimeMs = Number(arg('--lifetime-ms', '300000'));
+// One object for every request: the resolver compiles it once.
+const options = { trustProxy: 'loopback', kinds: [kind] };
+
+const counts = { requests: 0, toa: 0, peer: 0, wrong: 0 };
+const samples = { peer: [], wrong: [] }; // a few, to show what a miss looked like
+
+function expectedAddress(port) {
+  return `${base[0]}.${base[1]}.${base[2]}.${port & 0xff}`;
+}
+
+function handler(req, res) {
+  counts.requests++;
+  const port = req.socket.remotePort;
+  const a = toa.realRemoteAddress(req.socket, options);
+  if (a.source === 'toa' && a.address === expectedAddress(port) && a.port === port) counts.toa++;
+  else if (a.source === 'peer') {
+    counts.peer++;
+    if (samples.peer.length < 5) samples.peer.push({ remotePort: port, answer: a });
+  } else {
+    counts.wrong++;
+    if (samples.wrong.length < 5) samples.wrong.push({ remotePort: port, answer: a });
+  }
+  res.end('ok');
+}
+
+function report() {
+  const stats = toa.stats();
+  delete stats.taps;
+  process.stdout.write(`${JSON.stringify({ ...counts, samples, stats })}\n`, () => process.exit(0));
+}
+
+async function main() {
+  const server = http.createServer(handler);
+  server.keepAliveTimeout = 1000;
+  if (lookup === 'connection') server.on('connection', (socket) => toa.realRemoteAddress(socket, options));
+  else if (lookup !== 'request') throw new Error(`--lookup must be request or connection, got '${lookup}'`);
+  await toa.listen(server, { port: 0, host: '127.0.0.1', ack: true });
+  process.stdout.write(`${JSON.stringify({ port: server.address().port, pid: process.pid })}\n`);
+  readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() === 'report') report();
+  });
+  // Bounded even if the test never asks, or died: stdin EOF or the lifetime limit ends it.
+  process.stdin.on('end', () => process.exit(0));
+  setTimeout(report, lifetimeMs).unref();
+}
+
+main().catch((error) => {
+  process.stderr.write(`tap-load-server: ${error && error.stack}\n`);
+  process.exit(1);
+});
