@@ -45,6 +45,9 @@ const X64_BASE = [
   // mmap64, what mmap is called under -D_FILE_OFFSET_BITS=64 (Node's common.gypi, so every node-gyp
   // build): glibc's since 2.1, at the architecture's base version (as in Debian's 2.36, x64 and arm64).
   'mmap64',
+  // madvise, for the tap table's huge pages (native/mapped_array.h): glibc's since before 2.2.5
+  // (misc/Versions, GLIBC_2.0), at the architecture's base version.
+  'madvise',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
