@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'build-bench');
-const PARTS = ['micro', 'floor', 'preload', 'preload-http', 'http', 'proxy', 'tap', 'udp'];
+const PARTS = ['micro', 'floor', 'preload', 'preload-http', 'profile', 'http', 'proxy', 'tap', 'udp'];
 
 function parseArgs(argv) {
   const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
@@ -179,6 +179,33 @@ function spread(samples, format) {
 }
 
 const TARGET = { microFirst: 1.2, preloadFirst: 1.0, cachedNs: 50, preloadHttpCpu: 0.03 };
+
+// Where the preload's cost goes (bench/profile.ts): node-toa's own code, in points of server CPU,
+// beside the whole difference the same run measured.
+function profileTable(result, md) {
+  if (result.skipped) return `Profile: skipped: ${result.skipped}\n`;
+  const pct = (v) => `${fmt(v, 2)} %`;
+  const pts = (v) => `${v >= 0 ? '+' : ''}${fmt(v, 2)}`;
+  return table(
+    `Profile: where the preload's cost per connection goes: a plain node:http app and the same under -r node-toa/preload, ` +
+      `loaded at once (${fmt(result.count)} requests each, TOA written by the clients' kernel), sampled by perf; ` +
+      `the share of each server's samples whose call stack holds the read`,
+    ['TOA in', 'CPU us/req plain / preload', 'measured', "node-toa's read (_getpeername)", 'tap drain', "Node's getpeername (plain)", "node-toa's own code, points"],
+    result.rows.map((r) => {
+      const own = r.preload.read + r.preload.drain - r.plain.nodeRead;
+      return [
+        r.road === 'ack' ? 'the handshake ACK (NODE_TOA_ACK=on)' : 'the SYN (NODE_TOA_ACK=off)',
+        `${fmt(r.cpuPlain, 1)} / ${fmt(r.cpuPreload, 1)}`,
+        `${pts((100 * (r.cpuPreload - r.cpuPlain)) / r.cpuPlain)} %`,
+        pct(r.preload.read),
+        pct(r.preload.drain),
+        pct(r.plain.nodeRead),
+        pts(own),
+      ];
+    }),
+    md,
+  ) + "\n  node-toa's own code: its read and drain minus the getpeername it replaces; the rest of the measured difference is Node's own code running slower after it\n";
+}
 
 function microTables(micro, floor, md) {
   const loop = micro.loopback;
@@ -428,6 +455,12 @@ function main() {
   if (want.has('preload-http')) {
     results.preloadHttp = nodePart('preload-http', args.quick, 1200);
     const text = preloadHttpTable(results.preloadHttp, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('profile')) {
+    results.profile = nodePart('profile', args.quick, 900);
+    const text = profileTable(results.profile, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
