@@ -164,13 +164,3 @@ export function compileDecide(options: CompiledOptions): Decide {
     return answer(l3, 'peer');
   };
 }
-
-/** The policy of `options` for one connection (compileDecide(options), applied once). */
-export function decide(
-  facts: ConnectionFacts,
-  options: CompiledOptions,
-  fallback: () => Endpoint,
-  events: DecideEvents,
-): RealAddress {
-  return compileDecide(options)(facts, facts, fallback, events);
-}

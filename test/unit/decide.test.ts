@@ -1,5 +1,5 @@
 // The policy on modelled native results, including the vendor kernel module case CI can't load.
-import { decide, endpoint, type ConnectionFacts } from '../../lib/core/decide';
+import { compileDecide, endpoint, type ConnectionFacts } from '../../lib/core/decide';
 import { compileOptions } from '../../lib/core/options';
 import type { TrustProxy } from '../../lib/core/types';
 import type { NativeToa } from '../../lib/addon/native';
@@ -14,7 +14,7 @@ function run(facts: ConnectionFacts, trustProxy: TrustProxy = '198.51.100.2', mu
   const untrusted: string[] = [];
   const refused: string[] = [];
   const options = compileOptions({ trustProxy, kinds: [200, 253, 254], ...(multiple ? { multiple } : {}) }, 'test');
-  const answer = decide(facts, options, () => fallback, {
+  const answer = compileDecide(options)(facts, facts, () => fallback, {
     untrusted: (peer, toa) => untrusted.push(`${peer.address}/${toa.kind}`),
     refused: (peer, r) => refused.push(`${peer.address}/${r.reason}/${r.count}`),
   });
