@@ -1,8 +1,9 @@
-// A fixed array of zeroed T, mapped whole when it is made. The tap's table indexes by hash, so
-// each lookup lands on a random page; after a syscall on a kernel with PTI and no PCID every page
-// is a TLB miss, and a page touched for the first time is a fault (microseconds in a VM). Mapped
-// and touched up front, on huge pages where the kernel gives them (transparent huge pages in
-// `madvise` or `always` mode), the array costs no fault per connection and few TLB entries.
+// A fixed array of zeroed T, mapped when it is made. The tap's table indexes by hash, so each
+// lookup lands on a random page; after a syscall on a kernel with PTI and no PCID every page is a
+// TLB miss, and a page touched for the first time is a fault (microseconds in a VM). On huge pages
+// (transparent huge pages in `madvise` or `always` mode) a large array is a few TLB entries, and
+// it is faulted in 2 MB at a time as it fills: one fault per several thousand connections, and an
+// idle tap holds no memory. Nothing is allocated per use.
 #ifndef NODE_TOA_MAPPED_ARRAY_H
 #define NODE_TOA_MAPPED_ARRAY_H
 
@@ -42,9 +43,6 @@ class MappedArray {
 #ifdef MADV_HUGEPAGE
     if (huge) madvise(reinterpret_cast<void*>(start), whole, MADV_HUGEPAGE);
 #endif
-    // Touch every page now, not in the lookup path (MADV_POPULATE_WRITE is Linux 5.14+).
-    volatile uint8_t* p = reinterpret_cast<uint8_t*>(data_);
-    for (size_t o = 0; o < bytes; o += 4096) p[o] = 0;
   }
   ~MappedArray() {
     if (map_ != nullptr) munmap(map_, length_);

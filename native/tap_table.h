@@ -147,8 +147,8 @@ class TupleTable {
   };
 
   // The index: open addressing with linear probing over a power-of-two array of at least twice
-  // the capacity. Slots and index are mapped whole at construction (MappedArray): nothing is
-  // allocated, and no page touched for the first time, per connection.
+  // the capacity. Slots and index are mapped at construction (MappedArray, on huge pages where
+  // offered): nothing is allocated per connection, and a page fault comes once per 2 MB filled.
   struct Bucket {
     uint32_t slot = 0;  // slot + 1; 0: empty
     uint32_t hash = 0;  // the key's hash, low bits: where its probe starts
