@@ -15,11 +15,8 @@
 // load generator does. The servers count their answers that named the client the TOA carried
 // (198.51.100.<port & 255> for the peer's port): all of the preload's and none of the plain ones',
 // or the part fails, so a preload that silently fell back cannot pass for a fast one.
-import { fork, type ChildProcess } from 'node:child_process';
-import * as http from 'node:http';
-import type * as net from 'node:net';
-import * as path from 'node:path';
-import { QUICK, ROOT, emit, envInt, log, median, pinToCpu } from './common';
+import { QUICK, emit, envInt, log, median, pinToCpu } from './common';
+import { load, serve, startServer, stats, type Server } from './http-servers';
 import { sockopsUnavailable, toaGroup, type ToaGroup, type ToaPacket } from './toa-clients';
 
 type Road = 'syn' | 'syn-tap' | 'ack' | 'data';
@@ -36,7 +33,6 @@ const ROUNDS = envInt('BENCH_PRELOAD_HTTP_ROUNDS', QUICK ? 1 : 6, 1, 40);
 // (V8 still compiling its path) where the later rounds read +10-20 %.
 const INITIAL = envInt('BENCH_PRELOAD_HTTP_INITIAL', QUICK ? 100 : 2000, 0, 100_000);
 const PARALLEL = envInt('BENCH_PRELOAD_HTTP_PARALLEL', 16, 1, 256);
-const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'children', 'conn-load.js');
 
 function roads(): Road[] {
   const raw = process.env.BENCH_PRELOAD_HTTP_ROADS ?? 'syn,syn-tap,ack,data';
@@ -48,95 +44,7 @@ function roads(): Road[] {
   return list as Road[];
 }
 
-// ---- the server (a child process) ----
-
-interface ServerStats {
-  cpuUs: number;
-  requests: number;
-  /** answers that named the client the TOA carried for this connection */
-  client: number;
-  /** answers in the TOA clients' range that named another connection's client */
-  wrong: number;
-}
-
-function serve(): void {
-  let requests = 0;
-  let client = 0;
-  let wrong = 0;
-  const server = http.createServer((req, res) => {
-    const address = req.socket.remoteAddress as string;
-    requests++;
-    if (address.startsWith('198.51.100.')) {
-      // The cgroup's kernel writes 198.51.100.<source port & 255> with the source port.
-      if (address === `198.51.100.${(req.socket.remotePort as number) & 255}`) client++;
-      else wrong++;
-    }
-    res.setHeader('connection', 'close');
-    res.end(address);
-  });
-  server.listen(0, '127.0.0.1', 4096, () => process.send!({ port: (server.address() as net.AddressInfo).port }));
-  process.on('message', (m) => {
-    if (m === 'stats') {
-      const cpu = process.cpuUsage();
-      process.send!({ cpuUs: cpu.user + cpu.system, requests, client, wrong } satisfies ServerStats);
-    }
-  });
-}
-
 // ---- the driver ----
-
-interface Server {
-  label: string;
-  child: ChildProcess;
-  port: number;
-}
-
-/** A server process: plain (`ack` null), or under -r node-toa/preload with NODE_TOA_ACK=`ack`. */
-function startServer(label: string, ack: 'on' | 'off' | null): Promise<Server> {
-  const child = fork(__filename, ['serve'], {
-    cwd: ROOT, // -r node-toa/preload resolves from here (the package itself)
-    execArgv: ack === null ? [] : ['-r', 'node-toa/preload'],
-    env: { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: ack ?? 'off' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} server did not start in 10 s`)), 10_000);
-    child.once('message', (m: { port: number }) => {
-      clearTimeout(timer);
-      pinToCpu(child.pid!, 1);
-      resolve({ label, child, port: m.port });
-    });
-    child.once('exit', (code) => reject(new Error(`${label} server exited (${code})`)));
-  });
-}
-
-function stats(s: Server): Promise<ServerStats> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${s.label}: no stats in 5 s`)), 5000);
-    s.child.once('message', (m: ServerStats) => {
-      clearTimeout(timer);
-      resolve(m);
-    });
-    s.child.send('stats');
-  });
-}
-
-interface LoadResult {
-  count: number;
-  ok: number;
-  failures: number;
-  elapsedMs: number;
-}
-
-async function load(group: ToaGroup, port: number, count: number): Promise<LoadResult> {
-  const r = await group.run(process.execPath, [CONN_LOAD, '--port', String(port), '--count', String(count), '--parallel', String(PARALLEL)], {
-    cpus: '0',
-    timeoutMs: 120_000,
-  });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.code !== 0 || !line.startsWith('{')) throw new Error(`conn-load failed (${r.code ?? r.signal}): ${r.stderr}`);
-  return JSON.parse(line) as LoadResult;
-}
 
 interface Cell {
   cpuUsPerRequest: number;
@@ -150,7 +58,7 @@ interface Cell {
 /** Two servers loaded at once; each one's CPU per request in that time. */
 async function pair(group: ToaGroup, a: Server, b: Server, count: number): Promise<[Cell, Cell]> {
   const before = await Promise.all([stats(a), stats(b)]);
-  const results = await Promise.all([load(group, a.port, count), load(group, b.port, count)]);
+  const results = await Promise.all([load(group, a.port, count, PARALLEL), load(group, b.port, count, PARALLEL)]);
   const after = await Promise.all([stats(a), stats(b)]);
   return [0, 1].map((i) => {
     const requests = after[i].requests - before[i].requests;

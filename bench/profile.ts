@@ -9,15 +9,15 @@
 // Node's code running slower after it (caches and TLB, on a VM where each syscall empties the TLB).
 // Needs root, perf (Debian: linux-perf) and the sock_ops harness; else the part says why and
 // prints nothing else.
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { QUICK, ROOT, emit, envInt, log, pinToCpu } from './common';
-import { sockopsUnavailable, toaGroup, type ToaGroup, type ToaPacket } from './toa-clients';
+import { QUICK, ROOT, emit, envInt, log } from './common';
+import { load, startServer, stats } from './http-servers';
+import { sockopsUnavailable, toaGroup, type ToaPacket } from './toa-clients';
 
 const COUNT = envInt('BENCH_PROFILE_COUNT', QUICK ? 3000 : 12_000, 500, 100_000);
 const WARM = envInt('BENCH_PROFILE_WARM', QUICK ? 1000 : 3000, 0, 100_000);
-const SERVE = path.join(__dirname, 'preload-http.js');
-const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'children', 'conn-load.js');
+const PARALLEL = 16;
 
 type Road = 'syn' | 'ack';
 const ROADS: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' }> = {
@@ -29,54 +29,6 @@ const ROADS: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' }> = {
 const PRELOAD_READ = `_getpeername ${path.join(ROOT, 'dist', 'install', 'sockets.js')}`;
 const DRAIN = `drainAll ${path.join(ROOT, 'dist', 'tap', 'registry.js')}`;
 const NODE_READ = 'GetSockOrPeerName<node::TCPWrap, &uv_tcp_getpeername>';
-
-interface Server {
-  child: ChildProcess;
-  port: number;
-}
-
-interface Stats {
-  cpuUs: number;
-  requests: number;
-  client: number;
-}
-
-function start(preload: boolean, ack: 'on' | 'off'): Promise<Server> {
-  const child = fork(SERVE, ['serve'], {
-    cwd: ROOT,
-    execArgv: [...(preload ? ['-r', 'node-toa/preload'] : []), '--perf-basic-prof'],
-    env: { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: ack },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('a server did not start in 10 s')), 10_000);
-    child.once('message', (m: { port: number }) => {
-      clearTimeout(timer);
-      pinToCpu(child.pid!, 1);
-      resolve({ child, port: m.port });
-    });
-    child.once('exit', (code) => reject(new Error(`a server exited (${code})`)));
-  });
-}
-
-function stats(s: Server): Promise<Stats> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no stats in 5 s')), 5000);
-    s.child.once('message', (m: Stats) => {
-      clearTimeout(timer);
-      resolve(m);
-    });
-    s.child.send('stats');
-  });
-}
-
-async function load(group: ToaGroup, port: number, count: number): Promise<void> {
-  const r = await group.run(process.execPath, [CONN_LOAD, '--port', String(port), '--count', String(count), '--parallel', '16'], {
-    cpus: '0',
-    timeoutMs: 180_000,
-  });
-  if (r.code !== 0) throw new Error(`conn-load failed (${r.code ?? r.signal}): ${r.stderr}`);
-}
 
 interface Shares {
   samples: number;
@@ -112,17 +64,17 @@ function shares(data: string, pids: number[]): Map<number, Shares> {
 async function road(name: Road): Promise<unknown> {
   const setup = ROADS[name];
   const group = await toaGroup(setup.packet);
-  const plain = await start(false, setup.ack);
-  const preload = await start(true, setup.ack);
+  const plain = await startServer('plain', null, ['--perf-basic-prof']);
+  const preload = await startServer('preload', setup.ack, ['--perf-basic-prof']);
   const data = path.join(__dirname, `profile-${name}.data`);
   try {
-    await Promise.all([load(group, plain.port, WARM), load(group, preload.port, WARM)]);
+    await Promise.all([load(group, plain.port, WARM, PARALLEL), load(group, preload.port, WARM, PARALLEL)]);
     const perf = spawn('perf', ['record', '-F', '2999', '-g', '-q', '-o', data, '-p', `${plain.child.pid},${preload.child.pid}`], {
       stdio: 'ignore',
     });
     await new Promise((resolve) => setTimeout(resolve, 500));
     const before = await Promise.all([stats(plain), stats(preload)]);
-    await Promise.all([load(group, plain.port, COUNT), load(group, preload.port, COUNT)]);
+    await Promise.all([load(group, plain.port, COUNT, PARALLEL), load(group, preload.port, COUNT, PARALLEL)]);
     const after = await Promise.all([stats(plain), stats(preload)]);
     perf.kill('SIGINT');
     await new Promise((resolve) => perf.once('exit', resolve));
