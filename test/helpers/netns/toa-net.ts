@@ -13,7 +13,7 @@ import * as readline from 'readline';
 import * as vm from 'vm';
 import { spawn, execFileSync, execFile, ChildProcess } from 'child_process';
 import { removeOrphans } from '../process/leftovers';
-import { closedAtExit } from '../process/real-process';
+import { childEnv, closedAtExit } from '../process/real-process';
 import { closeMadeInBlock, describeNeeds, findExe } from '../jest/requirements';
 
 export const ADDR = {
@@ -322,15 +322,6 @@ function snakeToCamel(o: Record<string, number>): ProxyStats {
   const r: Record<string, number> = {};
   for (const [k, v] of Object.entries(o)) r[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
   return r as ProxyStats;
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_CHANNEL_FD;
-  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
-  delete env.NODE_OPTIONS;
-  delete env.NODE_UNIQUE_ID;
-  return env;
 }
 
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };

@@ -28,3 +28,17 @@ export function closedAtExit<T extends { closeSync(): void }>(key: string): Set<
   });
   return open;
 }
+
+/**
+ * The environment for the harnesses' helper processes (ip, the BPF loader, their agents): this
+ * one without what makes a Node child of jest's worker join it (its IPC channel, cluster id,
+ * NODE_OPTIONS).
+ */
+export function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_CHANNEL_FD;
+  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
+  delete env.NODE_OPTIONS;
+  delete env.NODE_UNIQUE_ID;
+  return env;
+}

@@ -11,7 +11,7 @@ import * as readline from 'readline';
 import { spawn as spawnChild, ChildProcess, StdioOptions } from 'child_process';
 import { buildSockops, cgroupRoot, sockopsAvailable, type Availability } from './build';
 import { removeOrphans } from '../process/leftovers';
-import { closedAtExit } from '../process/real-process';
+import { childEnv, closedAtExit } from '../process/real-process';
 import { closeMadeInBlock, describeNeeds } from '../jest/requirements';
 
 export { sockopsAvailable, buildSockops } from './build';
@@ -68,15 +68,6 @@ export interface RunResult {
 const BITS: Record<ToaPacket, number> = { syn: 1, ack: 2, data: 4 };
 const NAME_RE = /^toa-sockops-(\d+)-[0-9a-f]+$/;
 const DEFAULT_BASE = '198.51.100.0';
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_CHANNEL_FD;
-  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
-  delete env.NODE_OPTIONS;
-  delete env.NODE_UNIQUE_ID;
-  return env;
-}
 
 // Cgroups of test processes that died without cleanup (SIGKILL of the worker and its loader).
 function removeStaleCgroups(root: string): void {
