@@ -28,7 +28,7 @@ class MappedArray {
     const size_t bytes = count_ * sizeof(T);
     // An array of a quarter of a huge page or more (the default table's 1 MB index, its 17 MB of
     // slots) starts on a huge-page boundary, in whole huge pages; a smaller one (a small table,
-    // the fuzzer's) stays on plain pages, where zeroing it costs only its size.
+    // the fuzzer's, one per input) stays on plain pages: its first touch would zero 2 MB.
     const bool huge = bytes >= kHuge / 4;
     const size_t whole = (bytes + kHuge - 1) & ~(kHuge - 1);  // the huge pages it spans
     length_ = huge ? whole + kHuge : bytes;
