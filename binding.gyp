@@ -10,6 +10,8 @@
         "native/tap_table.cc",
         "native/tap_filter.cc",
         "native/tap_sockets.cc",
+        "native/sockops.cc",
+        "native/sockops_parse.cc",
         "native/tap_addon.cc",
         "native/proxy_parse.cc",
         "native/proxy_sys.cc",

@@ -58,7 +58,7 @@ export interface Server {
  * A server process: plain (`ack` null), or under -r node-toa/preload with NODE_TOA_ACK=`ack`;
  * `nodeArgs` go to its node (the profile part's --perf-basic-prof).
  */
-export function startServer(label: string, ack: 'on' | 'off' | null, nodeArgs: readonly string[] = []): Promise<Server> {
+export function startServer(label: string, ack: 'on' | 'off' | 'packet' | null, nodeArgs: readonly string[] = []): Promise<Server> {
   const child = fork(SERVE, ['serve'], {
     cwd: ROOT, // -r node-toa/preload resolves from here (the package itself)
     execArgv: [...(ack === null ? [] : ['-r', 'node-toa/preload']), ...nodeArgs],

@@ -4,8 +4,11 @@
 // that their own kernel writes the TOA, on one of the roads a proxy uses:
 //   syn       TOA in every SYN, the preload with NODE_TOA_ACK=off (SYNs only)
 //   syn-tap   TOA in every SYN, NODE_TOA_ACK=on (the tap open, as `auto` opens it for root)
-//   ack       TOA in the handshake ACK only, NODE_TOA_ACK=on
+//   ack       TOA in the handshake ACK only, NODE_TOA_ACK=on (the tap reads through the server's
+//             sock_ops program, as `auto` and `on` do where it loads)
 //   data      TOA in the first data packet only (the request), NODE_TOA_ACK=on
+//   ack-packet  TOA in the handshake ACK only, NODE_TOA_ACK=packet (packet sockets, where the
+//             program cannot load: the road before the sock_ops program)
 // Per road two pairs: plain against the road's preload server, and an A/A control (two more plain
 // servers, the same clients, measured the same way: the noise). Each round runs every pair of
 // every road (the order of roads and pairs, and which side starts first, rotate), each pair right
@@ -19,12 +22,13 @@ import { QUICK, emit, envInt, log, median, pinToCpu } from './common';
 import { load, serve, startServer, stats, type Server } from './http-servers';
 import { sockopsUnavailable, toaGroup, type ToaGroup, type ToaPacket } from './toa-clients';
 
-type Road = 'syn' | 'syn-tap' | 'ack' | 'data';
-const ROAD_SETUP: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' }> = {
+type Road = 'syn' | 'syn-tap' | 'ack' | 'data' | 'ack-packet';
+const ROAD_SETUP: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' | 'packet' }> = {
   syn: { packet: 'syn', ack: 'off' },
   'syn-tap': { packet: 'syn', ack: 'on' },
   ack: { packet: 'ack', ack: 'on' },
   data: { packet: 'data', ack: 'on' },
+  'ack-packet': { packet: 'ack', ack: 'packet' },
 };
 const WARM = envInt('BENCH_PRELOAD_HTTP_WARM', QUICK ? 50 : 500, 0, 100_000);
 const COUNT = envInt('BENCH_PRELOAD_HTTP_COUNT', QUICK ? 200 : 4000, 100, 100_000);
@@ -35,7 +39,7 @@ const INITIAL = envInt('BENCH_PRELOAD_HTTP_INITIAL', QUICK ? 100 : 2000, 0, 100_
 const PARALLEL = envInt('BENCH_PRELOAD_HTTP_PARALLEL', 16, 1, 256);
 
 function roads(): Road[] {
-  const raw = process.env.BENCH_PRELOAD_HTTP_ROADS ?? 'syn,syn-tap,ack,data';
+  const raw = process.env.BENCH_PRELOAD_HTTP_ROADS ?? 'syn,syn-tap,ack,data,ack-packet';
   const list = raw.split(',').map((r) => r.trim()).filter((r) => r !== '');
   for (const r of list) {
     if (!Object.hasOwn(ROAD_SETUP, r)) throw new RangeError(`BENCH_PRELOAD_HTTP_ROADS: unknown road '${r}' (roads: ${Object.keys(ROAD_SETUP).join(', ')})`);

@@ -20,7 +20,9 @@
 //   loopback  in-process clients, no TOA, SYNs only (NODE_TOA_ACK=off): the answer is Node's own value
 //   syn       clients in a ToaCgroup whose kernel writes a TOA into every SYN; SYNs only (ack: false)
 //   syn-tap   the same clients, the ACK tap open as well (ack: true, NODE_TOA_ACK=on)
-//   ack       clients whose kernel writes the TOA into the handshake ACK only; the tap open (ack: true)
+//   ack       clients whose kernel writes the TOA into the handshake ACK only; the tap open (ack: true,
+//             read through the server's sock_ops program where it loads)
+//   ack-packet  the same, the tap reading packet sockets (ack: { source: 'packet' })
 // The peers (loopback) are trusted; with TOA, every answer must be the client the option names,
 // read from the packet the mode says, or the part fails.
 import * as net from 'node:net';
@@ -34,12 +36,13 @@ const ROUNDS = envInt('BENCH_PRELOAD_ROUNDS', QUICK ? 16 : 80, 2, 500);
 const WARMUP = envInt('BENCH_PRELOAD_WARMUP', QUICK ? 20 : 60, 1, 500);
 const CACHED_PASSES = 200;
 
-type Mode = 'loopback' | 'syn' | 'syn-tap' | 'ack';
-const MODES: Record<Mode, { packet: ToaPacket | null; ack: boolean }> = {
+type Mode = 'loopback' | 'syn' | 'syn-tap' | 'ack' | 'ack-packet';
+const MODES: Record<Mode, { packet: ToaPacket | null; ack: boolean | { source: 'packet' } }> = {
   loopback: { packet: null, ack: false },
   syn: { packet: 'syn', ack: false },
   'syn-tap': { packet: 'syn', ack: true },
   ack: { packet: 'ack', ack: true },
+  'ack-packet': { packet: 'ack', ack: { source: 'packet' } },
 };
 
 function mode(): Mode {

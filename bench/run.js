@@ -264,7 +264,8 @@ const PRELOAD_LABELS = {
   loopback: 'loopback, no TOA (NODE_TOA_ACK=off)',
   syn: 'TOA in the SYN (NODE_TOA_ACK=off)',
   'syn-tap': 'TOA in the SYN, the tap open (NODE_TOA_ACK=on)',
-  ack: 'TOA in the handshake ACK (NODE_TOA_ACK=on)',
+  ack: 'TOA in the handshake ACK (NODE_TOA_ACK=on: sock_ops)',
+  'ack-packet': 'TOA in the handshake ACK, packet sockets (ack.source packet)',
 };
 
 function preloadTable(results, md) {
@@ -300,8 +301,9 @@ function preloadTable(results, md) {
 const ROAD_LABELS = {
   syn: 'TOA in the SYN (NODE_TOA_ACK=off)',
   'syn-tap': 'TOA in the SYN, the tap open (NODE_TOA_ACK=on)',
-  ack: 'TOA in the handshake ACK (NODE_TOA_ACK=on)',
-  data: 'TOA in the first data packet (NODE_TOA_ACK=on)',
+  ack: 'TOA in the handshake ACK (NODE_TOA_ACK=on: sock_ops)',
+  data: 'TOA in the first data packet (NODE_TOA_ACK=on: sock_ops)',
+  'ack-packet': 'TOA in the handshake ACK, packet sockets (NODE_TOA_ACK=packet)',
 };
 
 function preloadHttpTable(result, md) {
@@ -447,7 +449,7 @@ function main() {
   }
   if (want.has('preload')) {
     results.preload = {};
-    for (const mode of ['loopback', 'syn', 'syn-tap', 'ack']) results.preload[mode] = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_MODE: mode });
+    for (const mode of ['loopback', 'syn', 'syn-tap', 'ack', 'ack-packet']) results.preload[mode] = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_MODE: mode });
     const text = preloadTable(results.preload, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);

@@ -18,6 +18,7 @@
 #include "js_values.h"
 #include "tap_addon.h"
 #include "toa_sys.h"
+#include "sockops.h"
 #include "tap_sockets.h"
 
 namespace {
@@ -41,12 +42,37 @@ uint32_t Unsigned(const Napi::CallbackInfo& info, size_t index, const char* name
   return static_cast<uint32_t>(value);
 }
 
+// `sources` at `index`: the trusted ranges as packed records of 18 bytes (family 4|6, prefix bits,
+// 16 address bytes); null or absent: every source passes.
+void SourcesArgument(const Napi::CallbackInfo& info, size_t index, toa::FilterSpec* spec) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= index || info[index].IsNull() || info[index].IsUndefined()) return;
+  if (!toa::IsUint8Array(info, index)) throw Napi::TypeError::New(env, "sources must be a Uint8Array or null");
+  auto bytes = info[index].As<Napi::Uint8Array>();
+  constexpr size_t kRecord = 18;
+  if (bytes.ByteLength() % kRecord != 0 || bytes.ByteLength() / kRecord > toa::kMaxTapSources) {
+    throw Napi::RangeError::New(env, "sources must hold at most 64 records of 18 bytes");
+  }
+  spec->check_sources = true;
+  for (size_t o = 0; o < bytes.ByteLength(); o += kRecord) {
+    toa::SourceRange r;
+    r.family = bytes[o];
+    r.prefix = bytes[o + 1];
+    if ((r.family != 4 && r.family != 6) || r.prefix > (r.family == 4 ? 32 : 128)) {
+      throw Napi::RangeError::New(env, "a source range must be family 4 (prefix 0-32) or 6 (prefix 0-128)");
+    }
+    std::memcpy(r.bytes, bytes.Data() + o + 2, 16);
+    spec->sources.push_back(r);
+  }
+}
+
 class TapWrap : public Napi::ObjectWrap<TapWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Tap",
                        {
                            InstanceMethod<&TapWrap::Open>("open"),
+                           InstanceMethod<&TapWrap::OpenSockops>("openSockops"),
                            InstanceMethod<&TapWrap::SetFilter>("setFilter"),
                            InstanceMethod<&TapWrap::Drain>("drain"),
                            InstanceMethod<&TapWrap::Lookup>("lookup"),
@@ -99,6 +125,27 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return result;
   }
 
+  // openSockops(listenerFd, port, sources?) -> { errno, syscall?, log?, netns }: reads through the
+  // server's sock_ops program instead of packet sockets (sockops.h); `sources` as setFilter's (the
+  // senders whose syncookie SYNs it keeps); `log` is the verifier's when it refused.
+  Napi::Value OpenSockops(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    const uint32_t port = Unsigned(info, 1, "port", 1, 65535);
+    toa::FilterSpec trust;
+    SourcesArgument(info, 2, &trust);
+    const char* failed_call = nullptr;
+    std::string log;
+    const int err = tap(env).OpenSockops(fd < 0 ? -1 : fd, static_cast<uint16_t>(port), trust, &failed_call, &log);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("errno", err);
+    if (err != 0 && failed_call != nullptr) result.Set("syscall", failed_call);
+    if (err != 0 && !log.empty()) result.Set("log", log);
+    result.Set("netns", Napi::Number::New(env, static_cast<double>(tap(env).netns())));
+    return result;
+  }
+
   // setFilter(ports: number[], sources?: Uint8Array | null) -> errno. `sources`: the trusted ranges
   // as packed records of 18 bytes (family 4|6, prefix bits, 16 address bytes); null or absent:
   // every source passes.
@@ -114,25 +161,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
       if (!(port >= 1 && port <= 65535)) throw Napi::RangeError::New(env, "ports must be 1-65535");
       spec.ports.push_back(static_cast<uint16_t>(port));
     }
-    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) {
-      if (!toa::IsUint8Array(info, 1)) throw Napi::TypeError::New(env, "sources must be a Uint8Array or null");
-      auto bytes = info[1].As<Napi::Uint8Array>();
-      constexpr size_t kRecord = 18;
-      if (bytes.ByteLength() % kRecord != 0 || bytes.ByteLength() / kRecord > toa::kMaxTapSources) {
-        throw Napi::RangeError::New(env, "sources must hold at most 64 records of 18 bytes");
-      }
-      spec.check_sources = true;
-      for (size_t o = 0; o < bytes.ByteLength(); o += kRecord) {
-        toa::SourceRange r;
-        r.family = bytes[o];
-        r.prefix = bytes[o + 1];
-        if ((r.family != 4 && r.family != 6) || r.prefix > (r.family == 4 ? 32 : 128)) {
-          throw Napi::RangeError::New(env, "a source range must be family 4 (prefix 0-32) or 6 (prefix 0-128)");
-        }
-        std::memcpy(r.bytes, bytes.Data() + o + 2, 16);
-        spec.sources.push_back(r);
-      }
-    }
+    SourcesArgument(info, 1, &spec);
     return Napi::Number::New(env, tap(env).SetFilter(spec));
   }
 
@@ -216,6 +245,20 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   std::unique_ptr<toa::Tap> tap_;
 };
 
+// probeSockops() -> { errno, syscall?, log? }: loads and attaches the server's sock_ops program
+// (once per process; tap_sockets.h OpenSockops then only adds ports).
+Napi::Value ProbeSockops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* failed_call = nullptr;
+  std::string log;
+  const int err = toa::SockopsLoad(&failed_call, &log);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("errno", err);
+  if (err != 0 && failed_call != nullptr) result.Set("syscall", failed_call);
+  if (err != 0 && !log.empty()) result.Set("log", log);
+  return result;
+}
+
 // probePacketSocket() -> errno: 0 when this process may open packet sockets (CAP_NET_RAW).
 Napi::Value ProbePacketSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), toa::ProbePacketSocket());
@@ -230,5 +273,6 @@ void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing) {
   exports.Set("tapSupported", Napi::Boolean::New(env, toa::TapSupported()));
   exports.Set("Tap", TapWrap::Define(env));
   exports.Set("probePacketSocket", Napi::Function::New(env, ProbePacketSocket, "probePacketSocket"));
+  exports.Set("probeSockops", Napi::Function::New(env, ProbeSockops, "probeSockops"));
   testing.Set("offer", Napi::Function::New(env, TapWrap::Offer, "offer"));
 }

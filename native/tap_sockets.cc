@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "sockops.h"
 #include "toa_sys.h"
 
 #if defined(__linux__)
@@ -98,6 +99,8 @@ Tap::Tap(const TapOptions& options)
 Tap::~Tap() { Close(); }
 
 void Tap::Close() {
+  if (sockops_port_ != 0) SockopsUnwatch(sockops_port_);
+  sockops_port_ = 0;
   for (int i = 0; i < 2; i++) {
     if (rings_[i].base != nullptr) munmap(rings_[i].base, rings_[i].size);
     rings_[i] = Ring();
@@ -202,6 +205,20 @@ int Tap::Open(int listener_fd, const char** failed_call) {
   }
   if (err != 0) Close();
   return err;
+}
+
+int Tap::OpenSockops(int listener_fd, uint16_t port, const FilterSpec& trust, const char** failed_call,
+                     std::string* log) {
+  if (port == 0) return EINVAL;
+  const int err = SockopsWatch(port, trust, failed_call, log);
+  if (err != 0) return err;
+  sockops_port_ = port;
+  // The program sees the sockets of the cgroup in every namespace; the one reported is the
+  // listener's, as for packet sockets.
+  const int nsfd = listener_fd >= 0 ? ioctl(listener_fd, SIOCGSKNS) : -1;
+  netns_ = nsfd >= 0 ? NamespaceInode(nsfd) : OwnNamespaceInode();
+  if (nsfd >= 0) close(nsfd);
+  return 0;
 }
 
 int Tap::SetFilter(const FilterSpec& spec) {
@@ -354,6 +371,10 @@ Tap::~Tap() {}
 void Tap::Close() {}
 int Tap::Open(int, const char** failed_call) {
   *failed_call = "socket(AF_PACKET)";
+  return ENOTSUP;
+}
+int Tap::OpenSockops(int, uint16_t, const FilterSpec&, const char** failed_call, std::string*) {
+  *failed_call = "bpf";
   return ENOTSUP;
 }
 int Tap::SetFilter(const FilterSpec&) { return ENOTSUP; }

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tap_filter.h"
@@ -56,8 +57,18 @@ class Tap {
   // loss for the table (TupleTable::NoteLoss).
   void UpdateDrops();
 
+  // Reads through the server's sock_ops program instead of packet sockets (sockops.h): the
+  // connection's packets come from its socket storage, by descriptor, in the lookup's one system
+  // call; nothing is queued, drained or matched. `listener_fd` (or -1) names the namespace
+  // netns() reports; `trust`'s sources are the senders whose syncookie SYNs the program keeps.
+  // Returns 0 or an errno; *failed_call names the step that failed, *log the verifier's words
+  // when the kernel refused the program.
+  int OpenSockops(int listener_fd, uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log);
+  // The port this tap watches through the sock_ops program; 0 when it reads packet sockets.
+  uint16_t sockops_port() const { return sockops_port_; }
+
   void Close();
-  bool open() const { return fds_[0] >= 0 || fds_[1] >= 0; }
+  bool open() const { return fds_[0] >= 0 || fds_[1] >= 0 || sockops_port_ != 0; }
   uint64_t netns() const { return netns_; }
   // Whether the sockets read through mmap'd rings (else recvmmsg).
   bool ring() const { return rings_[0].base != nullptr; }
@@ -79,6 +90,7 @@ class Tap {
   // The kernel reported drops on this socket since it was last drained (UpdateDrops).
   bool loss_pending_[2] = {false, false};
   uint64_t netns_ = 0;
+  uint16_t sockops_port_ = 0;
   int receive_buffer_;
   uint32_t ring_frames_;
   TupleTable table_;

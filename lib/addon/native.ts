@@ -189,6 +189,11 @@ export interface NativeTap {
   /** listenerFd -1: this thread's namespace. */
   open(listenerFd: number): { errno: number; syscall?: string; netns: number; ring: boolean };
   /**
+   * Reads through the server's sock_ops program instead of packet sockets; `sources` as
+   * setFilter's (whose syncookie SYNs it keeps). `log`: the verifier's, when the kernel refused it.
+   */
+  openSockops(listenerFd: number, port: number, sources?: Uint8Array | null): { errno: number; syscall?: string; log?: string; netns: number };
+  /**
    * errno, 0 on success. `sources`: the trusted ranges, packed 18 bytes each (family 4|6, prefix
    * bits, 16 address bytes), at most 64; null: every source passes.
    */
@@ -239,6 +244,8 @@ export interface NativeBinding {
   Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number, ringFrames?: number) => NativeTap;
   /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
   probePacketSocket(): number;
+  /** Loads and attaches the server's sock_ops program (once per process); errno 0 when it is. */
+  probeSockops(): { errno: number; syscall?: string; log?: string };
   /**
    * Parses the PROXY protocol header (v1 or v2) at the start of data. maxSize: an integer >= 16
    * (RangeError otherwise); above 65551 it bounds nothing. data not a Uint8Array: TypeError.

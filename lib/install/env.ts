@@ -32,7 +32,7 @@ export class EnvError extends Error {
   }
 }
 
-const ACK_VALUES = ['auto', 'on', 'off'] as const;
+const ACK_VALUES = ['auto', 'on', 'off', 'sockops', 'packet'] as const;
 
 /** A variable's value, trimmed; undefined when unset or empty (`NODE_TOA_KINDS=` in a shell). */
 function read(env: NodeJS.ProcessEnv, name: EnvVariable): string | undefined {
@@ -60,8 +60,12 @@ function trustProxy(value: string): InstallOptions['trustProxy'] {
 
 function ack(value: string): InstallOptions['ack'] {
   const text = value.trim();
-  if ((ACK_VALUES as readonly string[]).includes(text)) return text === 'on' ? true : text === 'off' ? false : 'auto';
-  throw new EnvError('NODE_TOA_ACK', value, 'must be auto, on or off');
+  if (!(ACK_VALUES as readonly string[]).includes(text)) {
+    throw new EnvError('NODE_TOA_ACK', value, 'must be auto, on, off, sockops or packet');
+  }
+  if (text === 'auto') return 'auto';
+  if (text === 'sockops' || text === 'packet') return { source: text };
+  return text === 'on';
 }
 
 function kinds(value: string): number[] {

@@ -82,8 +82,9 @@ function compileAck(value: unknown, where: string): AckMode {
 
 
 /** For ack 'auto': whether a tap can open here; says once why not. */
-function autoTapPossible(origin: InstallOrigin): boolean {
+function autoTapPossible(origin: InstallOrigin, tap: CompiledTap): boolean {
   if (binding === null || !binding.tapSupported) return false; // not Linux: SYNs are all there is
+  if (tap.source !== 'packet' && binding.probeSockops().errno === 0) return true;
   const err = binding.probePacketSocket();
   if (err === 0) return true;
   warnAckSynOnly(isPermissionError(err), err, origin === 'preload');
@@ -149,8 +150,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   // The capability is checked now, where it was asked for ('on' throws ERR_TOA_NO_CAP_NET_RAW).
   let tap: CompiledTap | null = null;
   if (ackMode.tap !== null) {
-    if (ackMode.auto) tap = autoTapPossible(origin) ? ackMode.tap : null;
-    else tap = checkTapSupport() ? ackMode.tap : null;
+    if (ackMode.auto) tap = autoTapPossible(origin, ackMode.tap) ? ackMode.tap : null;
+    else tap = checkTapSupport(ackMode.tap) ? ackMode.tap : null;
   }
   if (core.trustProxy === undefined) warnInstallTrustsNoOne(origin === 'preload');
   // The taps copy only the installed proxies' packets: a flood from anyone else stays in the kernel.

@@ -40,10 +40,15 @@ function noCapability(errno: number, syscall: string): TapError {
  * Throws now, where the user passed `{ ack: true }`, when this process cannot open a tap at all.
  * Returns false (with a warning) where taps do not exist (not Linux): the SYN path still works.
  */
-export function checkTapSupport(): boolean {
+export function checkTapSupport(tap: CompiledTap): boolean {
   if (binding === null || !binding.tapSupported) {
     warnAckUnsupported();
     return false;
+  }
+  if (tap.source !== 'packet') {
+    const kernel = binding.probeSockops();
+    if (kernel.errno === 0) return true;
+    if (tap.source === 'sockops') throw sockopsError(undefined, kernel);
   }
   const err = binding.probePacketSocket();
   if (isPermissionError(err)) throw noCapability(err, 'socket(AF_PACKET)');
@@ -71,6 +76,17 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
   // thread's own namespace, where the port is.
   const fd = socketFd(server);
   const native = new binding.Tap(tap.capacity, tap.maxAgeMs, RECEIVE_BUFFER);
+  if (tap.source !== 'packet') {
+    const kernel = native.openSockops(fd, port, sources);
+    if (kernel.errno === 0) {
+      track(server, new OpenTap(native, port, kernel.netns, 'sockops'));
+      return;
+    }
+    if (tap.source === 'sockops') {
+      native.close();
+      throw sockopsError(port, kernel);
+    }
+  }
   const opened = native.open(fd);
   let err = opened.errno;
   let syscall = opened.syscall ?? 'socket(AF_PACKET)';
@@ -91,8 +107,23 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
       syscall,
     );
   }
-  const open = new OpenTap(native, port, opened.netns);
+  track(server, new OpenTap(native, port, opened.netns, 'packet'));
+}
+
+function track(server: Server, open: OpenTap): void {
   addTap(server, open);
   server.once('close', () => removeTap(server, open));
+}
+
+function sockopsError(port: number | undefined, opened: { errno: number; syscall?: string; log?: string }): TapError {
+  const syscall = opened.syscall ?? 'bpf';
+  const why = isPermissionError(opened.errno) ? ' (loading and attaching it needs CAP_BPF and CAP_NET_ADMIN, or root)' : '';
+  const log = opened.log ? `\n${opened.log.trim().split('\n').slice(-8).join('\n')}` : '';
+  return tapError(
+    'ERR_TOA_TAP_OPEN',
+    `node-toa: cannot open the ACK tap${port === undefined ? '' : ` for port ${port}`} through the sock_ops program: ${syscall} failed with ${errnoName(opened.errno)}${why}${log}`,
+    opened.errno,
+    syscall,
+  );
 }
 

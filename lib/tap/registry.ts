@@ -19,6 +19,8 @@ export class OpenTap {
     readonly tap: NativeTap,
     readonly port: number,
     readonly netns: number,
+    /** How it reads the handshake's packets (tap/options.ts TapSource). */
+    readonly source: 'sockops' | 'packet',
   ) {}
 }
 
@@ -107,6 +109,11 @@ export interface TapStatsEntry extends NativeTapStats {
   port: number;
   /** Inode of the network namespace the tap listens in (`ls -iL /proc/<pid>/ns/net`). */
   netns: number;
+  /**
+   * How it reads the handshake's packets: `'sockops'` (the server's BPF program; the table
+   * counters stay 0) or `'packet'` (packet sockets).
+   */
+  source: 'sockops' | 'packet';
 }
 
 /**
@@ -128,7 +135,7 @@ export function tapStats(): TapStats {
     for (const c of COUNTERS) total[c] += s[c];
     total.tableSize += s.tableSize;
     total.capacity += s.capacity;
-    list.push({ ...s, port: r.port, netns: r.netns });
+    list.push({ ...s, port: r.port, netns: r.netns, source: r.source });
   }
   return { ...total, taps: list };
 }

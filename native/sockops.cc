@@ -1,0 +1,430 @@
+#include "sockops.h"
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/btf.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace toa {
+
+#if defined(__linux__)
+namespace {
+
+#include "bpf/conn_sockops.inc"
+
+long Bpf(int command, bpf_attr* attr) { return syscall(__NR_bpf, command, attr, sizeof *attr); }
+
+// Socket storage maps need BTF for their key and value: an int key, and the value as an array of
+// bytes of the right size. Three types, two names.
+int LoadBtf() {
+  struct {
+    btf_header header;
+    uint32_t types[3 + 1 + 3 + 1 + 3 + 3];
+    char strings[8];
+  } blob{};
+  static_assert(sizeof blob.types == 14 * 4, "three types");
+  uint32_t* t = blob.types;
+  // [1] int: 4 bytes, signed, 32 bits.
+  *t++ = 1;  // name "int"
+  *t++ = (BTF_KIND_INT << 24);
+  *t++ = 4;
+  *t++ = (BTF_INT_SIGNED << 24) | 32;
+  // [2] u8: 1 byte, 8 bits.
+  *t++ = 5;  // name "u8"
+  *t++ = (BTF_KIND_INT << 24);
+  *t++ = 1;
+  *t++ = 8;
+  // [3] u8[sizeof(toa_sockops_conn)], indexed by int.
+  *t++ = 0;
+  *t++ = (BTF_KIND_ARRAY << 24);
+  *t++ = 0;
+  *t++ = 2;  // element type
+  *t++ = 1;  // index type
+  *t++ = sizeof(toa_sockops_conn);
+  std::memcpy(blob.strings, "\0int\0u8", 8);
+  blob.header.magic = BTF_MAGIC;
+  blob.header.version = BTF_VERSION;
+  blob.header.hdr_len = sizeof blob.header;
+  blob.header.type_off = 0;
+  blob.header.type_len = sizeof blob.types;
+  blob.header.str_off = sizeof blob.types;
+  blob.header.str_len = sizeof blob.strings;
+  bpf_attr attr{};
+  attr.btf = reinterpret_cast<uintptr_t>(&blob);
+  attr.btf_size = sizeof blob;
+  return static_cast<int>(Bpf(BPF_BTF_LOAD, &attr));
+}
+
+int CreateConnMap(int btf) {
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_SK_STORAGE;
+  attr.key_size = sizeof(int);
+  attr.value_size = sizeof(toa_sockops_conn);
+  attr.max_entries = 0;
+  attr.map_flags = BPF_F_NO_PREALLOC;
+  attr.btf_fd = static_cast<uint32_t>(btf);
+  attr.btf_key_type_id = 1;
+  attr.btf_value_type_id = 3;
+  std::memcpy(attr.map_name, "toa_conns", 10);
+  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+}
+
+int CreatePortMap() {
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_ARRAY;
+  attr.key_size = sizeof(uint32_t);
+  attr.value_size = TOA_SOCKOPS_PORT_BYTES;
+  attr.max_entries = 1;
+  std::memcpy(attr.map_name, "toa_ports", 10);
+  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+}
+
+int CreateCookieMap() {
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_LRU_HASH;
+  attr.key_size = sizeof(toa_sockops_ends);
+  attr.value_size = sizeof(toa_sockops_syn);
+  attr.max_entries = TOA_SOCKOPS_COOKIE_SYNS;
+  std::memcpy(attr.map_name, "toa_syns", 9);
+  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+}
+
+int CreateTrustMap() {
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_LPM_TRIE;
+  attr.key_size = sizeof(toa_sockops_trust_key);
+  attr.value_size = 1;
+  attr.max_entries = TOA_SOCKOPS_TRUST_ENTRIES;
+  attr.map_flags = BPF_F_NO_PREALLOC;
+  std::memcpy(attr.map_name, "toa_trust", 10);
+  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+}
+
+constexpr int kMaps = 4;
+
+int LoadProgram(const int maps[kMaps], std::string* log) {
+  std::vector<bpf_insn> code(sizeof kConnSockopsCode / sizeof(bpf_insn));
+  std::memcpy(code.data(), kConnSockopsCode, sizeof kConnSockopsCode);
+  for (const auto& m : kConnSockopsMaps) {
+    code[m.insn].src_reg = BPF_PSEUDO_MAP_FD;
+    code[m.insn].imm = maps[m.map];
+  }
+  static const char kLicense[] = "GPL";
+  bpf_attr attr{};
+  attr.prog_type = BPF_PROG_TYPE_SOCK_OPS;
+  attr.insns = reinterpret_cast<uintptr_t>(code.data());
+  attr.insn_cnt = static_cast<uint32_t>(code.size());
+  attr.license = reinterpret_cast<uintptr_t>(kLicense);
+  std::memcpy(attr.prog_name, "toa_conn", 9);
+  int fd = static_cast<int>(Bpf(BPF_PROG_LOAD, &attr));
+  if (fd >= 0 || log == nullptr) return fd;
+  // Again with the verifier's log, only to say why.
+  const int err = errno;
+  std::vector<char> buffer(1 << 16);
+  attr.log_level = 1;
+  attr.log_buf = reinterpret_cast<uintptr_t>(buffer.data());
+  attr.log_size = static_cast<uint32_t>(buffer.size());
+  Bpf(BPF_PROG_LOAD, &attr);
+  buffer.back() = '\0';
+  *log = buffer.data();
+  errno = err;
+  return -1;
+}
+
+// The cgroup v2 directory of this process: its path in /proc/self/cgroup ("0::/path") under
+// where cgroup2 is mounted (/proc/self/mountinfo).
+int OpenOwnCgroup() {
+  char buffer[8192];
+  std::string cgroup;
+  int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buffer, sizeof buffer - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buffer[n] = '\0';
+  for (char* line = buffer; line != nullptr && *line != '\0';) {
+    char* next = std::strchr(line, '\n');
+    if (next != nullptr) *next++ = '\0';
+    if (std::strncmp(line, "0::", 3) == 0) cgroup = line + 3;
+    line = next;
+  }
+  if (cgroup.empty()) {
+    errno = ENOENT;
+    return -1;
+  }
+  std::string mount;
+  fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  std::string info;
+  while ((n = read(fd, buffer, sizeof buffer)) > 0) info.append(buffer, static_cast<size_t>(n));
+  close(fd);
+  // "id parent major:minor root mountpoint options ... - cgroup2 source options"
+  size_t start = 0;
+  while (start < info.size()) {
+    size_t end = info.find('\n', start);
+    if (end == std::string::npos) end = info.size();
+    const std::string line = info.substr(start, end - start);
+    start = end + 1;
+    const size_t dash = line.find(" - cgroup2 ");
+    if (dash == std::string::npos) continue;
+    size_t field = 0, pos = 0;
+    std::string root, point;
+    while (field < 5 && pos < dash) {
+      size_t space = line.find(' ', pos);
+      if (space == std::string::npos || space > dash) space = dash;
+      if (field == 3) root = line.substr(pos, space - pos);
+      if (field == 4) point = line.substr(pos, space - pos);
+      pos = space + 1;
+      field++;
+    }
+    // The mount shows the hierarchy from `root` down (a container's cgroup namespace shows "/").
+    if (cgroup.compare(0, root.size(), root) == 0) {
+      mount = point + (root == "/" ? cgroup : cgroup.substr(root.size()));
+      break;
+    }
+  }
+  if (mount.empty()) {
+    errno = ENOENT;
+    return -1;
+  }
+  return open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+int AttachToCgroup(int program, int cgroup) {
+  bpf_attr attr{};
+  attr.link_create.prog_fd = static_cast<uint32_t>(program);
+  attr.link_create.target_fd = static_cast<uint32_t>(cgroup);
+  attr.link_create.attach_type = BPF_CGROUP_SOCK_OPS;
+  return static_cast<int>(Bpf(BPF_LINK_CREATE, &attr));
+}
+
+struct State {
+  std::mutex mutex;
+  int conns = -1;
+  int ports = -1;
+  int syns = -1;
+  int trust = -1;
+  int link = -1;
+  int error = 0;  // a load that failed is not tried again
+  const char* failed_call = nullptr;
+  std::string log;
+  uint8_t bits[TOA_SOCKOPS_PORT_BYTES] = {};
+  uint32_t watchers[65536] = {};
+  // Per port, the trust entries each watcher added (a watcher's are removed with it).
+  std::vector<std::pair<uint16_t, std::vector<toa_sockops_trust_key>>> trusted;
+};
+
+State& state() {
+  static State* s = new State();  // never destroyed: worker threads may still look up at exit
+  return *s;
+}
+
+void CloseAll(State& s, int btf, int program, int cgroup) {
+  for (int fd : {btf, program, cgroup, s.conns, s.ports, s.syns, s.trust, s.link}) {
+    if (fd >= 0) close(fd);
+  }
+  s.conns = s.ports = s.syns = s.trust = s.link = -1;
+}
+
+int Load(State& s) {
+  int btf = -1, program = -1, cgroup = -1;
+  auto fail = [&](const char* call) {
+    s.error = errno != 0 ? errno : EINVAL;
+    s.failed_call = call;
+    CloseAll(s, btf, program, cgroup);
+    return s.error;
+  };
+  btf = LoadBtf();
+  if (btf < 0) return fail("bpf(BPF_BTF_LOAD)");
+  s.conns = CreateConnMap(btf);
+  if (s.conns < 0) return fail("bpf(BPF_MAP_CREATE)");
+  s.ports = CreatePortMap();
+  if (s.ports < 0) return fail("bpf(BPF_MAP_CREATE)");
+  s.syns = CreateCookieMap();
+  if (s.syns < 0) return fail("bpf(BPF_MAP_CREATE)");
+  s.trust = CreateTrustMap();
+  if (s.trust < 0) return fail("bpf(BPF_MAP_CREATE)");
+  const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust};
+  program = LoadProgram(maps, &s.log);
+  if (program < 0) return fail("bpf(BPF_PROG_LOAD)");
+  cgroup = OpenOwnCgroup();
+  if (cgroup < 0) return fail("open(cgroup2)");
+  s.link = AttachToCgroup(program, cgroup);
+  if (s.link < 0) return fail("bpf(BPF_LINK_CREATE)");
+  // The maps and the link hold what they need; the link holds the program.
+  close(btf);
+  close(program);
+  close(cgroup);
+  fcntl(s.link, F_SETFD, FD_CLOEXEC);
+  return 0;
+}
+
+int WritePorts(State& s) {
+  uint32_t zero = 0;
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(s.ports);
+  attr.key = reinterpret_cast<uintptr_t>(&zero);
+  attr.value = reinterpret_cast<uintptr_t>(s.bits);
+  attr.flags = BPF_ANY;
+  return Bpf(BPF_MAP_UPDATE_ELEM, &attr) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+namespace {
+int LoadLocked(State& s, const char** failed_call, std::string* log) {
+  if (s.link < 0 && s.error == 0) Load(s);
+  if (s.error != 0) {
+    *failed_call = s.failed_call;
+    if (log != nullptr) *log = s.log;
+  }
+  return s.error;
+}
+// The trie keys of `sources` for `port`: 16 bits of port, then the range's bits of an IPv6
+// address (an IPv4 range as ::ffff:a.b.c.d/96+bits). No sources: the port alone, every sender.
+std::vector<toa_sockops_trust_key> TrustKeys(uint16_t port, const FilterSpec& trust) {
+  std::vector<toa_sockops_trust_key> keys;
+  auto key = [&](uint32_t bits) {
+    toa_sockops_trust_key k{};
+    k.prefixlen = 16 + bits;
+    k.port[0] = static_cast<uint8_t>(port >> 8);
+    k.port[1] = static_cast<uint8_t>(port);
+    return k;
+  };
+  if (!trust.check_sources) {
+    keys.push_back(key(0));
+    return keys;
+  }
+  for (const SourceRange& r : trust.sources) {
+    if (r.family == 4) {
+      toa_sockops_trust_key k = key(96 + (r.prefix > 32 ? 32 : r.prefix));
+      k.address[10] = 0xff;
+      k.address[11] = 0xff;
+      std::memcpy(k.address + 12, r.bytes, 4);
+      keys.push_back(k);
+    } else if (r.family == 6) {
+      toa_sockops_trust_key k = key(r.prefix > 128 ? 128 : r.prefix);
+      std::memcpy(k.address, r.bytes, 16);
+      keys.push_back(k);
+    }
+  }
+  return keys;
+}
+
+int UpdateTrust(State& s, const toa_sockops_trust_key& k, bool add) {
+  const uint8_t one = 1;
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(s.trust);
+  attr.key = reinterpret_cast<uintptr_t>(&k);
+  if (!add) return Bpf(BPF_MAP_DELETE_ELEM, &attr) == 0 ? 0 : errno;
+  attr.value = reinterpret_cast<uintptr_t>(&one);
+  attr.flags = BPF_ANY;
+  return Bpf(BPF_MAP_UPDATE_ELEM, &attr) == 0 ? 0 : errno;
+}
+
+// Whether another watcher of `port` still holds the same key (one key is one trie entry).
+bool HeldElsewhere(const State& s, uint16_t port, const toa_sockops_trust_key& k, size_t except) {
+  for (size_t i = 0; i < s.trusted.size(); i++) {
+    if (i == except || s.trusted[i].first != port) continue;
+    for (const auto& other : s.trusted[i].second) {
+      if (std::memcmp(&other, &k, sizeof k) == 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int SockopsLoad(const char** failed_call, std::string* log) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return LoadLocked(s, failed_call, log);
+}
+
+int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (LoadLocked(s, failed_call, log) != 0) return s.error;
+  std::vector<toa_sockops_trust_key> keys = TrustKeys(port, trust);
+  for (const auto& k : keys) {
+    const int err = UpdateTrust(s, k, true);
+    if (err != 0) {
+      *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
+      return err;
+    }
+  }
+  s.trusted.emplace_back(port, std::move(keys));
+  if (s.watchers[port]++ == 0) {
+    s.bits[port >> 3] |= static_cast<uint8_t>(1u << (port & 7));
+    const int err = WritePorts(s);
+    if (err != 0) {
+      s.watchers[port]--;
+      s.bits[port >> 3] &= static_cast<uint8_t>(~(1u << (port & 7)));
+      *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
+      return err;
+    }
+  }
+  return 0;
+}
+
+void SockopsUnwatch(uint16_t port) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.watchers[port] == 0) return;
+  for (size_t i = 0; i < s.trusted.size(); i++) {
+    if (s.trusted[i].first != port) continue;
+    for (const auto& k : s.trusted[i].second) {
+      if (!HeldElsewhere(s, port, k, i)) UpdateTrust(s, k, false);
+    }
+    s.trusted.erase(s.trusted.begin() + static_cast<std::ptrdiff_t>(i));
+    break;
+  }
+  if (--s.watchers[port] != 0) return;
+  s.bits[port >> 3] &= static_cast<uint8_t>(~(1u << (port & 7)));
+  WritePorts(s);
+}
+
+int SockopsLookup(int fd, toa_sockops_conn* out) {
+  // Read without the lock: set once by the first SockopsWatch, which happens before any lookup.
+  const int conns = state().conns;
+  if (conns < 0) return ENOENT;
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(conns);
+  attr.key = reinterpret_cast<uintptr_t>(&fd);
+  attr.value = reinterpret_cast<uintptr_t>(out);
+  if (Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0) return 0;
+  if (errno != ENOENT) return errno;
+  // accept() can return the socket while the softirq that completed the handshake still holds it,
+  // before the program ran; a call that locks the socket waits for that to end. Only a miss pays.
+  tcp_info info;
+  socklen_t size = sizeof info;
+  getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size);
+  return Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : errno;
+}
+
+#else  // !__linux__
+int SockopsLoad(const char** failed_call, std::string*) {
+  *failed_call = "bpf";
+  return ENOTSUP;
+}
+int SockopsWatch(uint16_t, const FilterSpec&, const char** failed_call, std::string*) {
+  *failed_call = "bpf";
+  return ENOTSUP;
+}
+void SockopsUnwatch(uint16_t) {}
+int SockopsLookup(int, toa_sockops_conn*) { return ENOTSUP; }
+#endif
+
+}  // namespace toa

@@ -1,0 +1,34 @@
+// The server's sock_ops program (native/bpf/conn_sockops.bpf.c): loaded once per process with
+// the bpf() system call, attached to the process's cgroup through a link (detached when the
+// process exits), told which listening ports to watch. A connection's packets are then read by
+// descriptor: one bpf(BPF_MAP_LOOKUP_ELEM), the system call that replaces getpeername. No N-API.
+#ifndef NODE_TOA_SOCKOPS_H
+#define NODE_TOA_SOCKOPS_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "sockops_conn.h"
+#include "tap_filter.h"
+
+namespace toa {
+
+// Loads and attaches the program, once per process (a failure is remembered, not retried).
+// Returns 0 or an errno, and then names the step that failed in *failed_call; *log receives the
+// verifier's words when the kernel refused the program.
+int SockopsLoad(const char** failed_call, std::string* log);
+// Starts watching `port` (loading the program at the first call); errors as SockopsLoad's. Of
+// the SYNs the kernel answers with a syncookie on that port, the program keeps those from the
+// trusted ranges of `trust` (tap_filter.h; its ports are not used), or from anyone when it checks
+// no sources.
+int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log);
+// Stops watching `port` (one call per SockopsWatch that succeeded); the program stays attached.
+void SockopsUnwatch(uint16_t port);
+// What the program kept of the connection of `fd`: 0, ENOENT (none: not a watched port, not yet
+// established, not in the program's cgroup) or another errno.
+int SockopsLookup(int fd, toa_sockops_conn* out);
+
+}  // namespace toa
+
+#endif  // NODE_TOA_SOCKOPS_H

@@ -1,0 +1,58 @@
+// What the server's sock_ops program (native/bpf/conn_sockops.bpf.c) keeps of each accepted
+// connection in its socket storage, and what a lookup by descriptor copies out (native/sockops.cc):
+// the raw headers, so every byte is parsed in user space by the same fuzzed parsers as the saved
+// SYN and the packet tap's frames. Included by the BPF program and by the addon: fixed-size types
+// only, no padding.
+#ifndef NODE_TOA_SOCKOPS_CONN_H
+#define NODE_TOA_SOCKOPS_CONN_H
+
+#include <linux/types.h>
+
+#define TOA_SOCKOPS_SYN_MAX 120  /* an IPv4 header with options (60) and a TCP header (60) */
+#define TOA_SOCKOPS_TCP_MAX 60   /* a TCP header with 40 bytes of options */
+
+struct toa_sockops_conn {
+  /* bytes of syn[]: the saved SYN, IP header first, or the program's own copy of a SYN answered
+     with a syncookie (syn_cookie 1); 0 when there is neither */
+  __u8 syn_len;
+  __u8 ack_len;   /* bytes of ack[]: the TCP header of the packet that completed the handshake */
+  __u8 data_len;  /* bytes of data[]: the TCP header of the next packet with payload; 0 until then */
+  __u8 family;    /* 4 or 6 */
+  __u8 syn_cookie;    /* syn[] is the program's copy (the kernel saved none): check its sequence */
+  __u8 pad[3];
+  __u32 remote_port;  /* host order */
+  __u32 local_port;   /* host order */
+  __u32 remote[4];    /* network order; IPv4 in remote[0] */
+  __u32 local[4];
+  __u8 syn[TOA_SOCKOPS_SYN_MAX];
+  __u8 ack[TOA_SOCKOPS_TCP_MAX];
+  __u8 data[TOA_SOCKOPS_TCP_MAX];
+};
+
+/* The program watches the listening ports whose bit is set: one 8 KB element of an array map. */
+#define TOA_SOCKOPS_PORT_BYTES 8192
+
+/* A SYN answered with a syncookie is saved nowhere by the kernel: the program copies those of the
+   trusted senders (toa_trust) at the SYN-ACK, under the connection's ends, until its ACK comes. */
+struct toa_sockops_ends {
+  __u32 remote[4];  /* IPv4 as ::ffff:a.b.c.d */
+  __u32 local[4];
+  __u32 ports;      /* remote port << 16 | local port */
+};
+struct toa_sockops_syn {
+  __u8 len;
+  __u8 pad[3];
+  __u8 syn[TOA_SOCKOPS_SYN_MAX];
+};
+#define TOA_SOCKOPS_COOKIE_SYNS 8192
+
+/* The trusted senders, per listening port: an LPM trie key of 16 bits of port (network order) and
+   an IPv6 address (IPv4 as ::ffff:a.b.c.d). prefixlen counts both. */
+struct toa_sockops_trust_key {
+  __u32 prefixlen;
+  __u8 port[2];
+  __u8 address[16];
+};
+#define TOA_SOCKOPS_TRUST_ENTRIES 4096
+
+#endif  /* NODE_TOA_SOCKOPS_CONN_H */

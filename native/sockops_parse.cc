@@ -1,0 +1,97 @@
+#include "sockops_parse.h"
+
+#include <cstring>
+
+namespace toa {
+
+namespace {
+
+uint32_t ReadU32(const uint8_t* p) {
+  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
+         (static_cast<uint32_t>(p[2]) << 8) | p[3];
+}
+
+// An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d in the socket, a.b.c.d in its packets:
+// named as its packets name it, as the saved SYN and the packet tap do.
+void SetEnd(Address* a, uint8_t family, const __u32 words[4], uint32_t port) {
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  const auto* bytes = reinterpret_cast<const uint8_t*>(words);
+  *a = Address();
+  a->port = static_cast<uint16_t>(port);
+  if (family == 6 && std::memcmp(bytes, kMapped, sizeof kMapped) == 0) {
+    a->family = 4;
+    std::memcpy(a->bytes, bytes + 12, 4);
+  } else {
+    a->family = family;
+    std::memcpy(a->bytes, bytes, family == 4 ? 4 : 16);
+  }
+}
+
+bool SameEnd(const Address& a, const Address& b) {
+  return a.family == b.family && a.port == b.port && std::memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : 16) == 0;
+}
+
+// The TOA options of a TCP header of `length` bytes; its sequence number in *seq. False when the
+// header is cut short.
+bool HeaderOptions(const uint8_t* header, size_t length, const uint8_t* kind_table, uint32_t* seq, ToaOptionList* out) {
+  if (length < 20 || length > TOA_SOCKOPS_TCP_MAX) return false;
+  const size_t size = static_cast<size_t>(header[12] >> 4) * 4;
+  if (size < 20 || size > length) return false;
+  *seq = ReadU32(header + 4);
+  FindToaOptions(header + 20, size - 20, kind_table, false, out);
+  return true;
+}
+
+}  // namespace
+
+void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, Packet* syn, bool* saved, TapHit* hit) {
+  *saved = false;
+  *hit = TapHit();
+  const uint8_t family = conn.family == 6 ? 6 : 4;
+  Address peer;
+  Address local;
+  SetEnd(&peer, family, conn.remote, conn.remote_port);
+  SetEnd(&local, family, conn.local, conn.local_port);
+  hit->peer = peer;
+  uint32_t ack_seq = 0;
+  ToaOptionList ack_options;
+  const bool ack = HeaderOptions(conn.ack, conn.ack_len, kind_table, &ack_seq, &ack_options);
+
+  *syn = Packet();
+  if (conn.syn_len > 0 && conn.syn_len <= TOA_SOCKOPS_SYN_MAX) {
+    const Packet parsed = ParsePacket(conn.syn, conn.syn_len, kind_table);
+    if (conn.syn_cookie == 0) {
+      *syn = parsed;
+      *saved = parsed.ok;
+    } else if (parsed.ok && ack && parsed.seq + 1 + parsed.payload_length == ack_seq && SameEnd(parsed.src, peer) &&
+               SameEnd(parsed.dst, local)) {
+      // The program's copy of a SYN answered with a syncookie: this connection's only if its ACK
+      // follows it (a reused 4-tuple's older SYN does not).
+      *syn = parsed;
+    }
+  }
+  if (!syn->ok) {
+    syn->ok = true;
+    syn->src = peer;
+    syn->dst = local;
+  }
+  if (ack && ack_options.count > 0) {
+    hit->found = true;
+    hit->options = ack_options;
+    return;
+  }
+  // The first byte of data has the sequence number the ACK had (one past the SYN and the data a
+  // TCP Fast Open SYN carried).
+  const bool known = ack || *saved;
+  const uint32_t first = ack ? ack_seq : syn->seq + 1 + syn->payload_length;
+  uint32_t data_seq = 0;
+  ToaOptionList options;
+  if (known && HeaderOptions(conn.data, conn.data_len, kind_table, &data_seq, &options) && data_seq == first &&
+      options.count > 0) {
+    hit->found = true;
+    hit->data = true;
+    hit->options = options;
+  }
+}
+
+}  // namespace toa
