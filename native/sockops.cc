@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <linux/btf.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -143,6 +145,26 @@ int LoadProgram(const int maps[kMaps], std::string* log) {
   return -1;
 }
 
+// `ip netns exec` gives its command a mount namespace with a fresh /sys, without the cgroup2
+// mount. Mounted for a moment on a directory of our own, detached once the directory is open: the
+// descriptor is all the attach needs. Needs CAP_SYS_ADMIN, which loading the program needs too.
+int OpenUnmountedCgroup(const std::string& cgroup) {
+  char dir[] = "/tmp/node-toa-cgroup-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return -1;
+  int fd = -1;
+  int err = ENOENT;
+  if (::mount("none", dir, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0) {
+    fd = open((std::string(dir) + cgroup).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    err = errno;
+    umount2(dir, MNT_DETACH);
+  } else {
+    err = errno;
+  }
+  rmdir(dir);
+  if (fd < 0) errno = err;
+  return fd;
+}
+
 // The cgroup v2 directory of this process: its path in /proc/self/cgroup ("0::/path") under
 // where cgroup2 is mounted (/proc/self/mountinfo).
 int OpenOwnCgroup() {
@@ -195,11 +217,8 @@ int OpenOwnCgroup() {
       break;
     }
   }
-  if (mount.empty()) {
-    errno = ENOENT;
-    return -1;
-  }
-  return open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!mount.empty()) return open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return OpenUnmountedCgroup(cgroup);
 }
 
 int AttachToCgroup(int program, int cgroup) {
@@ -216,6 +235,8 @@ struct State {
   int ports = -1;
   int syns = -1;
   int trust = -1;
+  int program = -1;
+  int cgroup = -1;
   int link = -1;
   int error = 0;  // a load that failed is not tried again
   const char* failed_call = nullptr;
@@ -231,19 +252,19 @@ State& state() {
   return *s;
 }
 
-void CloseAll(State& s, int btf, int program, int cgroup) {
-  for (int fd : {btf, program, cgroup, s.conns, s.ports, s.syns, s.trust, s.link}) {
+void CloseAll(State& s, int btf) {
+  for (int fd : {btf, s.program, s.cgroup, s.conns, s.ports, s.syns, s.trust, s.link}) {
     if (fd >= 0) close(fd);
   }
-  s.conns = s.ports = s.syns = s.trust = s.link = -1;
+  s.conns = s.ports = s.syns = s.trust = s.program = s.cgroup = s.link = -1;
 }
 
 int Load(State& s) {
-  int btf = -1, program = -1, cgroup = -1;
+  int btf = -1;
   auto fail = [&](const char* call) {
     s.error = errno != 0 ? errno : EINVAL;
     s.failed_call = call;
-    CloseAll(s, btf, program, cgroup);
+    CloseAll(s, btf);
     return s.error;
   };
   btf = LoadBtf();
@@ -257,17 +278,23 @@ int Load(State& s) {
   s.trust = CreateTrustMap();
   if (s.trust < 0) return fail("bpf(BPF_MAP_CREATE)");
   const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust};
-  program = LoadProgram(maps, &s.log);
-  if (program < 0) return fail("bpf(BPF_PROG_LOAD)");
-  cgroup = OpenOwnCgroup();
-  if (cgroup < 0) return fail("open(cgroup2)");
-  s.link = AttachToCgroup(program, cgroup);
-  if (s.link < 0) return fail("bpf(BPF_LINK_CREATE)");
-  // The maps and the link hold what they need; the link holds the program.
+  s.program = LoadProgram(maps, &s.log);
+  if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
+  s.cgroup = OpenOwnCgroup();
+  if (s.cgroup < 0) return fail("open(cgroup2)");
+  // The maps hold their BTF.
   close(btf);
-  close(program);
-  close(cgroup);
-  fcntl(s.link, F_SETFD, FD_CLOEXEC);
+  return 0;
+}
+
+// Attached at the first watched port, so a process that opens no tap (node:cluster's primary)
+// runs nothing for the connections of its cgroup. The link holds the program.
+int Attach(State& s) {
+  s.link = AttachToCgroup(s.program, s.cgroup);
+  if (s.link < 0) return errno;
+  close(s.program);
+  close(s.cgroup);
+  s.program = s.cgroup = -1;
   return 0;
 }
 
@@ -285,7 +312,7 @@ int WritePorts(State& s) {
 
 namespace {
 int LoadLocked(State& s, const char** failed_call, std::string* log) {
-  if (s.link < 0 && s.error == 0) Load(s);
+  if (s.conns < 0 && s.error == 0) Load(s);
   if (s.error != 0) {
     *failed_call = s.failed_call;
     if (log != nullptr) *log = s.log;
@@ -357,6 +384,13 @@ int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_cal
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0) return s.error;
+  if (s.link < 0) {
+    const int err = Attach(s);
+    if (err != 0) {
+      *failed_call = "bpf(BPF_LINK_CREATE)";
+      return err;
+    }
+  }
   std::vector<toa_sockops_trust_key> keys = TrustKeys(port, trust);
   for (const auto& k : keys) {
     const int err = UpdateTrust(s, k, true);

@@ -210,11 +210,14 @@ export function warnAckNotTcp(): void {
  */
 export function warnAckSynOnly(noCapability: boolean, errno: number, preload: boolean): void {
   const how = preload ? 'NODE_TOA_ACK=off' : "ack: false";
-  const why = noCapability ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (errno ${errno})`;
+  const why = noCapability
+    ? 'this process lacks CAP_NET_RAW (and CAP_BPF with CAP_NET_ADMIN for the sock_ops program)'
+    : `neither the sock_ops program loads nor a packet socket opens (errno ${errno})`;
   warnOnce(
     'NODE_TOA_ACK_SYN_ONLY',
     `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (Tencent ` +
-      `anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS, Huawei) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), or set ${how} to say SYNs are enough.`,
+      `anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS, Huawei) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), ` +
+      `or CAP_BPF and CAP_NET_ADMIN for the cheaper sock_ops program, or set ${how} to say SYNs are enough.`,
   );
 }
 

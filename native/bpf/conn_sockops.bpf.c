@@ -101,18 +101,23 @@ static __always_inline void ends_of(struct bpf_sock_ops *skops, struct toa_socko
 
 // At a SYN-ACK that carries a syncookie (the listener is flagged at listen()): a copy of the SYN,
 // when its sender is trusted on this port, since the kernel keeps none.
+// Whether the sender of the connection with these ends is a trusted proxy on its port.
+static __always_inline int trusted(const struct toa_sockops_ends *e) {
+  struct toa_sockops_trust_key k = {};
+  k.prefixlen = 16 + 128;
+  k.port[0] = (e->ports >> 8) & 0xff;
+  k.port[1] = e->ports & 0xff;
+  __builtin_memcpy(k.address, e->remote, 16);
+  return bpf_map_lookup_elem(&toa_trust, &k) != 0;
+}
+
 static __always_inline void keep_cookie_syn(struct bpf_sock_ops *skops) {
   struct toa_sockops_ends e = {};
-  struct toa_sockops_trust_key k = {};
   struct toa_sockops_syn v = {};
   long n;
 
   ends_of(skops, &e);
-  k.prefixlen = 16 + 128;
-  k.port[0] = (skops->local_port >> 8) & 0xff;
-  k.port[1] = skops->local_port & 0xff;
-  __builtin_memcpy(k.address, e.remote, 16);
-  if (!bpf_map_lookup_elem(&toa_trust, &k)) return;
+  if (!trusted(&e)) return;
   n = bpf_getsockopt(skops, SOL_TCP, TCP_BPF_SYN_IP, v.syn, sizeof v.syn);
   if (n <= 0 || n > (long)sizeof v.syn) return;
   v.len = (__u8)n;
@@ -120,17 +125,13 @@ static __always_inline void keep_cookie_syn(struct bpf_sock_ops *skops) {
 }
 
 // The SYN of a connection the kernel saved none for, if the program kept it at its SYN-ACK.
-static __always_inline void take_cookie_syn(struct bpf_sock_ops *skops, struct toa_sockops_conn *c) {
-  struct toa_sockops_ends e = {};
-  struct toa_sockops_syn *v;
-
-  ends_of(skops, &e);
-  v = bpf_map_lookup_elem(&toa_syns, &e);
+static __always_inline void take_cookie_syn(const struct toa_sockops_ends *e, struct toa_sockops_conn *c) {
+  struct toa_sockops_syn *v = bpf_map_lookup_elem(&toa_syns, e);
   if (!v) return;
   __builtin_memcpy(c->syn, v->syn, sizeof c->syn);
   c->syn_len = v->len;
   c->syn_cookie = 1;
-  bpf_map_delete_elem(&toa_syns, &e);
+  bpf_map_delete_elem(&toa_syns, e);
 }
 
 SEC("sockops")
@@ -177,14 +178,21 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
         c->syn_len = n > 0 && n <= (long)sizeof c->syn ? (__u8)n : 0;
         c->syn_cookie = 0;
       }
-      if (c->syn_len == 0) take_cookie_syn(skops, c);
-      c->ack_len = copy_header(c->ack, (void *)(long)skops->skb_data, (void *)(long)skops->skb_data_end);
+      c->ack_len = 0;
       c->data_len = 0;
       {
-        // The listener's SYN-ACK callbacks are not the connection's. The ACK carried no payload:
-        // the next packet that does is the first data packet.
+        struct toa_sockops_ends e = {};
+        // The listener's SYN-ACK callbacks are not the connection's.
         __u32 flags = skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
-        if (skops->skb_len <= c->ack_len) flags |= BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
+        ends_of(skops, &e);
+        // The packets after the SYN only from a trusted proxy (the tap's trust list, as the packet
+        // sockets' filter has it): anyone else's stay in the kernel.
+        if (trusted(&e)) {
+          if (c->syn_len == 0) take_cookie_syn(&e, c);
+          c->ack_len = copy_header(c->ack, (void *)(long)skops->skb_data, (void *)(long)skops->skb_data_end);
+          // The ACK carried no payload: the next packet that does is the first data packet.
+          if (skops->skb_len <= c->ack_len) flags |= BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
+        }
         bpf_sock_ops_cb_flags_set(skops, flags);
       }
       return 1;

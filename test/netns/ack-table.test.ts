@@ -923,7 +923,7 @@ describeSockops('enable(server, { ack })', () => {
     );
     expect(() => enable(s, { acks: true } as never)).toThrow(new TypeError(`${where}: unknown option 'acks' (known: ack, proxyProtocol, trustProxy)`));
     expect(() => enable(s, 'ack' as never)).toThrow(new TypeError(`${where}: options must be an object, got string`));
-    expect(() => enable(s, { ack: { size: 1 } } as never)).toThrow(new TypeError(`${where}: unknown option 'ack.size' (known: capacity, maxAge)`));
+    expect(() => enable(s, { ack: { size: 1 } } as never)).toThrow(new TypeError(`${where}: unknown option 'ack.size' (known: capacity, maxAge, source)`));
     expect(() => enable(s, { ack: { capacity: 1.5 } })).toThrow(new TypeError(`${where}: options.ack.capacity must be an integer, got 1.5`));
     expect(() => enable(s, { ack: { capacity: 0 } })).toThrow(new RangeError(`${where}: options.ack.capacity must be from 1 to 16777216, got 0`));
     expect(() => enable(s, { ack: { maxAge: 10 } })).toThrow(new RangeError(`${where}: options.ack.maxAge must be from 100 to 3600000, got 10`));

@@ -278,7 +278,7 @@ describe('toa.listen options', () => {
       TypeError,
       "listen(server, options): options.ack must be a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got 'yes'",
     ],
-    [{ port: 0, ack: { size: 1 } }, TypeError, "listen(server, options): unknown option 'ack.size' (known: capacity, maxAge)"],
+    [{ port: 0, ack: { size: 1 } }, TypeError, "listen(server, options): unknown option 'ack.size' (known: capacity, maxAge, source)"],
     [{ port: 0, ack: { maxAge: 5 } }, RangeError, 'listen(server, options): options.ack.maxAge must be from 100 to 3600000, got 5'],
   ])('%p throws %p, synchronously', (options, type, message) => {
     expect(() => listen(server, options as never)).toThrow(type);

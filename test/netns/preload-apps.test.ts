@@ -139,6 +139,19 @@ function twoPorts(): [number, number] {
   return [a, a + 1];
 }
 
+/** BPF links a process holds (the sock_ops program's attachment to its cgroup). */
+function bpfLinks(pid: number): number {
+  let n = 0;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf_link') n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
 /** Packet sockets a process holds (its fds' socket inodes found in /proc/net/packet). */
 function packetSockets(pid: number): number {
   const inodes = new Set(
@@ -380,10 +393,27 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       }
       expect(pids.size).toBe(2);
       expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
-      // The taps are the workers' (two packet sockets each); the primary, which only hands the
-      // connections on, has none.
+      // The taps are the workers' (each attached the sock_ops program, and opened no packet
+      // socket); the primary, which only hands the connections on, has none.
+      expect(bpfLinks(app.child.pid!)).toBe(0);
+      for (const pid of pids) expect({ links: bpfLinks(pid), packetSockets: packetSockets(pid) }).toEqual({ links: 1, packetSockets: 0 });
+    });
+
+    it('with NODE_TOA_ACK=packet each worker opens packet sockets: TOA only in the handshake ACK reaches both', async () => {
+      const app = await start('cluster.js', { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'packet' });
+      const pids = new Set<number>();
+      for (let i = 0; i < 10 && pids.size < 2; i++) {
+        const conns = await withToa(ackGroup, { kind: 'http', port: app.port, connections: [{ requests: 1 }, { requests: 1 }] });
+        for (const c of conns) {
+          const b = body(c) as { pid: number };
+          expect(b).toMatchObject({ remoteAddress: ackGroup.expected(c.localPort).address, remotePort: c.localPort, remoteFamily: 'IPv4' });
+          pids.add(b.pid);
+        }
+      }
+      expect(pids.size).toBe(2);
+      expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
       expect(packetSockets(app.child.pid!)).toBe(0);
-      for (const pid of pids) expect(packetSockets(pid)).toBe(2);
+      for (const pid of pids) expect({ links: bpfLinks(pid), packetSockets: packetSockets(pid) }).toEqual({ links: 0, packetSockets: 2 });
     });
   });
 });

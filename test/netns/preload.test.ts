@@ -82,6 +82,8 @@ describe('the environment (env.ts)', () => {
       }),
     ).toEqual({ trustProxy: 'loopback, 198.51.100.0/24,2001:db8::/32', ack: true, kinds: [200, 253, 254, 28], multiple: 'first' });
     expect(optionsFromEnv({ NODE_TOA_ACK: 'auto' })).toEqual({ ack: 'auto' });
+    expect(optionsFromEnv({ NODE_TOA_ACK: 'sockops' })).toEqual({ ack: { source: 'sockops' } });
+    expect(optionsFromEnv({ NODE_TOA_ACK: ' packet ' })).toEqual({ ack: { source: 'packet' } });
     expect(optionsFromEnv({ NODE_TOA_ACK: 'off', NODE_TOA_TRUST_PROXY: 'false' })).toEqual({ ack: false, trustProxy: false });
     expect(optionsFromEnv({ NODE_TOA_TRUST_PROXY: 'true' })).toEqual({ trustProxy: true });
   });
@@ -89,7 +91,7 @@ describe('the environment (env.ts)', () => {
   const bad: Array<[string, string, RegExp]> = [
     ['NODE_TOA_TRUST_PROXY', 'nonsense', /^node-toa: NODE_TOA_TRUST_PROXY='nonsense' is not a list of proxies: invalid IP address: nonsense/],
     ['NODE_TOA_TRUST_PROXY', '10.0.0.0/33', /^node-toa: NODE_TOA_TRUST_PROXY='10.0.0.0\/33' is not a list of proxies: invalid range on address: 10.0.0.0\/33/],
-    ['NODE_TOA_ACK', 'yes', /^node-toa: NODE_TOA_ACK='yes' must be auto, on or off$/],
+    ['NODE_TOA_ACK', 'yes', /^node-toa: NODE_TOA_ACK='yes' must be auto, on, off, sockops or packet$/],
     ['NODE_TOA_KINDS', '200,x', /^node-toa: NODE_TOA_KINDS='200,x' must be TCP option kinds from 9 to 255, comma-separated/],
     ['NODE_TOA_KINDS', '5', /^node-toa: NODE_TOA_KINDS='5' is not usable: kinds: 5 is not usable as a TOA kind/],
     ['NODE_TOA_KINDS', '256', /^node-toa: NODE_TOA_KINDS='256' is not usable: kinds: 256 is not usable/],
@@ -137,20 +139,45 @@ describe('the environment (env.ts)', () => {
       expect(r.stderr).toMatch(/NODE_TOA_TRUST_PROXY is not set, so no proxy is trusted.*NODE_TOA_TRUST_PROXY=198\.51\.100\.0\/24/);
     });
 
-    // setpriv drops CAP_NET_RAW from root's bounding set for the child (as a container without it).
+    // setpriv drops capabilities from root's bounding set for the child (as a container without
+    // them): CAP_NET_RAW for packet sockets; CAP_BPF, CAP_SYS_ADMIN and CAP_NET_ADMIN for the
+    // sock_ops program.
     const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-    const noCapNetRaw = canDrop ? ['setpriv', '--bounding-set', '-net_raw', '--inh-caps', '-net_raw'] : [];
-    (canDrop || process.getuid?.() !== 0 ? it : it.skip)('NODE_TOA_ACK=on without CAP_NET_RAW fails loudly; auto reads SYNs only with one notice', () => {
-      const on = preloadRun({ NODE_TOA_ACK: 'on' }, undefined, '-r', noCapNetRaw);
+    const drop = (caps: string) => (canDrop ? ['setpriv', '--bounding-set', caps, '--inh-caps', caps] : []);
+    const noCapNetRaw = drop('-net_raw');
+    const noTapAtAll = drop('-net_raw,-bpf,-sys_admin,-net_admin');
+    const tapsOf = `const net = require('net'); const a = net.createServer().listen(0, '127.0.0.1', () => { a.close(); console.log('app ran', JSON.stringify(require('node-toa').stats().taps.map((t) => t.source))); });`;
+    (canDrop || process.getuid?.() !== 0 ? it : it.skip)('NODE_TOA_ACK=on with neither capability fails loudly; auto reads SYNs only with one notice', () => {
+      const on = preloadRun({ NODE_TOA_ACK: 'on' }, undefined, '-r', noTapAtAll);
       expect(on.status).toBe(1);
       expect(on.stdout).not.toMatch(/app ran/);
       expect(on.stderr).toMatch(/^node-toa\/preload: \{ ack: true \} needs the CAP_NET_RAW capability.*\(NODE_TOA_ACK='on'; auto reads SYNs only instead\)\n$/);
-      const code = `const net = require('net'); const a = net.createServer().listen(0, '127.0.0.1', () => { a.close(); console.log('app ran', JSON.stringify(require('node-toa').stats().taps)); });`;
-      const auto = preloadRun({ NODE_TOA_ACK: 'auto' }, code, '-r', noCapNetRaw);
+      const auto = preloadRun({ NODE_TOA_ACK: 'auto' }, tapsOf, '-r', noTapAtAll);
       expect(auto.status).toBe(0);
       expect(auto.stdout).toBe('app ran []\n');
       expect(auto.stderr.match(/NODE_TOA_ACK_SYN_ONLY/g)).toHaveLength(1);
-      expect(auto.stderr).toMatch(/lacks CAP_NET_RAW, so TOA is read from SYNs only.*NODE_TOA_ACK=off/);
+      expect(auto.stderr).toMatch(/lacks CAP_NET_RAW \(and CAP_BPF with CAP_NET_ADMIN for the sock_ops program\), so TOA is read from SYNs only.*NODE_TOA_ACK=off/);
+    });
+
+    (canDrop || process.getuid?.() !== 0 ? it : it.skip)('without CAP_NET_RAW the sock_ops program still reads the ACK; NODE_TOA_ACK=packet fails loudly', () => {
+      const on = preloadRun({ NODE_TOA_ACK: 'on' }, tapsOf, '-r', noCapNetRaw);
+      expect(on).toMatchObject({ status: 0, stdout: 'app ran ["sockops"]\n', stderr: '' });
+      const packet = preloadRun({ NODE_TOA_ACK: 'packet' }, undefined, '-r', noCapNetRaw);
+      expect(packet.status).toBe(1);
+      expect(packet.stderr).toMatch(/^node-toa\/preload: \{ ack: true \} needs the CAP_NET_RAW capability/);
+    });
+
+    (canDrop || process.getuid?.() !== 0 ? it : it.skip)('NODE_TOA_ACK=sockops without CAP_BPF fails loudly, naming the step and the capabilities', () => {
+      const r = preloadRun({ NODE_TOA_ACK: 'sockops' }, undefined, '-r', drop('-bpf,-sys_admin'));
+      expect(r.status).toBe(1);
+      expect(r.stdout).not.toMatch(/app ran/);
+      expect(r.stderr).toMatch(/cannot open the ACK tap through the sock_ops program: bpf\(BPF_\w+\) failed with EPERM \(loading and attaching it needs CAP_BPF and CAP_NET_ADMIN, or root\)/);
+    });
+
+    (process.getuid?.() === 0 ? it : it.skip)('NODE_TOA_ACK=sockops|packet opens that kind of tap', () => {
+      for (const source of ['sockops', 'packet']) {
+        expect(preloadRun({ NODE_TOA_ACK: source }, tapsOf)).toMatchObject({ status: 0, stdout: `app ran ["${source}"]\n`, stderr: '' });
+      }
     });
 
     (process.getuid?.() === 0 ? it : it.skip)('NODE_TOA_ACK=auto with CAP_NET_RAW opens the tap of every TCP server, silently', () => {
@@ -206,7 +233,7 @@ onLinux('install(options)', () => {
       new TypeError("install(options): options.ack must be 'auto', a boolean or an object such as { capacity: 65536, maxAge: 30000 }, got 'sometimes'"),
     );
     expect(() => toa.install({ ack: { capacity: 0 } })).toThrow(new RangeError('install(options): options.ack.capacity must be from 1 to 16777216, got 0'));
-    expect(() => toa.install({ ack: { size: 1 } as never })).toThrow(new TypeError("install(options): unknown option 'ack.size' (known: capacity, maxAge)"));
+    expect(() => toa.install({ ack: { size: 1 } as never })).toThrow(new TypeError("install(options): unknown option 'ack.size' (known: capacity, maxAge, source)"));
     expect(() => toa.install({ trustProxy: 5 as never })).toThrow(TypeError);
     expect(() => toa.install({ kinds: [5] })).toThrow(RangeError);
     expect(() => toa.install({ multiple: 'all' as never })).toThrow(new TypeError("multiple must be one of 'ignore', 'first', 'last', got 'all'"));
