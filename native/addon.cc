@@ -78,10 +78,10 @@ bool ReadSockops(int fd, const uint8_t* table, toa::Tap* tap, LookupResult* r) {
   counters.lookups++;
   if (err != 0) return false;
   toa::ParseSockopsConn(conn, table, &r->packet, &r->syn, &r->tap);
-  if (r->tap.found) {
-    counters.toa_found++;
-    counters.hits++;
-  }
+  if (r->tap.found) counters.toa_found++;
+  // As packet sockets count: a TOA-shaped option in the packets after the SYN, or in the SYN the
+  // program kept where the kernel saved none.
+  if (r->tap.found || (!r->syn && r->packet.toa.count > 0)) counters.hits++;
   return true;
 }
 

@@ -282,16 +282,12 @@ int Load(State& s) {
   if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
   s.cgroup = OpenOwnCgroup();
   if (s.cgroup < 0) return fail("open(cgroup2)");
-  // The maps hold their BTF.
-  close(btf);
-  return 0;
-}
-
-// Attached at the first watched port, so a process that opens no tap (node:cluster's primary)
-// runs nothing for the connections of its cgroup. The link holds the program.
-int Attach(State& s) {
+  // At once, not at the first watched port: the program flags each listener when it listens, and
+  // a server usually listens before its port is known (port 0) and watched.
   s.link = AttachToCgroup(s.program, s.cgroup);
-  if (s.link < 0) return errno;
+  if (s.link < 0) return fail("bpf(BPF_LINK_CREATE)");
+  // The maps hold their BTF, the link the program.
+  close(btf);
   close(s.program);
   close(s.cgroup);
   s.program = s.cgroup = -1;
@@ -384,13 +380,6 @@ int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_cal
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0) return s.error;
-  if (s.link < 0) {
-    const int err = Attach(s);
-    if (err != 0) {
-      *failed_call = "bpf(BPF_LINK_CREATE)";
-      return err;
-    }
-  }
   std::vector<toa_sockops_trust_key> keys = TrustKeys(port, trust);
   for (const auto& k : keys) {
     const int err = UpdateTrust(s, k, true);

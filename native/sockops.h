@@ -1,6 +1,6 @@
 // The server's sock_ops program (native/bpf/conn_sockops.bpf.c): loaded once per process with
 // the bpf() system call, attached to the process's cgroup through a link (detached when the
-// process exits) when the first port is watched, told which listening ports to watch. A connection's packets are then read by
+// process exits), told which listening ports to watch. A connection's packets are then read by
 // descriptor: one bpf(BPF_MAP_LOOKUP_ELEM), the system call that replaces getpeername. No N-API.
 #ifndef NODE_TOA_SOCKOPS_H
 #define NODE_TOA_SOCKOPS_H
@@ -14,8 +14,8 @@
 
 namespace toa {
 
-// Loads the program and finds the process's cgroup, once per process (a failure is remembered,
-// not retried); the first SockopsWatch attaches it.
+// Loads the program and attaches it to the process's cgroup, once per process (a failure is
+// remembered, not retried).
 // Returns 0 or an errno, and then names the step that failed in *failed_call; *log receives the
 // verifier's words when the kernel refused the program.
 int SockopsLoad(const char** failed_call, std::string* log);

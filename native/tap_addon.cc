@@ -245,8 +245,8 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   std::unique_ptr<toa::Tap> tap_;
 };
 
-// probeSockops() -> { errno, syscall?, log? }: loads the server's sock_ops program (once per
-// process; the first tap's OpenSockops attaches it).
+// probeSockops() -> { errno, syscall?, log? }: loads and attaches the server's sock_ops program
+// (once per process; tap_sockets.h OpenSockops then only adds ports).
 Napi::Value ProbeSockops(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* failed_call = nullptr;

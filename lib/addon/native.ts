@@ -244,7 +244,7 @@ export interface NativeBinding {
   Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number, ringFrames?: number) => NativeTap;
   /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
   probePacketSocket(): number;
-  /** Loads the server's sock_ops program (once per process; the first tap attaches it); errno 0 when it loads. */
+  /** Loads and attaches the server's sock_ops program (once per process); errno 0 when it is. */
   probeSockops(): { errno: number; syscall?: string; log?: string };
   /**
    * Parses the PROXY protocol header (v1 or v2) at the start of data. maxSize: an integer >= 16

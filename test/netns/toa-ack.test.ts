@@ -77,7 +77,8 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
       packet: 'ack',
       proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
     });
-    expect(tapOf(port)).toMatchObject({ lookups: 1, hits: 1, toaFound: 1, tableSize: 0 });
+    // Read through the sock_ops program (the default where it loads): no packet was copied.
+    expect(tapOf(port)).toMatchObject({ source: 'sockops', packets: 0, lookups: 1, hits: 1, toaFound: 1, tableSize: 0 });
     // The packet really was an ACK after the SYN: the SYN the server got had no option.
     const c2s = (await netns.packets({ dir: 'c2s' })).filter((p) => p.dport === port && p.sport === answer.proxy!.port);
     expect(c2s.find((p) => p.flags === 'S')!.options!.some((o) => o.kind === 200)).toBe(false);
@@ -181,7 +182,9 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
       const answer = toa.realRemoteAddress(s, { trustProxy });
       return { answer, tap: expectTap ? tapOf(s.localPort!) : null };
     };
-    const both = await serve({ ack: true }, injectThenAnswer(true));
+    // A pure ACK injected after the handshake: packet sockets take it by its sequence number; the
+    // sock_ops program keeps only the ACK that completed the handshake (proven below).
+    const both = await serve({ ack: { source: 'packet' } }, injectThenAnswer(true));
     const result = await netns.request({ protocol: 'http', vip: ADDR.vip4, port: both.port, localAddress: ADDR.clients4[5] });
     const body = JSON.parse(result.responses[0].body) as { answer: RealAddress; tap: AckStats['taps'][number] };
     expect(body.answer).toMatchObject({ address: ADDR.clients4[5], port: result.localPort, source: 'toa' });
@@ -190,7 +193,7 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
 
     // The same injected packet alone (no SYN TOA) is what the server answers with.
     await netns.rule(ADDR.clients4[6], { where: 'none' });
-    const alone = await serve({ ack: true }, injectThenAnswer(false));
+    const alone = await serve({ ack: { source: 'packet' } }, injectThenAnswer(false));
     const second = await netns.request({ protocol: 'http', vip: ADDR.vip4, port: alone.port, localAddress: ADDR.clients4[6] });
     expect((JSON.parse(second.responses[0].body) as { answer: RealAddress }).answer).toMatchObject({
       address: '203.0.113.44',
@@ -200,13 +203,43 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
     });
   });
 
-  it('TOA in SYN and ACK (same value, syn+ack): answered from the SYN, the tap is not asked', async () => {
+  it('TOA in SYN and ACK (same value, syn+ack): answered from the SYN, packet sockets are not asked', async () => {
     await netns.rule(ADDR.clients4[7], { where: 'syn+ack' });
-    const { port } = await serve({ ack: true });
+    const { port } = await serve({ ack: { source: 'packet' } });
     const { answer, localPort } = await ask(port, ADDR.vip4, ADDR.clients4[7]);
     expect(answer).toMatchObject({ address: ADDR.clients4[7], port: localPort, source: 'toa', packet: 'syn' });
     // A saved SYN with one option naming a client settles it: the reader leaves the tap alone.
     expect(tapOf(port)).toMatchObject({ lookups: 0, toaFound: 1 });
+  });
+
+  it('TOA in SYN and ACK (same value, syn+ack), sock_ops: answered from the SYN, one read for both', async () => {
+    await netns.rule(ADDR.clients4[7], { where: 'syn+ack' });
+    const { port } = await serve({ ack: { source: 'sockops' } });
+    const { answer, localPort } = await ask(port, ADDR.vip4, ADDR.clients4[7]);
+    expect(answer).toMatchObject({ address: ADDR.clients4[7], port: localPort, source: 'toa', packet: 'syn' });
+    // The program's copy of the connection held the ACK's too: read, and lost to the SYN's.
+    expect(tapOf(port)).toMatchObject({ source: 'sockops', lookups: 1, toaFound: 1 });
+  });
+
+  it('sock_ops: a forged pure ACK after the handshake is not the handshake ACK', async () => {
+    const { port } = await serve({ ack: { source: 'sockops' } }, async (req) => {
+      const s = req.socket;
+      const syn = (await netns.packets({ dir: 'c2s' })).find((p) => p.flags === 'S' && p.sport === s.remotePort && p.dport === s.localPort);
+      await netns.craft({
+        src: s.remoteAddress!.replace(/^::ffff:/, ''),
+        dst: s.localAddress!.replace(/^::ffff:/, ''),
+        sport: s.remotePort!,
+        dport: s.localPort!,
+        flags: 'A',
+        seq: (syn!.seq! + 1) >>> 0,
+        optionsHex: hex(toaV4(4444, '203.0.113.44')),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return toa.realRemoteAddress(s, { trustProxy });
+    });
+    await netns.rule(ADDR.clients4[6], { where: 'none' });
+    const { answer } = await ask(port, ADDR.vip4, ADDR.clients4[6]);
+    expect(answer).toMatchObject({ address: ADDR.lip4, source: 'peer' });
   });
 
   it('1,000 sequential connections with distinct TOA values, all answered right', async () => {
@@ -226,7 +259,7 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
   it('forged TOA floods: from an untrusted sender nothing reaches user space; from a trusted one the table stays at its bound', async () => {
     await netns.rule(ADDR.clients4[8], { where: 'ack' });
     const capacity = 1000;
-    const { port } = await serve({ ack: { capacity }, trustProxy });
+    const { port } = await serve({ ack: { capacity, source: 'packet' }, trustProxy });
     // In bursts of 500: the TUN device's receive backlog (net.core.netdev_max_backlog, 1000)
     // drops what comes faster, before any tap could see it.
     const untrusted: ToaRule = { format: 'v4', kind: 254, address: '192.0.2.250', lip: ADDR.untrusted4 };
