@@ -5,7 +5,7 @@ import { binding } from '../addon/binding';
 import { errnoName, isPermissionError } from '../util/errno';
 import { socketFd } from '../util/socket-fd';
 import { warnAckNotTcp, warnAckUnsupported } from '../util/warnings';
-import type { CompiledTap } from './options';
+import type { CompiledTap, TapSource } from './options';
 import { OpenTap, addTap, hasTap, removeTap } from './registry';
 import type { Sources } from './sources';
 
@@ -24,10 +24,11 @@ function tapError(code: string, message: string, errno?: number, syscall?: strin
 }
 
 
-function noCapability(errno: number, syscall: string): TapError {
+function noCapability(errno: number, syscall: string, source: TapSource): TapError {
+  const orBpf = source === 'packet' ? '' : ' (or CAP_BPF and CAP_NET_ADMIN, for the sock_ops program, which did not load either)';
   return tapError(
     'ERR_TOA_NO_CAP_NET_RAW',
-    `node-toa: { ack: true } needs the CAP_NET_RAW capability to open a packet socket that reads TOA ` +
+    `node-toa: { ack: true } needs the CAP_NET_RAW capability${orBpf} to open a packet socket that reads TOA ` +
       `from handshake ACKs (${syscall} failed with ${errnoName(errno)}). TOA in SYNs still works ` +
       `without it: drop { ack: true }, or grant the capability (root in a container usually has it; ` +
       `docker run --cap-add NET_RAW; setcap cap_net_raw+ep on the node binary).`,
@@ -51,7 +52,7 @@ export function checkTapSupport(tap: CompiledTap): boolean {
     if (tap.source === 'sockops') throw sockopsError(undefined, kernel);
   }
   const err = binding.probePacketSocket();
-  if (isPermissionError(err)) throw noCapability(err, 'socket(AF_PACKET)');
+  if (isPermissionError(err)) throw noCapability(err, 'socket(AF_PACKET)', tap.source);
   if (err !== 0) {
     throw tapError('ERR_TOA_TAP_OPEN', `node-toa: cannot open a packet socket: ${errnoName(err)}`, err, 'socket');
   }
@@ -96,7 +97,7 @@ export function openTap(server: Server, tap: CompiledTap, sources: Sources): voi
   }
   if (err !== 0) {
     native.close();
-    if (isPermissionError(err) && syscall.startsWith('socket')) throw noCapability(err, syscall);
+    if (isPermissionError(err) && syscall.startsWith('socket')) throw noCapability(err, syscall, tap.source);
     const hint = syscall.startsWith('setns')
       ? " (the listening socket lives in another network namespace; entering it needs CAP_SYS_ADMIN)"
       : '';

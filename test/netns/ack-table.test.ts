@@ -842,60 +842,73 @@ describeSockops('enable(server, { ack })', () => {
   }
   const expectedToa = (localPort: number) => ({ ...group.expected(localPort), source: 'toa', kind: 254, packet: 'ack', proxy: { address: '127.0.0.1' } });
 
-  it('answers with the peer on 127.0.0.1 when no packet holds a TOA, and copies only its SYN', async () => {
-    const { port } = await serve({ ack: true });
-    const before = stats();
-    expect(await ask(port)).toMatchObject({ source: 'peer', address: '127.0.0.1' });
-    const after = stats();
-    expect(after.lookups - before.lookups).toBe(1);
-    expect(after.hits - before.hits).toBe(0);
-    // Its SYN was copied (every SYN is: it makes the 4-tuple forget an earlier connection), nothing else.
-    expect(tapOf(port)).toMatchObject({ port, packets: 1, syns: 1, inserted: 0, lookups: 1, hits: 0 });
-  });
+  describe.each(['sockops', 'packet'] as const)('%s tap', (source) => {
+    const ack = { source };
+    const packetSockets = source === 'packet';
 
-  it('reads a TOA from the handshake ACK; without { ack } the same packet is not seen', async () => {
-    const written = (await group.counters()).ack;
-    const tapped = await serve({ ack: true });
-    const a = await askTagged(tapped.port);
-    expect(a.answer).toMatchObject(expectedToa(a.localPort));
-    expect(tapOf(tapped.port)).toMatchObject({ packets: 2, syns: 1, toaFound: 1, unmatched: 1, lookups: 1, hits: 1, stale: 0 });
-    const plain = await serve(undefined);
-    const b = await askTagged(plain.port);
-    expect(b.answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: b.localPort });
-    // The client's kernel did write the option into both handshakes.
-    expect((await group.counters()).ack - written).toBe(2);
-  });
+    it('answers with the peer on 127.0.0.1 when no packet holds a TOA, and copies only its SYN', async () => {
+      const { port } = await serve({ ack });
+      expect(tapOf(port)).toMatchObject({ source });
+      const before = stats();
+      expect(await ask(port)).toMatchObject({ source: 'peer', address: '127.0.0.1' });
+      const after = stats();
+      expect(after.lookups - before.lookups).toBe(1);
+      expect(after.hits - before.hits).toBe(0);
+      // Packet sockets copied its SYN (every SYN is: it makes the 4-tuple forget an earlier
+      // connection), nothing else; the sock_ops program copies nothing to user space.
+      expect(tapOf(port)).toMatchObject({ port, packets: packetSockets ? 1 : 0, syns: packetSockets ? 1 : 0, inserted: 0, lookups: 1, hits: 0 });
+    });
 
-  it('ignores the TOA of an untrusted peer', async () => {
-    const { port } = await serve({ ack: true }, { trustProxy: '192.0.2.0/24' });
-    const { localPort, answer } = await askTagged(port);
-    expect(answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: localPort });
-    // The tap did find it: the policy refused it.
-    expect(tapOf(port)).toMatchObject({ lookups: 1, hits: 1 });
-  });
+    it('reads a TOA from the handshake ACK; without { ack } the same packet is not seen', async () => {
+      const written = (await group.counters()).ack;
+      const tapped = await serve({ ack });
+      const a = await askTagged(tapped.port);
+      expect(a.answer).toMatchObject(expectedToa(a.localPort));
+      expect(tapOf(tapped.port)).toMatchObject(
+        packetSockets
+          ? { packets: 2, syns: 1, toaFound: 1, unmatched: 1, lookups: 1, hits: 1, stale: 0 }
+          : { packets: 0, syns: 0, toaFound: 1, unmatched: 0, lookups: 1, hits: 1, stale: 0 },
+      );
+      const plain = await serve(undefined);
+      const b = await askTagged(plain.port);
+      expect(b.answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: b.localPort });
+      // The client's kernel did write the option into both handshakes.
+      expect((await group.counters()).ack - written).toBe(2);
+    });
 
-  it('with trustProxy, keeps an untrusted sender’s packets in the kernel; without, copies them', async () => {
-    const filtered = await serve({ ack: true, trustProxy: '192.0.2.0/24' });
-    const a = await askTagged(filtered.port);
-    expect(a.answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: a.localPort });
-    expect(tapOf(filtered.port)).toMatchObject({ packets: 0, lookups: 1, hits: 0 });
-    const open = await serve({ ack: true });
-    const b = await askTagged(open.port);
-    expect(b.answer).toMatchObject(expectedToa(b.localPort));
-    expect(tapOf(open.port)).toMatchObject({ packets: 2, lookups: 1, hits: 1 });
-  });
+    it('ignores the TOA of an untrusted peer', async () => {
+      const { port } = await serve({ ack }, { trustProxy: '192.0.2.0/24' });
+      const { localPort, answer } = await askTagged(port);
+      expect(answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: localPort });
+      // The tap did find it: the policy refused it.
+      expect(tapOf(port)).toMatchObject({ lookups: 1, hits: 1 });
+    });
 
-  it("never gives a reused 4-tuple the previous connection's client", async () => {
-    const { port } = await serve({ ack: true });
-    // The first connection's TOA is kept but never asked for; its client resets (no TIME_WAIT),
-    // and a client without TOA connects again from the same port.
-    const localPort = await unusedPort();
-    expect((await runClient(port, 'reset', localPort)).localPort).toBe(localPort);
-    await settle(150);
-    expect(tapOf(port)).toMatchObject({ toaFound: 1, tableSize: 1, lookups: 0 });
-    expect(await ask(port, localPort)).toMatchObject({ source: 'peer', address: '127.0.0.1', port: localPort });
-    // The entry answered nothing: its packet had the first connection's sequence number.
-    expect(tapOf(port)).toMatchObject({ tableSize: 0, lookups: 1, hits: 0 });
+    it('with trustProxy, keeps an untrusted sender’s packets in the kernel; without, copies them', async () => {
+      const filtered = await serve({ ack, trustProxy: '192.0.2.0/24' });
+      const a = await askTagged(filtered.port);
+      expect(a.answer).toMatchObject({ source: 'peer', address: '127.0.0.1', port: a.localPort });
+      expect(tapOf(filtered.port)).toMatchObject({ packets: 0, lookups: 1, hits: 0, toaFound: 0 });
+      const open = await serve({ ack });
+      const b = await askTagged(open.port);
+      expect(b.answer).toMatchObject(expectedToa(b.localPort));
+      expect(tapOf(open.port)).toMatchObject({ packets: packetSockets ? 2 : 0, lookups: 1, hits: 1, toaFound: 1 });
+    });
+
+    it("never gives a reused 4-tuple the previous connection's client", async () => {
+      const { port } = await serve({ ack });
+      // The first connection's TOA is kept but never asked for; its client resets (no TIME_WAIT),
+      // and a client without TOA connects again from the same port.
+      const localPort = await unusedPort();
+      expect((await runClient(port, 'reset', localPort)).localPort).toBe(localPort);
+      await settle(150);
+      // Packet sockets hold it in their table; the sock_ops program held it in the first
+      // connection's own socket, gone with it.
+      if (packetSockets) expect(tapOf(port)).toMatchObject({ toaFound: 1, tableSize: 1, lookups: 0 });
+      expect(await ask(port, localPort)).toMatchObject({ source: 'peer', address: '127.0.0.1', port: localPort });
+      // The entry answered nothing: its packet had the first connection's sequence number.
+      expect(tapOf(port)).toMatchObject({ tableSize: 0, lookups: 1, hits: 0 });
+    });
   });
 
   it('closes the tap with the server', async () => {
@@ -967,26 +980,41 @@ describeSockops('enable(server, { ack })', () => {
 });
 
 describeTap('without CAP_NET_RAW', () => {
-  it('throws ERR_TOA_NO_CAP_NET_RAW, saying what is missing and that the SYN path works', () => {
-    const dist = path.join(__dirname, '..', '..', 'dist', 'index.js');
+  const dist = path.join(__dirname, '..', '..', 'dist', 'index.js');
+  /** enable(server, { ack }) in a child without `caps` (setpriv drops them from the bounding set). */
+  function enableWithout(caps: string, ack: unknown): Record<string, unknown> {
     const script = `
       const toa = require(${JSON.stringify(dist)});
       const server = require('node:net').createServer();
       let out;
-      try { toa.enable(server, { ack: true }); out = { thrown: false }; }
+      try { toa.enable(server, { ack: ${JSON.stringify(ack)} }); out = { thrown: false }; }
       catch (e) { out = { thrown: true, name: e.name, code: e.code, message: e.message, syscall: e.syscall }; }
       toa.enable(server);
-      server.listen(0, '127.0.0.1', () => { out.saveSyn = toa.isEnabled(server); console.log(JSON.stringify(out)); server.close(); });
+      server.listen(0, '127.0.0.1', () => { out.saveSyn = toa.isEnabled(server); out.taps = toa.stats().taps.map((t) => t.source); console.log(JSON.stringify(out)); server.close(); });
     `;
-    const r = spawnSync('setpriv', ['--inh-caps=-net_raw', '--bounding-set=-net_raw', '--', process.execPath, '-e', script], {
+    const r = spawnSync('setpriv', [`--inh-caps=${caps}`, `--bounding-set=${caps}`, '--', process.execPath, '-e', script], {
       encoding: 'utf8',
       timeout: 10000,
     });
     expect(r.error).toBeUndefined(); // setpriv is in util-linux, part of every Debian
     expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  }
+
+  it('packet sockets: throws ERR_TOA_NO_CAP_NET_RAW, saying what is missing and that the SYN path works', () => {
+    const out = enableWithout('-net_raw', { source: 'packet' });
     expect(out).toMatchObject({ thrown: true, name: 'Error', code: 'ERR_TOA_NO_CAP_NET_RAW', syscall: 'socket(AF_PACKET)', saveSyn: true });
-    expect(out.message).toContain('needs the CAP_NET_RAW capability');
+    expect(out.message).toContain('needs the CAP_NET_RAW capability to open');
     expect(out.message).toContain('TOA in SYNs still works');
+  });
+
+  it('{ ack: true } reads through the sock_ops program instead', () => {
+    expect(enableWithout('-net_raw', true)).toMatchObject({ thrown: false, saveSyn: true, taps: ['sockops'] });
+  });
+
+  it('with neither, { ack: true } names both capabilities', () => {
+    const out = enableWithout('-net_raw,-bpf,-sys_admin,-net_admin', true);
+    expect(out).toMatchObject({ thrown: true, code: 'ERR_TOA_NO_CAP_NET_RAW', saveSyn: true });
+    expect(out.message).toContain('needs the CAP_NET_RAW capability (or CAP_BPF and CAP_NET_ADMIN, for the sock_ops program, which did not load either)');
   });
 });

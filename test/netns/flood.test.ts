@@ -1,7 +1,8 @@
 // Issue 18, point 2, "Nothing lost, also under a flood", as a test. An unmodified node:http app
-// (helpers/children/remote-echo-app.js) started with `node -r dist/preload.js`, NODE_TOA_ACK=on and
-// NODE_TOA_TRUST_PROXY naming only the legitimate clients' address (127.0.0.1), in a network
-// namespace of the test's own (so its sysctls are the test's: syncookies on, a SYN queue of 16).
+// (helpers/children/remote-echo-app.js) started with `node -r dist/preload.js`, each tap
+// (NODE_TOA_ACK=sockops and packet), NODE_TOA_TRUST_PROXY naming only the legitimate clients'
+// address (127.0.0.1), in a network namespace of the test's own (so its sysctls are the test's:
+// syncookies on, a SYN queue of 16).
 // A SYN flood at the app's port from an untrusted, spoofed source (203.0.113.66, its SYN-ACKs
 // routed into a veth where they vanish) keeps the SYN queue full, so the kernel answers every SYN
 // with a syncookie and saves none. Meanwhile legitimate clients, whose own kernel writes TOA (a
@@ -17,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ToaCgroup, describeSockops, type ToaPacket } from '../helpers/sockops';
 import { ToaNet, describeE2E } from '../helpers/netns/toa-net';
+import { tapHandles } from '../helpers/process/taps';
 import { sinkFloodReplies, spawnInNs, startFlood, stopAllInNs, tcpExt, type NsProcess } from '../helpers/netns/flood-net';
 
 const CLIENTS = Number(process.env.TOA_FLOOD_CLIENTS || 1000);
@@ -48,11 +50,11 @@ interface ClientReport {
 const results: string[] = [];
 
 /** The app in the namespace, outside any cgroup (its own packets carry nothing). */
-async function startApp(netns: ToaNet): Promise<{ app: NsProcess; port: number }> {
+async function startApp(netns: ToaNet, source: 'sockops' | 'packet'): Promise<{ app: NsProcess; port: number }> {
   const env = {
     ...process.env,
     NODE_OPTIONS: '',
-    NODE_TOA_ACK: 'on',
+    NODE_TOA_ACK: source,
     NODE_TOA_TRUST_PROXY: '127.0.0.1',
     HOST: '0.0.0.0',
     PORT: '0',
@@ -92,13 +94,18 @@ describeSockops('SYN flood (issue 18): every legitimate client answered', () => 
       { packet: 'syn', name: 'TOA in the SYN' },
     ];
 
-    for (const { packet, name } of roads) {
+    // Each tap: the sock_ops program keeps the syncookie SYNs of trusted senders at their SYN-ACK
+    // (and the ACK in the connection's socket); packet sockets copy the trusted senders' packets.
+    for (const { packet, name } of roads) for (const source of ['sockops', 'packet'] as const) {
       it(
-        `${name}: all ${CLIENTS} clients answered with their TOA client, 0 the proxy, 0 wrong`,
+        `${name}, ${source} tap: all ${CLIENTS} clients answered with their TOA client, 0 the proxy, 0 wrong`,
         async () => {
           const group = await ToaCgroup.create({ packets: [packet], base: BASE });
           try {
-            const { port } = await startApp(netns);
+            const { app, port } = await startApp(netns, source);
+            // The app's tap is the one asked for (`ip netns exec` hides the cgroup2 mount; the
+            // program's loader mounts its own for a moment).
+            expect(tapHandles(app.child.pid!)).toEqual(source === 'sockops' ? { bpfLinks: 1, packetSockets: 0 } : { bpfLinks: 0, packetSockets: 2 });
             const before = await tcpExt(netns);
             const flood = await startFlood(netns, { dst: TARGET, port, seconds: FLOOD_SECONDS });
             // Let the flood fill the SYN queue before the first legitimate SYN.
@@ -119,7 +126,7 @@ describeSockops('SYN flood (issue 18): every legitimate client answered', () => 
             const cookiesSent = after.SyncookiesSent - before.SyncookiesSent;
             const cookiesRecv = after.SyncookiesRecv - filled.SyncookiesRecv;
             results.push(
-              `  ${packet.padEnd(3)}: client ${client.client}, proxy ${client.peer}, wrong ${client.wrong}, failures ${client.failures} ` +
+              `  ${packet.padEnd(3)} ${source.padEnd(7)}: client ${client.client}, proxy ${client.peer}, wrong ${client.wrong}, failures ${client.failures} ` +
                 `of ${client.count} in ${client.elapsedMs} ms; flood ${sent} SYNs, SyncookiesSent +${cookiesSent}, ` +
                 `SyncookiesRecv +${cookiesRecv}, SyncookiesFailed +${after.SyncookiesFailed - before.SyncookiesFailed}; options written ${counters[packet]}`,
             );

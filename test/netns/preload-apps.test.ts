@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { ToaCgroup, describeSockops } from '../helpers/sockops';
+import { tapHandles } from '../helpers/process/taps';
 import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
 import { selfSignedCert } from '../helpers/sockets/tls-cert';
 
@@ -137,38 +138,6 @@ function withoutToa(spec: ClientSpec): Promise<Connection[]> {
 function twoPorts(): [number, number] {
   const a = 20000 + 2 * Math.floor(Math.random() * 6000);
   return [a, a + 1];
-}
-
-/** BPF links a process holds (the sock_ops program's attachment to its cgroup). */
-function bpfLinks(pid: number): number {
-  let n = 0;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf_link') n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
-}
-
-/** Packet sockets a process holds (its fds' socket inodes found in /proc/net/packet). */
-function packetSockets(pid: number): number {
-  const inodes = new Set(
-    fs.readFileSync('/proc/net/packet', 'utf8').trim().split('\n').slice(1).map((line) => line.trim().split(/\s+/).pop()),
-  );
-  let n = 0;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    let target = '';
-    try {
-      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    const m = /^socket:\[(\d+)\]$/.exec(target);
-    if (m && inodes.has(m[1])) n++;
-  }
-  return n;
 }
 
 const body = (c: Connection, i = 0) => JSON.parse(c.responses[i].body) as Record<string, unknown>;
@@ -395,8 +364,8 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
       // The taps are the workers' (each attached the sock_ops program, and opened no packet
       // socket); the primary, which only hands the connections on, opened no packet socket either.
-      expect(packetSockets(app.child.pid!)).toBe(0);
-      for (const pid of pids) expect({ links: bpfLinks(pid), packetSockets: packetSockets(pid) }).toEqual({ links: 1, packetSockets: 0 });
+      expect(tapHandles(app.child.pid!).packetSockets).toBe(0);
+      for (const pid of pids) expect(tapHandles(pid)).toEqual({ bpfLinks: 1, packetSockets: 0 });
     });
 
     it('with NODE_TOA_ACK=packet each worker opens packet sockets: TOA only in the handshake ACK reaches both', async () => {
@@ -412,8 +381,8 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       }
       expect(pids.size).toBe(2);
       expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
-      expect(packetSockets(app.child.pid!)).toBe(0);
-      for (const pid of pids) expect({ links: bpfLinks(pid), packetSockets: packetSockets(pid) }).toEqual({ links: 0, packetSockets: 2 });
+      expect(tapHandles(app.child.pid!).packetSockets).toBe(0);
+      for (const pid of pids) expect(tapHandles(pid)).toEqual({ bpfLinks: 0, packetSockets: 2 });
     });
   });
 });

@@ -84,7 +84,9 @@ async function probe(client: Client, ack: boolean, kinds: number[] = [254]): Pro
       served({ answer, handshake, data });
     })();
   });
-  await toa.listen(server, { port: 0, host: '127.0.0.1', ack });
+  // Packet sockets: they count every packet after the SYN that carried an option, which is what
+  // these tests measure the injector by.
+  await toa.listen(server, { port: 0, host: '127.0.0.1', ack: ack ? { source: 'packet' } : false });
   const port = (server.address() as net.AddressInfo).port;
   try {
     const [clientPort, side] = await Promise.all([client(port), serverSide]);

@@ -1,7 +1,7 @@
 // The server of test/netns/soak.test.ts, in a process of its own: `node --expose-gc soak-server.js '<json>'`,
 // using the built package (dist/), so that jest's sandbox and its other test files do not share
 // its heap. Options (JSON): { mode: 'peer' | 'toa', host, trustProxy, sources: [client addresses],
-// proxies: [proxy addresses] (toa), ackCapacity }.
+// proxies: [proxy addresses] (toa), ackCapacity, ackSource }.
 //
 // Each connection is answered with `<address>:<port>` of realRemoteAddress(); the server checks
 // that answer itself too: 'peer' mode, the socket's own peer; 'toa' mode, a TOA from a trusted
@@ -66,7 +66,7 @@ const server = toa.enable(
     socket.end(`${a.address}:${a.port}`);
   }),
   // The ACK tap too: its native table must stay bounded and drained as well.
-  opts.ackCapacity ? { ack: { capacity: opts.ackCapacity } } : {},
+  opts.ackCapacity ? { ack: { capacity: opts.ackCapacity, source: opts.ackSource || 'auto' } } : {},
 );
 
 const idle = () => new Promise((resolve) => (open === 0 ? resolve() : idleWaiters.push(resolve)));

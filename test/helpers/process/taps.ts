@@ -1,0 +1,34 @@
+// What kind of ACK tap a process holds, seen from outside it (its app knows nothing of node-toa):
+// the sock_ops program's attachment (a BPF link) or packet sockets.
+import * as fs from 'node:fs';
+
+/** The link targets of a process's descriptors (those that close meanwhile are left out). */
+function fdTargets(pid: number): string[] {
+  const targets: string[] = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      targets.push(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return targets;
+}
+
+/**
+ * The BPF links and the packet sockets `pid` holds. Packet sockets are found in the process's own
+ * network namespace (/proc/<pid>/net/packet), so a process in a test namespace is counted right.
+ */
+export function tapHandles(pid: number): { bpfLinks: number; packetSockets: number } {
+  const inodes = new Set(
+    fs.readFileSync(`/proc/${pid}/net/packet`, 'utf8').trim().split('\n').slice(1).map((line) => line.trim().split(/\s+/).pop()),
+  );
+  let bpfLinks = 0;
+  let packetSockets = 0;
+  for (const target of fdTargets(pid)) {
+    if (target === 'anon_inode:bpf_link') bpfLinks++;
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m && inodes.has(m[1])) packetSockets++;
+  }
+  return { bpfLinks, packetSockets };
+}
