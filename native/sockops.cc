@@ -28,6 +28,11 @@ namespace {
 
 long Bpf(int command, bpf_attr* attr) { return syscall(__NR_bpf, command, attr, sizeof *attr); }
 
+// The per-connection lookup passes only the fields it uses (map_fd, key, value, flags): the
+// kernel copies and checks that much of the attribute union, not all of it.
+constexpr unsigned kElemAttrSize = offsetof(bpf_attr, flags) + sizeof(bpf_attr::flags);
+long BpfElem(int command, bpf_attr* attr) { return syscall(__NR_bpf, command, attr, kElemAttrSize); }
+
 // Socket storage maps need BTF for their key and value: an int key, and the value as an array of
 // bytes of the right size. Three types, two names.
 int LoadBtf() {
@@ -427,14 +432,14 @@ int SockopsLookup(int fd, toa_sockops_conn* out) {
   attr.map_fd = static_cast<uint32_t>(conns);
   attr.key = reinterpret_cast<uintptr_t>(&fd);
   attr.value = reinterpret_cast<uintptr_t>(out);
-  if (Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0) return 0;
+  if (BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0) return 0;
   if (errno != ENOENT) return errno;
   // accept() can return the socket while the softirq that completed the handshake still holds it,
   // before the program ran; a call that locks the socket waits for that to end. Only a miss pays.
   tcp_info info;
   socklen_t size = sizeof info;
   getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size);
-  return Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : errno;
+  return BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : errno;
 }
 
 #else  // !__linux__

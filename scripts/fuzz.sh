@@ -2,8 +2,9 @@
 # Fuzzes the native code that reads untrusted bytes with libFuzzer + ASan + UBSan: the TOA parser
 # (fuzz/toa_parse_fuzz.cc), the ACK tap's table (fuzz/tap_table_fuzz.cc), the PROXY protocol
 # parser (fuzz/proxy_parse_fuzz.cc), the UDP datagram header decision over SPP and PROXY v2
-# (fuzz/dgram_header_fuzz.cc) and DPVS's UOA packet parser (fuzz/uoa_parse_fuzz.cc), one after the
-# other, sharing FUZZ_SECONDS (default 60) in fifths. Builds build-fuzz/ with clang through CMakeLists.txt (TOA_FUZZ=ON), starts each from a
+# (fuzz/dgram_header_fuzz.cc), DPVS's UOA packet parser (fuzz/uoa_parse_fuzz.cc) and the reader of
+# the sock_ops program's records (fuzz/sockops_parse_fuzz.cc), one after the other, sharing
+# FUZZ_SECONDS (default 60) in sixths. Builds build-fuzz/ with clang through CMakeLists.txt (TOA_FUZZ=ON), starts each from a
 # copy of its seeds (regenerated: the parsers' from their unit-test vectors, the table's from
 # scripted handshakes), and exits non-zero on any crash, leak, timeout or broken invariant of any. Then, when llvm-cov is installed, prints each target's
 # source coverage over the corpus its run produced.
@@ -13,14 +14,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-# A fifth each (the TOA parser takes the remainder), at least a second each (libFuzzer reads 0 as
+# A sixth each (the TOA parser takes the remainder), at least a second each (libFuzzer reads 0 as
 # "no limit").
-fifth=$((seconds / 5 > 0 ? seconds / 5 : 1))
-parse_seconds=$((seconds - 4 * fifth > 0 ? seconds - 4 * fifth : 1))
-table_seconds=$fifth
-proxy_seconds=$fifth
-dgram_seconds=$fifth
-uoa_seconds=$fifth
+sixth=$((seconds / 6 > 0 ? seconds / 6 : 1))
+parse_seconds=$((seconds - 5 * sixth > 0 ? seconds - 5 * sixth : 1))
+table_seconds=$sixth
+proxy_seconds=$sixth
+dgram_seconds=$sixth
+uoa_seconds=$sixth
+sockops_seconds=$sixth
 out=build-fuzz
 
 if ! command -v clang++ >/dev/null; then
@@ -31,9 +33,10 @@ node scripts/fuzz-seeds.js fuzz/seeds
 node scripts/fuzz-table-seeds.js fuzz/tap_table_seeds
 node scripts/fuzz-proxy-seeds.js fuzz/proxy_seeds
 node scripts/fuzz-dgram-seeds.js fuzz/dgram_seeds fuzz/uoa_seeds
+node scripts/fuzz-sockops-seeds.js fuzz/sockops_seeds
 
 cmake -S . -B "$out" -DTOA_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$out" --target toa_parse_fuzz tap_table_fuzz proxy_parse_fuzz dgram_header_fuzz uoa_parse_fuzz -j"$(nproc)" >/dev/null
+cmake --build "$out" --target toa_parse_fuzz tap_table_fuzz proxy_parse_fuzz dgram_header_fuzz uoa_parse_fuzz sockops_parse_fuzz -j"$(nproc)" >/dev/null
 
 # run TARGET SEEDS DICT SECONDS: fuzzes into $out/runs/TARGET/{corpus,artifacts,fuzz.log}; returns 1 on a
 # finding.
@@ -80,6 +83,7 @@ run tap_table_fuzz fuzz/tap_table_seeds fuzz/tap_table.dict "$table_seconds" || 
 run proxy_parse_fuzz fuzz/proxy_seeds fuzz/proxy.dict "$proxy_seconds" || failed=1
 run dgram_header_fuzz fuzz/dgram_seeds fuzz/dgram.dict "$dgram_seconds" || failed=1
 run uoa_parse_fuzz fuzz/uoa_seeds fuzz/uoa.dict "$uoa_seconds" || failed=1
+run sockops_parse_fuzz fuzz/sockops_seeds fuzz/sockops.dict "$sockops_seconds" || failed=1
 if [ "$failed" -ne 0 ]; then
   echo "fuzz: FAILED" >&2
   exit 1
@@ -91,4 +95,5 @@ if [ "${FUZZ_COVERAGE:-1}" != "0" ] && command -v llvm-profdata >/dev/null && co
   coverage proxy_parse_fuzz native/proxy_parse.cc
   coverage dgram_header_fuzz native/dgram_header.cc native/spp_parse.cc native/proxy_parse.cc
   coverage uoa_parse_fuzz native/uoa_parse.cc
+  coverage sockops_parse_fuzz native/sockops_parse.cc native/toa_parse.cc
 fi

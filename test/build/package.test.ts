@@ -225,7 +225,7 @@ describe('the npm package', () => {
     }
     const bad = spawnSync('node', ['-r', 'node-toa/preload', 'server.cjs'], { cwd: app, env: { ...env, NODE_TOA_ACK: 'sometimes' }, encoding: 'utf8', timeout: 30_000 });
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toBe("node-toa/preload: NODE_TOA_ACK='sometimes' must be auto, on or off\n");
+    expect(bad.stderr).toBe("node-toa/preload: NODE_TOA_ACK='sometimes' must be auto, on, off, sockops or packet\n");
     const files = (globalThis as { packFiles?: string[] }).packFiles!;
     for (const f of ['dist/preload.js', 'dist/preload.mjs', 'dist/preload.d.ts', 'dist/install/install.js']) expect(files).toContain(f);
   });

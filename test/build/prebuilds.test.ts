@@ -48,6 +48,11 @@ const X64_BASE = [
   // madvise, for the tap table's huge pages (native/mapped_array.h): glibc's since before 2.2.5
   // (misc/Versions, GLIBC_2.0), at the architecture's base version.
   'madvise',
+  // The sock_ops program's loader (native/sockops.cc): open64 (open under -D_FILE_OFFSET_BITS=64,
+  // io/Versions GLIBC_2.1), strchr (string/Versions GLIBC_2.0), and, to reach the cgroup2
+  // hierarchy where `ip netns exec` hid it, mkdtemp (misc, GLIBC_2.0), mount and umount2 (misc,
+  // GLIBC_2.0 and 2.1) and rmdir (io, GLIBC_2.0): all older than each architecture's base version.
+  'open64', 'strchr', 'mkdtemp', 'mount', 'umount2', 'rmdir',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
