@@ -8,8 +8,6 @@
 
 #include "js_values.h"
 #include "record_layout.h"
-#include "sockops.h"
-#include "sockops_parse.h"
 #include "tap_addon.h"
 #include "toa_parse.h"
 #include "toa_sys.h"
@@ -69,34 +67,12 @@ struct LookupResult {
   toa::Address name;
 };
 
-// What the sock_ops program kept of `fd`'s connection, into `r`; false when it kept nothing (the
-// connection is not one it saw: then the caller reads the saved SYN as without it).
-bool ReadSockops(int fd, const uint8_t* table, toa::Tap* tap, LookupResult* r) {
-  toa_sockops_conn conn;
-  const int err = toa::SockopsLookup(fd, &conn);
-  toa::TapCounters& counters = tap->table().counters();
-  counters.lookups++;
-  if (err != 0) return false;
-  toa::ParseSockopsConn(conn, table, &r->packet, &r->syn, &r->tap);
-  if (r->tap.found) counters.toa_found++;
-  // As packet sockets count: a TOA-shaped option in the packets after the SYN, or in the SYN the
-  // program kept where the kernel saved none.
-  if (r->tap.found || (!r->syn && r->packet.toa.count > 0)) counters.hits++;
-  return true;
-}
-
 // One getsockopt per connection. The tap, when the server has one and the SYN did not settle it,
-// is a table lookup after it (the saved SYN names both ends and the sequence number to take): no
-// syscall while its ring is empty. getpeername only when asked (a vendor module may be loaded).
+// is asked after it with the saved SYN, which names both ends and the sequence number to take:
+// packet sockets look in their table (no syscall while the ring is empty), the sock_ops program's
+// reader in the slot the program filled (memory reads). getpeername only when asked (a vendor module may be loaded).
 LookupResult DoLookup(int fd, const uint8_t* table, bool with_name, toa::Tap* tap) {
   LookupResult r;
-  // A tap that reads through the sock_ops program: the saved SYN, the ACK and the first data
-  // packet in one system call, the one that replaces getpeername.
-  if (tap != nullptr && tap->sockops_port() != 0 && ReadSockops(fd, table, tap, &r)) {
-    r.with_name = with_name;
-    if (with_name) r.name_err = toa::PeerName(fd, &r.name);
-    return r;
-  }
   uint8_t stack_buffer[kSynBufferSize];
   std::vector<uint8_t> heap_buffer;
   uint8_t* buffer = stack_buffer;

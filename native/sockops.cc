@@ -13,6 +13,7 @@
 #include <linux/btf.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -119,7 +120,22 @@ int CreateTrustMap() {
   return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
 }
 
-constexpr int kMaps = 4;
+int CreateRecentMap() {
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_ARRAY;
+  attr.key_size = sizeof(uint32_t);
+  attr.value_size = sizeof(toa_sockops_slot);
+  attr.max_entries = TOA_SOCKOPS_SLOTS;
+  attr.map_flags = BPF_F_MMAPABLE;
+  std::memcpy(attr.map_name, "toa_recent", 11);
+  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+}
+
+// An mmapable array's elements lie one after the other, each rounded up to 8 bytes.
+constexpr size_t kSlotStride = (sizeof(toa_sockops_slot) + 7) & ~static_cast<size_t>(7);
+constexpr size_t kRecentBytes = kSlotStride * TOA_SOCKOPS_SLOTS;
+
+constexpr int kMaps = 5;
 
 int LoadProgram(const int maps[kMaps], std::string* log) {
   std::vector<bpf_insn> code(sizeof kConnSockopsCode / sizeof(bpf_insn));
@@ -240,6 +256,8 @@ struct State {
   int ports = -1;
   int syns = -1;
   int trust = -1;
+  int recent = -1;
+  const uint8_t* slots = nullptr;  // toa_recent, mapped read-only
   int program = -1;
   int cgroup = -1;
   int link = -1;
@@ -258,10 +276,12 @@ State& state() {
 }
 
 void CloseAll(State& s, int btf) {
-  for (int fd : {btf, s.program, s.cgroup, s.conns, s.ports, s.syns, s.trust, s.link}) {
+  if (s.slots != nullptr) munmap(const_cast<uint8_t*>(s.slots), kRecentBytes);
+  s.slots = nullptr;
+  for (int fd : {btf, s.program, s.cgroup, s.conns, s.ports, s.syns, s.trust, s.recent, s.link}) {
     if (fd >= 0) close(fd);
   }
-  s.conns = s.ports = s.syns = s.trust = s.program = s.cgroup = s.link = -1;
+  s.conns = s.ports = s.syns = s.trust = s.recent = s.program = s.cgroup = s.link = -1;
 }
 
 int Load(State& s) {
@@ -282,7 +302,12 @@ int Load(State& s) {
   if (s.syns < 0) return fail("bpf(BPF_MAP_CREATE)");
   s.trust = CreateTrustMap();
   if (s.trust < 0) return fail("bpf(BPF_MAP_CREATE)");
-  const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust};
+  s.recent = CreateRecentMap();
+  if (s.recent < 0) return fail("bpf(BPF_MAP_CREATE)");
+  void* slots = mmap(nullptr, kRecentBytes, PROT_READ, MAP_SHARED, s.recent, 0);
+  if (slots == MAP_FAILED) return fail("mmap(toa_recent)");
+  s.slots = static_cast<const uint8_t*>(slots);
+  const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust, s.recent};
   s.program = LoadProgram(maps, &s.log);
   if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
   s.cgroup = OpenOwnCgroup();
@@ -424,6 +449,19 @@ void SockopsUnwatch(uint16_t port) {
   WritePorts(s);
 }
 
+bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t ports, toa_sockops_slot* out) {
+  const uint8_t* slots = state().slots;
+  if (slots == nullptr) return false;
+  const auto* slot = reinterpret_cast<const toa_sockops_slot*>(
+      slots + kSlotStride * toa_sockops_slot_of(reinterpret_cast<const __u32*>(remote), reinterpret_cast<const __u32*>(local), ports));
+  const uint32_t before = __atomic_load_n(&slot->gen, __ATOMIC_ACQUIRE);
+  if ((before & 1) != 0) return false;
+  std::memcpy(out, slot, sizeof *out);
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  if (__atomic_load_n(&slot->gen, __ATOMIC_RELAXED) != before) return false;
+  return out->ports == ports && std::memcmp(out->remote, remote, 16) == 0 && std::memcmp(out->local, local, 16) == 0;
+}
+
 int SockopsLookup(int fd, toa_sockops_conn* out) {
   // Read without the lock: set once by the first SockopsWatch, which happens before any lookup.
   const int conns = state().conns;
@@ -452,6 +490,7 @@ int SockopsWatch(uint16_t, const FilterSpec&, const char** failed_call, std::str
   return ENOTSUP;
 }
 void SockopsUnwatch(uint16_t) {}
+bool SockopsRecent(const uint32_t*, const uint32_t*, uint32_t, toa_sockops_slot*) { return false; }
 int SockopsLookup(int, toa_sockops_conn*) { return ENOTSUP; }
 #endif
 

@@ -26,6 +26,10 @@ int SockopsLoad(const char** failed_call, std::string* log);
 int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log);
 // Stops watching `port` (one call per SockopsWatch that succeeded); the program stays attached.
 void SockopsUnwatch(uint16_t port);
+// The slot that holds the connection with these ends (sockops_conn.h: IPv4 as ::ffff:a.b.c.d,
+// ports as remote << 16 | local), copied whole into *out; false when it holds another one or was
+// being written. Memory reads only.
+bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t ports, toa_sockops_slot* out);
 // What the program kept of the connection of `fd`: 0, ENOENT (none: not a watched port, not yet
 // established, not in the program's cgroup) or another errno.
 int SockopsLookup(int fd, toa_sockops_conn* out);

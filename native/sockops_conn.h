@@ -46,6 +46,33 @@ struct toa_sockops_syn {
 };
 #define TOA_SOCKOPS_COOKIE_SYNS 8192
 
+/* The connections established last, in a table user space maps read-only (BPF_F_MMAPABLE): the
+   reader, which reads the saved SYN anyway (the call that replaces getpeername), finds the ACK and
+   the first data packet here by the SYN's ends, with no second system call. A cache: a slot holds
+   the last connection whose ends hash to it, and gen (odd while written, bumped twice per write)
+   says whether a read saw one whole write. What it does not hold is in the socket storage. */
+struct toa_sockops_slot {
+  __u32 gen;
+  __u32 ports;      /* remote port << 16 | local port */
+  __u32 remote[4];  /* IPv4 as ::ffff:a.b.c.d */
+  __u32 local[4];
+  __u8 ack_len;
+  __u8 data_len;
+  __u8 pad[2];
+  __u8 ack[TOA_SOCKOPS_TCP_MAX];
+  __u8 data[TOA_SOCKOPS_TCP_MAX];
+};
+#define TOA_SOCKOPS_SLOTS 4096  /* a power of two */
+#define TOA_SOCKOPS_SLOT_BITS 12
+
+/* The slot of a connection's ends: the same mix in the program and the reader. */
+static inline __u32 toa_sockops_slot_of(const __u32 remote[4], const __u32 local[4], __u32 ports) {
+  __u32 h = remote[0] ^ remote[1] ^ remote[2] ^ remote[3] ^ local[3] ^ ports;
+  h ^= h >> 16;
+  h *= 0x9E3779B1u;
+  return h >> (32 - TOA_SOCKOPS_SLOT_BITS);
+}
+
 /* The trusted senders, per listening port: an LPM trie key of 16 bits of port (network order) and
    an IPv6 address (IPv4 as ::ffff:a.b.c.d). prefixlen counts both. */
 struct toa_sockops_trust_key {

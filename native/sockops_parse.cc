@@ -44,6 +44,33 @@ bool HeaderOptions(const uint8_t* header, size_t length, const uint8_t* kind_tab
 
 }  // namespace
 
+bool ParseFollowing(const uint8_t* ack, size_t ack_len, const uint8_t* data, size_t data_len, const Packet* syn,
+                    const uint8_t* kind_table, TapHit* hit) {
+  hit->found = false;
+  hit->data = false;
+  hit->options = ToaOptionList();
+  uint32_t ack_seq = 0;
+  ToaOptionList ack_options;
+  const bool has_ack = HeaderOptions(ack, ack_len, kind_table, &ack_seq, &ack_options);
+  // The first byte after the SYN (and the data a TCP Fast Open SYN carried) is the ACK's.
+  const uint32_t next = syn != nullptr ? syn->seq + 1 + syn->payload_length : ack_seq;
+  if (syn != nullptr && has_ack && ack_seq != next) return false;
+  if (has_ack && ack_options.count > 0) {
+    hit->found = true;
+    hit->options = ack_options;
+    return true;
+  }
+  uint32_t data_seq = 0;
+  ToaOptionList options;
+  if ((has_ack || syn != nullptr) && HeaderOptions(data, data_len, kind_table, &data_seq, &options) && data_seq == next &&
+      options.count > 0) {
+    hit->found = true;
+    hit->data = true;
+    hit->options = options;
+  }
+  return true;
+}
+
 void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, Packet* syn, bool* saved, TapHit* hit) {
   *saved = false;
   *hit = TapHit();
@@ -54,20 +81,22 @@ void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, P
   SetEnd(&local, family, conn.local, conn.local_port);
   hit->peer = peer;
   uint32_t ack_seq = 0;
-  ToaOptionList ack_options;
-  const bool ack = HeaderOptions(conn.ack, conn.ack_len, kind_table, &ack_seq, &ack_options);
+  ToaOptionList unused;
+  const bool has_ack = HeaderOptions(conn.ack, conn.ack_len, kind_table, &ack_seq, &unused);
 
   *syn = Packet();
+  bool known = false;
   if (conn.syn_len > 0 && conn.syn_len <= TOA_SOCKOPS_SYN_MAX) {
     const Packet parsed = ParsePacket(conn.syn, conn.syn_len, kind_table);
     if (conn.syn_cookie == 0) {
       *syn = parsed;
-      *saved = parsed.ok;
-    } else if (parsed.ok && ack && parsed.seq + 1 + parsed.payload_length == ack_seq && SameEnd(parsed.src, peer) &&
+      *saved = known = parsed.ok;
+    } else if (parsed.ok && has_ack && parsed.seq + 1 + parsed.payload_length == ack_seq && SameEnd(parsed.src, peer) &&
                SameEnd(parsed.dst, local)) {
       // The program's copy of a SYN answered with a syncookie: this connection's only if its ACK
       // follows it (a reused 4-tuple's older SYN does not).
       *syn = parsed;
+      known = true;
     }
   }
   if (!syn->ok) {
@@ -75,22 +104,8 @@ void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, P
     syn->src = peer;
     syn->dst = local;
   }
-  if (ack && ack_options.count > 0) {
-    hit->found = true;
-    hit->options = ack_options;
-    return;
-  }
-  // The first byte of data has the sequence number the ACK had (one past the SYN and the data a
-  // TCP Fast Open SYN carried).
-  const bool known = ack || *saved;
-  const uint32_t first = ack ? ack_seq : syn->seq + 1 + syn->payload_length;
-  uint32_t data_seq = 0;
-  ToaOptionList options;
-  if (known && HeaderOptions(conn.data, conn.data_len, kind_table, &data_seq, &options) && data_seq == first &&
-      options.count > 0) {
-    hit->found = true;
-    hit->data = true;
-    hit->options = options;
+  if (!ParseFollowing(conn.ack, conn.ack_len, conn.data, conn.data_len, known ? syn : nullptr, kind_table, hit)) {
+    hit->found = false;
   }
 }
 

@@ -10,6 +10,13 @@
 
 namespace toa {
 
+// The TOA of the handshake ACK (`ack`, a TCP header of `ack_len` bytes) or, when it had none, of
+// the first data packet (`data`), into hit->found / data / options. With `syn` (the connection's
+// SYN), false when the ACK does not follow it: the headers are another connection's. Without it,
+// the data packet must carry the ACK's sequence number.
+bool ParseFollowing(const uint8_t* ack, size_t ack_len, const uint8_t* data, size_t data_len, const Packet* syn,
+                    const uint8_t* kind_table, TapHit* hit);
+
 // `syn` receives the saved SYN (ok and *saved true); when the kernel saved none (syncookies), the
 // program's copy of the SYN if the ACK's sequence number says it is this connection's, else the
 // connection's peer and local end with no options (ok, *saved false either way). `hit` receives the TOA of the

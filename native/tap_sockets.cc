@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "sockops.h"
+#include "sockops_parse.h"
 #include "toa_sys.h"
 
 #if defined(__linux__)
@@ -326,7 +327,63 @@ void Tap::UpdateDrops() {
   if (dropped != 0) table_.NoteLoss();
 }
 
+namespace {
+
+// An end as the sock_ops program keys it: IPv4 as ::ffff:a.b.c.d.
+void EndWords(const Address& a, uint32_t out[4]) {
+  uint8_t bytes[16] = {};
+  if (a.family == 4) {
+    bytes[10] = 0xff;
+    bytes[11] = 0xff;
+    std::memcpy(bytes + 12, a.bytes, 4);
+  } else {
+    std::memcpy(bytes, a.bytes, 16);
+  }
+  std::memcpy(out, bytes, 16);
+}
+
+}  // namespace
+
+// Through the sock_ops program: the slot the program filled for the saved SYN's ends (no system
+// call), else the connection's socket storage (one bpf() lookup: no saved SYN under syncookies, or
+// the slot was another connection's by then). The program's copy of a syncookie SYN plays the
+// saved SYN's part, as the table's SYN does for packet sockets.
+int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out) {
+  TapCounters& counters = table_.counters();
+  counters.lookups++;
+  *out = TapHit();
+  bool read = false;
+  if (syn != nullptr && syn->ok) {
+    uint32_t remote[4];
+    uint32_t local[4];
+    EndWords(syn->src, remote);
+    EndWords(syn->dst, local);
+    toa_sockops_slot slot;
+    if (SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot) &&
+        ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)) {
+      out->peer = syn->src;
+      read = true;
+    }
+  }
+  if (!read) {
+    toa_sockops_conn conn;
+    const int err = SockopsLookup(fd, &conn);
+    if (err != 0) return err;
+    Packet kept;
+    bool saved = false;
+    ParseSockopsConn(conn, kind_table, &kept, &saved, out);
+    if (!saved && kept.toa.count > 0) {
+      out->syn_found = true;
+      out->syn_options = kept.toa;
+    }
+  }
+  if (out->found) counters.toa_found++;
+  if (out->found || (out->syn_found && out->syn_options.count > 0)) counters.hits++;
+  return 0;
+}
+
 int Tap::Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out) {
+  if (sockops_port_ != 0) return ClaimSockops(fd, syn, kind_table, out);
   TakeQuery query;
   if (syn != nullptr && syn->ok) {
     query.peer = syn->src;

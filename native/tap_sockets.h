@@ -45,7 +45,8 @@ class Tap {
   // 6), or on both (0). Returns the packets read.
   size_t Drain(const uint8_t* kind_table, size_t max_packets, int family = 0);
 
-  // Looks up the connection of an accepted socket, after reading what is queued for its family.
+  // Looks up the connection of an accepted socket: with packet sockets after reading what is
+  // queued for its family; through the sock_ops program in its slot or socket storage.
   // `syn` is its saved SYN when the kernel had one: its source and destination are the
   // connection's ends (the source is right even when a vendor module rewrites getpeername) and its
   // sequence number names the packet to take, so no syscall is made. Without it (syncookies, a
@@ -82,6 +83,7 @@ class Tap {
     uint32_t next = 0;  // the frame to read next
   };
   int SetUpRing(int i);
+  int ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out);
   size_t DrainRing(int i, const uint8_t* kind_table, size_t max_packets);
   size_t DrainSocket(int i, const uint8_t* kind_table, size_t max_packets);
 

@@ -14,13 +14,14 @@ const SOURCE = path.join(DIR, 'conn_sockops.bpf.c');
 const OUTPUT = path.join(DIR, 'conn_sockops.inc');
 const SECTION = 'sockops';
 // The loader creates the maps in this order (native/sockops.cc).
-const MAPS = ['toa_conns', 'toa_ports', 'toa_syns', 'toa_trust'];
+const MAPS = ['toa_conns', 'toa_ports', 'toa_syns', 'toa_trust', 'toa_recent'];
 
 function objectFile() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'node-toa-bpf-'));
   const out = path.join(dir, 'conn_sockops.o');
   const multiarch = `/usr/include/${execFileSync('gcc', ['-dumpmachine']).toString().trim()}`;
-  execFileSync('clang', ['-O2', '-target', 'bpf', '-I', multiarch, '-c', SOURCE, '-o', out], { stdio: 'inherit' });
+  // -mcpu=v3: the atomic compare-and-exchange that claims a slot (Linux 5.12).
+  execFileSync('clang', ['-O2', '-target', 'bpf', '-mcpu=v3', '-I', multiarch, '-c', SOURCE, '-o', out], { stdio: 'inherit' });
   return { dir, out };
 }
 

@@ -58,6 +58,15 @@ struct {
   __type(value, __u8);
 } toa_trust SEC(".maps");
 
+// Map 4: the connections established last, mapped read-only by the reader (sockops_conn.h).
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, TOA_SOCKOPS_SLOTS);
+  __type(key, __u32);
+  __type(value, struct toa_sockops_slot);
+} toa_recent SEC(".maps");
+
 // Copies the TCP header in [data, end) into out (at most TOA_SOCKOPS_TCP_MAX bytes, 4 at a time:
 // a TCP header is a whole number of words); returns the bytes copied.
 static __always_inline __u8 copy_header(__u8 *out, void *data, void *end) {
@@ -134,6 +143,47 @@ static __always_inline void take_cookie_syn(const struct toa_sockops_ends *e, st
   bpf_map_delete_elem(&toa_syns, e);
 }
 
+// Claims the slot of `e` for a write (its gen made odd), or returns 0: another CPU is writing it,
+// and what that one writes is not this connection, which a reader then finds in the storage.
+static __always_inline struct toa_sockops_slot *claim_slot(const struct toa_sockops_ends *e) {
+  __u32 index = toa_sockops_slot_of(e->remote, e->local, e->ports);
+  struct toa_sockops_slot *s = bpf_map_lookup_elem(&toa_recent, &index);
+  __u32 gen;
+  if (!s) return 0;
+  gen = s->gen;
+  if (gen & 1) return 0;
+  if (__sync_val_compare_and_swap(&s->gen, gen, gen + 1) != gen) return 0;
+  return s;
+}
+
+static __always_inline void release_slot(struct toa_sockops_slot *s) { __sync_fetch_and_add(&s->gen, 1); }
+
+// The connection's packets after the SYN, for the reader that reads the saved SYN.
+static __always_inline void publish(const struct toa_sockops_ends *e, const struct toa_sockops_conn *c) {
+  struct toa_sockops_slot *s = claim_slot(e);
+  if (!s) return;
+  __builtin_memcpy(s->remote, e->remote, sizeof s->remote);
+  __builtin_memcpy(s->local, e->local, sizeof s->local);
+  s->ports = e->ports;
+  s->ack_len = c->ack_len;
+  s->data_len = c->data_len;
+  __builtin_memcpy(s->ack, c->ack, sizeof s->ack);
+  release_slot(s);
+}
+
+// The first data packet, into the slot if it still holds this connection.
+static __always_inline void publish_data(const struct toa_sockops_ends *e, const struct toa_sockops_conn *c) {
+  struct toa_sockops_slot *s = claim_slot(e);
+  if (!s) return;
+  if (s->ports == e->ports && s->remote[0] == e->remote[0] && s->remote[1] == e->remote[1] &&
+      s->remote[2] == e->remote[2] && s->remote[3] == e->remote[3] && s->local[0] == e->local[0] &&
+      s->local[1] == e->local[1] && s->local[2] == e->local[2] && s->local[3] == e->local[3]) {
+    __builtin_memcpy(s->data, c->data, sizeof s->data);
+    s->data_len = c->data_len;
+  }
+  release_slot(s);
+}
+
 SEC("sockops")
 int toa_conn_sockops(struct bpf_sock_ops *skops) {
   struct bpf_sock *sk;
@@ -193,6 +243,7 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
           // The ACK carried no payload: the next packet that does is the first data packet.
           if (skops->skb_len <= c->ack_len) flags |= BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
         }
+        publish(&e, c);
         bpf_sock_ops_cb_flags_set(skops, flags);
       }
       return 1;
@@ -205,6 +256,11 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
       c = bpf_sk_storage_get(&toa_conns, sk, 0, 0);
       if (!c || c->data_len != 0) return 1;
       c->data_len = copy_header(c->data, data, end);
+      {
+        struct toa_sockops_ends e = {};
+        ends_of(skops, &e);
+        publish_data(&e, c);
+      }
       return 1;
     }
   }

@@ -83,13 +83,12 @@ describeE2E('metrics(), packet and the diagnostics channels (end to end)', () =>
     const { ports, tap, ...sum } = m;
     expect(sum).toEqual(expected);
     expect(ports).toEqual({ [e2e.port]: expected });
-    // The tap (the sock_ops program here) is read for every connection, in the call that reads its
-    // SYN: 16 lookups. It found options for the 2 ACK and 2 data ones, and for the 2 syncookie
-    // ones (the SYN it kept); the 10 others missed (5 answered by their saved SYN, malformed, 2
-    // ambiguous, a TFO cookie, none). Packet sockets are asked only where the saved SYN did not
-    // settle it (toa-ack.test.ts).
+    // The tap (the sock_ops program here) is asked in the same call as the saved SYN, unless the
+    // SYN held exactly one option naming a client (3 trusted, 2 untrusted): 11 lookups. It found
+    // options for the 2 ACK and 2 data ones, and for the 2 syncookie ones (the SYN it kept); the 5
+    // others missed (malformed, 2 ambiguous, a TFO cookie, none).
     expect(e2e.toa.stats().taps.find((t) => t.port === e2e.port)?.source).toBe('sockops');
-    expect(tap).toEqual({ drops: 0, evictions: 0, misses: 10 });
+    expect(tap).toEqual({ drops: 0, evictions: 0, misses: 5 });
     expect(e2e.toa.stats().refused).toEqual(expected.refused);
 
     // One message per connection, with the answer, the port and why options were refused.
