@@ -19,10 +19,11 @@ const COUNT = envInt('BENCH_PROFILE_COUNT', QUICK ? 3000 : 12_000, 500, 100_000)
 const WARM = envInt('BENCH_PROFILE_WARM', QUICK ? 1000 : 3000, 0, 100_000);
 const PARALLEL = 16;
 
-type Road = 'syn' | 'ack';
-const ROADS: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' }> = {
+type Road = 'syn' | 'ack' | 'ack-packet';
+const ROADS: Record<Road, { packet: ToaPacket; ack: 'on' | 'off' | 'packet' }> = {
   syn: { packet: 'syn', ack: 'off' },
   ack: { packet: 'ack', ack: 'on' },
+  'ack-packet': { packet: 'ack', ack: 'packet' },
 };
 
 // Call-stack frames (perf script's symbol text) that mark each share.

@@ -182,6 +182,12 @@ const TARGET = { microFirst: 1.2, preloadFirst: 1.0, cachedNs: 50, preloadHttpCp
 
 // Where the preload's cost goes (bench/profile.ts): node-toa's own code, in points of server CPU,
 // beside the whole difference the same run measured.
+const PROFILE_LABELS = {
+  syn: 'the SYN (NODE_TOA_ACK=off)',
+  ack: 'the handshake ACK (NODE_TOA_ACK=on: sock_ops)',
+  'ack-packet': 'the handshake ACK, packet sockets (NODE_TOA_ACK=packet)',
+};
+
 function profileTable(result, md) {
   if (result.skipped) return `Profile: skipped: ${result.skipped}\n`;
   const pct = (v) => `${fmt(v, 2)} %`;
@@ -194,7 +200,7 @@ function profileTable(result, md) {
     result.rows.map((r) => {
       const own = r.preload.read + r.preload.drain - r.plain.nodeRead;
       return [
-        r.road === 'ack' ? 'the handshake ACK (NODE_TOA_ACK=on)' : 'the SYN (NODE_TOA_ACK=off)',
+        PROFILE_LABELS[r.road],
         `${fmt(r.cpuPlain, 1)} / ${fmt(r.cpuPreload, 1)}`,
         `${pts((100 * (r.cpuPreload - r.cpuPlain)) / r.cpuPlain)} %`,
         pct(r.preload.read),
