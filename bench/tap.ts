@@ -6,8 +6,9 @@
 // so drift hits both alike; the table shows medians and the median of the pairwise ratios.
 //
 // Loopback SYNs and ACKs carry no TOA, so this measures what the tap adds to every connection:
-// the SYN copied to the tap by the kernel's filter, and per lookup getpeername + getsockname +
-// one recvmmsg on the tap. Needs CAP_NET_RAW (root).
+// `{ ack: true }` opens the sock_ops program where it loads (its run per connection in the
+// kernel, and per lookup a read of its slot), else packet sockets (the SYN copied by the
+// kernel's filter, the ring read per lookup). Needs root.
 //
 // A second table times the lookup itself in one process: the first realRemoteAddress() call on
 // each of a batch of accepted loopback sockets, SYN path only vs SYN + tap (which then also reads

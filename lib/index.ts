@@ -29,7 +29,7 @@ export { enable, isEnabled, type EnableOptions } from './server/enable';
 export type { MetricCounts, ProxyProtocolCounts } from './core/metrics';
 export type { RefusedOption, ResolveMessage } from './resolve/resolver';
 export type { WarningMessage } from './util/warnings';
-export type { AckOptions, TapOptions } from './tap/options';
+export type { AckOptions, TapOptions, TapSource } from './tap/options';
 export type { TapStats, TapStatsEntry } from './tap/registry';
 /** @deprecated the same as TapStatsEntry */
 export type AckTapStats = TapStatsEntry;

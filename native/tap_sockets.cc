@@ -359,8 +359,10 @@ int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapH
     EndWords(syn->src, remote);
     EndWords(syn->dst, local);
     toa_sockops_slot slot;
+    // A slot without the ACK's header says nothing its sequence number could vouch for (the
+    // sender is not trusted, or the slot is an older connection's on these ends): the storage says.
     if (SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot) &&
-        ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)) {
+        slot.ack_len > 0 && ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)) {
       out->peer = syn->src;
       read = true;
     }
@@ -368,6 +370,9 @@ int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapH
   if (!read) {
     toa_sockops_conn conn;
     const int err = SockopsLookup(fd, &conn);
+    // The program runs for the sockets of this process's cgroup: a listener made elsewhere (a
+    // socket handed over by systemd, another process) is not among them.
+    if (err == ENOENT) counters.unseen++;
     if (err != 0) return err;
     Packet kept;
     bool saved = false;

@@ -31,7 +31,8 @@
   COUNTER(lookups, "lookups")       /* Tap: lookups of accepted sockets */                           \
   COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options (after a SYN, or in a held one) */                 \
   COUNTER(malformed, "malformed")   /* passed the filter but did not parse as TCP */                 \
-  COUNTER(stale, "stale")           /* lookups that refused an entry of another connection */
+  COUNTER(stale, "stale")           /* lookups that refused an entry of another connection */      \
+  COUNTER(unseen, "unseen")         /* Tap: connections the sock_ops program never saw */
 
 namespace toa {
 

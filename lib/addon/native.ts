@@ -173,6 +173,8 @@ export interface NativeTapStats {
   malformed: number;
   /** Lookups that refused an entry of another connection on the same 4-tuple (or kept before a loss). */
   stale: number;
+  /** sock_ops: connections the program never saw (their listener was made outside this process's cgroup). */
+  unseen: number;
 }
 
 /** What the tap kept of a connection: the options of the first packet after its SYN that had any. */

@@ -29,8 +29,8 @@ export interface IntegrationOptions extends ToaOptions {
    */
   setIp?: boolean;
   /**
-   * Also read TOA from the handshake ACK and first data packet (packet tap, needs CAP_NET_RAW),
-   * as `enable(server, { ack })`. Default `false`.
+   * Also read TOA from the handshake ACK and first data packet (the ACK tap: the sock_ops program
+   * or packet sockets, see `TapOptions.source`), as `enable(server, { ack })`. Default `false`.
    */
   ack?: boolean | TapOptions;
   /**
@@ -115,7 +115,7 @@ export function enableOnFirstRequest(
   }
 }
 
-/** enable() with the tap; a request must not fail because the tap cannot open (no CAP_NET_RAW). */
+/** enable() with the tap; a request must not fail because the tap cannot open (no capability). */
 function enableTap(server: import('node:net').Server, enableOptions: EnableOptions, where: string): void {
   try {
     enable(server, enableOptions);

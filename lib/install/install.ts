@@ -28,15 +28,15 @@ import {
   warnTapFailed,
 } from '../util/warnings';
 import { patchSockets } from './sockets';
-import { isPermissionError } from '../util/errno';
 
 /** Options of `install(options)`: the core's, and `ack`. */
 export interface InstallOptions extends ToaOptions {
   /**
    * The ACK tap, for proxies that put TOA into the handshake ACK or first data packet: `'auto'`
-   * (default) opens it on every TCP server where the process has CAP_NET_RAW and else reads SYNs
-   * only (with one warning); `true` (or `{ capacity, maxAge }`) requires it (install() throws
-   * without CAP_NET_RAW); `false` reads SYNs only.
+   * (default) opens it on every TCP server where the process may (the sock_ops program with
+   * CAP_BPF and CAP_NET_ADMIN, else packet sockets with CAP_NET_RAW) and else reads SYNs only
+   * (with one warning); `true` (or `{ capacity, maxAge, source }`) requires it (install() throws
+   * ERR_TOA_NO_CAP_NET_RAW when neither opens); `false` reads SYNs only.
    */
   ack?: 'auto' | boolean | TapOptions;
   /**
@@ -84,10 +84,11 @@ function compileAck(value: unknown, where: string): AckMode {
 /** For ack 'auto': whether a tap can open here; says once why not. */
 function autoTapPossible(origin: InstallOrigin, tap: CompiledTap): boolean {
   if (binding === null || !binding.tapSupported) return false; // not Linux: SYNs are all there is
-  if (tap.source !== 'packet' && binding.probeSockops().errno === 0) return true;
+  const sockops = tap.source === 'packet' ? null : binding.probeSockops();
+  if (sockops !== null && sockops.errno === 0) return true;
   const err = binding.probePacketSocket();
   if (err === 0) return true;
-  warnAckSynOnly(isPermissionError(err), err, origin === 'preload');
+  warnAckSynOnly(sockops, err, origin === 'preload');
   return false;
 }
 
@@ -147,7 +148,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   }
   const resolver = new Resolver(compileOptions(core, where));
   if (current !== null) throw alreadyInstalled();
-  // The capability is checked now, where it was asked for ('on' throws ERR_TOA_NO_CAP_NET_RAW).
+  // The capabilities are checked now, where the tap was asked for ('on' throws ERR_TOA_NO_CAP_NET_RAW
+  // when neither source opens).
   let tap: CompiledTap | null = null;
   if (ackMode.tap !== null) {
     if (ackMode.auto) tap = autoTapPossible(origin, ackMode.tap) ? ackMode.tap : null;
@@ -212,7 +214,7 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
  * with the options from the environment.
  *
  * @throws TypeError/RangeError for a bad option (naming it and the value); Error
- *   `ERR_TOA_ALREADY_INSTALLED` when on already; `ERR_TOA_NO_CAP_NET_RAW` for `ack: true` without the capability.
+ *   `ERR_TOA_ALREADY_INSTALLED` when on already; `ERR_TOA_NO_CAP_NET_RAW` for `ack: true` where no tap can open.
  */
 export function install(options?: InstallOptions): () => void {
   return installFrom(options, 'install(options)');

@@ -11,7 +11,7 @@ export interface TapOptions {
   /**
    * How the handshake's packets are read: `'sockops'`, a BPF program in the server's cgroup that
    * keeps them in each connection's socket storage (one system call per connection, nothing
-   * copied for anyone else: needs CAP_BPF and CAP_NET_ADMIN, cgroup v2, Linux 5.10); `'packet'`,
+   * copied for anyone else: needs CAP_BPF and CAP_NET_ADMIN, cgroup v2, Linux 5.12); `'packet'`,
    * packet sockets (CAP_NET_RAW); `'auto'` (the default), sockops where it loads, else packet.
    */
   source?: TapSource;
@@ -55,7 +55,7 @@ export function compileTap(value: unknown, where: string): CompiledTap | null {
   });
 }
 
-/** Validates a tap source (`ack.source`, NODE_TOA_ACK_SOURCE); `what` names it in the error. */
+/** Validates a tap source (`ack.source`); `what` names it in the error. */
 export function tapSource(value: unknown, what: string): TapSource {
   if (!SOURCES.includes(value as TapSource)) {
     throw new TypeError(`${what} must be one of ${SOURCES.map((s) => `'${s}'`).join(', ')}, got ${show(value)}`);

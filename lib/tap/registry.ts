@@ -4,6 +4,7 @@
 // SYNs only.
 import type { NativeTap, NativeTapStats } from '../addon/native';
 import { kindTableAll } from '../core/kinds';
+import { warnSockopsUnseen } from '../util/warnings';
 
 // v3: the tap is read in the same native call as the saved SYN (a SYN reader bound to it).
 const TAP = Symbol.for('node-toa.ack-tap.v3');
@@ -15,6 +16,8 @@ interface TappedServer {
 /** An open tap: the native one and what stats() says of it. */
 export class OpenTap {
   open = true;
+  /** Whether NODE_TOA_SOCKOPS_UNSEEN was given for it. */
+  unseenSaid = false;
   constructor(
     readonly tap: NativeTap,
     readonly port: number,
@@ -45,6 +48,7 @@ export const COUNTERS = [
   'hits',
   'malformed',
   'stale',
+  'unseen',
 ] as const satisfies readonly (keyof NativeTapStats)[];
 type Counter = (typeof COUNTERS)[number];
 // What closed taps counted: stats() keeps counting them.
@@ -52,7 +56,14 @@ const retired = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counte
 
 function drainAll(): void {
   const table = kindTableAll();
-  for (const r of taps) r.tap.drain(table);
+  for (const r of taps) {
+    r.tap.drain(table);
+    // Said once: the program cannot see this server's connections, so its tap reads nothing.
+    if (r.source === 'sockops' && !r.unseenSaid && r.tap.stats().unseen > 0) {
+      r.unseenSaid = true;
+      warnSockopsUnseen(r.port);
+    }
+  }
 }
 
 export function hasTap(server: object): boolean {

@@ -4,6 +4,7 @@
 // warnings is bounded too. Each one is also published on the `node-toa:warning` diagnostics
 // channel (when someone subscribes).
 import { channel } from 'node:diagnostics_channel';
+import { errnoName, isPermissionError } from './errno';
 
 const warningChannel = channel('node-toa:warning');
 
@@ -208,16 +209,31 @@ export function warnAckNotTcp(): void {
  * ack 'auto' found no way to open a tap. `noCapability`: the process lacks CAP_NET_RAW (else
  * `errno` says why); `preload`: the words of NODE_TOA_ACK, else of the `ack` option.
  */
-export function warnAckSynOnly(noCapability: boolean, errno: number, preload: boolean): void {
+export function warnAckSynOnly(sockops: { errno: number; syscall?: string } | null, packetErrno: number, preload: boolean): void {
   const how = preload ? 'NODE_TOA_ACK=off' : "ack: false";
-  const why = noCapability
-    ? 'this process lacks CAP_NET_RAW (and CAP_BPF with CAP_NET_ADMIN for the sock_ops program)'
-    : `neither the sock_ops program loads nor a packet socket opens (errno ${errno})`;
+  const packet = isPermissionError(packetErrno) ? 'this process lacks CAP_NET_RAW' : `a packet socket cannot be opened (${errnoName(packetErrno)})`;
+  let kernel = '';
+  if (sockops !== null) {
+    kernel = isPermissionError(sockops.errno)
+      ? ' (and CAP_BPF with CAP_NET_ADMIN for the sock_ops program)'
+      : ` (and the sock_ops program did not load: ${sockops.syscall ?? 'bpf'} failed with ${errnoName(sockops.errno)})`;
+  }
+  const why = `${packet}${kernel}`;
   warnOnce(
     'NODE_TOA_ACK_SYN_ONLY',
     `node-toa: ${why}, so TOA is read from SYNs only; proxies that tag the handshake ACK (Tencent ` +
       `anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS, Huawei) need the ACK tap: grant CAP_NET_RAW (docker run --cap-add NET_RAW), ` +
       `or CAP_BPF and CAP_NET_ADMIN for the cheaper sock_ops program, or set ${how} to say SYNs are enough.`,
+  );
+}
+
+/** A sock_ops tap whose program never saw its server's connections (their listener is another cgroup's). */
+export function warnSockopsUnseen(port: number): void {
+  warnOnce(
+    'NODE_TOA_SOCKOPS_UNSEEN',
+    `node-toa: the sock_ops program of port ${port} does not see its connections: the listening socket was made ` +
+      `outside this process's cgroup (a socket handed over by systemd or another process), so the ACK tap reads ` +
+      `nothing there. Use packet sockets for it: { ack: { source: 'packet' } } (NODE_TOA_ACK=packet).`,
   );
 }
 

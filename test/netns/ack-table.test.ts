@@ -35,6 +35,7 @@ import {
   type Bytes,
 } from '../helpers/vectors/packets';
 import { ToaCgroup, describeSockops } from '../helpers/sockops';
+import { cgroupRoot } from '../helpers/sockops/build';
 
 const CI = process.env.CI === 'true';
 const canTap = process.platform === 'linux' && binding !== null && binding.tapSupported && binding.probePacketSocket() === 0;
@@ -1016,5 +1017,67 @@ describeTap('without CAP_NET_RAW', () => {
     const out = enableWithout('-net_raw,-bpf,-sys_admin,-net_admin', true);
     expect(out).toMatchObject({ thrown: true, code: 'ERR_TOA_NO_CAP_NET_RAW', saveSyn: true });
     expect(out.message).toContain('needs the CAP_NET_RAW capability (or CAP_BPF and CAP_NET_ADMIN, for the sock_ops program, which did not load either)');
+  });
+});
+
+// The sock_ops program runs for the sockets of its process's cgroup. A listener made outside it
+// (handed over by systemd, or by another process as here) is not among them: the tap says so once,
+// counts the connections it never saw, and every answer is the peer, never a wrong client.
+describeSockops('a listener made outside the process’s cgroup (sock_ops)', () => {
+  it('warns NODE_TOA_SOCKOPS_UNSEEN once, counts the unseen connections, answers with the peer', async () => {
+    const dist = path.join(__dirname, '..', '..', 'dist', 'index.js');
+    const cgroup = path.join(cgroupRoot()!, `node-toa-unseen-${process.pid}`);
+    fs.mkdirSync(cgroup, { recursive: true });
+    const script = `
+      const toa = require(${JSON.stringify(dist)});
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.code));
+      process.once('message', (_m, server) => {
+        toa.enable(server, { ack: { source: 'sockops' }, trustProxy: 'loopback' });
+        const answers = [];
+        server.on('connection', (s) => {
+          answers.push(toa.realRemoteAddress(s, { trustProxy: 'loopback' }).source);
+          s.destroy();
+          if (answers.length === 3) {
+            setTimeout(() => {
+              process.send({ answers, warnings, taps: toa.stats().taps.map(({ source, lookups, unseen }) => ({ source, lookups, unseen })) });
+              server.close();
+              process.disconnect();
+            }, 200);
+          }
+        });
+        process.send({ ready: true });
+      });
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      // Into the other cgroup before it loads anything; the listener stays this process's.
+      fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), String(child.pid));
+      const server = net.createServer();
+      const port = await listen(server, '127.0.0.1');
+      binding!.setSaveSyn((server as unknown as { _handle: { fd: number } })._handle.fd, true);
+      const messages: Array<Record<string, unknown>> = [];
+      const next = () => new Promise<Record<string, unknown>>((resolve) => child.once('message', (m) => resolve(m as Record<string, unknown>)));
+      const ready = next();
+      child.send('server', server);
+      await ready;
+      await close(server); // the child's copy listens on
+      const done = next();
+      for (let i = 0; i < 3; i++) {
+        const c = net.connect(port, '127.0.0.1');
+        await new Promise((resolve, reject) => c.once('connect', resolve).once('error', reject));
+        c.destroy();
+      }
+      messages.push(await done);
+      expect(messages[0]).toEqual({
+        answers: ['peer', 'peer', 'peer'],
+        warnings: ['NODE_TOA_SOCKOPS_UNSEEN'],
+        taps: [{ source: 'sockops', lookups: 3, unseen: 3 }],
+      });
+    } finally {
+      child.kill();
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+      fs.rmdirSync(cgroup);
+    }
   });
 });

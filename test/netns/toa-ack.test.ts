@@ -78,7 +78,7 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
       proxy: { address: ADDR.lip4, port: expect.any(Number), family: 'IPv4' },
     });
     // Read through the sock_ops program (the default where it loads): no packet was copied.
-    expect(tapOf(port)).toMatchObject({ source: 'sockops', packets: 0, lookups: 1, hits: 1, toaFound: 1, tableSize: 0 });
+    expect(tapOf(port)).toMatchObject({ source: 'sockops', packets: 0, lookups: 1, hits: 1, toaFound: 1, tableSize: 0, unseen: 0 });
     // The packet really was an ACK after the SYN: the SYN the server got had no option.
     const c2s = (await netns.packets({ dir: 'c2s' })).filter((p) => p.dport === port && p.sport === answer.proxy!.port);
     expect(c2s.find((p) => p.flags === 'S')!.options!.some((o) => o.kind === 200)).toBe(false);
