@@ -7,8 +7,9 @@
 // GC is then a small, steady number (about 4 MiB), unlike RSS, which is a sawtooth that depends on
 // the machine's load. The client is a process of its own too (test/helpers/children/soak-load.js).
 //
-// - the peer path: 100,000 connections on loopback, the tap on;
-// - the TOA path: connections through the netns full-NAT proxy, every SYN carrying a real TOA.
+// - the peer path: 100,000 connections on loopback, the tap on (packet sockets: their table);
+// - the TOA path: connections through the netns full-NAT proxy, every handshake ACK carrying a
+//   real TOA (the sock_ops program: its slots and socket storage).
 // The figures are printed for the issue notes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -249,10 +250,12 @@ describeE2E('soak: the TOA path through the full-NAT proxy (network namespace)',
 
   useToaNet((created) => (netns = created));
 
-  it('10,000 connections whose SYN carries a TOA: each answered with the client it names, heap after GC flat, fds equal, tap bounded with 0 drops', async () => {
+  it('10,000 connections whose handshake ACK carries a TOA (the sock_ops program): each answered with the client it names, heap after GC flat, fds equal, tap bounded with 0 drops', async () => {
     await netns.stats({ reset: true });
+    // The road most proxies use: the TOA in the ACK, read through the program's slots and storage.
+    for (const client of ADDR.clients4) await netns.rule(client, { where: 'ack' });
     await soak({
-      name: 'TOA in the SYN, netns proxy',
+      name: 'TOA in the ACK, netns proxy',
       prefix: [findExe('ip') ?? 'ip', 'netns', 'exec', netns.ns],
       server: { mode: 'toa', host: '0.0.0.0', trustProxy: [ADDR.lip4], sources: ADDR.clients4, proxies: [ADDR.lip4], ackCapacity: 4096, ackSource: 'sockops' },
       host: ADDR.vip4,
@@ -262,7 +265,7 @@ describeE2E('soak: the TOA path through the full-NAT proxy (network namespace)',
       concurrency: 32,
       timeLimitMs: 60_000,
     });
-    // The proxy really put a TOA into each SYN (and never had to leave one out).
+    // The proxy really put a TOA into each ACK (and never had to leave one out).
     const stats = await netns.stats();
     expect(stats.connections).toBe(10_000);
     expect(stats.toaInserted).toBeGreaterThanOrEqual(10_000);
