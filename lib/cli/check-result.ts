@@ -3,7 +3,7 @@
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
 
 export interface CheckResult {
-  /** Stable name for scripts: 'addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'uoa'. */
+  /** Stable name for scripts: 'addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'sockops', 'uoa'. */
   id: string;
   status: Status;
   /** One line for an operator: what was found and what it means. */

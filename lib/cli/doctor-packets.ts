@@ -15,7 +15,7 @@ export interface PacketWatch {
   seconds: number;
   /** Or after this many connections. */
   count: number;
-  /** Open the ACK tap too (it needs CAP_NET_RAW): without it only the SYN is seen. */
+  /** Open the ACK tap too (the sock_ops program or packet sockets): without it only the SYN is seen. */
   ack: boolean;
 }
 

@@ -11,10 +11,12 @@ import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import { compileKinds } from '../core/kinds';
 import { errnoName } from '../util/errno';
 import { toaModuleLoaded, toaModuleNames } from '../util/kernel-module';
+import { checkNetRaw, checkSockops, probeAckTap, type AckTap } from './doctor-ack';
 import { checkUoa } from './doctor-uoa';
 import type { CheckResult } from './check-result';
 
 export type { CheckResult, Status } from './check-result';
+export { hasNetRaw, type AckTap } from './doctor-ack';
 
 /** Which file node-gyp-build loads for this package, and whether it is a prebuild. */
 export function addonOrigin(file: string): 'prebuild' | 'local build' | 'debug build' | 'unknown' {
@@ -186,50 +188,24 @@ export function checkToaModule(): CheckResult {
   };
 }
 
-const CAP_NET_RAW = 13;
-
-/** Whether CapEff in /proc/<pid>/status text has CAP_NET_RAW; undefined when there is no CapEff line. */
-export function hasNetRaw(status: string): boolean | undefined {
-  const match = /^CapEff:\s*([0-9a-f]+)$/im.exec(status);
-  if (match === null) return undefined;
-  return (BigInt(`0x${match[1]}`) & (1n << BigInt(CAP_NET_RAW))) !== 0n;
-}
-
-export function checkNetRaw(file = '/proc/self/status'): CheckResult {
-  const id = 'cap-net-raw';
-  let has: boolean | undefined;
-  try {
-    has = hasNetRaw(readFileSync(file, 'latin1'));
-  } catch {
-    has = undefined;
-  }
-  if (has === undefined) return { id, status: 'info', message: 'cannot tell whether this process has CAP_NET_RAW' };
-  if (has) {
-    return { id, status: 'ok', message: 'CAP_NET_RAW: yes; the ACK tap (for proxies that put TOA in the handshake ACK) can open its packet socket' };
-  }
-  return {
-    id,
-    status: 'warn',
-    message:
-      'CAP_NET_RAW: no; TOA in the SYN works, but the ACK tap (for proxies that put TOA only in the ACK) cannot run ' +
-      '(grant it: setcap cap_net_raw+ep $(command -v node), or AmbientCapabilities=CAP_NET_RAW in systemd)',
-  };
-}
-
 export interface DoctorReport {
   checks: CheckResult[];
   /** The SYN path cannot work here: the addon is missing or the kernel keeps no SYN. */
   failed: boolean;
+  /** The ACK tap's sources here, and the one it opens with (doctor-ack.ts). */
+  ackTap: AckTap;
 }
 
 export async function runDoctor(): Promise<DoctorReport> {
+  const ackTap = probeAckTap();
   const checks: CheckResult[] = [
     checkAddon(),
     await checkSavedSyn(),
     checkSyncookies(),
     checkToaModule(),
-    checkNetRaw(),
+    checkNetRaw(ackTap),
+    checkSockops(ackTap),
     await checkUoa(),
   ];
-  return { checks, failed: checks.some((c) => c.status === 'fail') };
+  return { checks, failed: checks.some((c) => c.status === 'fail'), ackTap };
 }

@@ -140,7 +140,7 @@ export function formatSummary(s: Summary): string {
     const { syn, ack, data } = s.byPacket;
     lines.push(
       `  TOA carried by: the SYN ${syn}, the handshake ACK ${ack}, the first data packet ${data}` +
-        (ack + data > 0 ? ' (the application needs the ACK tap: { ack: true }, or node-toa/preload with CAP_NET_RAW)' : ''),
+        (ack + data > 0 ? ' (the application needs the ACK tap: { ack: true }, or node-toa/preload where the sock_ops program loads or CAP_NET_RAW is there)' : ''),
     );
   }
   const peers = Object.entries(s.byPeer).sort((a, b) => b[1].connections - a[1].connections);

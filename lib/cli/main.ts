@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDoctor, type CheckResult } from './doctor';
+import { ackVerdict } from './doctor-ack';
 import { watchPackets, type PacketWatch } from './doctor-packets';
 import { checkPreload } from './preload-check';
 import * as toa from '../index';
@@ -18,7 +19,8 @@ putting it into a TCP option (TOA), read from the saved SYN.
 Usage:
   node-toa doctor [--json] [--listen PORT [--trust CIDR,...] [--ack] [--seconds 30] [--count 20]] [-- COMMAND...]
       Checks this machine, one line each: the addon, TCP_SAVE_SYN (really tried on a loopback
-      connection), syncookies, a vendor TOA kernel module, CAP_NET_RAW for the ACK tap.
+      connection), syncookies, a vendor TOA kernel module, the ACK tap's two sources: CAP_NET_RAW
+      for packet sockets and the sock_ops program (really loaded); the tap runs if either does.
       Exits with 1 when TOA cannot be read from the SYN here.
       With a command (node-toa doctor -- node app.js): also whether node-toa/preload would be
       active in it (its -r/--require/--import flags, NODE_OPTIONS) and what it would trust, from
@@ -29,21 +31,26 @@ Usage:
       first data packet are read too): whether the application needs the ACK tap. Exits with 1
       when no TOA arrived from a trusted sender.
 
-  node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack | --no-ack] [--json]
+  node-toa inspect [--port 8080] [--host ::] [--trust CIDR,...] [--kinds K,...] [--ack | --no-ack]
+                   [--ack-source auto|sockops|packet] [--json]
       Listens and prints a line for every connection: time, peer (the proxy), real client,
       source (toa | kernel | peer), option kind and the packet that carried it (the SYN, the
       handshake ACK, the first data packet). Answers HTTP requests with the same as JSON, so
       you can point the proxy at it and curl through it. Ctrl-C prints a summary.
       Reads the handshake ACK and first data packet too (where Tencent, Alibaba Anti-DDoS,
-      DPVS and Huawei put TOA) when it has CAP_NET_RAW; without, it says so once and reads
-      the SYN only, as node-toa/preload's NODE_TOA_ACK=auto does.
+      DPVS and Huawei put TOA) through the sock_ops program where it loads (CAP_BPF and
+      CAP_NET_ADMIN), else packet sockets (CAP_NET_RAW); when neither opens, it says so once
+      and reads the SYN only, as node-toa/preload's NODE_TOA_ACK=auto does.
         --port   TCP port (default 8080; 0 picks a free one)
         --host   address to listen on (default ::, every IPv6 and IPv4 address)
         --trust  proxies whose TOA is believed: IPs, CIDR ranges, loopback, linklocal,
                  uniquelocal, comma-separated (default: none; TOA from others is shown as ignored)
         --kinds  TCP option kinds read as TOA (default 200,249,253,254)
-        --ack    require the ACK tap: exit 1 when it cannot open (no CAP_NET_RAW)
+        --ack    require the ACK tap: exit 1 when neither source opens
         --no-ack read the SYN only, as an application without { ack: true } does
+        --ack-source sockops|packet
+                 require the ACK tap through that source (exit 1 when it cannot open), as
+                 NODE_TOA_ACK=sockops|packet; auto (the default) takes either
         --json   one JSON object per line
 
   node-toa --help | --version
@@ -145,11 +152,7 @@ async function doctor(argv: string[]): Promise<number> {
   const watch = packetWatch(values);
   const report = await runDoctor();
   let preload: CheckResult[] = [];
-  if (command !== undefined) {
-    const cap = report.checks.find((c) => c.id === 'cap-net-raw');
-    const capNetRaw = cap === undefined || cap.status === 'info' ? undefined : cap.status === 'ok';
-    preload = checkPreload(command, process.env, process.cwd(), capNetRaw);
-  }
+  if (command !== undefined) preload = checkPreload(command, process.env, process.cwd(), report.ackTap);
   const preloadFailed = preload.some((c) => c.status === 'fail');
   let packetFailed = false;
   if (watch !== null && !report.failed) {
@@ -171,7 +174,7 @@ async function doctor(argv: string[]): Promise<number> {
       report.failed
         ? 'TOA cannot be read from the SYN on this machine (see FAIL above).'
         : command === undefined
-          ? 'TOA can be read here: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.'
+          ? ackVerdict(report.ackTap)
           : preloadFailed
             ? `\`${command.join(' ')}\` would not get real client addresses from node-toa/preload (see FAIL above).`
             : `\`${command.join(' ')}\` gets node-toa/preload: socket.remoteAddress is the client for the proxies trusted above.`,
@@ -216,26 +219,34 @@ function listenFailure(error: NodeJS.ErrnoException, host: string, port: number)
 
 /** `--ack` (on: the tap or exit 1), `--no-ack` (off), neither (auto: the tap where it can open). */
 type AckMode = 'auto' | 'on' | 'off';
+/** `--ack-source`: which of the tap's sources (auto: the sock_ops program, else packet sockets). */
+type AckSource = 'auto' | 'sockops' | 'packet';
+const ACK_SOURCES: readonly AckSource[] = ['auto', 'sockops', 'packet'];
 
 const ACK_OFF_EFFECT =
   'TOA is read from the SYN only, so a proxy that tags the handshake ACK (Tencent anti-DDoS and CLB, Alibaba ' +
-  'Anti-DDoS, DPVS since 2023, Huawei) shows none here: run as root, or grant CAP_NET_RAW ' +
-  '(setcap cap_net_raw+ep on node; in a container docker run --cap-add NET_RAW).';
+  'Anti-DDoS, DPVS since 2023, Huawei) shows none here: run as root, or grant CAP_BPF and CAP_NET_ADMIN for the ' +
+  'sock_ops program (setcap cap_bpf,cap_net_admin+ep on node; docker run --cap-add BPF --cap-add NET_ADMIN) or ' +
+  'CAP_NET_RAW for packet sockets (setcap cap_net_raw+ep on node; docker run --cap-add NET_RAW).';
+
+const SOURCE_WORDS: Record<'sockops' | 'packet', string> = { sockops: 'the sock_ops program', packet: 'packet sockets' };
 
 /**
- * Asks for the ACK tap before listening (a missing CAP_NET_RAW throws there; the tap opens on
- * 'listening'), as node-toa/preload's NODE_TOA_ACK does. Returns, for auto, why it was refused.
+ * Asks for the ACK tap before listening (a tap that cannot open throws there; it opens on
+ * 'listening'), as node-toa/preload's NODE_TOA_ACK does. `flag`: the options that required it,
+ * for the error. Returns, for auto, why it was refused.
  */
-function openAckTap(server: http.Server, mode: AckMode): string | undefined {
+function openAckTap(server: http.Server, mode: AckMode, source: AckSource, flag: string): string | undefined {
   if (mode === 'off') return undefined;
   try {
-    toa.enable(server, { ack: true });
+    toa.enable(server, { ack: source === 'auto' ? true : { source } });
     return undefined;
   } catch (error) {
     const why = (error as Error).message.replace(/^node-toa: /, '');
-    if (mode === 'on') throw new CliError(`node-toa inspect: --ack: ${why}`, 1);
+    if (mode === 'on') throw new CliError(`node-toa inspect: ${flag}: ${why}`, 1);
     const code = (error as NodeJS.ErrnoException).code;
-    return code === 'ERR_TOA_NO_CAP_NET_RAW' ? 'this process lacks CAP_NET_RAW' : why;
+    // Thrown for auto only once the sock_ops program did not load either (tap/open.ts).
+    return code === 'ERR_TOA_NO_CAP_NET_RAW' ? 'the sock_ops program does not load and this process lacks CAP_NET_RAW' : why;
   }
 }
 
@@ -247,6 +258,7 @@ async function inspect(argv: string[]): Promise<number> {
     kinds: { type: 'string' },
     ack: { type: 'boolean' },
     'no-ack': { type: 'boolean' },
+    'ack-source': { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -255,7 +267,14 @@ async function inspect(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.ack === true && values['no-ack'] === true) throw usageError('node-toa inspect: --ack and --no-ack contradict each other: give one');
-  const ackMode: AckMode = values.ack === true ? 'on' : values['no-ack'] === true ? 'off' : 'auto';
+  const ackSource = (values['ack-source'] as string | undefined) ?? 'auto';
+  if (!(ACK_SOURCES as readonly string[]).includes(ackSource)) {
+    throw usageError(`node-toa inspect: --ack-source must be auto, sockops or packet, got '${ackSource}'`);
+  }
+  if (ackSource !== 'auto' && values['no-ack'] === true) throw usageError(`node-toa inspect: --ack-source ${ackSource} and --no-ack contradict each other: give one`);
+  // A chosen source is required, as NODE_TOA_ACK=sockops|packet requires it.
+  const ackMode: AckMode = values.ack === true || ackSource !== 'auto' ? 'on' : values['no-ack'] === true ? 'off' : 'auto';
+  const ackFlag = [...(values.ack === true ? ['--ack'] : []), ...(ackSource !== 'auto' ? [`--ack-source ${ackSource}`] : [])].join(' ');
   const port = checkPort(values.port as string);
   const host = values.host as string | undefined;
   if (host !== undefined && host.trim() === '') throw usageError('node-toa inspect: --host must not be empty');
@@ -303,16 +322,17 @@ async function inspect(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
 
-  const tapRefused = openAckTap(server, ackMode);
+  const tapRefused = openAckTap(server, ackMode, ackSource as AckSource, ackFlag);
   try {
     await toa.listen(server, { port, ...(host !== undefined ? { host } : {}) });
   } catch (error) {
     throw listenFailure(error as NodeJS.ErrnoException, host ?? '::', port);
   }
   const address = server.address() as { address: string; port: number };
-  // What is, not what was asked: the tap opened on 'listening' (or, off Linux, never).
-  const ack = toa.stats().taps.some((t) => t.port === address.port);
-  const ackOff = ack ? undefined : ackMode === 'off' ? '--no-ack' : (tapRefused ?? `no packet tap on ${process.platform}`);
+  // What is, not what was asked: the tap opened on 'listening' (or, off Linux, never), and how.
+  const ackSourceOpened = toa.stats().taps.find((t) => t.port === address.port)?.source;
+  const ack = ackSourceOpened !== undefined;
+  const ackOff = ack ? undefined : ackMode === 'off' ? '--no-ack' : (tapRefused ?? `no ACK tap on ${process.platform}`);
   const listening = {
     event: 'listening',
     address: address.address,
@@ -320,6 +340,7 @@ async function inspect(argv: string[]): Promise<number> {
     saveSyn: toa.isEnabled(server),
     trust,
     ack,
+    ...(ackSourceOpened !== undefined ? { ackSource: ackSourceOpened } : {}),
     ...(ackOff !== undefined ? { ackOff } : {}),
   };
   if (json) {
@@ -328,7 +349,7 @@ async function inspect(argv: string[]): Promise<number> {
     write(
       `node-toa inspect: listening on ${endpointText(address)} (TCP_SAVE_SYN ${listening.saveSyn ? 'on' : 'OFF: run node-toa doctor'}; ` +
         `trusting ${trust.length > 0 ? trust.join(', ') : 'no proxy: TOA will be shown as ignored'}; ` +
-        `${ack ? 'ACK tap on' : `ACK tap off: ${ackOff}`}). Ctrl-C for a summary.`,
+        `${ackSourceOpened !== undefined ? `ACK tap on: ${SOURCE_WORDS[ackSourceOpened]}` : `ACK tap off: ${ackOff}`}). Ctrl-C for a summary.`,
     );
     if (!ack && ackMode === 'auto') write(`node-toa inspect: ${ACK_OFF_EFFECT}`);
   }

@@ -6,7 +6,9 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { DEFAULT_KINDS } from '../core/kinds';
 import { ENV_VARIABLES, EnvError, optionsFromEnv } from '../install/env';
+import type { InstallOptions } from '../install/install';
 import type { CheckResult } from './check-result';
+import { opensWith, type AckTap } from './doctor-ack';
 import { udpPreloadCheck } from './doctor-uoa';
 
 /** How the preload would be loaded, if at all. */
@@ -108,16 +110,18 @@ export function resolvePreload(cwd: string): string | undefined {
 
 /**
  * The preload's checks for `command` run in `cwd` with `env`: `preload` (active, and how),
- * `preload-module` (found from cwd), `trust`, `ack`, `kinds`, `multiple`, `udp` (with NODE_TOA_UDP). `capNetRaw` is what the
- * cap-net-raw check found (undefined: unknown).
+ * `preload-module` (found from cwd), `trust`, `ack`, `kinds`, `multiple`, `udp` (with NODE_TOA_UDP).
+ * `ackTap` is what doctor found of the ACK tap's sources (doctor-ack.ts); a boolean says only
+ * whether this process has CAP_NET_RAW (the sock_ops program not known); undefined: nothing known.
  */
 export function checkPreload(
   command: readonly string[],
   env: NodeJS.ProcessEnv,
   cwd: string,
-  capNetRaw: boolean | undefined,
+  ackTap: AckTap | boolean | undefined,
   resolve: (cwd: string) => string | undefined = resolvePreload,
 ): CheckResult[] {
+  const tap: AckTap = typeof ackTap === 'object' ? ackTap : ackTap === undefined ? {} : { packet: ackTap };
   const checks: CheckResult[] = [];
   const use = preloadInCommand(command, env);
   const shown = command.join(' ');
@@ -167,27 +171,7 @@ export function checkPreload(
   } else {
     checks.push({ id: 'trust', status: 'ok', message: `trusts TOA from ${String(t).split(',').map((s) => s.trim()).filter((s) => s !== '').join(', ')} (NODE_TOA_TRUST_PROXY)` });
   }
-  const ack = options.ack ?? 'auto';
-  if (ack === false) {
-    checks.push({ id: 'ack', status: 'info', message: 'NODE_TOA_ACK=off: TOA is read from SYNs only' });
-  } else if (ack === 'auto') {
-    checks.push({
-      id: 'ack',
-      status: 'info',
-      message:
-        capNetRaw === false
-          ? 'NODE_TOA_ACK=auto: no CAP_NET_RAW here, so SYNs only (one warning at startup says so)'
-          : capNetRaw === true
-            ? 'NODE_TOA_ACK=auto: CAP_NET_RAW is there, so every TCP server also reads TOA from handshake ACKs (the tap)'
-            : 'NODE_TOA_ACK=auto: the tap opens where CAP_NET_RAW allows, else SYNs only',
-    });
-  } else {
-    checks.push(
-      capNetRaw === false
-        ? { id: 'ack', status: 'fail', message: 'NODE_TOA_ACK=on needs CAP_NET_RAW, which this process lacks: the preload would stop the process at startup' }
-        : { id: 'ack', status: 'ok', message: 'NODE_TOA_ACK=on: every TCP server also reads TOA from handshake ACKs (the tap)' },
-    );
-  }
+  checks.push(ackCheck(options.ack, tap));
   checks.push({
     id: 'kinds',
     status: 'info',
@@ -198,8 +182,66 @@ export function checkPreload(
     status: 'info',
     message: `several TOA options in one packet: ${options.multiple ?? 'ignore'}${options.multiple === undefined ? ' (the default; NODE_TOA_MULTIPLE)' : ' (NODE_TOA_MULTIPLE)'}`,
   });
-  checks.push(...udpPreloadCheck(env, capNetRaw));
+  checks.push(...udpPreloadCheck(env, tap.packet));
   return checks;
+}
+
+const NEEDS: Record<'auto' | 'sockops' | 'packet', string> = {
+  auto: 'the sock_ops program (CAP_BPF and CAP_NET_ADMIN) or CAP_NET_RAW (packet sockets)',
+  sockops: 'the sock_ops program (CAP_BPF and CAP_NET_ADMIN)',
+  packet: 'CAP_NET_RAW (packet sockets)',
+};
+
+/**
+ * What NODE_TOA_ACK (parsed: `ack`) makes the preload do with the ACK tap here, as install()
+ * decides it: auto and on take the sock_ops program where it loads, else packet sockets; auto
+ * reads SYNs only when neither opens, on, sockops and packet stop the process.
+ */
+function ackCheck(ack: InstallOptions['ack'], tap: AckTap): CheckResult {
+  const id = 'ack';
+  if (ack === false) return { id, status: 'info', message: 'NODE_TOA_ACK=off: TOA is read from SYNs only' };
+  // From the environment an object is { source: 'sockops' | 'packet' } (env.ts); any other is on.
+  const value = ack === undefined || ack === 'auto' ? 'auto' : ack === true || ack.source === undefined || ack.source === 'auto' ? 'on' : ack.source;
+  const name = `NODE_TOA_ACK=${value}`;
+  const wanted = value === 'on' ? 'auto' : value;
+  const opens = opensWith(wanted, tap);
+  const sockopsNo = `the sock_ops program does not load here (${tap.sockopsError ?? 'unknown error'})`;
+  if (opens === 'sockops') {
+    return {
+      id,
+      status: value === 'auto' ? 'info' : 'ok',
+      message: `${name}: every TCP server also reads TOA from handshake ACKs (the ACK tap), through the sock_ops program, which loads here`,
+    };
+  }
+  if (opens === 'packet') {
+    return {
+      id,
+      status: value === 'auto' ? 'info' : 'ok',
+      message:
+        `${name}: every TCP server also reads TOA from handshake ACKs (the ACK tap), through packet sockets, as ` +
+        `CAP_NET_RAW is there${wanted === 'auto' ? ` and ${sockopsNo}` : ''}`,
+    };
+  }
+  if (opens === null) {
+    const stops = 'the preload would stop the process at startup';
+    const neither = `${sockopsNo} and this process lacks CAP_NET_RAW`;
+    if (value === 'auto') return { id, status: 'info', message: `${name}: ${neither}, so SYNs only (one warning at startup says so)` };
+    return {
+      id,
+      status: 'fail',
+      message:
+        wanted === 'packet'
+          ? `${name} needs CAP_NET_RAW (packet sockets), which this process lacks: ${stops}`
+          : wanted === 'sockops'
+            ? `${name}: ${sockopsNo}: ${stops}`
+            : `${name}: ${neither}, so neither source of the ACK tap opens: ${stops}`,
+    };
+  }
+  return {
+    id,
+    status: 'info',
+    message: `${name}: every TCP server also reads TOA from handshake ACKs if ${NEEDS[wanted]} allows${value === 'auto' ? ', else SYNs only' : ', else the preload stops the process'} (doctor cannot tell here)`,
+  };
 }
 
 export { ENV_VARIABLES };

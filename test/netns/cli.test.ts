@@ -9,9 +9,10 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { addonOrigin, explainSyncookies, hasNetRaw, toaModuleNames } from '../../lib/cli/doctor';
+import { ackVerdict, checkNetRaw, checkSockops, opensWith, sockopsFailure, type AckTap } from '../../lib/cli/doctor-ack';
 import { verdict } from '../../lib/cli/doctor-packets';
 import { checkPreload, preloadInCommand, splitNodeOptions } from '../../lib/cli/preload-check';
-import { itNeeds, firstMissing, type Missing } from '../helpers/jest/requirements';
+import { itNeeds, findExe, firstMissing, type Missing } from '../helpers/jest/requirements';
 import { ADDR, ToaNet, describeE2E, useToaNet, type ToaRule } from '../helpers/netns/toa-net';
 import { installCopy, unprivileged, type Installed } from '../helpers/process/unprivileged';
 
@@ -130,6 +131,49 @@ function startCli(args: string[], prefix: string[] = [], at: At = CLONE): Runnin
 
 /** Whether this process (and so a CLI it spawns as is) has CAP_NET_RAW: the ACK tap can open. */
 const NET_RAW = hasNetRaw(fs.readFileSync('/proc/self/status', 'latin1')) === true;
+/** Root (with every capability): the ACK tap opens, through the sock_ops program. */
+const IS_ROOT = process.getuid?.() === 0;
+
+// Root without some capabilities, as a container without them: setpriv drops them from the
+// bounding set, so the CLI's node has none of them. CAP_NET_RAW opens packet sockets; CAP_BPF with
+// CAP_NET_ADMIN (or CAP_SYS_ADMIN, which root also has) loads the sock_ops program.
+const dropMissing: Missing =
+  process.platform !== 'linux'
+    ? 'capabilities are Linux only'
+    : !IS_ROOT
+      ? 'needs root, to drop capabilities with setpriv'
+      : findExe('setpriv') === null
+        ? 'needs setpriv (util-linux)'
+        : null;
+const without = (caps: string): string[] => (caps === '' ? [] : [findExe('setpriv') ?? 'setpriv', '--bounding-set', caps, '--inh-caps', caps]);
+/** The sock_ops program loads, packet sockets do not open. */
+const NO_NET_RAW = '-net_raw';
+/** Packet sockets open, the sock_ops program does not load. */
+const NO_BPF = '-bpf,-sys_admin';
+/** Neither source of the ACK tap opens. */
+const NO_TAP = '-net_raw,-bpf,-sys_admin,-net_admin';
+
+/** runCli(), without blocking this process (several at once). */
+function runCliAsync(args: string[], prefix: string[] = [], at: At = CLONE, env: NodeJS.ProcessEnv = process.env): Promise<Finished> {
+  return finished([...prefix, process.execPath, at.bin, ...args], at.cwd, env);
+}
+
+/** Runs argv to its end (killed after 20 s) and collects what it wrote. */
+function finished(argv: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Finished> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -180,6 +224,34 @@ describe('doctor: the checks on their own', () => {
     expect(hasNetRaw('CapEff:\t0000000000001000\n')).toBe(false);
     expect(hasNetRaw('CapEff:\t0000000000000000\n')).toBe(false);
     expect(hasNetRaw('Name:\tnode\n')).toBeUndefined();
+  });
+
+  test('the ACK tap: either source will do; each check warns only when the other cannot open either', () => {
+    const eperm = sockopsFailure({ errno: 1, syscall: 'bpf(BPF_BTF_LOAD)' });
+    expect(eperm).toBe('bpf(BPF_BTF_LOAD) failed with EPERM: it needs CAP_BPF and CAP_NET_ADMIN, or root');
+    expect(sockopsFailure({ errno: 22, syscall: 'bpf(BPF_PROG_LOAD)', log: 'processed 10 insns\ninvalid func unknown#130\n' })).toBe(
+      'bpf(BPF_PROG_LOAD) failed with EINVAL: the kernel refused the program (it needs Linux 5.12 or later); the verifier said: invalid func unknown#130',
+    );
+    expect(sockopsFailure({ errno: 2, syscall: 'open(cgroup2)' })).toBe('open(cgroup2) failed with ENOENT: this process has no cgroup v2 in sight');
+
+    const tap = (sockops: boolean, packet: boolean): AckTap => ({ sockops, packet, ...(sockops ? {} : { sockopsError: eperm }) });
+    const statuses = (t: AckTap) => [checkNetRaw(t).status, checkSockops(t).status];
+    expect(statuses(tap(true, true))).toEqual(['ok', 'ok']);
+    expect(statuses(tap(true, false))).toEqual(['info', 'ok']);
+    expect(statuses(tap(false, true))).toEqual(['ok', 'info']);
+    expect(statuses(tap(false, false))).toEqual(['warn', 'warn']);
+    expect(checkNetRaw(tap(true, false)).message).toBe('CAP_NET_RAW: no, so no packet sockets; the ACK tap reads handshake ACKs through the sock_ops program instead (see sockops)');
+    expect(checkSockops(tap(false, true)).message).toBe(`the sock_ops program loads: no (${eperm}); the ACK tap uses packet sockets instead (CAP_NET_RAW)`);
+    expect(checkSockops(tap(false, false)).message).toMatch(/^the sock_ops program loads: no \(.*\); the ACK tap cannot use it \(grant them: setcap cap_bpf,cap_net_admin\+ep /);
+    expect(checkNetRaw({}).status).toBe('info');
+
+    // auto (what { ack: true } and the verdict line mean): the sock_ops program first, else packet sockets.
+    expect([tap(true, true), tap(true, false), tap(false, true), tap(false, false)].map((t) => opensWith('auto', t))).toEqual(['sockops', 'sockops', 'packet', null]);
+    expect(opensWith('packet', tap(true, false))).toBeNull();
+    expect(opensWith('sockops', tap(false, true))).toBeNull();
+    expect(opensWith('auto', { packet: true })).toBeUndefined(); // the sock_ops program not tried: cannot tell
+    expect(ackVerdict({ source: 'packet' })).toMatch(/^TOA can be read here, from the SYN and, with the ACK tap \(packet sockets\), from the handshake ACK: /);
+    expect(ackVerdict({ source: null })).toMatch(/^TOA can be read here from the SYN only: the ACK tap cannot open /);
   });
 
   test('vendor TOA module names from /proc/modules', () => {
@@ -263,15 +335,59 @@ describe('doctor -- COMMAND: would node-toa/preload be active, and what would it
   const found = () => '/app/node_modules/node-toa/dist/preload.js';
   const ids = (checks: Array<{ id: string; status: string }>) => checks.map((c) => `${c.id}:${c.status}`);
 
-  it('active, trusting what NODE_TOA_TRUST_PROXY says, the tap as CAP_NET_RAW allows', () => {
-    const checks = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: '198.51.100.0/24, loopback' }, '/app', true, found);
+  // What doctor finds of the ACK tap's two sources (doctor-ack.ts), in each combination.
+  const EPERM = 'bpf(BPF_BTF_LOAD) failed with EPERM: it needs CAP_BPF and CAP_NET_ADMIN, or root';
+  const BOTH: AckTap = { source: 'sockops', sockops: true, packet: true };
+  const SOCKOPS_ONLY: AckTap = { source: 'sockops', sockops: true, packet: false };
+  const PACKET_ONLY: AckTap = { source: 'packet', sockops: false, sockopsError: EPERM, packet: true };
+  const NEITHER: AckTap = { source: null, sockops: false, sockopsError: EPERM, packet: false };
+
+  it('active, trusting what NODE_TOA_TRUST_PROXY says, the tap as the sock_ops program or CAP_NET_RAW allows', () => {
+    const checks = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: '198.51.100.0/24, loopback' }, '/app', PACKET_ONLY, found);
     expect(ids(checks)).toEqual(['preload:ok', 'preload-module:ok', 'trust:ok', 'ack:info', 'kinds:info', 'multiple:info']);
     expect(checks[2].message).toBe('trusts TOA from 198.51.100.0/24, loopback (NODE_TOA_TRUST_PROXY)');
-    expect(checks[3].message).toMatch(/^NODE_TOA_ACK=auto: CAP_NET_RAW is there/);
+    expect(checks[3].message).toBe(
+      `NODE_TOA_ACK=auto: every TCP server also reads TOA from handshake ACKs (the ACK tap), through packet sockets, as CAP_NET_RAW is there and the sock_ops program does not load here (${EPERM})`,
+    );
     expect(checks[4].message).toBe('TCP option kinds 200,249,253,254 (the default; NODE_TOA_KINDS)');
-    const noCap = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'on', NODE_TOA_KINDS: '200,28' }, '/app', false, found);
+    const noCap = checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'on', NODE_TOA_KINDS: '200,28' }, '/app', NEITHER, found);
     expect(ids(noCap)).toEqual(['preload:ok', 'preload-module:ok', 'trust:ok', 'ack:fail', 'kinds:info', 'multiple:info']);
     expect(noCap[4].message).toBe('TCP option kinds 200,28 (NODE_TOA_KINDS)');
+  });
+
+  it('NODE_TOA_ACK: what the preload would do with the ACK tap, by its own name, from both sources', () => {
+    const ack = (value: string | undefined, tap: AckTap | boolean | undefined) =>
+      checkPreload(['node', '-r', 'node-toa/preload', 'app.js'], { NODE_TOA_TRUST_PROXY: 'loopback', ...(value === undefined ? {} : { NODE_TOA_ACK: value }) }, '/app', tap, found).find((c) => c.id === 'ack');
+    const viaSockops = (name: string) => `${name}: every TCP server also reads TOA from handshake ACKs (the ACK tap), through the sock_ops program, which loads here`;
+    const viaPacket = (name: string) => `${name}: every TCP server also reads TOA from handshake ACKs (the ACK tap), through packet sockets, as CAP_NET_RAW is there`;
+    const stops = 'the preload would stop the process at startup';
+    // on: either source will do (the sock_ops program first); it fails only when neither opens.
+    expect(ack('on', BOTH)).toEqual({ id: 'ack', status: 'ok', message: viaSockops('NODE_TOA_ACK=on') });
+    expect(ack('on', SOCKOPS_ONLY)).toEqual({ id: 'ack', status: 'ok', message: viaSockops('NODE_TOA_ACK=on') });
+    expect(ack('on', PACKET_ONLY)).toEqual({ id: 'ack', status: 'ok', message: `${viaPacket('NODE_TOA_ACK=on')} and the sock_ops program does not load here (${EPERM})` });
+    expect(ack('on', NEITHER)).toEqual({
+      id: 'ack',
+      status: 'fail',
+      message: `NODE_TOA_ACK=on: the sock_ops program does not load here (${EPERM}) and this process lacks CAP_NET_RAW, so neither source of the ACK tap opens: ${stops}`,
+    });
+    // auto (also when unset): the same choice, SYNs only (no failure) when neither opens.
+    expect(ack(undefined, SOCKOPS_ONLY)).toEqual({ id: 'ack', status: 'info', message: viaSockops('NODE_TOA_ACK=auto') });
+    expect(ack('auto', NEITHER)).toEqual({
+      id: 'ack',
+      status: 'info',
+      message: `NODE_TOA_ACK=auto: the sock_ops program does not load here (${EPERM}) and this process lacks CAP_NET_RAW, so SYNs only (one warning at startup says so)`,
+    });
+    // sockops and packet: that source or the preload stops; the other one does not matter.
+    expect(ack('sockops', SOCKOPS_ONLY)).toEqual({ id: 'ack', status: 'ok', message: viaSockops('NODE_TOA_ACK=sockops') });
+    expect(ack('sockops', PACKET_ONLY)).toEqual({ id: 'ack', status: 'fail', message: `NODE_TOA_ACK=sockops: the sock_ops program does not load here (${EPERM}): ${stops}` });
+    expect(ack('packet', BOTH)).toEqual({ id: 'ack', status: 'ok', message: viaPacket('NODE_TOA_ACK=packet') });
+    expect(ack('packet', SOCKOPS_ONLY)).toEqual({ id: 'ack', status: 'fail', message: `NODE_TOA_ACK=packet needs CAP_NET_RAW (packet sockets), which this process lacks: ${stops}` });
+    expect(ack('off', NEITHER)).toEqual({ id: 'ack', status: 'info', message: 'NODE_TOA_ACK=off: TOA is read from SYNs only' });
+    // Nothing known of the sock_ops program (a bare CAP_NET_RAW answer, or nothing): never a FAIL it cannot back.
+    for (const tap of [false, true, undefined]) {
+      expect(ack('on', tap)).toMatchObject({ status: 'info', message: expect.stringMatching(/^NODE_TOA_ACK=on: .*\(doctor cannot tell here\)$/) });
+    }
+    expect(ack('packet', false)).toMatchObject({ status: 'fail' });
   });
 
   it('not active, not installed, nothing trusted, or a value the preload would stop at', () => {
@@ -300,7 +416,7 @@ onLinux('node-toa doctor -- COMMAND', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' ')).slice(6)).toEqual([
+    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' ')).slice(7)).toEqual([
       'ok preload', 'ok preload-module', 'ok trust', 'info ack', 'info kinds', 'info multiple', '`node -r',
     ]);
     expect(r.stdout).toContain(`node-toa/preload resolves from ${ROOT} to ${path.join(ROOT, 'dist', 'preload.js')}`);
@@ -328,6 +444,50 @@ onLinux('node-toa doctor -- COMMAND', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^node-toa doctor: -- must be followed by the command to check/);
   });
+
+  // The preload itself, run under the same capabilities: the sources of the taps it opened.
+  const TAPS = `const s = require('net').createServer().listen(0, '127.0.0.1', () => { console.log(JSON.stringify(require('node-toa').stats().taps.map((t) => t.source))); s.close(); });`;
+  // What the preload does with each NODE_TOA_ACK (preload.test.ts proves these on its own): the
+  // tap's source, [] for SYNs only, 'stops' when it exits 1 at startup.
+  const DOES: Array<[string, Record<string, string[] | 'stops'>]> = [
+    ['', { auto: ['sockops'], on: ['sockops'], sockops: ['sockops'], packet: ['packet'] }],
+    [NO_NET_RAW, { auto: ['sockops'], on: ['sockops'], sockops: ['sockops'], packet: 'stops' }],
+    [NO_BPF, { auto: ['packet'], on: ['packet'], sockops: 'stops', packet: ['packet'] }],
+    [NO_TAP, { auto: [], on: 'stops', sockops: 'stops', packet: 'stops' }],
+  ];
+  itNeeds(dropMissing, 'the ack check says what the preload really does with NODE_TOA_ACK, with either source, both or neither', async () => {
+    for (const [caps, does] of DOES) {
+      await Promise.all(
+        Object.entries(does).map(async ([value, expected]) => {
+          const e = env({ NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: value });
+          const [doctor, app] = await Promise.all([
+            runCliAsync(['doctor', '--json', '--', 'node', '-r', 'node-toa/preload', 'app.js'], without(caps), CLONE, e),
+            finished([...without(caps), process.execPath, '-r', 'node-toa/preload', '-e', TAPS], ROOT, e),
+          ]);
+          const what = `NODE_TOA_ACK=${value} without '${caps}': doctor ${doctor.stdout}${doctor.stderr}; the app ${app.code} ${app.stdout}${app.stderr}`;
+          const ack = (JSON.parse(doctor.stdout) as { preload: Array<{ id: string; status: string; message: string }> }).preload.find((c) => c.id === 'ack');
+          // By its own name, never "on" for sockops or packet.
+          expect({ what, message: ack?.message.startsWith(`NODE_TOA_ACK=${value}`) }).toEqual({ what, message: true });
+          if (expected === 'stops') {
+            expect({ what, app: app.code, doctor: doctor.code, ack: ack?.status }).toEqual({ what, app: 1, doctor: 1, ack: 'fail' });
+            expect(ack?.message).toMatch(/: the preload would stop the process at startup$/);
+          } else {
+            expect({ what, app: app.code, taps: app.stdout.trim(), doctor: doctor.code, ack: ack?.status }).toEqual({
+              what,
+              app: 0,
+              taps: JSON.stringify(expected),
+              doctor: 0,
+              ack: value === 'auto' ? 'info' : 'ok',
+            });
+            expect({ what, message: ack?.message }).toEqual({
+              what,
+              message: expect.stringContaining(expected[0] === 'sockops' ? 'through the sock_ops program' : expected[0] === 'packet' ? 'through packet sockets' : 'so SYNs only'),
+            });
+          }
+        }),
+      );
+    }
+  }, 90_000);
 });
 
 onLinux('node-toa doctor', () => {
@@ -336,14 +496,15 @@ onLinux('node-toa doctor', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines).toHaveLength(7);
+    expect(lines).toHaveLength(8);
     expect(lines[0]).toMatch(/^ok {4}addon {8}native addon loaded from (local build|prebuild): /);
     expect(lines[1]).toMatch(/^ok {4}saved-syn {4}TCP_SAVE_SYN works: the kernel saved a loopback connection's SYN/);
     expect(lines[2]).toMatch(/^(ok {4}|FAIL {2})syncookies {3}net\.ipv4\.tcp_syncookies = \d/);
     expect(lines[3]).toMatch(/^(ok|info) +toa-module /);
-    expect(lines[4]).toMatch(/^(ok|warn) +cap-net-raw +CAP_NET_RAW: (yes|no)/);
-    expect(lines[5]).toMatch(/^(ok|info|warn) +uoa +/);
-    expect(lines[6]).toMatch(/^TOA can be read here/);
+    expect(lines[4]).toMatch(/^(ok|info|warn) +cap-net-raw +CAP_NET_RAW: (yes|no)/);
+    expect(lines[5]).toMatch(/^(ok|info|warn) +sockops +the sock_ops program loads: (yes|no)/);
+    expect(lines[6]).toMatch(/^(ok|info|warn) +uoa +/);
+    expect(lines[7]).toMatch(/^TOA can be read here/);
   });
 
   test('--json: the same checks as data', () => {
@@ -351,18 +512,65 @@ onLinux('node-toa doctor', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string }>; failed: boolean };
     expect(report.failed).toBe(false);
-    expect(report.checks.map((c) => c.id)).toEqual(['addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'uoa']);
+    expect(report.checks.map((c) => c.id)).toEqual(['addon', 'saved-syn', 'syncookies', 'toa-module', 'cap-net-raw', 'sockops', 'uoa']);
     expect(report.checks.find((c) => c.id === 'saved-syn')?.status).toBe('ok');
     const syncookies = fs.readFileSync('/proc/sys/net/ipv4/tcp_syncookies', 'utf8').trim();
     expect(report.checks.find((c) => c.id === 'syncookies')?.status).toBe(syncookies === '2' ? 'fail' : 'ok');
   });
 
-  itNeeds(nobodyMissing, 'without CAP_NET_RAW (as nobody): a warning for the ACK tap, still exit 0', () => {
+  itNeeds(nobodyMissing, 'without any capability (as nobody): a warning for each source of the ACK tap, still exit 0', () => {
     const { prefix, at } = asNobody();
     const r = runCli(['doctor'], prefix, at);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^warn {2}cap-net-raw {2}CAP_NET_RAW: no; TOA in the SYN works, but the ACK tap/m);
+    expect(r.stdout).toMatch(/^warn {2}cap-net-raw {2}CAP_NET_RAW: no; the ACK tap \(for proxies that put TOA only in the ACK\) cannot open packet sockets/m);
+    expect(r.stdout).toMatch(/^warn {2}sockops {6}the sock_ops program loads: no \(bpf\(BPF_\w+\) failed with EPERM: it needs CAP_BPF and CAP_NET_ADMIN, or root\)/m);
+    expect(r.stdout).toMatch(/^TOA can be read here from the SYN only: the ACK tap cannot open/m);
+  });
+});
+
+onLinux('node-toa doctor: the ACK tap\'s two sources (capabilities dropped with setpriv)', () => {
+  // CapEff, the sock_ops program really loaded, and the source { ack: true } opens with (as the app's own stats() says).
+  const CASES: Array<[string, AckTap, [string, string]]> = [
+    ['', { packet: true, sockops: true, source: 'sockops' }, ['ok', 'ok']],
+    [NO_NET_RAW, { packet: false, sockops: true, source: 'sockops' }, ['info', 'ok']],
+    [NO_BPF, { packet: true, sockops: false, source: 'packet' }, ['ok', 'info']],
+    [NO_TAP, { packet: false, sockops: false, source: null }, ['warn', 'warn']],
+  ];
+  itNeeds(dropMissing, '--json: ackTap and the checks; ok while either source opens, warn on both only when neither does', async () => {
+    await Promise.all(
+      CASES.map(async ([caps, ackTap, [capNetRaw, sockops]]) => {
+        const r = await runCliAsync(['doctor', '--json'], without(caps));
+        const report = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string }>; failed: boolean; ackTap: AckTap };
+        const status = (id: string) => report.checks.find((c) => c.id === id)?.status;
+        expect({ caps, code: r.code, ackTap: report.ackTap, statuses: [status('cap-net-raw'), status('sockops')] }).toEqual({
+          caps,
+          code: 0,
+          ackTap: ackTap.sockops ? ackTap : { ...ackTap, sockopsError: expect.stringMatching(/^bpf\(BPF_\w+\) failed with EPERM: it needs CAP_BPF and CAP_NET_ADMIN, or root$/) },
+          statuses: [capNetRaw, sockops],
+        });
+      }),
+    );
+  }, 60_000);
+
+  itNeeds(dropMissing, 'without CAP_NET_RAW where the sock_ops program loads: the ACK tap runs, and the lines say so', () => {
+    const r = runCli(['doctor'], without(NO_NET_RAW));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^info {2}cap-net-raw {2}CAP_NET_RAW: no, so no packet sockets; the ACK tap reads handshake ACKs through the sock_ops program instead \(see sockops\)$/m);
+    expect(r.stdout).toMatch(/^ok {4}sockops {6}the sock_ops program loads: yes; /m);
+    expect(r.stdout).not.toMatch(/cannot run|cannot open/);
+    expect(r.stdout.trim().split('\n').pop()).toBe(
+      'TOA can be read here, from the SYN and, with the ACK tap (the sock_ops program), from the handshake ACK: run `node-toa inspect --trust <proxy range>` behind the proxy to see it arrive.',
+    );
+  });
+
+  itNeeds(dropMissing, 'without the sock_ops program\'s capabilities but with CAP_NET_RAW: packet sockets, the sock_ops line says why not', () => {
+    const r = runCli(['doctor'], without(NO_BPF));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ok {4}cap-net-raw {2}CAP_NET_RAW: yes; /m);
+    expect(r.stdout).toMatch(/^info {2}sockops {6}the sock_ops program loads: no \(bpf\(BPF_\w+\) failed with EPERM: it needs CAP_BPF and CAP_NET_ADMIN, or root\); the ACK tap uses packet sockets instead \(CAP_NET_RAW\)$/m);
+    expect(r.stdout.trim().split('\n').pop()).toMatch(/^TOA can be read here, from the SYN and, with the ACK tap \(packet sockets\), from the handshake ACK: /);
   });
 });
 
@@ -371,15 +579,15 @@ onLinux('node-toa inspect on loopback', () => {
     const cli = startCli(['inspect', '--json', '--port', '0', '--host', '127.0.0.1']);
     try {
       const listening = await cli.json('listening');
-      // No --ack: the tap opens where it can, as the preload's NODE_TOA_ACK=auto.
+      // No --ack: the tap opens where it can, as the preload's NODE_TOA_ACK=auto: for root,
+      // through the sock_ops program.
       expect(listening).toEqual({
         event: 'listening',
         address: '127.0.0.1',
         port: expect.any(Number),
         saveSyn: true,
         trust: [],
-        ack: NET_RAW,
-        ...(NET_RAW ? {} : { ackOff: 'this process lacks CAP_NET_RAW' }),
+        ...(IS_ROOT ? { ack: true, ackSource: 'sockops' } : listening.ack === true ? { ack: true, ackSource: expect.any(String) } : { ack: false, ackOff: expect.any(String) }),
       });
       const port = listening.port as number;
 
@@ -424,6 +632,7 @@ onLinux('node-toa inspect on loopback', () => {
     try {
       const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on 127.0.0.1:'));
       expect(first).toContain('TCP_SAVE_SYN on; trusting loopback');
+      if (IS_ROOT) expect(first).toContain('; ACK tap on: the sock_ops program). Ctrl-C for a summary.');
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(first)![1]);
       const socket = await connect(port);
       const line = await cli.line((l) => l.includes(`client 127.0.0.1:${socket.localPort}`));
@@ -521,14 +730,18 @@ onLinux('node-toa inspect on loopback', () => {
     expect(r.stdout).toBe('');
   });
 
-  itNeeds(nobodyMissing, 'no flag, without CAP_NET_RAW (as nobody): listens, says once why the tap is off, reads SYNs', async () => {
+  itNeeds(nobodyMissing, 'no flag, with neither source of the tap (as nobody): listens, says once why the tap is off and both ways to grant it, reads SYNs', async () => {
     const { prefix, at } = asNobody();
     const cli = startCli(['inspect', '--port', '0', '--host', '127.0.0.1'], prefix, at);
     try {
       const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on 127.0.0.1:'));
-      expect(first).toContain('; ACK tap off: this process lacks CAP_NET_RAW). Ctrl-C for a summary.');
+      expect(first).toContain('; ACK tap off: the sock_ops program does not load and this process lacks CAP_NET_RAW). Ctrl-C for a summary.');
       const why = await cli.line((l) => l.startsWith('node-toa inspect: TOA is read from the SYN only'));
-      expect(why).toMatch(/ a proxy that tags the handshake ACK \(Tencent anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS since 2023, Huawei\) shows none here: .*CAP_NET_RAW/);
+      expect(why).toMatch(/ a proxy that tags the handshake ACK \(Tencent anti-DDoS and CLB, Alibaba Anti-DDoS, DPVS since 2023, Huawei\) shows none here: /);
+      expect(why).toContain(
+        'grant CAP_BPF and CAP_NET_ADMIN for the sock_ops program (setcap cap_bpf,cap_net_admin+ep on node; docker run --cap-add BPF --cap-add NET_ADMIN) or ' +
+          'CAP_NET_RAW for packet sockets (setcap cap_net_raw+ep on node; docker run --cap-add NET_RAW).',
+      );
       expect(cli.lines.indexOf(why)).toBe(cli.lines.indexOf(first) + 1);
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(first)![1]);
       const socket = await connect(port);
@@ -544,16 +757,90 @@ onLinux('node-toa inspect on loopback', () => {
     }
   });
 
-  test('--ack as root: the tap is on', async () => {
+  test('--ack as root: the tap is on, through the sock_ops program', async () => {
+    expect(IS_ROOT).toBe(true); // CI runs as root: root has what either source needs
     const cli = startCli(['inspect', '--json', '--ack', '--port', '0', '--host', '127.0.0.1']);
     try {
       const listening = await cli.json('listening');
-      expect(listening.ack).toBe(true);
-      expect(listening.saveSyn).toBe(true);
+      expect(listening).toMatchObject({ ack: true, ackSource: 'sockops', saveSyn: true });
       expect(await cli.interrupt()).toBe(0);
     } finally {
       cli.child.kill('SIGKILL');
     }
+  });
+
+  itNeeds(dropMissing, 'no flag, without CAP_NET_RAW where the sock_ops program loads: the tap is on, and the line says through what', async () => {
+    for (const json of [true, false]) {
+      const cli = startCli(['inspect', ...(json ? ['--json'] : []), '--port', '0', '--host', '127.0.0.1'], without(NO_NET_RAW));
+      try {
+        if (json) {
+          const listening = await cli.json('listening');
+          expect(listening).toMatchObject({ ack: true, ackSource: 'sockops' });
+          expect(listening.ackOff).toBeUndefined();
+        } else {
+          const first = await cli.line((l) => l.startsWith('node-toa inspect: listening on 127.0.0.1:'));
+          expect(first).toContain('; ACK tap on: the sock_ops program). Ctrl-C for a summary.');
+          expect(cli.lines.some((l) => l.includes('TOA is read from the SYN only'))).toBe(false);
+        }
+        expect(await cli.interrupt()).toBe(0);
+        expect(cli.stderr).toBe('');
+      } finally {
+        cli.child.kill('SIGKILL');
+      }
+    }
+  });
+
+  itNeeds(dropMissing, 'no flag, with neither source (root without CAP_NET_RAW, CAP_BPF, CAP_SYS_ADMIN, CAP_NET_ADMIN): ackOff names both', async () => {
+    const cli = startCli(['inspect', '--json', '--port', '0', '--host', '127.0.0.1'], without(NO_TAP));
+    try {
+      expect(await cli.json('listening')).toMatchObject({ ack: false, ackOff: 'the sock_ops program does not load and this process lacks CAP_NET_RAW' });
+      expect(await cli.interrupt()).toBe(0);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  test('--ack-source sockops|packet as root: the tap opens through that source', async () => {
+    expect(IS_ROOT).toBe(true);
+    for (const source of ['packet', 'sockops']) {
+      const cli = startCli(['inspect', '--json', '--ack-source', source, '--port', '0', '--host', '127.0.0.1']);
+      try {
+        expect(await cli.json('listening')).toMatchObject({ ack: true, ackSource: source });
+        expect(await cli.interrupt()).toBe(0);
+      } finally {
+        cli.child.kill('SIGKILL');
+      }
+    }
+    const text = startCli(['inspect', '--ack-source', 'packet', '--port', '0', '--host', '127.0.0.1']);
+    try {
+      expect(await text.line((l) => l.startsWith('node-toa inspect: listening on'))).toContain('; ACK tap on: packet sockets). Ctrl-C for a summary.');
+      expect(await text.interrupt()).toBe(0);
+    } finally {
+      text.child.kill('SIGKILL');
+    }
+  });
+
+  itNeeds(dropMissing, '--ack-source requires that source: one line naming it and why, exit 1, nothing listening', async () => {
+    const [sockops, packet] = await Promise.all([
+      runCliAsync(['inspect', '--ack-source', 'sockops', '--port', '0', '--host', '127.0.0.1'], without(NO_BPF)),
+      runCliAsync(['inspect', '--ack', '--ack-source', 'packet', '--port', '0', '--host', '127.0.0.1'], without(NO_NET_RAW)),
+    ]);
+    expect(sockops).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(
+        /^node-toa inspect: --ack-source sockops: cannot open the ACK tap through the sock_ops program: bpf\(BPF_\w+\) failed with EPERM \(loading and attaching it needs CAP_BPF and CAP_NET_ADMIN, or root\)\n$/,
+      ),
+    });
+    // Where the sock_ops program would load: packet sockets were asked for, so CAP_NET_RAW alone counts.
+    expect(packet).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^node-toa inspect: --ack --ack-source packet: \{ ack: true \} needs the CAP_NET_RAW capability to open a packet socket .*EPERM.*\n$/) });
+  });
+
+  test('--ack-source: a bad value, or with --no-ack: one line, exit 2', () => {
+    const bad = runCli(['inspect', '--ack-source', 'raw', '--port', '0']);
+    expect(bad).toEqual({ code: 2, stdout: '', stderr: "node-toa inspect: --ack-source must be auto, sockops or packet, got 'raw'\n(see node-toa --help)\n" });
+    const both = runCli(['inspect', '--ack-source', 'sockops', '--no-ack', '--port', '0']);
+    expect(both).toEqual({ code: 2, stdout: '', stderr: 'node-toa inspect: --ack-source sockops and --no-ack contradict each other: give one\n(see node-toa --help)\n' });
   });
 });
 
@@ -628,7 +915,8 @@ describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
       expect(await cli.interrupt()).toBe(0);
       await cli.line(
         (l) =>
-          l === '  TOA carried by: the SYN 0, the handshake ACK 1, the first data packet 0 (the application needs the ACK tap: { ack: true }, or node-toa/preload with CAP_NET_RAW)',
+          l ===
+          '  TOA carried by: the SYN 0, the handshake ACK 1, the first data packet 0 (the application needs the ACK tap: { ack: true }, or node-toa/preload where the sock_ops program loads or CAP_NET_RAW is there)',
         lineCount,
       );
     } finally {
@@ -641,7 +929,7 @@ describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
     const cli = startCli(['inspect', '--json', '--port', '0', '--trust', ADDR.lip4], inNs());
     try {
       const listening = await cli.json('listening');
-      expect(listening).toMatchObject({ ack: true, saveSyn: true });
+      expect(listening).toMatchObject({ ack: true, ackSource: 'sockops', saveSyn: true });
       expect(listening.ackOff).toBeUndefined();
       const cases: Array<[string, ToaRule, number, string, 'IPv4' | 'IPv6']> = [
         [ADDR.clients4[2], { where: 'ack' }, 200, ADDR.vip4, 'IPv4'],
@@ -660,6 +948,29 @@ describeE2E('node-toa CLI behind a TOA proxy (network namespace)', () => {
       cli.child.kill('SIGKILL');
     }
   });
+
+  // Each source on its own reads the TOA of the handshake ACK: packet sockets as asked for, the
+  // sock_ops program as auto takes it without CAP_NET_RAW.
+  const BY_SOURCE: Array<[string, string[], string[], number]> = [
+    ['packet', ['--ack-source', 'packet'], [], 0],
+    ['sockops', [], [NO_NET_RAW], 1],
+  ];
+  for (const [source, flags, caps, at] of BY_SOURCE) {
+    itNeeds(dropMissing, `inspect ${flags.join(' ') || `without CAP_NET_RAW`}: the ACK tap through ${source} shows a TOA in the handshake ACK`, async () => {
+      const cli = startCli(['inspect', '--json', ...flags, '--port', '0', '--trust', ADDR.lip4], [...inNs(), ...caps.flatMap(without)]);
+      try {
+        const listening = await cli.json('listening');
+        expect(listening).toMatchObject({ ack: true, ackSource: source });
+        const client = ADDR.clients4[at];
+        await netns.rule(client, { where: 'ack' });
+        const result = await netns.request({ protocol: 'http', vip: ADDR.vip4, port: listening.port as number, localAddress: client });
+        expect(JSON.parse(result.responses[0].body)).toMatchObject({ client: { address: client, port: result.localPort }, source: 'toa', kind: 200, packet: 'ack' });
+        expect(await cli.interrupt()).toBe(0);
+      } finally {
+        cli.child.kill('SIGKILL');
+      }
+    });
+  }
 
   test('inspect --no-ack: the SYN only, so the same ACK TOA is not seen (the proxy, no ignored TOA)', async () => {
     const cli = startCli(['inspect', '--json', '--no-ack', '--port', '0', '--trust', ADDR.lip4], inNs());
