@@ -1,8 +1,9 @@
 // `node --require node-toa/preload app.js` (or `--import node-toa/preload`, or the same in
 // NODE_OPTIONS): install() with the options of the environment (NODE_TOA_TRUST_PROXY, NODE_TOA_ACK,
 // NODE_TOA_KINDS, NODE_TOA_MULTIPLE, NODE_TOA_PROXY_PROTOCOL, and NODE_TOA_UDP for dgram sockets),
-// before the app's first line. A bad value, or NODE_TOA_ACK=on
-// without CAP_NET_RAW, stops the process here with one line naming the variable and the value.
+// before the app's first line. A bad value, or NODE_TOA_ACK=on where no ACK tap can open (neither
+// the sock_ops program nor packet sockets), stops the process here with one line naming the
+// variable and the value.
 // Node's types come with this entry point (see index.ts).
 /// <reference types="node" preserve="true" />
 import { realpathSync } from 'node:fs';

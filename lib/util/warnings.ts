@@ -196,7 +196,7 @@ export function warnEnabledLate(where: string): void {
 export function warnAckUnsupported(): void {
   warnOnce(
     'NODE_TOA_ACK_UNSUPPORTED',
-    `node-toa: { ack: true } needs Linux packet sockets, not available on ${process.platform}; ` +
+    `node-toa: { ack: true } needs Linux (the sock_ops program or packet sockets), not available on ${process.platform}; ` +
       'only TOA in SYNs is read.',
   );
 }
