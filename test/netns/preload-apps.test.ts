@@ -349,27 +349,14 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       expect(app.stderr()).not.toMatch(/NODE_TOA_NO_LISTENING_FD|Error/);
     });
 
-    it('with NODE_TOA_ACK=on each worker taps the port itself: TOA only in the handshake ACK reaches both', async () => {
-      const app = await start('cluster.js', { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'on' });
-      const pids = new Set<number>();
-      for (let i = 0; i < 10 && pids.size < 2; i++) {
-        const conns = await withToa(ackGroup, { kind: 'http', port: app.port, connections: [{ requests: 1 }, { requests: 1 }] });
-        for (const c of conns) {
-          const b = body(c) as { pid: number };
-          expect(b).toMatchObject({ remoteAddress: ackGroup.expected(c.localPort).address, remotePort: c.localPort, remoteFamily: 'IPv4' });
-          pids.add(b.pid);
-        }
-      }
-      expect(pids.size).toBe(2);
-      expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
-      // The taps are the workers' (each attached the sock_ops program, and opened no packet
-      // socket); the primary, which only hands the connections on, opened no packet socket either.
-      expect(tapHandles(app.child.pid!).packetSockets).toBe(0);
-      for (const pid of pids) expect(tapHandles(pid)).toEqual({ bpfLinks: 1, packetSockets: 0 });
-    });
-
-    it('with NODE_TOA_ACK=packet each worker opens packet sockets: TOA only in the handshake ACK reaches both', async () => {
-      const app = await start('cluster.js', { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: 'packet' });
+    // Each worker taps the port itself: with NODE_TOA_ACK=on through the sock_ops program (a link
+    // each, no packet socket), with NODE_TOA_ACK=packet through two packet sockets each. The
+    // primary, which only hands the connections on, opens no packet socket either way.
+    it.each([
+      ['on', { bpfLinks: 1, packetSockets: 0 }],
+      ['packet', { bpfLinks: 0, packetSockets: 2 }],
+    ] as const)('with NODE_TOA_ACK=%s each worker taps the port itself: TOA only in the handshake ACK reaches both', async (ack, handles) => {
+      const app = await start('cluster.js', { NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: ack });
       const pids = new Set<number>();
       for (let i = 0; i < 10 && pids.size < 2; i++) {
         const conns = await withToa(ackGroup, { kind: 'http', port: app.port, connections: [{ requests: 1 }, { requests: 1 }] });
@@ -382,7 +369,7 @@ describeSockops('node -r node-toa/preload: unmodified apps see the client', () =
       expect(pids.size).toBe(2);
       expect(app.stderr()).not.toMatch(/Error|NODE_TOA_ACK_FAILED|ERR_TOA/);
       expect(tapHandles(app.child.pid!).packetSockets).toBe(0);
-      for (const pid of pids) expect(tapHandles(pid)).toEqual({ bpfLinks: 0, packetSockets: 2 });
+      for (const pid of pids) expect(tapHandles(pid)).toEqual(handles);
     });
   });
 });

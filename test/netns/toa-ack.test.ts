@@ -50,6 +50,24 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
     return { ...result, answer: JSON.parse(result.responses[0].body) as RealAddress };
   }
 
+  /**
+   * Puts a pure ACK with a TOA (203.0.113.44:4444) into `s`'s connection after its handshake, with
+   * the sequence number TCP would give it (the SYN's + 1), and gives it 20 ms to arrive.
+   */
+  async function injectAck(s: net.Socket) {
+    const syn = (await netns.packets({ dir: 'c2s' })).find((p) => p.flags === 'S' && p.sport === s.remotePort && p.dport === s.localPort);
+    await netns.craft({
+      src: s.remoteAddress!.replace(/^::ffff:/, ''),
+      dst: s.localAddress!.replace(/^::ffff:/, ''),
+      sport: s.remotePort!,
+      dport: s.localPort!,
+      flags: 'A',
+      seq: (syn!.seq! + 1) >>> 0,
+      optionsHex: hex(toaV4(4444, '203.0.113.44')),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
   function tapOf(port: number): AckStats['taps'][number] {
     const found = toa.stats().taps.find((t) => t.port === port);
     if (found === undefined) throw new Error(`no tap for port ${port}`);
@@ -162,23 +180,9 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
     // The proxy tags the SYN with the client's address; the server then has a second TOA put into
     // a packet of the same connection after the SYN, with another address, before it asks.
     await netns.rule(ADDR.clients4[5], { where: 'syn' });
-    const ackToa = toaV4(4444, '203.0.113.44');
     const injectThenAnswer = (expectTap: boolean) => async (req: http.IncomingMessage) => {
       const s = req.socket;
-      // The tap takes only a packet with the SYN's sequence number + 1, as TCP would.
-      const syn = (await netns.packets({ dir: 'c2s' })).find(
-        (p) => p.flags === 'S' && p.sport === s.remotePort && p.dport === s.localPort,
-      );
-      await netns.craft({
-        src: s.remoteAddress!.replace(/^::ffff:/, ''),
-        dst: s.localAddress!.replace(/^::ffff:/, ''),
-        sport: s.remotePort!,
-        dport: s.localPort!,
-        flags: 'A',
-        seq: (syn!.seq! + 1) >>> 0,
-        optionsHex: hex(ackToa),
-      });
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await injectAck(s);
       const answer = toa.realRemoteAddress(s, { trustProxy });
       return { answer, tap: expectTap ? tapOf(s.localPort!) : null };
     };
@@ -222,19 +226,8 @@ describeE2E('TOA in the handshake ACK or first data packet, end to end', () => {
 
   it('sock_ops: a forged pure ACK after the handshake is not the handshake ACK', async () => {
     const { port } = await serve({ ack: { source: 'sockops' } }, async (req) => {
-      const s = req.socket;
-      const syn = (await netns.packets({ dir: 'c2s' })).find((p) => p.flags === 'S' && p.sport === s.remotePort && p.dport === s.localPort);
-      await netns.craft({
-        src: s.remoteAddress!.replace(/^::ffff:/, ''),
-        dst: s.localAddress!.replace(/^::ffff:/, ''),
-        sport: s.remotePort!,
-        dport: s.localPort!,
-        flags: 'A',
-        seq: (syn!.seq! + 1) >>> 0,
-        optionsHex: hex(toaV4(4444, '203.0.113.44')),
-      });
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      return toa.realRemoteAddress(s, { trustProxy });
+      await injectAck(req.socket);
+      return toa.realRemoteAddress(req.socket, { trustProxy });
     });
     await netns.rule(ADDR.clients4[6], { where: 'none' });
     const { answer } = await ask(port, ADDR.vip4, ADDR.clients4[6]);
