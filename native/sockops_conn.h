@@ -62,14 +62,26 @@ struct toa_sockops_slot {
   __u8 ack[TOA_SOCKOPS_TCP_MAX];
   __u8 data[TOA_SOCKOPS_TCP_MAX];
 };
-#define TOA_SOCKOPS_SLOTS 4096  /* a power of two */
-#define TOA_SOCKOPS_SLOT_BITS 12
+#define TOA_SOCKOPS_SLOTS 16384  /* a power of two */
+#define TOA_SOCKOPS_SLOT_BITS 14
 
-/* The slot of a connection's ends: the same mix in the program and the reader. */
-static inline __u32 toa_sockops_slot_of(const __u32 remote[4], const __u32 local[4], __u32 ports) {
-  __u32 h = remote[0] ^ remote[1] ^ remote[2] ^ remote[3] ^ local[3] ^ ports;
+/* MurmurHash3's finalizer: every input bit moves every output bit. */
+static inline __u32 toa_sockops_mix(__u32 h) {
   h ^= h >> 16;
-  h *= 0x9E3779B1u;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+/* The slot of a connection's ends: the same mix in the program and the reader. Mixed word by
+   word, so that ends which differ in a pattern (ports two apart, one address of each end fixed)
+   do not meet in one slot. */
+static inline __u32 toa_sockops_slot_of(const __u32 remote[4], const __u32 local[4], __u32 ports) {
+  __u32 h = toa_sockops_mix(ports ^ remote[0] ^ remote[1]);
+  h = toa_sockops_mix(h ^ remote[2] ^ remote[3]);
+  h = toa_sockops_mix(h ^ local[3]);
   return h >> (32 - TOA_SOCKOPS_SLOT_BITS);
 }
 
