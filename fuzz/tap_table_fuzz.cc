@@ -67,6 +67,7 @@
 namespace {
 
 using toa::Address;
+using toa::SameAddress;
 using toa::TapCounters;
 using toa::ToaOptionList;
 
@@ -155,11 +156,6 @@ bool Uncommon(const std::vector<uint8_t>& o) {
     i += o[i + 1];
   }
   return false;
-}
-
-bool SameAddress(const Address& a, const Address& b) {
-  return a.family == b.family && a.port == b.port &&
-         std::memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : 16) == 0;
 }
 
 bool SameOptions(const ToaOptionList& a, const ToaOptionList& b) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <vector>
 
@@ -258,8 +259,6 @@ struct State {
   int trust = -1;
   int recent = -1;
   const uint8_t* slots = nullptr;  // toa_recent, mapped read-only
-  int program = -1;
-  int cgroup = -1;
   int link = -1;
   int error = 0;  // a load that failed is not tried again
   const char* failed_call = nullptr;
@@ -275,21 +274,25 @@ State& state() {
   return *s;
 }
 
-void CloseAll(State& s, int btf) {
+// Closes what Load made; the BTF, the program and the cgroup are only needed while it runs.
+void CloseAll(State& s, std::initializer_list<int> loading) {
   if (s.slots != nullptr) munmap(const_cast<uint8_t*>(s.slots), kRecentBytes);
   s.slots = nullptr;
-  for (int fd : {btf, s.program, s.cgroup, s.conns, s.ports, s.syns, s.trust, s.recent, s.link}) {
+  for (int fd : loading) {
     if (fd >= 0) close(fd);
   }
-  s.conns = s.ports = s.syns = s.trust = s.recent = s.program = s.cgroup = s.link = -1;
+  for (int fd : {s.conns, s.ports, s.syns, s.trust, s.recent, s.link}) {
+    if (fd >= 0) close(fd);
+  }
+  s.conns = s.ports = s.syns = s.trust = s.recent = s.link = -1;
 }
 
 int Load(State& s) {
-  int btf = -1;
+  int btf = -1, program = -1, cgroup = -1;
   auto fail = [&](const char* call) {
     s.error = errno != 0 ? errno : EINVAL;
     s.failed_call = call;
-    CloseAll(s, btf);
+    CloseAll(s, {btf, program, cgroup});
     return s.error;
   };
   btf = LoadBtf();
@@ -308,19 +311,18 @@ int Load(State& s) {
   if (slots == MAP_FAILED) return fail("mmap(toa_recent)");
   s.slots = static_cast<const uint8_t*>(slots);
   const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust, s.recent};
-  s.program = LoadProgram(maps, &s.log);
-  if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
-  s.cgroup = OpenOwnCgroup();
-  if (s.cgroup < 0) return fail("open(cgroup2)");
+  program = LoadProgram(maps, &s.log);
+  if (program < 0) return fail("bpf(BPF_PROG_LOAD)");
+  cgroup = OpenOwnCgroup();
+  if (cgroup < 0) return fail("open(cgroup2)");
   // At once, not at the first watched port: the program flags each listener when it listens, and
   // a server usually listens before its port is known (port 0) and watched.
-  s.link = AttachToCgroup(s.program, s.cgroup);
+  s.link = AttachToCgroup(program, cgroup);
   if (s.link < 0) return fail("bpf(BPF_LINK_CREATE)");
   // The maps hold their BTF, the link the program.
   close(btf);
-  close(s.program);
-  close(s.cgroup);
-  s.program = s.cgroup = -1;
+  close(program);
+  close(cgroup);
   return 0;
 }
 

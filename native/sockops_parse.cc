@@ -13,22 +13,12 @@ uint32_t ReadU32(const uint8_t* p) {
 
 // An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d in the socket, a.b.c.d in its packets:
 // named as its packets name it, as the saved SYN and the packet tap do.
-void SetEnd(Address* a, uint8_t family, const __u32 words[4], uint32_t port) {
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  const auto* bytes = reinterpret_cast<const uint8_t*>(words);
-  *a = Address();
-  a->port = static_cast<uint16_t>(port);
-  if (family == 6 && std::memcmp(bytes, kMapped, sizeof kMapped) == 0) {
-    a->family = 4;
-    std::memcpy(a->bytes, bytes + 12, 4);
-  } else {
-    a->family = family;
-    std::memcpy(a->bytes, bytes, family == 4 ? 4 : 16);
-  }
-}
-
-bool SameEnd(const Address& a, const Address& b) {
-  return a.family == b.family && a.port == b.port && std::memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : 16) == 0;
+Address EndOf(uint8_t family, const __u32 words[4], uint32_t port) {
+  Address a;
+  a.family = family;
+  a.port = static_cast<uint16_t>(port);
+  std::memcpy(a.bytes, words, family == 4 ? 4 : 16);
+  return Unmapped(a);
 }
 
 // The TOA options of a TCP header of `length` bytes; its sequence number in *seq. False when the
@@ -75,10 +65,8 @@ void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, P
   *saved = false;
   *hit = TapHit();
   const uint8_t family = conn.family == 6 ? 6 : 4;
-  Address peer;
-  Address local;
-  SetEnd(&peer, family, conn.remote, conn.remote_port);
-  SetEnd(&local, family, conn.local, conn.local_port);
+  const Address peer = EndOf(family, conn.remote, conn.remote_port);
+  const Address local = EndOf(family, conn.local, conn.local_port);
   hit->peer = peer;
   uint32_t ack_seq = 0;
   ToaOptionList unused;
@@ -91,8 +79,8 @@ void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, P
     if (conn.syn_cookie == 0) {
       *syn = parsed;
       *saved = known = parsed.ok;
-    } else if (parsed.ok && has_ack && parsed.seq + 1 + parsed.payload_length == ack_seq && SameEnd(parsed.src, peer) &&
-               SameEnd(parsed.dst, local)) {
+    } else if (parsed.ok && has_ack && parsed.seq + 1 + parsed.payload_length == ack_seq && SameAddress(parsed.src, peer) &&
+               SameAddress(parsed.dst, local)) {
       // The program's copy of a SYN answered with a syncookie: this connection's only if its ACK
       // follows it (a reused 4-tuple's older SYN does not).
       *syn = parsed;

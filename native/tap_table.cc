@@ -25,16 +25,6 @@ size_t TupleHash::operator()(const TupleKey& k) const {
   return static_cast<size_t>(h);
 }
 
-Address Unmapped(const Address& a) {
-  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (a.family != 6 || std::memcmp(a.bytes, kMappedPrefix, sizeof kMappedPrefix) != 0) return a;
-  Address v4;
-  v4.family = 4;
-  std::memcpy(v4.bytes, a.bytes + 12, 4);
-  v4.port = a.port;
-  return v4;
-}
-
 namespace {
 
 TupleKey KeyOf(const Address& src, const Address& dst) {
@@ -80,11 +70,6 @@ bool ViewTcp(const uint8_t* data, size_t length, TcpView* v) {
            (static_cast<uint32_t>(h[6]) << 8) | h[7];
   v->payload = static_cast<uint32_t>(ip_payload > header ? ip_payload - header : 0);
   return true;
-}
-
-bool SameAddress(const Address& a, const Address& b) {
-  return a.family == b.family && a.port == b.port &&
-         std::memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : sizeof a.bytes) == 0;
 }
 
 // Whether two packets name the same clients: their TOA-shaped options, as read. Not their whole

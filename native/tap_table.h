@@ -177,9 +177,6 @@ class TupleTable {
   TapCounters counters_;
 };
 
-// Normalises ::ffff:a.b.c.d to IPv4 (what the packet parser does for packets).
-Address Unmapped(const Address& a);
-
 // The rule the filter (tap_filter.cc) and the table share: an option kind that every TCP stack
 // sends (EOL, NOP, MSS, window scale, SACK permitted, SACK, timestamps) holds no TOA.
 constexpr bool IsCommonOptionKind(uint8_t kind) { return kind <= 5 || kind == 8; }

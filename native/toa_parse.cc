@@ -211,6 +211,21 @@ Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table
   return p;
 }
 
+Address Unmapped(const Address& a) {
+  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != 6 || std::memcmp(a.bytes, kMappedPrefix, sizeof kMappedPrefix) != 0) return a;
+  Address v4;
+  v4.family = 4;
+  std::memcpy(v4.bytes, a.bytes + 12, 4);
+  v4.port = a.port;
+  return v4;
+}
+
+bool SameAddress(const Address& a, const Address& b) {
+  return a.family == b.family && a.port == b.port &&
+         std::memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : sizeof a.bytes) == 0;
+}
+
 void DefaultKindTable(uint8_t* table) {
   std::memset(table, 0, kKindTableSize);
   table[200] = kLayoutPortIPv4;

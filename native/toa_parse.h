@@ -85,6 +85,12 @@ void FindToaOptions(const uint8_t* options, size_t length, const uint8_t* kind_t
 // cooked socket deliver it) carrying TCP, and the TOA-shaped options among its options.
 Packet ParsePacket(const uint8_t* data, size_t length, const uint8_t* kind_table);
 
+// Normalises ::ffff:a.b.c.d to IPv4 (what the packet parser does for packets).
+Address Unmapped(const Address& a);
+
+// Whether two ends are the same address and port (of their family's length).
+bool SameAddress(const Address& a, const Address& b);
+
 // The default table: the 200, 249, 253 and 254 rows of docs/formats.md.
 void DefaultKindTable(uint8_t* table);
 
