@@ -11,7 +11,9 @@
 //                single syscall costs from inside Node, the floor's equivalent in this process
 // The three first-read batches are timed in a rotating order; `ratio` is first / remoteFirst
 // per round, `control` remoteAgain / remoteFirst. One sample per batch (ns per connection); the
-// first round warms the JIT and is dropped.
+// first WARMUP rounds are dropped, as in the preload part: V8 optimises the read's few functions
+// after some thousand connections, and with one round dropped the ACK road's first 40 rounds read
+// 2.71x where the later ones read 1.59-1.76x (loopback 1.43x, then 1.31-1.35x).
 //
 // BENCH_MICRO_MODE (run.js runs each; the peers, loopback, are trusted: configure()):
 //   loopback  enable(server), in-process clients, no TOA: every answer is the peer
@@ -33,6 +35,7 @@ const { binding } = require(path.join(ROOT, 'dist', 'addon', 'binding.js')) as t
 
 const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
 const ROUNDS = envInt('BENCH_MICRO_ROUNDS', QUICK ? 16 : 80, 2, 500);
+const WARMUP = envInt('BENCH_MICRO_WARMUP', QUICK ? 20 : 60, 1, 500);
 // Passes over a batch for the cached measures (timed in chunks: common.ts timeCachedReads).
 const CACHED_PASSES = 200;
 
@@ -197,7 +200,7 @@ async function main(): Promise<void> {
   };
   let missingSyn = 0;
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < WARMUP + ROUNDS; round++) {
       // a: realRemoteAddress(); b: socket.remoteAddress; d: the same again, the A/A control;
       // c: realRemoteAddress() with a subscriber (loopback only).
       const [a, b, d, c = null] = await openRotated(extras ? 4 : 3, round, () => open(BATCH));
@@ -218,7 +221,7 @@ async function main(): Promise<void> {
       if (group === null) missingSyn += countMissingSyn(a.accepted);
       checkAnswers(a.accepted, group);
       for (const batch of [a, b, d, c]) batch?.close();
-      if (round === 0) continue; // JIT warm-up
+      if (round < WARMUP) continue;
       samples.first.push(first);
       samples.firstSubscribed.push(firstSubscribed);
       samples.cached.push(cached);
@@ -234,13 +237,15 @@ async function main(): Promise<void> {
     await tagged?.stop();
   }
   if (missingSyn > 0) throw new Error(`micro: ${missingSyn} sockets had no saved SYN`);
-  if (extras && published !== ROUNDS * BATCH) throw new Error(`micro: ${published} resolve messages for ${ROUNDS * BATCH} connections`);
-  log(`micro ${name}: ${ROUNDS - 1} rounds of ${BATCH} connections (sink ${sink % 10})`);
+  const timed = WARMUP + ROUNDS;
+  if (extras && published !== timed * BATCH) throw new Error(`micro: ${published} resolve messages for ${timed * BATCH} connections`);
+  log(`micro ${name}: ${ROUNDS} rounds (after ${WARMUP}) of ${BATCH} connections (sink ${sink % 10})`);
   const stat = (list: number[]) => ({ median: median(list), samples: list });
   emit({
     mode: name,
     batch: BATCH,
-    rounds: ROUNDS - 1,
+    rounds: ROUNDS,
+    warmup: WARMUP,
     first: stat(samples.first),
     firstSubscribed: stat(samples.firstSubscribed),
     cached: stat(samples.cached),

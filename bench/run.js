@@ -227,7 +227,7 @@ function microTables(micro, floor, md) {
     ['C: getpeername alone', fmt(floor.peername.median), pct(floor.peername.median / floor.both.median)],
   ];
   let text = table(
-    `Micro: ns per connection, median of ${loop.rounds} batches of ${loop.batch} fresh loopback connections, no tap (C: ${floor.rounds} batches)`,
+    `Micro: ns per connection, median of ${loop.rounds} batches (after ${loop.warmup} warm-up batches) of ${loop.batch} fresh loopback connections, no tap (C: ${floor.rounds} batches)`,
     ['measure', 'ns', 'vs floor'],
     rows,
     md,

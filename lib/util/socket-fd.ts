@@ -5,16 +5,17 @@ import type { HandleLike } from './node-socket';
 
 interface SocketLike {
   _handle?: HandleLike | null;
-  destroyed?: boolean;
 }
 
-/** The socket's file descriptor, or -1 when it has none (destroyed, a pipe, an in-memory stream). */
+/**
+ * The socket's file descriptor, or -1 when it has none (destroyed, a pipe, an in-memory stream).
+ * `destroyed` is not asked: net.Socket drops its handle as it is destroyed, and a handle that is
+ * closing says fd -1 (libuv's uv_fileno refuses a closing handle); the getter would touch two
+ * more objects, cold memory on a fresh socket, on every first read.
+ */
 export function socketFd(socket: object): number {
   const handle = (socket as SocketLike)._handle;
   if (handle === null || handle === undefined) return -1;
-  // net.Socket drops its handle as it is destroyed; the flag is asked only after (it is a getter
-  // into two more objects, which on a fresh socket are cold memory).
-  if ((socket as SocketLike).destroyed === true) return -1;
   const fd = handle.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
