@@ -12,6 +12,7 @@ import type { ToaGroup } from './toa-clients';
 
 const SERVE = path.join(__dirname, 'preload-http.js');
 const CONN_LOAD = path.join(ROOT, 'test', 'helpers', 'children', 'conn-load.js');
+const JOIN_CGROUP = path.join(__dirname, 'join-cgroup.js');
 
 // ---- the server (a child process: preload-http.js serve) ----
 
@@ -56,13 +57,20 @@ export interface Server {
 
 /**
  * A server process: plain (`ack` null), or under -r node-toa/preload with NODE_TOA_ACK=`ack`;
- * `nodeArgs` go to its node (the profile part's --perf-basic-prof).
+ * `nodeArgs` go to its node (the profile part's --perf-basic-prof); `cgroup`: a cgroup v2
+ * directory it moves into before the preload loads (kernel-programs.ts).
  */
-export function startServer(label: string, ack: 'on' | 'off' | 'packet' | null, nodeArgs: readonly string[] = []): Promise<Server> {
+export function startServer(
+  label: string,
+  ack: 'on' | 'off' | 'packet' | null,
+  nodeArgs: readonly string[] = [],
+  cgroup?: string,
+): Promise<Server> {
+  const join = cgroup === undefined ? [] : ['-r', JOIN_CGROUP];
   const child = fork(SERVE, ['serve'], {
     cwd: ROOT, // -r node-toa/preload resolves from here (the package itself)
-    execArgv: [...(ack === null ? [] : ['-r', 'node-toa/preload']), ...nodeArgs],
-    env: { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: ack ?? 'off' },
+    execArgv: [...join, ...(ack === null ? [] : ['-r', 'node-toa/preload']), ...nodeArgs],
+    env: { ...process.env, NODE_TOA_TRUST_PROXY: 'loopback', NODE_TOA_ACK: ack ?? 'off', BENCH_CGROUP: cgroup ?? '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {

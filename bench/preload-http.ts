@@ -21,8 +21,12 @@
 // load generator does. The servers count their answers that named the client the TOA carried
 // (198.51.100.<port & 255> for the peer's port): all of the preload's and none of the plain ones',
 // or the part fails, so a preload that silently fell back cannot pass for a fast one.
+// The server's sock_ops program runs in the softirq, on loopback the client's CPU, where no server's
+// CPU time shows it: each preload server with NODE_TOA_ACK=on runs in a cgroup of its own, and the
+// kernel's count of its program's run time per request is a column of its own (kernel-programs.ts).
 import { QUICK, emit, envInt, log, median, pinToCpu } from './common';
 import { load, serve, startServer, stats, type Server } from './http-servers';
+import { countProgramTime, linkedPrograms, programTime, removeCgroup, serverCgroup } from './kernel-programs';
 import { sockopsUnavailable, toaGroup, type ToaGroup, type ToaPacket } from './toa-clients';
 
 type Road = 'syn' | 'syn-tap' | 'ack' | 'data' | 'ack-packet';
@@ -53,8 +57,30 @@ function roads(): Road[] {
 
 // ---- the driver ----
 
+/** The sock_ops program ids each measured server holds (none for plain servers and packet sockets). */
+const programs = new Map<Server, number[]>();
+
+function stop(s: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.child.exitCode !== null || s.child.signalCode !== null) return resolve();
+    s.child.once('exit', () => resolve());
+    s.child.kill();
+  });
+}
+
+/** A cgroup of its own for a preload server whose tap may load the sock_ops program. */
+function programCgroup(road: Road, made: string[]): string | undefined {
+  if (ROAD_SETUP[road].ack !== 'on') return undefined;
+  const dir = serverCgroup(`preload-${road}`);
+  made.push(dir);
+  return dir;
+}
+
 interface Cell {
   cpuUsPerRequest: number;
+  /** The server's sock_ops program, kernel run time per request (NaN: it runs none). */
+  programUsPerRequest: number;
+  programRunsPerRequest: number;
   requests: number;
   client: number;
   wrong: number;
@@ -64,13 +90,19 @@ interface Cell {
 
 /** Two servers loaded at once; each one's CPU per request in that time. */
 async function pair(group: ToaGroup, a: Server, b: Server, count: number): Promise<[Cell, Cell]> {
+  const ids = [programs.get(a) ?? [], programs.get(b) ?? []];
   const before = await Promise.all([stats(a), stats(b)]);
+  const programsBefore = ids.map(programTime);
   const results = await Promise.all([load(group, a.port, count, PARALLEL), load(group, b.port, count, PARALLEL)]);
+  const programsAfter = ids.map(programTime);
   const after = await Promise.all([stats(a), stats(b)]);
   return [0, 1].map((i) => {
     const requests = after[i].requests - before[i].requests;
+    const none = ids[i].length === 0;
     return {
       cpuUsPerRequest: (after[i].cpuUs - before[i].cpuUs) / Math.max(1, requests),
+      programUsPerRequest: none ? NaN : (programsAfter[i].ns - programsBefore[i].ns) / 1000 / Math.max(1, requests),
+      programRunsPerRequest: none ? NaN : (programsAfter[i].runs - programsBefore[i].runs) / Math.max(1, requests),
       requests,
       client: after[i].client - before[i].client,
       wrong: after[i].wrong - before[i].wrong,
@@ -90,6 +122,9 @@ function summary(list: Measured[]) {
     cpuOther: median(list.map((r) => r.other.cpuUsPerRequest)),
     cpuDiff: median(list.map((r) => r.other.cpuUsPerRequest - r.plain.cpuUsPerRequest)),
     cpuRatio: median(ratios),
+    /** The measured side's sock_ops program in the kernel, us and runs per request (NaN: none). */
+    programUs: median(list.map((r) => r.other.programUsPerRequest)),
+    programRuns: median(list.map((r) => r.other.programRunsPerRequest)),
     cpuRatioMin: Math.min(...ratios),
     cpuRatioMax: Math.max(...ratios),
     rateRatio: median(list.map((r) => r.other.perSecond / r.plain.perSecond)),
@@ -113,6 +148,8 @@ async function drive(): Promise<void> {
   }
   const list = roads();
   pinToCpu(process.pid, 0);
+  const restoreCounting = countProgramTime();
+  const cgroups: string[] = [];
   const groups = new Map<Road, ToaGroup>();
   const servers: Server[] = [];
   const rows = new Map<Road, Record<Which, Measured[]>>(list.map((r) => [r, { preload: [], control: [] }]));
@@ -123,11 +160,12 @@ async function drive(): Promise<void> {
     for (const road of list) {
       const four = await Promise.all([
         startServer(`plain ${road}`, null),
-        startServer(`preload ${road}`, ROAD_SETUP[road].ack),
+        startServer(`preload ${road}`, ROAD_SETUP[road].ack, [], programCgroup(road, cgroups)),
         startServer(`control a ${road}`, null),
         startServer(`control b ${road}`, null),
       ]);
       servers.push(...four);
+      programs.set(four[1], linkedPrograms(four[1].child.pid!));
       pairs.set(`${road} preload`, [four[0], four[1]]);
       pairs.set(`${road} control`, [four[2], four[3]]);
     }
@@ -151,8 +189,11 @@ async function drive(): Promise<void> {
       log(`preload-http: round ${round + 1}/${ROUNDS}`);
     }
   } finally {
-    for (const s of servers) s.child.kill();
+    await Promise.all(servers.map(stop));
+    // A cgroup can be removed once its server has exited.
+    for (const dir of cgroups) await removeCgroup(dir);
     for (const g of groups.values()) await g.close();
+    restoreCounting();
   }
   const result = {
     count: COUNT,
