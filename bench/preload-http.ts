@@ -22,8 +22,9 @@
 // (198.51.100.<port & 255> for the peer's port): all of the preload's and none of the plain ones',
 // or the part fails, so a preload that silently fell back cannot pass for a fast one.
 // The server's sock_ops program runs in the softirq, on loopback the client's CPU, where no server's
-// CPU time shows it: each preload server with NODE_TOA_ACK=on runs in a cgroup of its own, and the
-// kernel's count of its program's run time per request is a column of its own (kernel-programs.ts).
+// CPU time shows it: every server runs in a cgroup of its own (so a program runs for its own
+// server's sockets only), and the kernel's count of the program's run time per request is a column
+// of its own (kernel-programs.ts).
 import { QUICK, emit, envInt, log, median, pinToCpu } from './common';
 import { load, serve, startServer, stats, type Server } from './http-servers';
 import { countProgramTime, linkedPrograms, programTime, removeCgroup, serverCgroup } from './kernel-programs';
@@ -68,13 +69,6 @@ function stop(s: Server): Promise<void> {
   });
 }
 
-/** A cgroup of its own for a preload server whose tap may load the sock_ops program. */
-function programCgroup(road: Road, made: string[]): string | undefined {
-  if (ROAD_SETUP[road].ack !== 'on') return undefined;
-  const dir = serverCgroup(`preload-${road}`);
-  made.push(dir);
-  return dir;
-}
 
 interface Cell {
   cpuUsPerRequest: number;
@@ -158,11 +152,18 @@ async function drive(): Promise<void> {
     // Four servers per road, each in one pair only (see the top): plain and preload, control a and b.
     const pairs = new Map<string, [Server, Server]>();
     for (const road of list) {
+      // Each in a cgroup of its own: a preload server's program then runs for its own sockets only,
+      // and every server is treated alike.
+      const start = (label: string, ack: 'on' | 'off' | 'packet' | null) => {
+        const dir = serverCgroup(label);
+        cgroups.push(dir);
+        return startServer(label, ack, [], dir);
+      };
       const four = await Promise.all([
-        startServer(`plain ${road}`, null),
-        startServer(`preload ${road}`, ROAD_SETUP[road].ack, [], programCgroup(road, cgroups)),
-        startServer(`control a ${road}`, null),
-        startServer(`control b ${road}`, null),
+        start(`plain ${road}`, null),
+        start(`preload ${road}`, ROAD_SETUP[road].ack),
+        start(`control a ${road}`, null),
+        start(`control b ${road}`, null),
       ]);
       servers.push(...four);
       programs.set(four[1], linkedPrograms(four[1].child.pid!));

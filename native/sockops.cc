@@ -259,7 +259,11 @@ struct State {
   int trust = -1;
   int recent = -1;
   const uint8_t* slots = nullptr;  // toa_recent, mapped read-only
-  int link = -1;
+  int program = -1;
+  int cgroup = -1;
+  int link = -1;  // while a port is watched, or one is about to be (holds)
+  uint32_t watched = 0;  // ports with watchers
+  uint32_t holds = 0;  // SockopsLoad(hold) calls no SockopsWatch has taken up yet
   int error = 0;  // a load that failed is not tried again
   const char* failed_call = nullptr;
   std::string log;
@@ -274,25 +278,25 @@ State& state() {
   return *s;
 }
 
-// Closes what Load made; the BTF, the program and the cgroup are only needed while it runs.
+// Closes what Load made; the BTF is only needed while it runs.
 void CloseAll(State& s, std::initializer_list<int> loading) {
   if (s.slots != nullptr) munmap(const_cast<uint8_t*>(s.slots), kRecentBytes);
   s.slots = nullptr;
   for (int fd : loading) {
     if (fd >= 0) close(fd);
   }
-  for (int fd : {s.conns, s.ports, s.syns, s.trust, s.recent, s.link}) {
+  for (int fd : {s.conns, s.ports, s.syns, s.trust, s.recent, s.program, s.cgroup, s.link}) {
     if (fd >= 0) close(fd);
   }
-  s.conns = s.ports = s.syns = s.trust = s.recent = s.link = -1;
+  s.conns = s.ports = s.syns = s.trust = s.recent = s.program = s.cgroup = s.link = -1;
 }
 
 int Load(State& s) {
-  int btf = -1, program = -1, cgroup = -1;
+  int btf = -1;
   auto fail = [&](const char* call) {
     s.error = errno != 0 ? errno : EINVAL;
     s.failed_call = call;
-    CloseAll(s, {btf, program, cgroup});
+    CloseAll(s, {btf});
     return s.error;
   };
   btf = LoadBtf();
@@ -311,19 +315,36 @@ int Load(State& s) {
   if (slots == MAP_FAILED) return fail("mmap(toa_recent)");
   s.slots = static_cast<const uint8_t*>(slots);
   const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust, s.recent};
-  program = LoadProgram(maps, &s.log);
-  if (program < 0) return fail("bpf(BPF_PROG_LOAD)");
-  cgroup = OpenOwnCgroup();
-  if (cgroup < 0) return fail("open(cgroup2)");
-  // At once, not at the first watched port: the program flags each listener when it listens, and
-  // a server usually listens before its port is known (port 0) and watched.
-  s.link = AttachToCgroup(program, cgroup);
-  if (s.link < 0) return fail("bpf(BPF_LINK_CREATE)");
-  // The maps hold their BTF, the link the program.
+  s.program = LoadProgram(maps, &s.log);
+  if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
+  s.cgroup = OpenOwnCgroup();
+  if (s.cgroup < 0) return fail("open(cgroup2)");
+  // Attached once, to learn now whether it can be, and detached: it runs for every connection of
+  // the cgroup while attached, so it is attached only while this process watches a port (Attach).
+  // A cluster's primary, or any process the preload runs in that taps no server, costs the
+  // cgroup's connections nothing.
+  const int trial = AttachToCgroup(s.program, s.cgroup);
+  if (trial < 0) return fail("bpf(BPF_LINK_CREATE)");
+  close(trial);
+  // The maps hold their BTF.
   close(btf);
-  close(program);
-  close(cgroup);
   return 0;
+}
+
+// At the first watched port. The tap watches a server's port once it is bound and before it
+// listens, so the program sees the listen() and flags the listener (its cookie SYN-ACKs).
+int Attach(State& s) {
+  if (s.link >= 0) return 0;
+  s.link = AttachToCgroup(s.program, s.cgroup);
+  return s.link >= 0 ? 0 : errno;
+}
+
+// Once no port is watched and none is about to be (the last tapped server closed, or the first
+// watch failed).
+void DetachIfIdle(State& s) {
+  if (s.watched != 0 || s.holds != 0 || s.link < 0) return;
+  close(s.link);
+  s.link = -1;
 }
 
 int WritePorts(State& s) {
@@ -402,20 +423,32 @@ bool HeldElsewhere(const State& s, uint16_t port, const toa_sockops_trust_key& k
 
 }  // namespace
 
-int SockopsLoad(const char** failed_call, std::string* log) {
+int SockopsLoad(const char** failed_call, std::string* log, bool hold) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  return LoadLocked(s, failed_call, log);
+  if (LoadLocked(s, failed_call, log) != 0 || !hold) return s.error;
+  if (const int err = Attach(s); err != 0) {
+    *failed_call = "bpf(BPF_LINK_CREATE)";
+    return err;
+  }
+  s.holds++;
+  return 0;
 }
 
 int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0) return s.error;
+  if (const int err = Attach(s); err != 0) {
+    *failed_call = "bpf(BPF_LINK_CREATE)";
+    return err;
+  }
+  if (s.holds > 0) s.holds--;
   std::vector<toa_sockops_trust_key> keys = TrustKeys(port, trust);
   for (const auto& k : keys) {
     const int err = UpdateTrust(s, k, true);
     if (err != 0) {
+      DetachIfIdle(s);
       *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
       return err;
     }
@@ -427,9 +460,11 @@ int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_cal
     if (err != 0) {
       s.watchers[port]--;
       s.bits[port >> 3] &= static_cast<uint8_t>(~(1u << (port & 7)));
+      DetachIfIdle(s);
       *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
       return err;
     }
+    s.watched++;
   }
   return 0;
 }
@@ -449,6 +484,8 @@ void SockopsUnwatch(uint16_t port) {
   if (--s.watchers[port] != 0) return;
   s.bits[port >> 3] &= static_cast<uint8_t>(~(1u << (port & 7)));
   WritePorts(s);
+  s.watched--;
+  DetachIfIdle(s);
 }
 
 bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t ports, toa_sockops_slot* out) {
@@ -483,7 +520,7 @@ int SockopsLookup(int fd, toa_sockops_conn* out) {
 }
 
 #else  // !__linux__
-int SockopsLoad(const char** failed_call, std::string*) {
+int SockopsLoad(const char** failed_call, std::string*, bool) {
   *failed_call = "bpf";
   return ENOTSUP;
 }

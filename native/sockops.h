@@ -1,7 +1,8 @@
 // The server's sock_ops program (native/bpf/conn_sockops.bpf.c): loaded once per process with
-// the bpf() system call, attached to the process's cgroup through a link (detached when the
-// process exits), told which listening ports to watch. A connection's packets are then read by
-// descriptor: one bpf(BPF_MAP_LOOKUP_ELEM), the system call that replaces getpeername. No N-API.
+// the bpf() system call, attached to the process's cgroup through a link while the process
+// watches a listening port (the kernel detaches it when the process exits), told which ports to
+// watch. A connection's packets are then read from the slot table the process maps, or by
+// descriptor: one bpf(BPF_MAP_LOOKUP_ELEM). No N-API.
 #ifndef NODE_TOA_SOCKOPS_H
 #define NODE_TOA_SOCKOPS_H
 
@@ -14,17 +15,22 @@
 
 namespace toa {
 
-// Loads the program and attaches it to the process's cgroup, once per process (a failure is
-// remembered, not retried).
-// Returns 0 or an errno, and then names the step that failed in *failed_call; *log receives the
-// verifier's words when the kernel refused the program.
-int SockopsLoad(const char** failed_call, std::string* log);
-// Starts watching `port` (loading the program at the first call); errors as SockopsLoad's. Of
+// Loads the program, once per process (a failure is remembered, not retried), and attaches it to
+// the process's cgroup and detaches it again: whether it can be attached is part of the answer.
+// `hold`: a port is about to be watched after its server listens (enable() before listen()), so
+// the program stays attached from now on and sees that listen(); the next SockopsWatch takes the
+// hold up. Returns 0 or an errno, and then names the step that failed in *failed_call; *log
+// receives the verifier's words when the kernel refused the program.
+int SockopsLoad(const char** failed_call, std::string* log, bool hold);
+// Starts watching `port` (loading the program at the first call, attaching it while a port is
+// watched: call it before the port's listen(), so the program flags the listener); errors as
+// SockopsLoad's. Of
 // the SYNs the kernel answers with a syncookie on that port, the program keeps those from the
 // trusted ranges of `trust` (tap_filter.h; its ports are not used), or from anyone when it checks
 // no sources.
 int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log);
-// Stops watching `port` (one call per SockopsWatch that succeeded); the program stays attached.
+// Stops watching `port` (one call per SockopsWatch that succeeded); the program is detached once no
+// port is watched.
 void SockopsUnwatch(uint16_t port);
 // The slot that holds the connection with these ends (sockops_conn.h: IPv4 as ::ffff:a.b.c.d,
 // ports as remote << 16 | local), copied whole into *out; false when it holds another one or was

@@ -245,13 +245,16 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   std::unique_ptr<toa::Tap> tap_;
 };
 
-// probeSockops() -> { errno, syscall?, log? }: loads and attaches the server's sock_ops program
-// (once per process; tap_sockets.h OpenSockops then only adds ports).
+// probeSockops(hold?) -> { errno, syscall?, log? }: loads the server's sock_ops program and tries
+// its attachment (once per process; tap_sockets.h OpenSockops then watches ports, attaching it
+// while one is watched). hold: keep it attached for a tap that opens once its server listens
+// (sockops.h SockopsLoad).
 Napi::Value ProbeSockops(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* failed_call = nullptr;
   std::string log;
-  const int err = toa::SockopsLoad(&failed_call, &log);
+  const bool hold = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  const int err = toa::SockopsLoad(&failed_call, &log, hold);
   Napi::Object result = Napi::Object::New(env);
   result.Set("errno", err);
   if (err != 0 && failed_call != nullptr) result.Set("syscall", failed_call);

@@ -246,8 +246,12 @@ export interface NativeBinding {
   Tap: new (capacity: number, maxAgeMs: number, receiveBuffer: number, ringFrames?: number) => NativeTap;
   /** errno of opening a packet socket here: EPERM without CAP_NET_RAW. */
   probePacketSocket(): number;
-  /** Loads and attaches the server's sock_ops program (once per process); errno 0 when it is. */
-  probeSockops(): { errno: number; syscall?: string; log?: string };
+  /**
+   * Loads the server's sock_ops program and tries its attachment (once per process); errno 0 when
+   * it can run here. It is attached while a tap watches a port; `hold` keeps it attached from now
+   * on for a tap that opens once its server listens, so the program sees that listen().
+   */
+  probeSockops(hold?: boolean): { errno: number; syscall?: string; log?: string };
   /**
    * Parses the PROXY protocol header (v1 or v2) at the start of data. maxSize: an integer >= 16
    * (RangeError otherwise); above 65551 it bounds nothing. data not a Uint8Array: TypeError.

@@ -153,7 +153,8 @@ export function installFrom(options: InstallOptions | undefined, origin: Install
   let tap: CompiledTap | null = null;
   if (ackMode.tap !== null) {
     if (ackMode.auto) tap = autoTapPossible(origin, ackMode.tap) ? ackMode.tap : null;
-    else tap = checkTapSupport(ackMode.tap) ? ackMode.tap : null;
+    // Its taps open before listen(2) (tapBeforeListen), where the program is attached.
+    else tap = checkTapSupport(ackMode.tap, false) ? ackMode.tap : null;
   }
   if (core.trustProxy === undefined) warnInstallTrustsNoOne(origin === 'preload');
   // The taps copy only the installed proxies' packets: a flood from anyone else stays in the kernel.

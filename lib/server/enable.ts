@@ -126,7 +126,7 @@ export function enableCompiled<T extends Server>(server: T, compiled: CompiledSe
   const { pp, tap, trust, sources } = compiled;
   // At once, listening or not: the first connection must already meet the gate.
   if (pp !== null) attachGate(server, pp, trust !== undefined ? () => trust : () => defaultResolver().trust);
-  const opensTap = tap !== null && checkTapSupport(tap);
+  const opensTap = tap !== null && checkTapSupport(tap, !server.listening);
   if (server.listening) {
     enableListening(server);
     if (opensTap) openTap(server, tap, sources);

@@ -40,14 +40,17 @@ function noCapability(errno: number, syscall: string, source: TapSource): TapErr
 /**
  * Throws now, where the user passed `{ ack: true }`, when this process cannot open a tap at all.
  * Returns false (with a warning) where taps do not exist (not Linux): the SYN path still works.
+ * `beforeListen`: the tap opens once a server that does not listen yet has listened (enable()
+ * before listen()); the sock_ops program is then attached from now on, so it sees that listen()
+ * and flags the listener for its cookie SYN-ACKs.
  */
-export function checkTapSupport(tap: CompiledTap): boolean {
+export function checkTapSupport(tap: CompiledTap, beforeListen: boolean): boolean {
   if (binding === null || !binding.tapSupported) {
     warnAckUnsupported();
     return false;
   }
   if (tap.source !== 'packet') {
-    const kernel = binding.probeSockops();
+    const kernel = binding.probeSockops(beforeListen);
     if (kernel.errno === 0) return true;
     if (tap.source === 'sockops') throw sockopsError(undefined, kernel);
   }

@@ -1081,3 +1081,51 @@ describeSockops('a listener made outside the process’s cgroup (sock_ops)', () 
     }
   });
 });
+
+// An attached program runs for every connection of the cgroup, so it is attached only while the
+// process watches a port, or is about to (enable() before listen(): the program must see that
+// listen() to flag the listener for its cookie SYN-ACKs). Counted from the process's descriptors.
+describeSockops('when the sock_ops program is attached', () => {
+  it('not after the probe, from enable() before listen() to the tap’s close, not after', () => {
+    const dist = path.join(__dirname, '..', '..', 'dist', 'index.js');
+    const script = `
+      const fs = require('fs');
+      const net = require('net');
+      const toa = require(${JSON.stringify(dist)});
+      const { binding } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'addon', 'binding.js'))});
+      const links = () => fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd) === 'anon_inode:bpf_link'; } catch { return false; } }).length;
+      const steps = {};
+      steps.probed = [binding.probeSockops().errno, links()];
+      const server = net.createServer();
+      toa.enable(server, { ack: { source: 'sockops' }, trustProxy: 'loopback' });
+      steps.enabledBeforeListen = links();
+      server.listen(0, '127.0.0.1', () => {
+        steps.listening = links();
+        steps.taps = toa.stats().taps.map((t) => t.source);
+        server.close(() => {
+          steps.closed = links();
+          const again = net.createServer();
+          again.listen(0, '127.0.0.1', () => {
+            toa.enable(again, { ack: { source: 'sockops' }, trustProxy: 'loopback' });
+            steps.enabledListening = links();
+            again.close(() => {
+              steps.closedAgain = links();
+              console.log(JSON.stringify(steps));
+            });
+          });
+        });
+      });
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      probed: [0, 0],
+      enabledBeforeListen: 1,
+      listening: 1,
+      taps: ['sockops'],
+      closed: 0,
+      enabledListening: 1,
+      closedAgain: 0,
+    });
+  });
+});
