@@ -56,9 +56,10 @@ struct toa_sockops_slot {
   __u32 ports;      /* remote port << 16 | local port */
   __u32 remote[4];  /* IPv4 as ::ffff:a.b.c.d */
   __u32 local[4];
-  __u8 ack_len;
+  __u8 ack_len;     /* 0: the sender is not trusted, nothing after the SYN is kept */
   __u8 data_len;
   __u8 pad[2];
+  __u32 ack_seq;    /* the handshake ACK's sequence number (network order): whose slot it is */
   __u8 ack[TOA_SOCKOPS_TCP_MAX];
   __u8 data[TOA_SOCKOPS_TCP_MAX];
 };

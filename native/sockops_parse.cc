@@ -42,8 +42,7 @@ bool ParseFollowing(const uint8_t* ack, size_t ack_len, const uint8_t* data, siz
   uint32_t ack_seq = 0;
   ToaOptionList ack_options;
   const bool has_ack = HeaderOptions(ack, ack_len, kind_table, &ack_seq, &ack_options);
-  // The first byte after the SYN (and the data a TCP Fast Open SYN carried) is the ACK's.
-  const uint32_t next = syn != nullptr ? syn->seq + 1 + syn->payload_length : ack_seq;
+  const uint32_t next = syn != nullptr ? SeqAfterSyn(*syn) : ack_seq;
   if (syn != nullptr && has_ack && ack_seq != next) return false;
   if (has_ack && ack_options.count > 0) {
     hit->found = true;
@@ -79,7 +78,7 @@ void ParseSockopsConn(const toa_sockops_conn& conn, const uint8_t* kind_table, P
     if (conn.syn_cookie == 0) {
       *syn = parsed;
       *saved = known = parsed.ok;
-    } else if (parsed.ok && has_ack && parsed.seq + 1 + parsed.payload_length == ack_seq && SameAddress(parsed.src, peer) &&
+    } else if (parsed.ok && has_ack && SeqAfterSyn(parsed) == ack_seq && SameAddress(parsed.src, peer) &&
                SameAddress(parsed.dst, local)) {
       // The program's copy of a SYN answered with a syncookie: this connection's only if its ACK
       // follows it (a reused 4-tuple's older SYN does not).

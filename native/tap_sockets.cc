@@ -359,16 +359,21 @@ int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapH
     EndWords(syn->src, remote);
     EndWords(syn->dst, local);
     toa_sockops_slot slot;
-    // A slot without the ACK's header says nothing its sequence number could vouch for (the
-    // sender is not trusted, or the slot is an older connection's on these ends): the storage says.
-    if (SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot) &&
-        slot.ack_len > 0 && ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)) {
-      out->peer = syn->src;
-      read = true;
+    // The slot is this connection's when the ACK it holds, or the sequence number it holds for an
+    // untrusted sender's, follows the saved SYN; else (another connection on these ends, or none
+    // yet) the storage says.
+    if (SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot)) {
+      if (slot.ack_len > 0) {
+        read = ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out);
+      } else {
+        read = ntohl(slot.ack_seq) == SeqAfterSyn(*syn);  // nothing kept: not trusted
+      }
+      if (read) out->peer = syn->src;
     }
   }
   if (!read) {
     toa_sockops_conn conn;
+    counters.storage_lookups++;
     const int err = SockopsLookup(fd, &conn);
     // The program runs for the sockets of this process's cgroup: a listener made elsewhere (a
     // socket handed over by systemd, another process) is not among them.
@@ -394,9 +399,7 @@ int Tap::Claim(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out
     query.peer = syn->src;
     query.local = syn->dst;
     query.has_next_seq = true;
-    // The handshake ACK and the first data byte carry the SYN's sequence number + 1, past the
-    // data a TCP Fast Open SYN carried.
-    query.next_seq = syn->seq + 1 + syn->payload_length;
+    query.next_seq = SeqAfterSyn(*syn);
   } else {
     int err = PeerName(fd, &query.peer);
     if (err == 0) err = SockName(fd, &query.local);

@@ -261,7 +261,7 @@ bool TupleTable::Offer(const uint8_t* data, size_t length, const uint8_t* kind_t
     Slot& s = slots_[NewSlot(key, hash, now_ms)];
     s.has_syn = true;
     s.syn_loss_generation = loss_generation_;
-    s.next_seq = v.seq + 1 + v.payload;  // + data carried by the SYN itself (TCP Fast Open)
+    s.next_seq = SeqAfterSyn(v.seq, v.payload);
     std::memcpy(s.syn_options, v.options, v.options_length);
     s.syn_options_length = static_cast<uint8_t>(v.options_length);
     return true;

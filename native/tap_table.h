@@ -32,7 +32,8 @@
   COUNTER(hits, "hits")             /* Tap: lookups that found TOA-shaped options (after a SYN, or in a held one) */                 \
   COUNTER(malformed, "malformed")   /* passed the filter but did not parse as TCP */                 \
   COUNTER(stale, "stale")           /* lookups that refused an entry of another connection */      \
-  COUNTER(unseen, "unseen")         /* Tap: connections the sock_ops program never saw */
+  COUNTER(unseen, "unseen")         /* Tap: connections the sock_ops program never saw */          \
+  COUNTER(storage_lookups, "storageLookups") /* Tap: sock_ops lookups its table did not answer (a bpf() call each) */
 
 namespace toa {
 

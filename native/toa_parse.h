@@ -70,6 +70,11 @@ struct Packet {
   ToaOptionList toa;    // the TOA-shaped options, in the order they appear
 };
 
+// The sequence number of the first byte after a SYN: what the handshake ACK and the first data
+// packet carry (past the data a TCP Fast Open SYN carried).
+inline uint32_t SeqAfterSyn(uint32_t seq, uint32_t payload_length) { return seq + 1 + payload_length; }
+inline uint32_t SeqAfterSyn(const Packet& syn) { return SeqAfterSyn(syn.seq, syn.payload_length); }
+
 constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpSyn = 0x02;
 constexpr uint8_t kTcpRst = 0x04;

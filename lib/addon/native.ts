@@ -175,6 +175,8 @@ export interface NativeTapStats {
   stale: number;
   /** sock_ops: connections the program never saw (their listener was made outside this process's cgroup). */
   unseen: number;
+  /** sock_ops: lookups the program's table of recent connections did not answer (one bpf() call each). */
+  storageLookups: number;
 }
 
 /** What the tap kept of a connection: the options of the first packet after its SYN that had any. */

@@ -49,6 +49,7 @@ export const COUNTERS = [
   'malformed',
   'stale',
   'unseen',
+  'storageLookups',
 ] as const satisfies readonly (keyof NativeTapStats)[];
 type Counter = (typeof COUNTERS)[number];
 // What closed taps counted: stats() keeps counting them.

@@ -158,13 +158,16 @@ static __always_inline struct toa_sockops_slot *claim_slot(const struct toa_sock
 
 static __always_inline void release_slot(struct toa_sockops_slot *s) { __sync_fetch_and_add(&s->gen, 1); }
 
-// The connection's packets after the SYN, for the reader that reads the saved SYN.
-static __always_inline void publish(const struct toa_sockops_ends *e, const struct toa_sockops_conn *c) {
+// The connection's packets after the SYN, for the reader that reads the saved SYN; for an
+// untrusted sender none (ack_len 0), which the ACK's sequence number, `seq`, ties to this
+// connection, so the reader needs no lookup to learn it.
+static __always_inline void publish(const struct toa_sockops_ends *e, const struct toa_sockops_conn *c, __u32 seq) {
   struct toa_sockops_slot *s = claim_slot(e);
   if (!s) return;
   __builtin_memcpy(s->remote, e->remote, sizeof s->remote);
   __builtin_memcpy(s->local, e->local, sizeof s->local);
   s->ports = e->ports;
+  s->ack_seq = seq;
   s->ack_len = c->ack_len;
   s->data_len = c->data_len;
   __builtin_memcpy(s->ack, c->ack, sizeof s->ack);
@@ -232,8 +235,11 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
       c->data_len = 0;
       {
         struct toa_sockops_ends e = {};
+        void *ack = (void *)(long)skops->skb_data;
+        __u32 seq = 0;
         // The listener's SYN-ACK callbacks are not the connection's.
         __u32 flags = skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
+        if (ack + 8 <= (void *)(long)skops->skb_data_end) seq = *(__u32 *)(ack + 4);
         ends_of(skops, &e);
         // The packets after the SYN only from a trusted proxy (the tap's trust list, as the packet
         // sockets' filter has it): anyone else's stay in the kernel.
@@ -243,7 +249,7 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
           // The ACK carried no payload: the next packet that does is the first data packet.
           if (skops->skb_len <= c->ack_len) flags |= BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
         }
-        publish(&e, c);
+        publish(&e, c, seq);
         bpf_sock_ops_cb_flags_set(skops, flags);
       }
       return 1;

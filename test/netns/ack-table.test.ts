@@ -1129,3 +1129,42 @@ describeSockops('when the sock_ops program is attached', () => {
     });
   });
 });
+
+// The reader finds what the program kept in its table by the saved SYN's ends, with no system
+// call; for a sender outside the trust list the slot holds only the ACK's sequence number, which
+// says that nothing was kept (it cost one bpf() lookup per connection before the slot said so).
+describeSockops('the sock_ops table answers without a system call', () => {
+  const servers: net.Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => close(s)));
+  });
+
+  it.each([
+    ['a trusted sender (its ACK kept)', 'loopback'],
+    ['a sender outside the trust list (nothing kept)', '10.0.0.0/8'],
+  ])('%s: every lookup answered from the table, none from the socket storage', async (_name, trustProxy) => {
+    const answers: string[] = [];
+    const server = net.createServer((s) => {
+      answers.push(realRemoteAddress(s, { trustProxy }).source);
+      s.destroy();
+    });
+    servers.push(server);
+    enable(server, { ack: { source: 'sockops' }, trustProxy });
+    const port = await listen(server, '127.0.0.1');
+    // One after another: the server accepts each once the kernel has run the program for it.
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const c = net.connect(port, '127.0.0.1');
+        c.once('error', reject).once('close', () => resolve());
+      });
+    }
+    const tap = stats().taps.find((t) => t.port === port)!;
+    expect(answers).toEqual(Array(20).fill('peer'));
+    expect({ source: tap.source, lookups: tap.lookups, storageLookups: tap.storageLookups, unseen: tap.unseen }).toEqual({
+      source: 'sockops',
+      lookups: 20,
+      storageLookups: 0,
+      unseen: 0,
+    });
+  });
+});
