@@ -24,11 +24,18 @@ export interface ProgramTime {
   ns: number;
 }
 
-/** Turns the kernel's BPF run-time counting on; returns what puts the old setting back. */
-export function countProgramTime(): () => void {
-  const old = fs.readFileSync(STATS_SWITCH, 'utf8').trim();
-  fs.writeFileSync(STATS_SWITCH, '1');
-  return () => fs.writeFileSync(STATS_SWITCH, old);
+/**
+ * Turns the kernel's BPF run-time counting on, where it can (a container's /proc/sys may be read
+ * only: then `on` is false and nothing is counted); `restore` puts the old setting back.
+ */
+export function countProgramTime(): { on: boolean; restore: () => void } {
+  try {
+    const old = fs.readFileSync(STATS_SWITCH, 'utf8').trim();
+    fs.writeFileSync(STATS_SWITCH, '1');
+    return { on: true, restore: () => fs.writeFileSync(STATS_SWITCH, old) };
+  } catch {
+    return { on: false, restore: () => undefined };
+  }
 }
 
 /** A new cgroup v2 directory for one server; its path. */

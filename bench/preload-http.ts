@@ -16,9 +16,9 @@
 // made every road read +18-26 % (the SYN road too, which the tap does not touch). Each round runs
 // every pair of every road (the order of roads and pairs, and which side starts first, rotate),
 // each pair right after an unmeasured warm-up of it, both servers loaded at once by their own
-// conn-load.js in the road's cgroup (servers on CPU 1, clients on CPU 0). The measure is each server's own CPU time
-// (process.cpuUsage) per request around the load: what the preload costs a server, whatever the
-// load generator does. The servers count their answers that named the client the TOA carried
+// conn-load.js in the road's cgroup (servers on CPU 1, clients on CPU 0). The measure is each
+// server's own CPU time (process.cpuUsage) per request around the load: what the preload costs a
+// server, whatever the load generator does. The servers count their answers that named the client the TOA carried
 // (198.51.100.<port & 255> for the peer's port): all of the preload's and none of the plain ones',
 // or the part fails, so a preload that silently fell back cannot pass for a fast one.
 // The server's sock_ops program runs in the softirq, on loopback the client's CPU, where no server's
@@ -68,7 +68,6 @@ function stop(s: Server): Promise<void> {
     s.child.kill();
   });
 }
-
 
 interface Cell {
   cpuUsPerRequest: number;
@@ -142,7 +141,7 @@ async function drive(): Promise<void> {
   }
   const list = roads();
   pinToCpu(process.pid, 0);
-  const restoreCounting = countProgramTime();
+  const counting = countProgramTime();
   const cgroups: string[] = [];
   const groups = new Map<Road, ToaGroup>();
   const servers: Server[] = [];
@@ -166,7 +165,7 @@ async function drive(): Promise<void> {
         start(`control b ${road}`, null),
       ]);
       servers.push(...four);
-      programs.set(four[1], linkedPrograms(four[1].child.pid!));
+      if (counting.on) programs.set(four[1], linkedPrograms(four[1].child.pid!));
       pairs.set(`${road} preload`, [four[0], four[1]]);
       pairs.set(`${road} control`, [four[2], four[3]]);
     }
@@ -194,7 +193,7 @@ async function drive(): Promise<void> {
     // A cgroup can be removed once its server has exited.
     for (const dir of cgroups) await removeCgroup(dir);
     for (const g of groups.values()) await g.close();
-    restoreCounting();
+    counting.restore();
   }
   const result = {
     count: COUNT,
