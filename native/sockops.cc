@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <mutex>
 #include <vector>
 
@@ -279,13 +278,10 @@ State& state() {
 }
 
 // Closes what Load made; the BTF is only needed while it runs.
-void CloseAll(State& s, std::initializer_list<int> loading) {
+void CloseAll(State& s, int btf) {
   if (s.slots != nullptr) munmap(const_cast<uint8_t*>(s.slots), kRecentBytes);
   s.slots = nullptr;
-  for (int fd : loading) {
-    if (fd >= 0) close(fd);
-  }
-  for (int fd : {s.conns, s.ports, s.syns, s.trust, s.recent, s.program, s.cgroup, s.link}) {
+  for (int fd : {btf, s.conns, s.ports, s.syns, s.trust, s.recent, s.program, s.cgroup, s.link}) {
     if (fd >= 0) close(fd);
   }
   s.conns = s.ports = s.syns = s.trust = s.recent = s.program = s.cgroup = s.link = -1;
@@ -296,7 +292,7 @@ int Load(State& s) {
   auto fail = [&](const char* call) {
     s.error = errno != 0 ? errno : EINVAL;
     s.failed_call = call;
-    CloseAll(s, {btf});
+    CloseAll(s, btf);
     return s.error;
   };
   btf = LoadBtf();
@@ -333,10 +329,12 @@ int Load(State& s) {
 
 // At the first watched port. The tap watches a server's port once it is bound and before it
 // listens, so the program sees the listen() and flags the listener (its cookie SYN-ACKs).
-int Attach(State& s) {
+int Attach(State& s, const char** failed_call) {
   if (s.link >= 0) return 0;
   s.link = AttachToCgroup(s.program, s.cgroup);
-  return s.link >= 0 ? 0 : errno;
+  if (s.link >= 0) return 0;
+  *failed_call = "bpf(BPF_LINK_CREATE)";
+  return errno;
 }
 
 // Once no port is watched and none is about to be (the last tapped server closed, or the first
@@ -427,10 +425,7 @@ int SockopsLoad(const char** failed_call, std::string* log, bool hold) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0 || !hold) return s.error;
-  if (const int err = Attach(s); err != 0) {
-    *failed_call = "bpf(BPF_LINK_CREATE)";
-    return err;
-  }
+  if (const int err = Attach(s, failed_call); err != 0) return err;
   s.holds++;
   return 0;
 }
@@ -439,10 +434,7 @@ int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_cal
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0) return s.error;
-  if (const int err = Attach(s); err != 0) {
-    *failed_call = "bpf(BPF_LINK_CREATE)";
-    return err;
-  }
+  if (const int err = Attach(s, failed_call); err != 0) return err;
   if (s.holds > 0) s.holds--;
   std::vector<toa_sockops_trust_key> keys = TrustKeys(port, trust);
   for (const auto& k : keys) {
