@@ -7,10 +7,11 @@
 //   remoteAgain   the same on a third batch: the A/A control (Node against Node)
 //   remoteCached  socket.remoteAddress once Node has cached it
 //   firstSubscribed  the first call with a `node-toa:resolve` subscriber: what publishing adds
+//                (loopback); in the other modes the fourth batch is a second `first`
 //   napiSyscall  one trivial getsockopt through the addon (getSaveSyn) on fresh sockets: what a
 //                single syscall costs from inside Node, the floor's equivalent in this process
-// The three first-read batches are timed in a rotating order; `ratio` is first / remoteFirst
-// per round, `control` remoteAgain / remoteFirst. One sample per batch (ns per connection); the
+// The four first-read batches are timed in a rotating order; `ratio` is first / remoteFirst
+// per round (and the second first / remoteAgain), `control` remoteAgain / remoteFirst. One sample per batch (ns per connection); the
 // first WARMUP rounds are dropped, as in the preload part: V8 optimises the read's few functions
 // after some thousand connections, and with one round dropped the ACK road's first 40 rounds read
 // 2.71x where the later ones read 1.59-1.76x (loopback 1.43x, then 1.31-1.35x).
@@ -202,27 +203,32 @@ async function main(): Promise<void> {
   try {
     for (let round = 0; round < WARMUP + ROUNDS; round++) {
       // a: realRemoteAddress(); b: socket.remoteAddress; d: the same again, the A/A control;
-      // c: realRemoteAddress() with a subscriber (loopback only).
-      const [a, b, d, c = null] = await openRotated(extras ? 4 : 3, round, () => open(BATCH));
+      // c: realRemoteAddress() with a subscriber (loopback), else again, the second pair with d.
+      // Each side reads two batches a round: with Node's read run twice and ours once, Node's code
+      // stayed warmer (bench/preload.ts says by how much).
+      const [a, b, d, c] = await openRotated(4, round, () => open(BATCH));
       let first = 0;
       let remoteFirst = 0;
       let remoteAgain = 0;
       let firstSubscribed = NaN;
+      let firstAgain = NaN;
       const timers = [
         () => (first = timeFirstCalls(a.accepted)),
         () => (remoteFirst = timeRemoteAddress(b.accepted)),
         () => (remoteAgain = timeRemoteAddress(d.accepted)),
-        ...(c === null ? [] : [() => (firstSubscribed = timeFirstCallsSubscribed(c.accepted))]),
+        extras ? () => (firstSubscribed = timeFirstCallsSubscribed(c.accepted)) : () => (firstAgain = timeFirstCalls(c.accepted)),
       ];
       timeInTurn(round, timers);
       const napiSyscall = extras ? timeNapiSyscall(b.accepted) : NaN;
       const cached = timeCachedCalls(a.accepted);
       const remoteCached = timeCachedRemoteAddress(b.accepted);
-      if (group === null) missingSyn += countMissingSyn(a.accepted);
-      checkAnswers(a.accepted, group);
-      for (const batch of [a, b, d, c]) batch?.close();
+      const ours = extras ? a.accepted : [...a.accepted, ...c.accepted];
+      if (group === null) missingSyn += countMissingSyn(ours);
+      checkAnswers(ours, group);
+      for (const batch of [a, b, d, c]) batch.close();
       if (round < WARMUP) continue;
       samples.first.push(first);
+      if (!extras) samples.first.push(firstAgain);
       samples.firstSubscribed.push(firstSubscribed);
       samples.cached.push(cached);
       samples.remoteFirst.push(remoteFirst);
@@ -230,6 +236,7 @@ async function main(): Promise<void> {
       samples.remoteCached.push(remoteCached);
       samples.napiSyscall.push(napiSyscall);
       samples.ratio.push(first / remoteFirst);
+      if (!extras) samples.ratio.push(firstAgain / remoteAgain);
       samples.control.push(remoteAgain / remoteFirst);
     }
   } finally {

@@ -299,7 +299,7 @@ function preloadTable(results, md) {
   }
   if (!any) return `Preload: every mode skipped\n${notes.join('')}`;
   return table(
-    `Preload: socket.remoteAddress, ns per connection, ${any.rounds} rounds (after ${any.warmup} warm-up rounds) of three batches of ${any.batch} ` +
+    `Preload: socket.remoteAddress, ns per connection, ${any.rounds} rounds (after ${any.warmup} warm-up rounds) of four batches of ${any.batch} ` +
       'fresh connections, with and without the preload interleaved in one process (ratio: median of the per-round ratios; spread: their middle half)',
     ['connections', 'read', 'ns', "vs Node's first", 'spread', 'target', 'answers (preload side)'],
     rows,
