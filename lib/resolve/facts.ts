@@ -5,6 +5,7 @@
 import { binding, savedSynAvailable } from '../addon/binding';
 import { RECORD_SIZE, decodeRecord } from '../addon/record';
 import type { ConnectionFacts, HeaderFacts } from '../core/decide';
+import type { RealAddress } from '../core/types';
 import { kindTableAll } from '../core/kinds';
 import { headerInfo, headerOf } from '../proxy-protocol/header';
 import { tapOf, type OpenTap } from '../tap/registry';
@@ -13,8 +14,18 @@ import { toaModuleLoaded } from '../util/kernel-module';
 // v3: the tap's packet after the SYN is read in the same call, into the same facts.
 const FACTS = Symbol.for('node-toa.connection-facts.v3');
 
+/**
+ * A connection's facts as kept on its socket, with the answer of the first resolver that decided
+ * for it: most processes have one resolver, whose answer then costs the socket no property of its
+ * own (a property added to a fresh net.Socket copies its property array: a first read's cost).
+ */
+export interface SocketFacts extends ConnectionFacts {
+  answeredBy: object | undefined;
+  answer: RealAddress | undefined;
+}
+
 interface FactsSocket {
-  [FACTS]?: ConnectionFacts;
+  [FACTS]?: SocketFacts;
   _parent?: FactsSocket | null;
 }
 
@@ -48,9 +59,9 @@ function headerFacts(socket: object): HeaderFacts | undefined {
   return { peer: h.peer, client: h.client, destination: h.destination, info: headerInfo(h) };
 }
 
-function read(socket: object, fd: number, server: unknown): ConnectionFacts {
+function read(socket: object, fd: number, server: unknown): SocketFacts {
   // One shape for every connection's facts (decodeRecord fills the fields in place, never adds).
-  const facts: ConnectionFacts = {
+  const facts: SocketFacts = {
     savedSyn: undefined,
     synPeer: undefined,
     synOptions: undefined,
@@ -59,6 +70,8 @@ function read(socket: object, fd: number, server: unknown): ConnectionFacts {
     ackPacket: undefined,
     name: undefined,
     header: headerFacts(socket),
+    answeredBy: undefined,
+    answer: undefined,
   };
   // A PROXY header the gate read is the answer (decide() looks no further): no SYN, no tap.
   if (facts.header !== undefined || binding === null || !savedSynAvailable) return facts;
@@ -69,24 +82,30 @@ function read(socket: object, fd: number, server: unknown): ConnectionFacts {
 }
 
 /**
- * The facts of `socket` (cached: read at the first call, by whichever resolver asks first).
- * `fd` is its descriptor (< 0: none, then nothing is read or cached and undefined is returned);
- * `server` its server, whose tap is asked. `fresh.value` says whether this call read them.
+ * The facts already read for `socket`, or for the net.Socket a TLS socket wraps (`_parent`: one
+ * connection, one SYN read); undefined when none were read yet.
  */
-export function connectionFacts(socket: object, fd: number, server: unknown, fresh: { value: boolean }): ConnectionFacts | undefined {
+export function factsOf(socket: object): SocketFacts | undefined {
   const s = socket as FactsSocket;
-  fresh.value = false;
-  let facts = s[FACTS];
-  if (facts !== undefined) return facts;
-  // A TLS socket and the net.Socket it wraps (`_parent`) are one connection: one SYN read.
+  const own = s[FACTS];
+  if (own !== undefined) return own;
   const inner = s._parent;
-  if (typeof inner === 'object' && inner !== null) facts = inner[FACTS];
-  if (facts === undefined) {
-    if (fd < 0) return undefined;
-    facts = read(socket, fd, server);
-    fresh.value = true;
-    if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
-  }
+  if (typeof inner !== 'object' || inner === null) return undefined;
+  const shared = inner[FACTS];
+  if (shared !== undefined) s[FACTS] = shared;
+  return shared;
+}
+
+/**
+ * Reads the facts of `socket` from the kernel (descriptor `fd`, and `server`'s tap) and keeps
+ * them on it, for every resolver and copy of node-toa: the saved SYN can be read only once.
+ * Only where factsOf() found none.
+ */
+export function readFacts(socket: object, fd: number, server: unknown): SocketFacts {
+  const s = socket as FactsSocket;
+  const facts = read(socket, fd, server);
+  const inner = s._parent;
+  if (typeof inner === 'object' && inner !== null) inner[FACTS] = facts;
   s[FACTS] = facts;
   return facts;
 }

@@ -11,7 +11,7 @@ import { socketFd } from '../util/socket-fd';
 import { typeName } from '../util/show';
 import { listeningPort } from '../util/server-like';
 import { warnAmbiguous, warnUntrustedPeer } from '../util/warnings';
-import { connectionFacts } from './facts';
+import { factsOf, readFacts, type SocketFacts } from './facts';
 
 /** One option that was not believed, as `node-toa:resolve` subscribers see it. */
 export interface RefusedOption {
@@ -71,9 +71,9 @@ function nodePeer(socket: object): Endpoint {
   return { address, port: typeof s.remotePort === 'number' ? s.remotePort : 0, family };
 }
 
-const fresh = { value: false };
-
 export class Resolver {
+  // The answers of every resolver but the first to decide for a connection (that one's answer is
+  // kept in the connection's facts).
   private readonly key = Symbol('node-toa.answer');
   private readonly decide: Decide;
 
@@ -92,35 +92,60 @@ export class Resolver {
       throw new TypeError(`socket must be a net.Socket, got ${typeName(socket)}`);
     }
     const s = socket as ResolvedSocket;
-    const cached = s[this.key];
-    if (cached !== undefined) return cached;
-    const answer = this.answer(s, socketFd(s), s.server, nodePeer);
-    if (answer !== undefined) return (s[this.key] = answer);
+    const facts = factsOf(s);
+    if (facts !== undefined) {
+      if (facts.answeredBy === this) return facts.answer!;
+      const kept = s[this.key];
+      if (kept !== undefined) return kept;
+      return this.keep(s, facts, this.decided(s, facts, false, undefined, nodePeer));
+    }
+    const fd = socketFd(s);
     // No kernel socket (an in-memory stream, a destroyed socket): answered, not cached, not counted.
-    return Object.freeze(this.decide({}, s, nodePeer, events));
+    if (fd < 0) return Object.freeze(this.decide({}, s, nodePeer, events));
+    const server = s.server;
+    const read = readFacts(s, fd, server);
+    return this.keep(s, read, this.decided(s, read, true, server, nodePeer));
   }
 
   /**
    * The answer for an accepted socket whose descriptor and server the caller found, for Node's
    * own `_peername` (install()'s getter): `peer` is Node's own peer name, asked only when no packet
-   * answered. Not kept per resolver: the socket keeps it as its peer name, and a later resolve()
-   * decides again from the facts cached on the socket (no syscall).
+   * answered.
    */
   peerName(socket: object, fd: number, server: object, peer: (socket: object) => Endpoint): RealAddress {
-    return this.answer(socket, fd, server, peer) ?? Object.freeze(this.decide({}, socket, peer, events));
+    let facts = factsOf(socket);
+    const first = facts === undefined;
+    if (facts === undefined) facts = readFacts(socket, fd, server);
+    else if (facts.answeredBy === this) return facts.answer!;
+    const answer = this.decided(socket, facts, first, server, peer);
+    if (facts.answeredBy === undefined) {
+      facts.answeredBy = this;
+      facts.answer = answer;
+    }
+    return answer;
   }
 
-  /**
-   * Reads (or finds) the connection's facts, decides, and counts the connection's first answer;
-   * undefined when the socket has no kernel socket and no facts.
-   */
-  private answer(socket: object, fd: number, server: unknown, peer: (socket: object) => Endpoint): RealAddress | undefined {
+  /** Caches `answer`: in the facts when no resolver answered before, else under this one's key. */
+  private keep(socket: ResolvedSocket, facts: SocketFacts, answer: RealAddress): RealAddress {
+    if (facts.answeredBy === undefined) {
+      facts.answeredBy = this;
+      facts.answer = answer;
+    } else {
+      socket[this.key] = answer;
+    }
+    return answer;
+  }
+
+  /** Decides from `facts`; a connection's first decision (`first`) is counted and published. */
+  private decided(
+    socket: object,
+    facts: ConnectionFacts,
+    first: boolean,
+    server: unknown,
+    peer: (socket: object) => Endpoint,
+  ): RealAddress {
     reasons = 0;
-    details = null;
-    const facts = connectionFacts(socket, fd, server, fresh);
-    if (facts === undefined) return undefined;
-    const first = fresh.value;
-    if (first && resolveChannel.hasSubscribers) details = [];
+    details = first && resolveChannel.hasSubscribers ? [] : null;
     const answer = Object.freeze(this.decide(facts, socket, peer, events));
     if (first) counted(socket, server, facts, answer);
     return answer;

@@ -53,6 +53,23 @@ onLinux('on loopback', () => {
     expect(Object.isFrozen(first)).toBe(true);
   });
 
+  it('adds one property to the socket for what was read and the first options\' answer; other options add their own', async () => {
+    await pair('127.0.0.1', { enabled: true });
+    const accepted = sockets[0];
+    const before = new Set(Reflect.ownKeys(accepted));
+    const added = () => Reflect.ownKeys(accepted).filter((k) => !before.has(k));
+    const first = realRemoteAddress(accepted);
+    // A property added to a fresh net.Socket copies its property array: the commonest case (one
+    // options) pays for one, the facts, which hold that answer too.
+    expect(added()).toEqual([Symbol.for('node-toa.connection-facts.v3')]);
+    expect(realRemoteAddress(accepted)).toBe(first);
+    const other = realRemoteAddress(accepted, { trustProxy: false });
+    expect(other).toEqual(first);
+    expect(added()).toHaveLength(2);
+    expect(realRemoteAddress(accepted, { trustProxy: false })).toBe(other);
+    expect(realRemoteAddress(accepted)).toBe(first);
+  });
+
   it('saves SYNs only once enabled: a server without enable() has none', async () => {
     const { listener } = await pair('127.0.0.1', { enabled: false });
     expect(isEnabled(listener)).toBe(false);
