@@ -1,5 +1,6 @@
 #include "sockops.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
@@ -487,10 +488,18 @@ bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t p
       slots + kSlotStride * toa_sockops_slot_of(reinterpret_cast<const __u32*>(remote), reinterpret_cast<const __u32*>(local), ports));
   const uint32_t before = __atomic_load_n(&slot->gen, __ATOMIC_ACQUIRE);
   if ((before & 1) != 0) return false;
-  std::memcpy(out, slot, sizeof *out);
+  // Only the bytes a reader uses: the slot's line was written on the CPU that took the packet, so
+  // every line read is a miss, and a connection that sent no data has none in data[].
+  std::memcpy(out, slot, offsetof(toa_sockops_slot, ack));
+  if (out->ports != ports || std::memcmp(out->remote, remote, 16) != 0 || std::memcmp(out->local, local, 16) != 0) return false;
+  // Lengths read while the program may be writing: bounded here, and the generation check below
+  // throws away whatever such a read saw.
+  out->ack_len = std::min<uint8_t>(out->ack_len, TOA_SOCKOPS_TCP_MAX);
+  out->data_len = std::min<uint8_t>(out->data_len, TOA_SOCKOPS_TCP_MAX);
+  std::memcpy(out->ack, slot->ack, out->ack_len);
+  std::memcpy(out->data, slot->data, out->data_len);
   __atomic_thread_fence(__ATOMIC_ACQUIRE);
-  if (__atomic_load_n(&slot->gen, __ATOMIC_RELAXED) != before) return false;
-  return out->ports == ports && std::memcmp(out->remote, remote, 16) == 0 && std::memcmp(out->local, local, 16) == 0;
+  return __atomic_load_n(&slot->gen, __ATOMIC_RELAXED) == before;
 }
 
 int SockopsLookup(int fd, toa_sockops_conn* out) {
