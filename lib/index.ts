@@ -7,7 +7,7 @@ import { binding, loadError, savedSynAvailable } from './addon/binding';
 import { compileOptions } from './core/options';
 import { Resolver } from './resolve/resolver';
 import { defaultResolver, setDefaultResolver } from './resolve/defaults';
-import { snapshot, total, type MetricCounts, type ProxyProtocolCounts } from './core/metrics';
+import { proxyProtocolTotal, refusedTotal, snapshot, type MetricCounts, type ProxyProtocolCounts } from './core/metrics';
 import type { RealAddress, RefusedReason, ToaOptions } from './core/types';
 import { tapStats, type TapStats, type TapStatsEntry } from './tap/registry';
 
@@ -138,7 +138,7 @@ export type AckStats = Stats;
  * over this thread's taps, each in `taps`) and the resolvers' refusals.
  */
 export function stats(): Stats {
-  return { ...tapStats(), refused: { ...total.refused }, proxyProtocol: { ...total.proxyProtocol } };
+  return { ...tapStats(), refused: refusedTotal(), proxyProtocol: proxyProtocolTotal() };
 }
 
 /** What `metrics()` returns: the counts of every port summed, each port's, and the taps'. */

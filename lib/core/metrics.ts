@@ -1,6 +1,6 @@
 // Counters an operator graphs: what the first resolution of each connection found, per listening
-// port and summed. Plain numbers on plain objects, incremented once per connection; metrics()
-// copies them, so a scrape costs a few hundred property reads.
+// port and summed, and what the PROXY gate and the UDP sockets saw. metrics() builds the objects
+// from them, so a scrape costs a few hundred reads.
 import type { Packet } from './decide';
 import type { RealAddress, RefusedReason } from './types';
 
@@ -70,103 +70,135 @@ function zeroUdp(): UdpCounts {
   };
 }
 
-function zero(): MetricCounts {
-  return {
-    connections: 0,
-    bySource: { toa: 0, kernel: 0, 'proxy-protocol': 0, peer: 0 },
-    byPacket: { syn: 0, ack: 0, data: 0 },
-    byKind: {},
-    refused: { untrusted: 0, ambiguous: 0, malformed: 0, tfoCookie: 0 },
-    noSavedSyn: 0,
-    proxyProtocol: { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 },
-    udp: zeroUdp(),
-  };
+function zeroProxy(): ProxyProtocolCounts {
+  return { headers: 0, local: 0, malformed: 0, tooLarge: 0, timeout: 0, missing: 0 };
 }
 
 /** Bits of the reasons one connection was refused for. */
 export const REASON_BIT: Record<RefusedReason, number> = { untrusted: 1, ambiguous: 2, malformed: 4, tfoCookie: 8 };
 const REASONS = Object.keys(REASON_BIT) as RefusedReason[];
 
-export const total: MetricCounts = zero();
-const byPort = new Map<number, MetricCounts>();
+// What the first resolution of each connection found is counted per port in one array of numbers,
+// not in nested objects: the count is made on every connection's first read, right after a system
+// call (which, on hosts with PTI and no PCID, emptied the TLB), so each object it touches costs a
+// miss. metrics() builds the objects; the sum of the ports is the total.
+const SOURCE_AT: Record<RealAddress['source'], number> = { toa: 1, kernel: 2, 'proxy-protocol': 3, peer: 4 };
+const PACKET_AT: Record<Packet, number> = { syn: 5, ack: 6, data: 7 };
+const REFUSED_AT = 8; // + the reason's index in REASONS
+const NO_SAVED_SYN_AT = 12;
+const KIND_AT = 13; // + the kind (0-255)
+const RESOLUTION_SLOTS = KIND_AT + 256;
+
+/** The counts of one listening port. */
+interface PortCounts {
+  resolutions: Float64Array;
+  proxyProtocol: ProxyProtocolCounts;
+  udp: UdpCounts;
+}
+
+/** What the gate and the UDP sockets counted, summed over ports as they count (not per connection). */
+const totals = { proxyProtocol: zeroProxy(), udp: zeroUdp() };
+const byPort = new Map<number, PortCounts>();
 // At most this many ports are counted apart (a process has a handful of listeners); more are
 // summed under port 0 so that the map stays bounded.
 const MAX_PORTS = 256;
 
-function add(
-  m: MetricCounts,
-  source: RealAddress['source'],
-  packet: Packet | undefined,
-  kind: number | undefined,
-  reasons: number,
-  savedSyn: boolean,
-): void {
-  m.connections++;
-  m.bySource[source]++;
-  if (packet !== undefined) m.byPacket[packet]++;
-  if (kind !== undefined) m.byKind[kind] = (m.byKind[kind] ?? 0) + 1;
-  if (reasons !== 0) for (const r of REASONS) if ((reasons & REASON_BIT[r]) !== 0) m.refused[r]++;
-  if (!savedSyn) m.noSavedSyn++;
+/**
+ * Where the first resolutions of `port`'s connections are counted (count()); a caller that
+ * resolves many connections of one server keeps it.
+ */
+export function resolutionCounts(port: number): Float64Array {
+  return portCounts(port).resolutions;
 }
 
 /**
- * Counts the first resolution of one connection: its answer's source, packet and kind (as plain
- * values, so the preload's fast path passes no object), the refusal bits, and whether the kernel
- * had its SYN. `port` is its server's listening port, or 0.
+ * Counts the first resolution of one connection into `counts` (resolutionCounts()): its answer's
+ * source, packet and kind (as plain values, so the preload's fast path passes no object), the
+ * refusal bits, and whether the kernel had its SYN.
  */
 export function count(
-  port: number,
+  counts: Float64Array,
   source: RealAddress['source'],
   packet: Packet | undefined,
   kind: number | undefined,
   reasons: number,
   savedSyn: boolean,
 ): void {
-  add(total, source, packet, kind, reasons, savedSyn);
-  add(portCounts(port), source, packet, kind, reasons, savedSyn);
+  counts[0]++;
+  counts[SOURCE_AT[source]]++;
+  if (packet !== undefined) counts[PACKET_AT[packet]]++;
+  if (kind !== undefined) counts[KIND_AT + (kind & 255)]++;
+  if (reasons !== 0) for (let i = 0; i < REASONS.length; i++) if ((reasons & REASON_BIT[REASONS[i]]) !== 0) counts[REFUSED_AT + i]++;
+  if (!savedSyn) counts[NO_SAVED_SYN_AT]++;
 }
 
-function portCounts(port: number): MetricCounts {
+function portCounts(port: number): PortCounts {
   let m = byPort.get(port);
   if (m === undefined) {
     if (byPort.size >= MAX_PORTS) m = byPort.get(0);
-    if (m === undefined) byPort.set(byPort.size >= MAX_PORTS ? 0 : port, (m = zero()));
+    if (m === undefined) {
+      m = { resolutions: new Float64Array(RESOLUTION_SLOTS), proxyProtocol: zeroProxy(), udp: zeroUdp() };
+      byPort.set(byPort.size >= MAX_PORTS ? 0 : port, m);
+    }
   }
   return m;
 }
 
 /** Counts one connection's PROXY header outcome (the gate's), on `port` and in the total. */
 export function countProxy(port: number, outcome: ProxyOutcome): void {
-  total.proxyProtocol[outcome]++;
+  totals.proxyProtocol[outcome]++;
   portCounts(port).proxyProtocol[outcome]++;
 }
 
 /** The UDP counts a socket bound to `port` adds to: the total's and the port's (held by the socket, not looked up per datagram). */
 export function udpCounts(port: number): [UdpCounts, UdpCounts] {
-  return [total.udp, portCounts(port).udp];
+  return [totals.udp, portCounts(port).udp];
 }
 
-function copy(m: MetricCounts): MetricCounts {
+/** The public shape of resolution counts, with the gate's and the UDP sockets' counts beside them. */
+function counts(r: Float64Array, proxyProtocol: ProxyProtocolCounts, udp: UdpCounts): MetricCounts {
+  const byKind: Record<string, number> = {};
+  for (let kind = 0; kind < 256; kind++) if (r[KIND_AT + kind] !== 0) byKind[kind] = r[KIND_AT + kind];
+  const refused = {} as Record<RefusedReason, number>;
+  REASONS.forEach((reason, i) => (refused[reason] = r[REFUSED_AT + i]));
+  const bySource = {} as Record<RealAddress['source'], number>;
+  for (const [source, at] of Object.entries(SOURCE_AT)) bySource[source as RealAddress['source']] = r[at];
+  const byPacket = {} as Record<Packet, number>;
+  for (const [packet, at] of Object.entries(PACKET_AT)) byPacket[packet as Packet] = r[at];
   return {
-    connections: m.connections,
-    bySource: { ...m.bySource },
-    byPacket: { ...m.byPacket },
-    byKind: { ...m.byKind },
-    refused: { ...m.refused },
-    noSavedSyn: m.noSavedSyn,
-    proxyProtocol: { ...m.proxyProtocol },
+    connections: r[0],
+    bySource,
+    byPacket,
+    byKind,
+    refused,
+    noSavedSyn: r[NO_SAVED_SYN_AT],
+    proxyProtocol: { ...proxyProtocol },
     udp: {
-      flows: { ...m.udp.flows },
-      datagrams: { ...m.udp.datagrams },
-      dropped: { ...m.udp.dropped },
-      refused: { ...m.udp.refused },
-      consumed: m.udp.consumed,
+      flows: { ...udp.flows },
+      datagrams: { ...udp.datagrams },
+      dropped: { ...udp.dropped },
+      refused: { ...udp.refused },
+      consumed: udp.consumed,
     },
   };
 }
 
 export function snapshot(): { total: MetricCounts; ports: Record<string, MetricCounts> } {
   const ports: Record<string, MetricCounts> = {};
-  for (const [port, m] of byPort) ports[port] = copy(m);
-  return { total: copy(total), ports };
+  const sum = new Float64Array(RESOLUTION_SLOTS);
+  for (const [port, m] of byPort) {
+    ports[port] = counts(m.resolutions, m.proxyProtocol, m.udp);
+    for (let i = 0; i < RESOLUTION_SLOTS; i++) sum[i] += m.resolutions[i];
+  }
+  return { total: counts(sum, totals.proxyProtocol, totals.udp), ports };
+}
+
+/** Connections whose options were not believed, by reason, over every port (stats()). */
+export function refusedTotal(): Record<RefusedReason, number> {
+  return snapshot().total.refused;
+}
+
+/** PROXY headers read, and connections closed for theirs, over every port (stats()). */
+export function proxyProtocolTotal(): ProxyProtocolCounts {
+  return { ...totals.proxyProtocol };
 }
