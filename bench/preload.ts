@@ -31,8 +31,9 @@
 // The peers (loopback) are trusted; with TOA, every answer must be the client the option names,
 // read from the packet the mode says, or the part fails.
 import * as net from 'node:net';
-import { QUICK, acceptN, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
-import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type ToaPacket } from './toa-clients';
+import { QUICK, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
+import { listen, localConnector, toaConnector } from './preload-sockets';
+import { sockopsUnavailable, type ToaPacket } from './toa-clients';
 
 const toa = loadToa();
 
@@ -54,71 +55,6 @@ function mode(): Mode {
   const raw = process.env.BENCH_PRELOAD_MODE ?? 'loopback';
   if (!Object.hasOwn(MODES, raw)) throw new RangeError(`BENCH_PRELOAD_MODE must be one of ${Object.keys(MODES).join(', ')}, got '${raw}'`);
   return raw as Mode;
-}
-
-interface Batch {
-  accepted: net.Socket[];
-  close(): void;
-}
-
-/** A source of fresh accepted sockets: in-process clients, or a client in a ToaCgroup. */
-interface Connector {
-  open(count: number): Promise<Batch>;
-  /** What an answer must be for the socket (throws when wrong). */
-  check(socket: net.Socket, address: string | undefined, family: string | undefined): void;
-  stop(): Promise<void>;
-}
-
-function listen(server: net.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    // No host: '::', dual stack, so Node writes these IPv4 peers as ::ffff:127.0.0.1, and so must we.
-    server.listen(0, 4096, () => resolve((server.address() as net.AddressInfo).port));
-  });
-}
-
-function localConnector(server: net.Server, port: number): Connector {
-  return {
-    async open(count) {
-      const clients: net.Socket[] = [];
-      const accepted = await acceptN(server, count, () => {
-        for (let i = 0; i < count; i++) clients.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
-      });
-      return {
-        accepted,
-        close() {
-          for (const s of accepted) s.destroy();
-          for (const s of clients) s.destroy();
-        },
-      };
-    },
-    check(_socket, address, family) {
-      if (address !== '::ffff:127.0.0.1' || family !== 'IPv6') throw new Error(`preload: unexpected answer ${address} ${family}`);
-    },
-    async stop() {},
-  };
-}
-
-/** Node's own view of the peer's port (getpeername), whatever the preload says. */
-function peerPort(socket: net.Socket): number {
-  const handle = (socket as unknown as { _handle: { getpeername(out: object): number } })._handle;
-  const out: { port?: number } = {};
-  handle.getpeername(out);
-  return out.port!;
-}
-
-// Connections from a child in a ToaCgroup: its kernel writes kind 254 into the packet asked for.
-async function toaConnector(server: net.Server, port: number, packet: ToaPacket): Promise<Connector> {
-  const group = await toaGroup(packet);
-  const clients = taggedClients(group, server, port);
-  return {
-    open: (count) => clients.open(count),
-    check(socket, address, family) {
-      const want = expectedClient(group, peerPort(socket));
-      if (address !== want || family !== 'IPv4') throw new Error(`preload: expected ${want}, got ${address} ${family}`);
-    },
-    stop: () => clients.stop(),
-  };
 }
 
 function nsPer(start: bigint, calls: number): number {

@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'build-bench');
-const PARTS = ['micro', 'floor', 'preload', 'preload-http', 'profile', 'http', 'proxy', 'tap', 'udp'];
+const PARTS = ['micro', 'floor', 'preload', 'first-read', 'preload-http', 'profile', 'http', 'proxy', 'tap', 'udp'];
 
 function parseArgs(argv) {
   const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
@@ -307,6 +307,45 @@ function preloadTable(results, md) {
   ) + notes.join('');
 }
 
+const FIRST_READ_LABELS = {
+  loopback: 'loopback, no TOA',
+  syn: 'TOA in the SYN',
+  ack: 'TOA in the handshake ACK (sock_ops)',
+};
+const RUNG_LABELS = {
+  read: "the addon's read alone (the syscall, its parse, the tap's answer)",
+  decode: '+ decoded into the facts',
+  decide: '+ decided, counted, kept (the resolver)',
+  preload: "the preload's whole first socket.remoteAddress",
+};
+
+function firstReadTable(results, md) {
+  const rows = [];
+  const notes = [];
+  let any;
+  for (const [name, r] of Object.entries(results)) {
+    if (r.skipped) {
+      notes.push(`  ${FIRST_READ_LABELS[name]}: skipped (${r.skipped})\n`);
+      continue;
+    }
+    any = r;
+    Object.entries(r.rungs).forEach(([rung, v], i) => {
+      rows.push([i === 0 ? FIRST_READ_LABELS[name] : '', RUNG_LABELS[rung], fmt(v.ns.median), x(v.ratio.median), spread(v.ratio.samples, x)]);
+    });
+    rows.push(['', "control: Node's own first read against Node's (A/A)", '', x(r.control.median), spread(r.control.samples, x)]);
+    rows.push(['', "Node's own first read (getpeername: the 1.00x)", fmt(r.node.median), '1.00x', '']);
+  }
+  if (!any) return `First read: every mode skipped\n${notes.join('')}`;
+  return table(
+    `First read: where the preload's first socket.remoteAddress spends its time, rung by rung, each against Node's own first read on a batch of the same round, ` +
+      `ns per connection, ${any.rounds} rounds (after ${any.warmup}) of ${2 * Object.keys(any.rungs).length} batches of ${any.batch} fresh connections ` +
+      '(ratio: median of the per-round ratios; spread: their middle half). The first rung is the floor of any reader that decides in JavaScript',
+    ['connections', 'read', 'ns', "vs Node's first", 'spread'],
+    rows,
+    md,
+  ) + notes.join('');
+}
+
 const ROAD_LABELS = {
   syn: 'TOA in the SYN (NODE_TOA_ACK=off)',
   'syn-tap': 'TOA in the SYN, the tap open (NODE_TOA_ACK=on)',
@@ -463,6 +502,13 @@ function main() {
     results.preload = {};
     for (const mode of ['loopback', 'syn', 'syn-tap', 'ack', 'ack-packet']) results.preload[mode] = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_MODE: mode });
     const text = preloadTable(results.preload, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('first-read')) {
+    results.firstRead = {};
+    for (const mode of ['loopback', 'syn', 'ack']) results.firstRead[mode] = nodePart('first-read', args.quick, 300, { BENCH_FIRST_READ_MODE: mode });
+    const text = firstReadTable(results.firstRead, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }
