@@ -93,18 +93,11 @@ export class Resolver {
     }
     const s = socket as ResolvedSocket;
     const facts = factsOf(s);
-    if (facts !== undefined) {
-      if (facts.answeredBy === this) return facts.answer!;
-      const kept = s[this.key];
-      if (kept !== undefined) return kept;
-      return this.keep(s, facts, this.decided(s, facts, false, undefined, nodePeer));
-    }
+    if (facts !== undefined) return this.again(s, facts, nodePeer);
     const fd = socketFd(s);
     // No kernel socket (an in-memory stream, a destroyed socket): answered, not cached, not counted.
     if (fd < 0) return Object.freeze(this.decide({}, s, nodePeer, events));
-    const server = s.server;
-    const read = readFacts(s, fd, server);
-    return this.keep(s, read, this.decided(s, read, true, server, nodePeer));
+    return this.first(s, fd, s.server, nodePeer);
   }
 
   /**
@@ -113,16 +106,23 @@ export class Resolver {
    * answered.
    */
   peerName(socket: object, fd: number, server: object, peer: (socket: object) => Endpoint): RealAddress {
-    let facts = factsOf(socket);
-    const first = facts === undefined;
-    if (facts === undefined) facts = readFacts(socket, fd, server);
-    else if (facts.answeredBy === this) return facts.answer!;
-    const answer = this.decided(socket, facts, first, server, peer);
-    if (facts.answeredBy === undefined) {
-      facts.answeredBy = this;
-      facts.answer = answer;
-    }
-    return answer;
+    const s = socket as ResolvedSocket;
+    const facts = factsOf(s);
+    return facts !== undefined ? this.again(s, facts, peer) : this.first(s, fd, server, peer);
+  }
+
+  /** A connection's first answer: its facts read from the kernel, decided, counted, kept. */
+  private first(socket: ResolvedSocket, fd: number, server: unknown, peer: (socket: object) => Endpoint): RealAddress {
+    const facts = readFacts(socket, fd, server);
+    return this.keep(socket, facts, this.decided(socket, facts, true, server, peer));
+  }
+
+  /** The answer where the facts were read already (for this resolver or another). */
+  private again(socket: ResolvedSocket, facts: SocketFacts, peer: (socket: object) => Endpoint): RealAddress {
+    if (facts.answeredBy === this) return facts.answer!;
+    const kept = socket[this.key];
+    if (kept !== undefined) return kept;
+    return this.keep(socket, facts, this.decided(socket, facts, false, undefined, peer));
   }
 
   /** Caches `answer`: in the facts when no resolver answered before, else under this one's key. */
