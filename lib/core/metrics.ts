@@ -82,6 +82,7 @@ const REASONS = Object.keys(REASON_BIT) as RefusedReason[];
 // not in nested objects: the count is made on every connection's first read, right after a system
 // call (which, on hosts with PTI and no PCID, emptied the TLB), so each object it touches costs a
 // miss. metrics() builds the objects; the sum of the ports is the total.
+const CONNECTIONS_AT = 0;
 const SOURCE_AT: Record<RealAddress['source'], number> = { toa: 1, kernel: 2, 'proxy-protocol': 3, peer: 4 };
 const PACKET_AT: Record<Packet, number> = { syn: 5, ack: 6, data: 7 };
 const REFUSED_AT = 8; // + the reason's index in REASONS
@@ -124,7 +125,7 @@ export function count(
   reasons: number,
   savedSyn: boolean,
 ): void {
-  counts[0]++;
+  counts[CONNECTIONS_AT]++;
   counts[SOURCE_AT[source]]++;
   if (packet !== undefined) counts[PACKET_AT[packet]]++;
   if (kind !== undefined) counts[KIND_AT + (kind & 255)]++;
@@ -166,7 +167,7 @@ function counts(r: Float64Array, proxyProtocol: ProxyProtocolCounts, udp: UdpCou
   const byPacket = {} as Record<Packet, number>;
   for (const [packet, at] of Object.entries(PACKET_AT)) byPacket[packet as Packet] = r[at];
   return {
-    connections: r[0],
+    connections: r[CONNECTIONS_AT],
     bySource,
     byPacket,
     byKind,
