@@ -16,8 +16,11 @@ interface TappedServer {
 /** An open tap: the native one and what stats() says of it. */
 export class OpenTap {
   open = true;
-  /** Whether NODE_TOA_SOCKOPS_UNSEEN was given for it. */
-  unseenSaid = false;
+  /**
+   * A sock_ops tap: whether it is known if the program sees the server's connections (a lookup
+   * found one, or NODE_TOA_SOCKOPS_UNSEEN was given); the timer asks no more.
+   */
+  settled = false;
   constructor(
     readonly tap: NativeTap,
     readonly port: number,
@@ -30,7 +33,9 @@ export class OpenTap {
 // Per thread: a worker thread loads its own copy of this module and opens its own taps.
 const taps = new Set<OpenTap>();
 // Lookups drain too; this keeps an idle server's buffer from filling with packets nobody asked
-// about (connections whose app never reads the address).
+// about (connections whose app never reads the address). A sock_ops tap has nothing to drain:
+// the timer only asks whether its program sees the server's connections, until it is known, and
+// stops when no tap needs it (an idle server is not woken 20 times a second for nothing).
 const DRAIN_INTERVAL_MS = 50;
 let timer: NodeJS.Timeout | null = null;
 
@@ -57,14 +62,33 @@ const retired = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counte
 
 function drainAll(): void {
   const table = kindTableAll();
+  let needed = false;
   for (const r of taps) {
-    r.tap.drain(table);
-    // Said once: the program cannot see this server's connections, so its tap reads nothing.
-    if (r.source === 'sockops' && !r.unseenSaid && r.tap.stats().unseen > 0) {
-      r.unseenSaid = true;
-      warnSockopsUnseen(r.port);
+    if (r.source === 'packet') {
+      r.tap.drain(table);
+      needed = true;
+    } else if (!r.settled) {
+      settle(r);
+      if (!r.settled) needed = true;
     }
   }
+  if (!needed && timer !== null) {
+    clearInterval(timer);
+    timer = null;
+  }
+}
+
+/**
+ * Settles whether a sock_ops tap's program sees its server's connections, once it has looked one
+ * up: it does when a lookup found one; when none did, the tap reads nothing, and says so once.
+ */
+function settle(r: OpenTap): void {
+  const { lookups, unseen } = r.tap.stats();
+  if (lookups === 0) return;
+  r.settled = true;
+  // A connection established before the program was attached is unseen too: only a server none
+  // of whose connections the program saw has its listener outside the cgroup.
+  if (unseen === lookups) warnSockopsUnseen(r.port);
 }
 
 export function hasTap(server: object): boolean {

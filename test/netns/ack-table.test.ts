@@ -12,8 +12,9 @@ import * as readline from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { binding } from '../../lib/addon/binding';
 import { compileKinds } from '../../lib/core/kinds';
-import type { NativeBinding, NativeTap } from '../../lib/addon/native';
+import type { NativeBinding, NativeTap, NativeTapStats } from '../../lib/addon/native';
 import { enable, realRemoteAddress, stats } from '../../lib/index';
+import { tapOf } from '../../lib/tap/registry';
 import { compileSources } from '../../lib/tap/sources';
 import { close, closeAfterEach, connectPair, listen, type Accepted } from '../helpers/sockets/pair';
 import {
@@ -1166,5 +1167,69 @@ describeSockops('the sock_ops table answers without a system call', () => {
       storageLookups: 0,
       unseen: 0,
     });
+  });
+});
+
+// A sock_ops tap has nothing to drain: the drain timer asks it only whether its program sees the
+// server's connections, and stops once that is known, so an idle server is not woken for it.
+describeSockops('the drain timer, with sock_ops taps only', () => {
+  const servers: net.Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => close(s)));
+  });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** A server with a sock_ops tap, and how many times the tap's counters were asked since. */
+  async function counted(): Promise<{ port: number; asked: () => number }> {
+    const server = net.createServer((s) => {
+      realRemoteAddress(s, { trustProxy: 'loopback' });
+      s.destroy();
+    });
+    servers.push(server);
+    enable(server, { ack: { source: 'sockops' }, trustProxy: 'loopback' });
+    const port = await listen(server, '127.0.0.1');
+    const native = tapOf({}, server)!.tap;
+    const own = native.stats.bind(native);
+    let asked = 0;
+    // The addon's method is read-only on its prototype: shadowed on the instance.
+    Object.defineProperty(native, 'stats', {
+      value: (): NativeTapStats => {
+        asked++;
+        return own();
+      },
+    });
+    return { port, asked: () => asked };
+  }
+
+  async function connectOnce(port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('error', reject).once('close', () => resolve());
+    });
+  }
+
+  it('asks a tap until it has looked a connection up, then stops; a new tap starts it again', async () => {
+    const first = await counted();
+    await sleep(250);
+    // No lookup yet: whether the program sees the connections is not known, the timer asks.
+    expect(first.asked()).toBeGreaterThanOrEqual(2);
+    await connectOnce(first.port);
+    await sleep(150);
+    const settled = first.asked();
+    await sleep(300);
+    expect(first.asked()).toBe(settled);
+
+    const second = await counted();
+    await sleep(250);
+    expect(second.asked()).toBeGreaterThanOrEqual(2);
+    await connectOnce(second.port);
+    await sleep(150);
+    const both = [first.asked(), second.asked()];
+    await sleep(300);
+    expect([first.asked(), second.asked()]).toEqual(both);
+    expect(stats().taps.filter((t) => t.source === 'sockops').map((t) => [t.lookups, t.unseen])).toEqual([
+      [1, 0],
+      [1, 0],
+    ]);
   });
 });
