@@ -1208,14 +1208,24 @@ describeSockops('the drain timer, with sock_ops taps only', () => {
     });
   }
 
+  /** Waits until `asked` holds still for 200 ms (four ticks), at most 3 s; throws if it never does. */
+  async function quiet(asked: () => number): Promise<number> {
+    let last = asked();
+    for (let waited = 0; waited < 3000; waited += 200) {
+      await sleep(200);
+      if (asked() === last) return last;
+      last = asked();
+    }
+    throw new Error(`the tap's counters were still being asked after 3 s (${last} times)`);
+  }
+
   it('asks a tap until it has looked a connection up, then stops; a new tap starts it again', async () => {
     const first = await counted();
     await sleep(250);
     // No lookup yet: whether the program sees the connections is not known, the timer asks.
     expect(first.asked()).toBeGreaterThanOrEqual(2);
     await connectOnce(first.port);
-    await sleep(150);
-    const settled = first.asked();
+    const settled = await quiet(first.asked);
     await sleep(300);
     expect(first.asked()).toBe(settled);
 
@@ -1223,7 +1233,7 @@ describeSockops('the drain timer, with sock_ops taps only', () => {
     await sleep(250);
     expect(second.asked()).toBeGreaterThanOrEqual(2);
     await connectOnce(second.port);
-    await sleep(150);
+    await quiet(second.asked);
     const both = [first.asked(), second.asked()];
     await sleep(300);
     expect([first.asked(), second.asked()]).toEqual(both);
