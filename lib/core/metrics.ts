@@ -196,7 +196,12 @@ export function snapshot(): { total: MetricCounts; ports: Record<string, MetricC
 
 /** Connections whose options were not believed, by reason, over every port (stats()). */
 export function refusedTotal(): Record<RefusedReason, number> {
-  return snapshot().total.refused;
+  const refused = {} as Record<RefusedReason, number>;
+  REASONS.forEach((reason, i) => {
+    refused[reason] = 0;
+    for (const m of byPort.values()) refused[reason] += m.resolutions[REFUSED_AT + i];
+  });
+  return refused;
 }
 
 /** PROXY headers read, and connections closed for theirs, over every port (stats()). */
