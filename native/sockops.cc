@@ -1,6 +1,7 @@
 #include "sockops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
@@ -14,9 +15,11 @@
 #include <linux/btf.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -76,67 +79,46 @@ int LoadBtf() {
   return static_cast<int>(Bpf(BPF_BTF_LOAD, &attr));
 }
 
-int CreateConnMap(int btf) {
-  bpf_attr attr{};
-  attr.map_type = BPF_MAP_TYPE_SK_STORAGE;
-  attr.key_size = sizeof(int);
-  attr.value_size = sizeof(toa_sockops_conn);
-  attr.max_entries = 0;
-  attr.map_flags = BPF_F_NO_PREALLOC;
-  attr.btf_fd = static_cast<uint32_t>(btf);
-  attr.btf_key_type_id = 1;
-  attr.btf_value_type_id = 3;
-  std::memcpy(attr.map_name, "toa_conns", 10);
-  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
-}
+// The maps, in the loader's order (scripts/build-bpf.js): how each is made here, and what a map of
+// another process's program must be for this process to share it (Adopt).
+enum MapIndex { kConns, kPorts, kSyns, kTrust, kRecent, kMaps };
+struct MapSpec {
+  const char* name;
+  uint32_t type;
+  uint32_t key_size;
+  uint32_t value_size;
+  uint32_t max_entries;
+  uint32_t flags;
+};
+constexpr MapSpec kMapSpecs[kMaps] = {
+    {"toa_conns", BPF_MAP_TYPE_SK_STORAGE, sizeof(int), sizeof(toa_sockops_conn), 0, BPF_F_NO_PREALLOC},
+    {"toa_ports", BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(uint32_t), TOA_SOCKOPS_PORTS, 0},
+    {"toa_syns", BPF_MAP_TYPE_LRU_HASH, sizeof(toa_sockops_ends), sizeof(toa_sockops_syn), TOA_SOCKOPS_COOKIE_SYNS, 0},
+    {"toa_trust", BPF_MAP_TYPE_LPM_TRIE, sizeof(toa_sockops_trust_key), sizeof(toa_sockops_trust_value),
+     TOA_SOCKOPS_TRUST_ENTRIES, BPF_F_NO_PREALLOC},
+    {"toa_recent", BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(toa_sockops_slot), TOA_SOCKOPS_SLOTS, BPF_F_MMAPABLE},
+};
 
-int CreatePortMap() {
+// `btf` describes the socket storage's key and value (LoadBtf), which the kernel requires.
+int CreateMap(const MapSpec& m, int btf) {
   bpf_attr attr{};
-  attr.map_type = BPF_MAP_TYPE_ARRAY;
-  attr.key_size = sizeof(uint32_t);
-  attr.value_size = TOA_SOCKOPS_PORT_BYTES;
-  attr.max_entries = 1;
-  std::memcpy(attr.map_name, "toa_ports", 10);
-  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
-}
-
-int CreateCookieMap() {
-  bpf_attr attr{};
-  attr.map_type = BPF_MAP_TYPE_LRU_HASH;
-  attr.key_size = sizeof(toa_sockops_ends);
-  attr.value_size = sizeof(toa_sockops_syn);
-  attr.max_entries = TOA_SOCKOPS_COOKIE_SYNS;
-  std::memcpy(attr.map_name, "toa_syns", 9);
-  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
-}
-
-int CreateTrustMap() {
-  bpf_attr attr{};
-  attr.map_type = BPF_MAP_TYPE_LPM_TRIE;
-  attr.key_size = sizeof(toa_sockops_trust_key);
-  attr.value_size = 1;
-  attr.max_entries = TOA_SOCKOPS_TRUST_ENTRIES;
-  attr.map_flags = BPF_F_NO_PREALLOC;
-  std::memcpy(attr.map_name, "toa_trust", 10);
-  return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
-}
-
-int CreateRecentMap() {
-  bpf_attr attr{};
-  attr.map_type = BPF_MAP_TYPE_ARRAY;
-  attr.key_size = sizeof(uint32_t);
-  attr.value_size = sizeof(toa_sockops_slot);
-  attr.max_entries = TOA_SOCKOPS_SLOTS;
-  attr.map_flags = BPF_F_MMAPABLE;
-  std::memcpy(attr.map_name, "toa_recent", 11);
+  attr.map_type = m.type;
+  attr.key_size = m.key_size;
+  attr.value_size = m.value_size;
+  attr.max_entries = m.max_entries;
+  attr.map_flags = m.flags;
+  if (m.type == BPF_MAP_TYPE_SK_STORAGE) {
+    attr.btf_fd = static_cast<uint32_t>(btf);
+    attr.btf_key_type_id = 1;
+    attr.btf_value_type_id = 3;
+  }
+  std::strncpy(attr.map_name, m.name, sizeof attr.map_name - 1);
   return static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
 }
 
 // An mmapable array's elements lie one after the other, each rounded up to 8 bytes.
 constexpr size_t kSlotStride = (sizeof(toa_sockops_slot) + 7) & ~static_cast<size_t>(7);
 constexpr size_t kRecentBytes = kSlotStride * TOA_SOCKOPS_SLOTS;
-
-constexpr int kMaps = 5;
 
 int LoadProgram(const int maps[kMaps], std::string* log) {
   std::vector<bpf_insn> code(sizeof kConnSockopsCode / sizeof(bpf_insn));
@@ -251,25 +233,62 @@ int AttachToCgroup(int program, int cgroup) {
   return static_cast<int>(Bpf(BPF_LINK_CREATE, &attr));
 }
 
+// A descriptor of the program, map or link with this id (the ids share one field of bpf_attr).
+int FdById(int command, uint32_t id) {
+  bpf_attr attr{};
+  attr.prog_id = id;
+  return static_cast<int>(Bpf(command, &attr));
+}
+
+template <typename Info>
+bool ObjectInfo(int fd, Info* info) {
+  bpf_attr attr{};
+  attr.info.bpf_fd = static_cast<uint32_t>(fd);
+  attr.info.info_len = sizeof *info;
+  attr.info.info = reinterpret_cast<uintptr_t>(info);
+  return Bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) == 0;
+}
+
+// The processes of a cgroup share one program: while they find or attach it, and while they count
+// their watchers into its maps, they take turns. A lock on the cgroup's directory, which the
+// kernel lets go of when a process dies holding it. Where it cannot be taken they go on without.
+class CgroupLock {
+ public:
+  explicit CgroupLock(int fd) : fd_(fd) {
+    while (fd_ >= 0 && flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~CgroupLock() {
+    if (fd_ >= 0) flock(fd_, LOCK_UN);
+  }
+  CgroupLock(const CgroupLock&) = delete;
+  CgroupLock& operator=(const CgroupLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 struct State {
   std::mutex mutex;
-  int conns = -1;
-  int ports = -1;
-  int syns = -1;
-  int trust = -1;
-  int recent = -1;
-  const uint8_t* slots = nullptr;  // toa_recent, mapped read-only
+  int maps[kMaps] = {-1, -1, -1, -1, -1};
+  // What lookups read without the mutex: the socket storage map and the mapped slot table. They
+  // change only when the process adopts another's program, and it does so only while it watches
+  // no port, so no lookup is reading them.
+  std::atomic<int> conns{-1};
+  std::atomic<const uint8_t*> slots{nullptr};  // toa_recent, mapped read-only
   int program = -1;
+  uint32_t program_id = 0;
+  uint8_t tag[BPF_TAG_SIZE] = {};  // of the program's instructions: the same tag, the same program
   int cgroup = -1;
+  uint64_t cgroup_id = 0;  // the cgroup directory's inode number
   int link = -1;  // while a port is watched, or one is about to be (holds)
   uint32_t watched = 0;  // ports with watchers
   uint32_t holds = 0;  // SockopsLoad(hold) calls no SockopsWatch has taken up yet
   int error = 0;  // a load that failed is not tried again
   const char* failed_call = nullptr;
   std::string log;
-  uint8_t bits[TOA_SOCKOPS_PORT_BYTES] = {};
   uint32_t watchers[65536] = {};
-  // Per port, the trust entries each watcher added (a watcher's are removed with it).
+  // Per watcher, its port and the trust entries it holds (released with it).
   std::vector<std::pair<uint16_t, std::vector<toa_sockops_trust_key>>> trusted;
 };
 
@@ -278,14 +297,22 @@ State& state() {
   return *s;
 }
 
+void Unmap(const uint8_t* slots) {
+  if (slots != nullptr) munmap(const_cast<uint8_t*>(slots), kRecentBytes);
+}
+
 // Closes what Load made; the BTF is only needed while it runs.
 void CloseAll(State& s, int btf) {
-  if (s.slots != nullptr) munmap(const_cast<uint8_t*>(s.slots), kRecentBytes);
-  s.slots = nullptr;
-  for (int fd : {btf, s.conns, s.ports, s.syns, s.trust, s.recent, s.program, s.cgroup, s.link}) {
+  Unmap(s.slots.exchange(nullptr));
+  s.conns = -1;
+  for (int& fd : s.maps) {
     if (fd >= 0) close(fd);
+    fd = -1;
   }
-  s.conns = s.ports = s.syns = s.trust = s.recent = s.program = s.cgroup = s.link = -1;
+  for (int* fd : {&btf, &s.program, &s.cgroup, &s.link}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
 }
 
 int Load(State& s) {
@@ -298,60 +325,161 @@ int Load(State& s) {
   };
   btf = LoadBtf();
   if (btf < 0) return fail("bpf(BPF_BTF_LOAD)");
-  s.conns = CreateConnMap(btf);
-  if (s.conns < 0) return fail("bpf(BPF_MAP_CREATE)");
-  s.ports = CreatePortMap();
-  if (s.ports < 0) return fail("bpf(BPF_MAP_CREATE)");
-  s.syns = CreateCookieMap();
-  if (s.syns < 0) return fail("bpf(BPF_MAP_CREATE)");
-  s.trust = CreateTrustMap();
-  if (s.trust < 0) return fail("bpf(BPF_MAP_CREATE)");
-  s.recent = CreateRecentMap();
-  if (s.recent < 0) return fail("bpf(BPF_MAP_CREATE)");
-  void* slots = mmap(nullptr, kRecentBytes, PROT_READ, MAP_SHARED, s.recent, 0);
+  for (int i = 0; i < kMaps; i++) {
+    s.maps[i] = CreateMap(kMapSpecs[i], btf);
+    if (s.maps[i] < 0) return fail("bpf(BPF_MAP_CREATE)");
+  }
+  void* slots = mmap(nullptr, kRecentBytes, PROT_READ, MAP_SHARED, s.maps[kRecent], 0);
   if (slots == MAP_FAILED) return fail("mmap(toa_recent)");
   s.slots = static_cast<const uint8_t*>(slots);
-  const int maps[kMaps] = {s.conns, s.ports, s.syns, s.trust, s.recent};
-  s.program = LoadProgram(maps, &s.log);
+  s.conns = s.maps[kConns];
+  s.program = LoadProgram(s.maps, &s.log);
   if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
+  bpf_prog_info info{};
+  if (!ObjectInfo(s.program, &info)) return fail("bpf(BPF_OBJ_GET_INFO_BY_FD)");
+  s.program_id = info.id;
+  std::memcpy(s.tag, info.tag, sizeof s.tag);
   s.cgroup = OpenOwnCgroup();
   if (s.cgroup < 0) return fail("open(cgroup2)");
-  // Attached once, to learn now whether it can be, and detached: it runs for every connection of
-  // the cgroup while attached, so it is attached only while this process watches a port (Attach).
-  // A cluster's primary, or any process the preload runs in that taps no server, costs the
-  // cgroup's connections nothing.
-  const int trial = AttachToCgroup(s.program, s.cgroup);
-  if (trial < 0) return fail("bpf(BPF_LINK_CREATE)");
-  close(trial);
+  struct stat dir {};
+  if (fstat(s.cgroup, &dir) != 0) return fail("fstat(cgroup2)");
+  s.cgroup_id = dir.st_ino;
+  {
+    // Attached once, to learn now whether it can be, and detached: it runs for every connection
+    // of the cgroup while attached, so it is attached only while this process watches a port
+    // (Attach). A cluster's primary, or any process the preload runs in that taps no server,
+    // costs the cgroup's connections nothing. Locked: no other process may take it up meanwhile.
+    CgroupLock lock(s.cgroup);
+    const int trial = AttachToCgroup(s.program, s.cgroup);
+    if (trial < 0) return fail("bpf(BPF_LINK_CREATE)");
+    close(trial);
+  }
   // The maps hold their BTF.
   close(btf);
   return 0;
 }
 
-// At the first watched port. The tap watches a server's port once it is bound and before it
-// listens, so the program sees the listen() and flags the listener (its cookie SYN-ACKs).
+// Of a map of another process's program: which of ours it is, if it is made as ours is; else -1.
+int MapOf(const bpf_map_info& m) {
+  for (int i = 0; i < kMaps; i++) {
+    const MapSpec& spec = kMapSpecs[i];
+    if (std::strncmp(m.name, spec.name, sizeof m.name) == 0 && m.type == spec.type && m.key_size == spec.key_size &&
+        m.value_size == spec.value_size && m.max_entries == spec.max_entries && m.map_flags == spec.flags) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+// The link through which another process attached this same program (the same tag) to this
+// cgroup, if there is one: its descriptor, and the program's id in *program_id. Keeping the
+// descriptor keeps the program attached after that process is gone.
+int FindSharedLink(const State& s, uint32_t* program_id) {
+  uint32_t id = 0;
+  // Bounded: the system's links, in id order.
+  for (int n = 0; n < 65536; n++) {
+    bpf_attr next{};
+    next.start_id = id;
+    if (Bpf(BPF_LINK_GET_NEXT_ID, &next) != 0) return -1;
+    id = next.next_id;
+    const int link = FdById(BPF_LINK_GET_FD_BY_ID, id);
+    if (link < 0) continue;
+    bpf_link_info info{};
+    if (ObjectInfo(link, &info) && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == s.cgroup_id &&
+        info.cgroup.attach_type == BPF_CGROUP_SOCK_OPS) {
+      const int program = FdById(BPF_PROG_GET_FD_BY_ID, info.prog_id);
+      bpf_prog_info p{};
+      const bool same = program >= 0 && ObjectInfo(program, &p) && p.type == BPF_PROG_TYPE_SOCK_OPS &&
+                        std::memcmp(p.tag, s.tag, sizeof s.tag) == 0;
+      if (program >= 0) close(program);
+      if (same) {
+        *program_id = info.prog_id;
+        return link;
+      }
+    }
+    close(link);
+  }
+  return -1;
+}
+
+// Takes up the program `id` and its maps in place of this process's own, which go. Only while no
+// port is watched (Attach): no lookup is reading the old maps.
+bool Adopt(State& s, uint32_t id) {
+  const int program = FdById(BPF_PROG_GET_FD_BY_ID, id);
+  if (program < 0) return false;
+  uint32_t ids[kMaps + 1] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = kMaps + 1;
+  info.map_ids = reinterpret_cast<uintptr_t>(ids);
+  int maps[kMaps] = {-1, -1, -1, -1, -1};
+  bool ok = ObjectInfo(program, &info) && info.nr_map_ids == kMaps;
+  for (int i = 0; ok && i < kMaps; i++) {
+    const int fd = FdById(BPF_MAP_GET_FD_BY_ID, ids[i]);
+    bpf_map_info m{};
+    const int which = fd >= 0 && ObjectInfo(fd, &m) ? MapOf(m) : -1;
+    ok = which >= 0 && maps[which] < 0;
+    if (ok) maps[which] = fd;
+    else if (fd >= 0) close(fd);
+  }
+  void* slots = ok ? mmap(nullptr, kRecentBytes, PROT_READ, MAP_SHARED, maps[kRecent], 0) : MAP_FAILED;
+  if (slots == MAP_FAILED) {
+    for (int fd : maps) {
+      if (fd >= 0) close(fd);
+    }
+    close(program);
+    return false;
+  }
+  Unmap(s.slots.exchange(static_cast<const uint8_t*>(slots)));
+  s.conns = maps[kConns];
+  for (int i = 0; i < kMaps; i++) {
+    close(s.maps[i]);
+    s.maps[i] = maps[i];
+  }
+  close(s.program);
+  s.program = program;
+  s.program_id = id;
+  return true;
+}
+
+// At the first watched port, with the cgroup locked. The tap watches a server's port once it is
+// bound and before it listens, so the program sees the listen() and flags the listener (its cookie
+// SYN-ACKs). Where another process of the cgroup attached the same program, this one shares it: a
+// program per process would each copy every connection of the cgroup.
 int Attach(State& s, const char** failed_call) {
   if (s.link >= 0) return 0;
-  s.link = AttachToCgroup(s.program, s.cgroup);
-  if (s.link >= 0) return 0;
-  *failed_call = "bpf(BPF_LINK_CREATE)";
-  return errno;
+  uint32_t id = 0;
+  int link = FindSharedLink(s, &id);
+  if (link >= 0 && id != s.program_id && !Adopt(s, id)) {
+    close(link);
+    link = -1;
+  }
+  if (link < 0) link = AttachToCgroup(s.program, s.cgroup);
+  if (link < 0) {
+    *failed_call = "bpf(BPF_LINK_CREATE)";
+    return errno;
+  }
+  s.link = link;
+  return 0;
 }
 
 // Once no port is watched and none is about to be (the last tapped server closed, or the first
-// watch failed).
+// watch failed). The program stays attached while another process holds the link.
 void DetachIfIdle(State& s) {
   if (s.watched != 0 || s.holds != 0 || s.link < 0) return;
   close(s.link);
   s.link = -1;
 }
 
-int WritePorts(State& s) {
-  uint32_t zero = 0;
+// Counts this process in or out of the watchers of `port` the program reads (cgroup locked).
+int CountWatcher(State& s, uint16_t port, bool in) {
+  uint32_t key = port;
+  uint32_t count = 0;
   bpf_attr attr{};
-  attr.map_fd = static_cast<uint32_t>(s.ports);
-  attr.key = reinterpret_cast<uintptr_t>(&zero);
-  attr.value = reinterpret_cast<uintptr_t>(s.bits);
+  attr.map_fd = static_cast<uint32_t>(s.maps[kPorts]);
+  attr.key = reinterpret_cast<uintptr_t>(&key);
+  attr.value = reinterpret_cast<uintptr_t>(&count);
+  if (Bpf(BPF_MAP_LOOKUP_ELEM, &attr) != 0) return errno;
+  count = in ? count + 1 : count > 0 ? count - 1 : 0;
   attr.flags = BPF_ANY;
   return Bpf(BPF_MAP_UPDATE_ELEM, &attr) == 0 ? 0 : errno;
 }
@@ -360,7 +488,7 @@ int WritePorts(State& s) {
 
 namespace {
 int LoadLocked(State& s, const char** failed_call, std::string* log) {
-  if (s.conns < 0 && s.error == 0) Load(s);
+  if (s.program < 0 && s.error == 0) Load(s);
   if (s.error != 0) {
     *failed_call = s.failed_call;
     if (log != nullptr) *log = s.log;
@@ -398,26 +526,37 @@ std::vector<toa_sockops_trust_key> TrustKeys(uint16_t port, const FilterSpec& tr
   return keys;
 }
 
-int UpdateTrust(State& s, const toa_sockops_trust_key& k, bool add) {
-  const uint8_t one = 1;
+// A trust entry, counted: every watcher, of any process sharing the program, holds the entries of
+// its ranges, and an entry goes with its last holder (cgroup locked). The trie's lookup matches
+// the longest prefix, so an entry found is this key only if it has the key's prefixlen.
+int HoldTrust(State& s, const toa_sockops_trust_key& k) {
+  toa_sockops_trust_value v{};
   bpf_attr attr{};
-  attr.map_fd = static_cast<uint32_t>(s.trust);
+  attr.map_fd = static_cast<uint32_t>(s.maps[kTrust]);
   attr.key = reinterpret_cast<uintptr_t>(&k);
-  if (!add) return Bpf(BPF_MAP_DELETE_ELEM, &attr) == 0 ? 0 : errno;
-  attr.value = reinterpret_cast<uintptr_t>(&one);
+  attr.value = reinterpret_cast<uintptr_t>(&v);
+  const bool held = Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 && v.prefixlen == k.prefixlen;
+  v.holders = held ? v.holders + 1 : 1;
+  v.prefixlen = k.prefixlen;
   attr.flags = BPF_ANY;
   return Bpf(BPF_MAP_UPDATE_ELEM, &attr) == 0 ? 0 : errno;
 }
 
-// Whether another watcher of `port` still holds the same key (one key is one trie entry).
-bool HeldElsewhere(const State& s, uint16_t port, const toa_sockops_trust_key& k, size_t except) {
-  for (size_t i = 0; i < s.trusted.size(); i++) {
-    if (i == except || s.trusted[i].first != port) continue;
-    for (const auto& other : s.trusted[i].second) {
-      if (std::memcmp(&other, &k, sizeof k) == 0) return true;
-    }
+void ReleaseTrust(State& s, const toa_sockops_trust_key& k) {
+  toa_sockops_trust_value v{};
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(s.maps[kTrust]);
+  attr.key = reinterpret_cast<uintptr_t>(&k);
+  attr.value = reinterpret_cast<uintptr_t>(&v);
+  if (Bpf(BPF_MAP_LOOKUP_ELEM, &attr) != 0 || v.prefixlen != k.prefixlen) return;
+  if (v.holders <= 1) {
+    attr.value = 0;
+    Bpf(BPF_MAP_DELETE_ELEM, &attr);
+    return;
   }
-  return false;
+  v.holders--;
+  attr.flags = BPF_ANY;
+  Bpf(BPF_MAP_UPDATE_ELEM, &attr);
 }
 
 }  // namespace
@@ -426,6 +565,7 @@ int SockopsLoad(const char** failed_call, std::string* log, bool hold) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0 || !hold) return s.error;
+  CgroupLock shared(s.cgroup);
   if (const int err = Attach(s, failed_call); err != 0) return err;
   s.holds++;
   return 0;
@@ -435,30 +575,25 @@ int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_cal
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (LoadLocked(s, failed_call, log) != 0) return s.error;
+  CgroupLock shared(s.cgroup);
   if (const int err = Attach(s, failed_call); err != 0) return err;
   if (s.holds > 0) s.holds--;
   std::vector<toa_sockops_trust_key> keys = TrustKeys(port, trust);
-  for (const auto& k : keys) {
-    const int err = UpdateTrust(s, k, true);
-    if (err != 0) {
-      DetachIfIdle(s);
-      *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
-      return err;
-    }
+  auto undo = [&](size_t held, int err) {
+    for (size_t i = 0; i < held; i++) ReleaseTrust(s, keys[i]);
+    DetachIfIdle(s);
+    *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
+    return err;
+  };
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (const int err = HoldTrust(s, keys[i]); err != 0) return undo(i, err);
   }
-  s.trusted.emplace_back(port, std::move(keys));
-  if (s.watchers[port]++ == 0) {
-    s.bits[port >> 3] |= static_cast<uint8_t>(1u << (port & 7));
-    const int err = WritePorts(s);
-    if (err != 0) {
-      s.watchers[port]--;
-      s.bits[port >> 3] &= static_cast<uint8_t>(~(1u << (port & 7)));
-      DetachIfIdle(s);
-      *failed_call = "bpf(BPF_MAP_UPDATE_ELEM)";
-      return err;
-    }
+  if (s.watchers[port] == 0) {
+    if (const int err = CountWatcher(s, port, true); err != 0) return undo(keys.size(), err);
     s.watched++;
   }
+  s.watchers[port]++;
+  s.trusted.emplace_back(port, std::move(keys));
   return 0;
 }
 
@@ -466,23 +601,21 @@ void SockopsUnwatch(uint16_t port) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (s.watchers[port] == 0) return;
+  CgroupLock shared(s.cgroup);
   for (size_t i = 0; i < s.trusted.size(); i++) {
     if (s.trusted[i].first != port) continue;
-    for (const auto& k : s.trusted[i].second) {
-      if (!HeldElsewhere(s, port, k, i)) UpdateTrust(s, k, false);
-    }
+    for (const auto& k : s.trusted[i].second) ReleaseTrust(s, k);
     s.trusted.erase(s.trusted.begin() + static_cast<std::ptrdiff_t>(i));
     break;
   }
   if (--s.watchers[port] != 0) return;
-  s.bits[port >> 3] &= static_cast<uint8_t>(~(1u << (port & 7)));
-  WritePorts(s);
+  CountWatcher(s, port, false);
   s.watched--;
   DetachIfIdle(s);
 }
 
 bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t ports, toa_sockops_slot* out) {
-  const uint8_t* slots = state().slots;
+  const uint8_t* slots = state().slots.load(std::memory_order_acquire);
   if (slots == nullptr) return false;
   const auto* slot = reinterpret_cast<const toa_sockops_slot*>(
       slots + kSlotStride * toa_sockops_slot_of(reinterpret_cast<const __u32*>(remote), reinterpret_cast<const __u32*>(local), ports));
@@ -504,7 +637,7 @@ bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t p
 
 int SockopsLookup(int fd, toa_sockops_conn* out) {
   // Read without the lock: set once by the first SockopsWatch, which happens before any lookup.
-  const int conns = state().conns;
+  const int conns = state().conns.load(std::memory_order_relaxed);
   if (conns < 0) return ENOENT;
   bpf_attr attr{};
   attr.map_fd = static_cast<uint32_t>(conns);

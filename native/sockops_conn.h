@@ -29,8 +29,9 @@ struct toa_sockops_conn {
   __u8 data[TOA_SOCKOPS_TCP_MAX];
 };
 
-/* The program watches the listening ports whose bit is set: one 8 KB element of an array map. */
-#define TOA_SOCKOPS_PORT_BYTES 8192
+/* The program watches the listening ports with watchers: an array map of a count per port, shared
+   by every process of the cgroup that uses the program (native/sockops.cc counts its own once). */
+#define TOA_SOCKOPS_PORTS 65536
 
 /* A SYN answered with a syncookie is saved nowhere by the kernel: the program copies those of the
    trusted senders (toa_trust) at the SYN-ACK, under the connection's ends, until its ACK comes. */
@@ -92,6 +93,12 @@ struct toa_sockops_trust_key {
   __u32 prefixlen;
   __u8 port[2];
   __u8 address[16];
+};
+/* A trust entry's value: how many watchers (of every process sharing the program) added it, and
+   its key's prefixlen, so that a lookup, which matches the longest prefix, can tell its own key. */
+struct toa_sockops_trust_value {
+  __u32 holders;
+  __u32 prefixlen;
 };
 #define TOA_SOCKOPS_TRUST_ENTRIES 4096
 

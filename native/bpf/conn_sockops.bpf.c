@@ -30,15 +30,12 @@ struct {
   __type(value, struct toa_sockops_conn);
 } toa_conns SEC(".maps");
 
-// Map 1: the watched listening ports, one bit each.
-struct ports {
-  __u8 bits[TOA_SOCKOPS_PORT_BYTES];
-};
+// Map 1: the watched listening ports: how many watch each.
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
+  __uint(max_entries, TOA_SOCKOPS_PORTS);
   __type(key, __u32);
-  __type(value, struct ports);
+  __type(value, __u32);
 } toa_ports SEC(".maps");
 
 // Map 2: SYNs answered with a syncookie, from the trusted senders, until their ACK comes.
@@ -55,7 +52,7 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(max_entries, TOA_SOCKOPS_TRUST_ENTRIES);
   __type(key, struct toa_sockops_trust_key);
-  __type(value, __u8);
+  __type(value, struct toa_sockops_trust_value);
 } toa_trust SEC(".maps");
 
 // Map 4: the connections established last, mapped read-only by the reader (sockops_conn.h).
@@ -81,11 +78,9 @@ static __always_inline __u8 copy_header(__u8 *out, void *data, void *end) {
 }
 
 static __always_inline int watched(__u32 port) {
-  __u32 zero = 0;
-  struct ports *p = bpf_map_lookup_elem(&toa_ports, &zero);
-  if (!p) return 0;
-  port &= 0xffff;
-  return (p->bits[port >> 3] >> (port & 7)) & 1;
+  __u32 key = port & 0xffff;
+  __u32 *watchers = bpf_map_lookup_elem(&toa_ports, &key);
+  return watchers && *watchers != 0;
 }
 
 // The connection's ends as the cookie map keys them (IPv4 as ::ffff:a.b.c.d). Every field is

@@ -16,6 +16,7 @@ import type { NativeBinding, NativeTap, NativeTapStats } from '../../lib/addon/n
 import { enable, realRemoteAddress, stats } from '../../lib/index';
 import { tapOf } from '../../lib/tap/registry';
 import { compileSources } from '../../lib/tap/sources';
+import { BPF_LINK } from '../helpers/process/taps';
 import { close, closeAfterEach, connectPair, listen, type Accepted } from '../helpers/sockets/pair';
 import {
   TCP,
@@ -1094,7 +1095,7 @@ describeSockops('when the sock_ops program is attached', () => {
       const net = require('net');
       const toa = require(${JSON.stringify(dist)});
       const { binding } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'addon', 'binding.js'))});
-      const links = () => fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd) === 'anon_inode:bpf_link'; } catch { return false; } }).length;
+      const links = () => fs.readdirSync('/proc/self/fd').filter((fd) => { try { return new RegExp(${JSON.stringify(BPF_LINK.source)}).test(fs.readlinkSync('/proc/self/fd/' + fd)); } catch { return false; } }).length;
       const steps = {};
       steps.probed = [binding.probeSockops().errno, links()];
       const server = net.createServer();

@@ -16,6 +16,12 @@ function fdTargets(pid: number): string[] {
 }
 
 /**
+ * A BPF link's descriptor: the kernel names the one BPF_LINK_CREATE makes `bpf_link`, and one
+ * taken by id (a process sharing the link another attached) `bpf-link`.
+ */
+export const BPF_LINK = /^anon_inode:bpf[_-]link$/;
+
+/**
  * The BPF links and the packet sockets `pid` holds. Packet sockets are found in the process's own
  * network namespace (/proc/<pid>/net/packet), so a process in a test namespace is counted right.
  */
@@ -26,7 +32,7 @@ export function tapHandles(pid: number): { bpfLinks: number; packetSockets: numb
   let bpfLinks = 0;
   let packetSockets = 0;
   for (const target of fdTargets(pid)) {
-    if (target === 'anon_inode:bpf_link') bpfLinks++;
+    if (BPF_LINK.test(target)) bpfLinks++;
     const m = /^socket:\[(\d+)\]$/.exec(target);
     if (m && inodes.has(m[1])) packetSockets++;
   }
