@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ROOT } from './common';
 
 type Build = typeof import('../test/helpers/sockops/build');
+type Taps = typeof import('../test/helpers/process/taps');
 
 /** The cgroup v2 hierarchy, found as the tests' sock_ops harness finds it (transpiled by run.js). */
 function cgroupRoot(): string | null {
@@ -62,20 +63,8 @@ export async function removeCgroup(dir: string): Promise<void> {
 
 /** The ids of the BPF programs a process holds through a cgroup link (its sock_ops program). */
 export function linkedPrograms(pid: number): number[] {
-  const ids: number[] = [];
-  const dir = `/proc/${pid}/fdinfo`;
-  for (const fd of fs.readdirSync(dir)) {
-    let info: string;
-    try {
-      info = fs.readFileSync(path.join(dir, fd), 'utf8');
-    } catch {
-      continue; // closed meanwhile
-    }
-    if (!/^link_type:\s*cgroup$/m.test(info)) continue;
-    const id = /^prog_id:\s*(\d+)$/m.exec(info);
-    if (id !== null) ids.push(Number(id[1]));
-  }
-  return ids;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(ROOT, 'build-bench', 'helpers', 'process', 'taps.js')) as Taps).linkedPrograms(pid);
 }
 
 /** The summed runs and run time of these programs, as the kernel counted them so far. */

@@ -21,6 +21,11 @@ function fdTargets(pid: number): string[] {
  */
 export const BPF_LINK = /^anon_inode:bpf[_-]link$/;
 
+/** The links `pid` made itself (BPF_LINK_CREATE), not taken by id from another process. */
+export function createdLinks(pid: number): number {
+  return fdTargets(pid).filter((target) => target === 'anon_inode:bpf_link').length;
+}
+
 /**
  * The BPF links and the packet sockets `pid` holds. Packet sockets are found in the process's own
  * network namespace (/proc/<pid>/net/packet), so a process in a test namespace is counted right.
@@ -37,4 +42,22 @@ export function tapHandles(pid: number): { bpfLinks: number; packetSockets: numb
     if (m && inodes.has(m[1])) packetSockets++;
   }
   return { bpfLinks, packetSockets };
+}
+
+/** The ids of the BPF programs `pid` holds attached to a cgroup through links (its sock_ops program). */
+export function linkedPrograms(pid: number): number[] {
+  const ids: number[] = [];
+  const dir = `/proc/${pid}/fdinfo`;
+  for (const fd of fs.readdirSync(dir)) {
+    let info: string;
+    try {
+      info = fs.readFileSync(`${dir}/${fd}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (!/^link_type:\s*cgroup$/m.test(info)) continue;
+    const id = /^prog_id:\s*(\d+)$/m.exec(info);
+    if (id !== null) ids.push(Number(id[1]));
+  }
+  return ids;
 }
