@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'build-bench');
-const PARTS = ['micro', 'floor', 'preload', 'first-read', 'preload-http', 'profile', 'http', 'proxy', 'tap', 'udp'];
+const PARTS = ['micro', 'floor', 'preload', 'first-read', 'preload-http', 'profile', 'cluster', 'http', 'proxy', 'tap', 'udp'];
 
 function parseArgs(argv) {
   const args = { quick: process.env.BENCH_QUICK === '1', only: PARTS, markdown: false };
@@ -214,6 +214,28 @@ function profileTable(result, md) {
     }),
     md,
   ) + "\n  node-toa's own code: its read and drain minus the getpeername it replaces; the rest of the measured difference is Node's own code running slower after it\n";
+}
+
+// The ACK road's program under a node:cluster app (bench/cluster.ts): one per cgroup, whatever the
+// number of workers.
+function clusterTable(result, md) {
+  if (result.skipped) return `Cluster: skipped: ${result.skipped}\n`;
+  return table(
+    `Cluster: an unmodified node:cluster app under -r node-toa/preload (NODE_TOA_ACK=on), a new connection per request, ` +
+      `the clients' kernel writing TOA into the handshake ACK (${fmt(result.count)} requests per app and round, ${result.rounds} rounds, ` +
+      `the apps in turn), the kernel's run time of the sock_ops programs the app's processes hold`,
+    ['workers', 'programs attached', 'sock_ops program, kernel us/conn', 'middle half of rounds', 'runs/conn', 'answered the client', 'errors'],
+    result.rows.map((r) => [
+      String(r.workers),
+      String(r.programs),
+      fmt(r.usMedian, 2),
+      spread(r.us, (v) => fmt(v, 2)),
+      fmt(r.runs, 1),
+      `${r.client} / ${r.checked}`,
+      String(r.failures),
+    ]),
+    md,
+  ) + '\n  the processes of a cgroup share one program: a connection runs it once however many workers tap the port\n';
 }
 
 function microTables(micro, floor, md) {
@@ -521,6 +543,12 @@ function main() {
   if (want.has('profile')) {
     results.profile = nodePart('profile', args.quick, 900);
     const text = profileTable(results.profile, args.markdown);
+    process.stdout.write(`${text}\n`);
+    out.push(text);
+  }
+  if (want.has('cluster')) {
+    results.cluster = nodePart('cluster', args.quick, 600);
+    const text = clusterTable(results.cluster, args.markdown);
     process.stdout.write(`${text}\n`);
     out.push(text);
   }

@@ -335,15 +335,17 @@ int Load(State& s) {
   s.conns = s.maps[kConns];
   s.program = LoadProgram(s.maps, &s.log);
   if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
-  bpf_prog_info info{};
-  if (!ObjectInfo(s.program, &info)) return fail("bpf(BPF_OBJ_GET_INFO_BY_FD)");
-  s.program_id = info.id;
-  std::memcpy(s.tag, info.tag, sizeof s.tag);
   s.cgroup = OpenOwnCgroup();
   if (s.cgroup < 0) return fail("open(cgroup2)");
+  // What another process's program must match to be shared (Attach). Without them this process
+  // shares none: it attaches its own, as it would alone.
+  bpf_prog_info info{};
   struct stat dir {};
-  if (fstat(s.cgroup, &dir) != 0) return fail("fstat(cgroup2)");
-  s.cgroup_id = dir.st_ino;
+  if (ObjectInfo(s.program, &info) && fstat(s.cgroup, &dir) == 0) {
+    s.program_id = info.id;
+    std::memcpy(s.tag, info.tag, sizeof s.tag);
+    s.cgroup_id = dir.st_ino;
+  }
   {
     // Attached once, to learn now whether it can be, and detached: it runs for every connection
     // of the cgroup while attached, so it is attached only while this process watches a port
@@ -375,6 +377,7 @@ int MapOf(const bpf_map_info& m) {
 // cgroup, if there is one: its descriptor, and the program's id in *program_id. Keeping the
 // descriptor keeps the program attached after that process is gone.
 int FindSharedLink(const State& s, uint32_t* program_id) {
+  if (s.cgroup_id == 0) return -1;
   uint32_t id = 0;
   // Bounded: the system's links, in id order.
   for (int n = 0; n < 65536; n++) {

@@ -1,8 +1,11 @@
 // The server's sock_ops program (native/bpf/conn_sockops.bpf.c): loaded once per process with
 // the bpf() system call, attached to the process's cgroup through a link while the process
-// watches a listening port (the kernel detaches it when the process exits), told which ports to
-// watch. A connection's packets are then read from the slot table the process maps, or by
-// descriptor: one bpf(BPF_MAP_LOOKUP_ELEM). No N-API.
+// watches a listening port (the kernel detaches it when the last process holding the link exits),
+// told which ports to watch. One program per cgroup: a process whose cgroup already has the same
+// program attached by another (a cluster's workers) takes up that one and its maps instead, and
+// the processes count their watchers and trusted ranges into them. A connection's packets are
+// then read from the slot table the process maps, or by descriptor: one bpf(BPF_MAP_LOOKUP_ELEM).
+// No N-API.
 #ifndef NODE_TOA_SOCKOPS_H
 #define NODE_TOA_SOCKOPS_H
 
@@ -22,15 +25,16 @@ namespace toa {
 // hold up. Returns 0 or an errno, and then names the step that failed in *failed_call; *log
 // receives the verifier's words when the kernel refused the program.
 int SockopsLoad(const char** failed_call, std::string* log, bool hold);
-// Starts watching `port` (loading the program at the first call, attaching it while a port is
-// watched: call it before the port's listen(), so the program flags the listener); errors as
-// SockopsLoad's. Of
-// the SYNs the kernel answers with a syncookie on that port, the program keeps those from the
-// trusted ranges of `trust` (tap_filter.h; its ports are not used), or from anyone when it checks
-// no sources.
+// Starts watching `port` (loading the program at the first call, attaching it, or taking up the
+// cgroup's, while a port is watched: call it before the port's listen(), so the program flags the
+// listener); errors as SockopsLoad's. Of the connections to that port, the program keeps the
+// packets the saved SYN does not hold (a syncookie's SYN, the ACK, the first data packet) of those
+// from the trusted ranges of `trust` (tap_filter.h; its ports are not used), or of all when it
+// checks no sources; where other processes watch the port too, also of those their ranges hold
+// (each process decides whom it believes).
 int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_call, std::string* log);
-// Stops watching `port` (one call per SockopsWatch that succeeded); the program is detached once no
-// port is watched.
+// Stops watching `port` (one call per SockopsWatch that succeeded); the process lets go of the
+// program once it watches no port (the kernel detaches it when no process holds it).
 void SockopsUnwatch(uint16_t port);
 // The slot that holds the connection with these ends (sockops_conn.h: IPv4 as ::ffff:a.b.c.d,
 // ports as remote << 16 | local), copied whole into *out; false when it holds another one or was

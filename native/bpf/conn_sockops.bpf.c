@@ -30,7 +30,8 @@ struct {
   __type(value, struct toa_sockops_conn);
 } toa_conns SEC(".maps");
 
-// Map 1: the watched listening ports: how many watch each.
+// Map 1: the watched listening ports: how many watchers each has, over the processes sharing the
+// program.
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, TOA_SOCKOPS_PORTS);
@@ -46,7 +47,7 @@ struct {
   __type(value, struct toa_sockops_syn);
 } toa_syns SEC(".maps");
 
-// Map 3: the trusted senders per watched port (the same trustProxy the resolver believes).
+// Map 3: the trusted senders per watched port (the trustProxy of each watcher's resolver).
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __uint(map_flags, BPF_F_NO_PREALLOC);
