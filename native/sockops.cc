@@ -562,6 +562,28 @@ void ReleaseTrust(State& s, const toa_sockops_trust_key& k) {
   Bpf(BPF_MAP_UPDATE_ELEM, &attr);
 }
 
+// At exit (process.exit() with servers open, or the event loop's end): the counts this process
+// put into the shared maps go with it, so that a port nobody watches any more stops costing the
+// program's copies. Not after SIGKILL. Skipped when another thread holds the state meanwhile.
+void ReleaseAtExit() {
+  State& s = state();
+  if (!s.mutex.try_lock()) return;
+  {
+    CgroupLock shared(s.cgroup);
+    for (const auto& [port, keys] : s.trusted) {
+      for (const auto& k : keys) ReleaseTrust(s, k);
+    }
+    s.trusted.clear();
+    for (uint32_t port = 0; port < 65536; port++) {
+      if (s.watchers[port] == 0) continue;
+      CountWatcher(s, static_cast<uint16_t>(port), false);
+      s.watchers[port] = 0;
+    }
+    s.watched = 0;
+  }
+  s.mutex.unlock();
+}
+
 }  // namespace
 
 int SockopsLoad(const char** failed_call, std::string* log, bool hold) {
@@ -597,6 +619,8 @@ int SockopsWatch(uint16_t port, const FilterSpec& trust, const char** failed_cal
   }
   s.watchers[port]++;
   s.trusted.emplace_back(port, std::move(keys));
+  static std::once_flag at_exit;
+  std::call_once(at_exit, [] { std::atexit(ReleaseAtExit); });
   return 0;
 }
 

@@ -4,10 +4,14 @@
 // (NODE_TOA_ACK=sockops), clients whose kernel writes TOA into the handshake ACK. Which program each
 // process holds attached is read from its descriptors (/proc/<pid>/fdinfo).
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { enable, realRemoteAddress, stats } from '../../lib/index';
 import { childEnv } from '../helpers/process/real-process';
 import { createdLinks, linkedPrograms } from '../helpers/process/taps';
+import { closeAfterEach } from '../helpers/sockets/pair';
 import { ToaCgroup, describeSockops } from '../helpers/sockops';
 
 const CHILDREN = path.join(__dirname, '..', 'helpers', 'children');
@@ -114,6 +118,7 @@ async function check(group: ToaCgroup, port: number, count: number): Promise<Rep
 
 describeSockops('one sock_ops program per cgroup, shared by its processes', () => {
   let group: ToaCgroup;
+  const servers = closeAfterEach();
   beforeAll(async () => {
     group = await ToaCgroup.create({ packets: ['ack'] });
   });
@@ -172,5 +177,35 @@ describeSockops('one sock_ops program per cgroup, shared by its processes', () =
     expect(linkedPrograms(doubting.app.child.pid!)).toEqual([program]);
     expect(await check(group, trusting.port, 20)).toMatchObject({ count: 20, client: 20, peer: 0, wrong: 0, failures: 0 });
     expect(await check(group, doubting.port, 20)).toMatchObject({ count: 20, client: 0, peer: 20, wrong: 0, failures: 0 });
+  });
+
+  it('a process that exits with its server open takes its port and its trust with it', async () => {
+    // This process holds the program too, so it outlives the app: what the app leaves in its maps
+    // would stay.
+    const port = async (trustProxy: string, at = 0) => {
+      const server = http.createServer((req, res) => {
+        const real = realRemoteAddress(req.socket, { trustProxy });
+        res.setHeader('connection', 'close');
+        res.end(JSON.stringify({ remoteAddress: real.address, remotePort: real.port }));
+      });
+      servers.push(server);
+      enable(server, { ack: { source: 'sockops' }, trustProxy });
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(at, '127.0.0.1', resolve));
+      return (server.address() as AddressInfo).port;
+    };
+    await port('loopback');
+    const leaving = await startEcho('loopback');
+    expect(linkedPrograms(leaving.app.child.pid!)).toEqual(linkedPrograms(process.pid));
+    expect(await check(group, leaving.port, 5)).toMatchObject({ client: 5, peer: 0, wrong: 0 });
+    // remote-echo-app ends with process.exit(0), its server still listening.
+    const exited = new Promise((resolve) => leaving.app.child.once('exit', resolve));
+    leaving.app.child.stdin!.end();
+    await exited;
+    // Its port again, in this process, trusting another proxy: the program copies this sender's
+    // ACK only if the app's entry for the port (loopback) stayed behind.
+    const again = await port('192.0.2.1', leaving.port);
+    expect(again).toBe(leaving.port);
+    expect(await check(group, again, 1)).toMatchObject({ client: 0, peer: 1, wrong: 0 });
+    expect(stats().taps.find((t) => t.port === again)).toMatchObject({ lookups: 1, hits: 0, toaFound: 0 });
   });
 });
