@@ -251,11 +251,21 @@ bool ObjectInfo(int fd, Info* info) {
 
 // The processes of a cgroup share one program: while they find or attach it, and while they count
 // their watchers into its maps, they take turns. A lock on the cgroup's directory, which the
-// kernel lets go of when a process dies holding it. Where it cannot be taken they go on without.
+// kernel lets go of when a process dies holding it. Each holds it for a few system calls; one that
+// was stopped holding it (SIGSTOP, a frozen cgroup) must not hang the others' event loops, so after
+// two seconds they go on without it (a count may then be lost: it costs copies or a client, never
+// a wrong answer).
 class CgroupLock {
  public:
-  explicit CgroupLock(int fd) : fd_(fd) {
-    while (fd_ >= 0 && flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+  explicit CgroupLock(int fd) : fd_(-1) {
+    if (fd < 0) return;
+    for (int tries = 0; tries < 2000; tries++) {
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        fd_ = fd;
+        return;
+      }
+      if (errno != EWOULDBLOCK && errno != EINTR) return;
+      usleep(1000);
     }
   }
   ~CgroupLock() {
