@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { QUICK, ROOT, emit, envInt, log, median } from './common';
+import { QUICK, ROOT, emit, envInt, log, median, skipped } from './common';
 import { load } from './http-servers';
 import { countProgramTime, linkedPrograms, programTime, removeCgroup, serverCgroup } from './kernel-programs';
 import { sockopsUnavailable, toaGroup, type ToaGroup } from './toa-clients';
@@ -77,12 +77,8 @@ async function answeredClient(group: ToaGroup, port: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const why = sockopsUnavailable();
   const counting = countProgramTime();
-  if (why !== undefined || !counting.on) {
-    const reason = why ?? 'kernel.bpf_stats_enabled cannot be set here';
-    log(`cluster: skipped: ${reason}`);
-    emit({ skipped: reason });
+  if (skipped('cluster', sockopsUnavailable() ?? (counting.on ? undefined : 'kernel.bpf_stats_enabled cannot be set here'))) {
     counting.restore();
     return;
   }

@@ -56,6 +56,17 @@ export function emit(result: unknown): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
+/**
+ * Where a part, or one mode of it, cannot run here (`why`): says so on stderr and as the part's one
+ * JSON line, and returns true; false when `why` is undefined.
+ */
+export function skipped(part: string, why: string | undefined, mode?: string): boolean {
+  if (why === undefined) return false;
+  log(`${part}: ${mode === undefined ? '' : `${mode} `}skipped: ${why}`);
+  emit(mode === undefined ? { skipped: why } : { mode, skipped: why });
+  return true;
+}
+
 export function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }

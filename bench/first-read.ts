@@ -21,8 +21,9 @@ import type * as Binding from '../lib/addon/binding';
 import type * as Record from '../lib/addon/record';
 import type * as Kinds from '../lib/core/kinds';
 import type * as Defaults from '../lib/resolve/defaults';
+import type * as Facts from '../lib/resolve/facts';
 import type * as Registry from '../lib/tap/registry';
-import { QUICK, ROOT, emit, envInt, loadToa, log, median, openRotated, timeInTurn } from './common';
+import { QUICK, ROOT, emit, envInt, loadToa, log, median, openRotated, skipped, timeInTurn } from './common';
 import { listen, localConnector, toaConnector, type Connector } from './preload-sockets';
 import { sockopsUnavailable, type ToaPacket } from './toa-clients';
 
@@ -36,6 +37,7 @@ const { binding } = internal<typeof Binding>('addon/binding.js');
 const { RECORD_SIZE, decodeRecord } = internal<typeof Record>('addon/record.js');
 const { kindTableAll } = internal<typeof Kinds>('core/kinds.js');
 const { defaultResolver } = internal<typeof Defaults>('resolve/defaults.js');
+const { blankFacts } = internal<typeof Facts>('resolve/facts.js');
 const { tapOf } = internal<typeof Registry>('tap/registry.js');
 
 const BATCH = envInt('BENCH_MICRO_BATCH', 50, 10, 2000);
@@ -74,14 +76,7 @@ function timed(sockets: net.Socket[], each: (socket: net.Socket) => number): num
 async function main(): Promise<void> {
   const name = mode();
   const { packet, ack } = MODES[name];
-  if (packet !== null) {
-    const why = sockopsUnavailable();
-    if (why !== undefined) {
-      log(`first-read: ${name} skipped, the sock_ops harness cannot run here: ${why}`);
-      emit({ mode: name, skipped: why });
-      return;
-    }
-  }
+  if (packet !== null && skipped('first-read', sockopsUnavailable(), name)) return;
   if (binding === null) throw new Error('first-read: the addon did not load');
   const proto = net.Socket.prototype as unknown as { _getpeername: GetPeername };
   const nodeOwn = proto._getpeername;
@@ -108,15 +103,7 @@ async function main(): Promise<void> {
     read: (s) => readerOf(s)(fdOf(s)) + record[0],
     decode: (s) => {
       readerOf(s)(fdOf(s));
-      const facts = decodeRecord(record, {
-        savedSyn: undefined,
-        synPeer: undefined,
-        synOptions: undefined,
-        ackPeer: undefined,
-        ackOptions: undefined,
-        ackPacket: undefined,
-        name: undefined,
-      });
+      const facts = decodeRecord(record, blankFacts(undefined));
       return facts.savedSyn === true ? 1 : 0;
     },
     decide: (s) => defaultResolver().peerName(s, fdOf(s), server, nodeEndpoint).address.length,

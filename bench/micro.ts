@@ -26,7 +26,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type * as Binding from '../lib/addon/binding';
-import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
+import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median, openRotated, skipped, timeInTurn, timeCachedReads } from './common';
 import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type TaggedClients, type ToaGroup } from './toa-clients';
 
 const toa = loadToa();
@@ -168,14 +168,7 @@ function checkAnswers(sockets: net.Socket[], group: ToaGroup | null): void {
 
 async function main(): Promise<void> {
   const name = mode();
-  if (name === 'ack') {
-    const why = sockopsUnavailable();
-    if (why !== undefined) {
-      log(`micro: ${name} skipped, the sock_ops harness cannot run here: ${why}`);
-      emit({ mode: name, skipped: why });
-      return;
-    }
-  }
+  if (name === 'ack' && skipped('micro', sockopsUnavailable(), name)) return;
   // The peers here (loopback) stand for the proxy: trusted, as a user behind one configures it.
   toa.configure({ trustProxy: 'loopback' });
   const server = net.createServer({ pauseOnConnect: true });

@@ -25,7 +25,7 @@
 // CPU time shows it: every server runs in a cgroup of its own (so a program runs for its own
 // server's sockets only), and the kernel's count of the program's run time per request is a column
 // of its own (kernel-programs.ts).
-import { QUICK, emit, envInt, log, median, pinToCpu } from './common';
+import { QUICK, emit, envInt, log, median, pinToCpu, skipped } from './common';
 import { load, serve, startServer, stats, type Server } from './http-servers';
 import { countProgramTime, linkedPrograms, programTime, removeCgroup, serverCgroup } from './kernel-programs';
 import { sockopsUnavailable, toaGroup, type ToaGroup, type ToaPacket } from './toa-clients';
@@ -133,12 +133,7 @@ function summary(list: Measured[]) {
 }
 
 async function drive(): Promise<void> {
-  const why = sockopsUnavailable();
-  if (why !== undefined) {
-    log(`preload-http: skipped, the sock_ops harness cannot run here: ${why}`);
-    emit({ skipped: why });
-    return;
-  }
+  if (skipped('preload-http', sockopsUnavailable())) return;
   const list = roads();
   pinToCpu(process.pid, 0);
   const counting = countProgramTime();

@@ -31,7 +31,7 @@
 // The peers (loopback) are trusted; with TOA, every answer must be the client the option names,
 // read from the packet the mode says, or the part fails.
 import * as net from 'node:net';
-import { QUICK, emit, envInt, loadToa, log, median, openRotated, timeInTurn, timeCachedReads } from './common';
+import { QUICK, emit, envInt, loadToa, log, median, openRotated, skipped, timeInTurn, timeCachedReads } from './common';
 import { listen, localConnector, toaConnector } from './preload-sockets';
 import { sockopsUnavailable, type ToaPacket } from './toa-clients';
 
@@ -87,14 +87,7 @@ function readWith(sockets: net.Socket[], fn: GetPeername): void {
 async function main(): Promise<void> {
   const name = mode();
   const { packet, ack } = MODES[name];
-  if (packet !== null) {
-    const why = sockopsUnavailable();
-    if (why !== undefined) {
-      log(`preload: ${name} skipped, the sock_ops harness cannot run here: ${why}`);
-      emit({ mode: name, skipped: why });
-      return;
-    }
-  }
+  if (packet !== null && skipped('preload', sockopsUnavailable(), name)) return;
   const proto = net.Socket.prototype as unknown as { _getpeername: GetPeername };
   const nodeOwn = proto._getpeername;
   // What the preload does with NODE_TOA_TRUST_PROXY=loopback and NODE_TOA_ACK=on|off.

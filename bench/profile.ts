@@ -12,7 +12,7 @@
 // prints nothing else.
 import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { QUICK, ROOT, emit, envInt, log } from './common';
+import { QUICK, ROOT, emit, envInt, log, skipped } from './common';
 import { load, startServer, stats } from './http-servers';
 import { sockopsUnavailable, toaGroup, type ToaPacket } from './toa-clients';
 
@@ -101,11 +101,7 @@ async function main(): Promise<void> {
   const why =
     sockopsUnavailable() ??
     (spawnSync('perf', ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : 'perf is not installed (Debian: apt-get install linux-perf)');
-  if (why !== undefined) {
-    log(`profile: skipped: ${why}`);
-    emit({ skipped: why });
-    return;
-  }
+  if (skipped('profile', why)) return;
   const rows = [];
   for (const name of Object.keys(ROADS) as Road[]) rows.push(await road(name));
   emit({ count: COUNT, rows });

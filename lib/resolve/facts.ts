@@ -59,9 +59,9 @@ function headerFacts(socket: object): HeaderFacts | undefined {
   return { peer: h.peer, client: h.client, destination: h.destination, info: headerInfo(h) };
 }
 
-function read(socket: object, fd: number, server: unknown): SocketFacts {
-  // One shape for every connection's facts (decodeRecord fills the fields in place, never adds).
-  const facts: SocketFacts = {
+/** A connection's facts before anything is read: one shape for every connection's (decodeRecord fills the fields in place, never adds). */
+export function blankFacts(header: HeaderFacts | undefined): SocketFacts {
+  return {
     savedSyn: undefined,
     synPeer: undefined,
     synOptions: undefined,
@@ -69,10 +69,14 @@ function read(socket: object, fd: number, server: unknown): SocketFacts {
     ackOptions: undefined,
     ackPacket: undefined,
     name: undefined,
-    header: headerFacts(socket),
+    header,
     answeredBy: undefined,
     answer: undefined,
   };
+}
+
+function read(socket: object, fd: number, server: unknown): SocketFacts {
+  const facts = blankFacts(headerFacts(socket));
   // A PROXY header the gate read is the answer (decide() looks no further): no SYN, no tap.
   if (facts.header !== undefined || binding === null || !savedSynAvailable) return facts;
   synReads.count++;
