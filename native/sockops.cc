@@ -540,36 +540,38 @@ std::vector<toa_sockops_trust_key> TrustKeys(uint16_t port, const FilterSpec& tr
 }
 
 // A trust entry, counted: every watcher, of any process sharing the program, holds the entries of
-// its ranges, and an entry goes with its last holder (cgroup locked). The trie's lookup matches
-// the longest prefix, so an entry found is this key only if it has the key's prefixlen.
-int HoldTrust(State& s, const toa_sockops_trust_key& k) {
-  toa_sockops_trust_value v{};
+// its ranges, and an entry goes with its last holder (cgroup locked).
+//
+// The entry of exactly key `k`, in *v, if there is one: the trie's lookup matches the longest
+// prefix, so the entry found is this key's only if it has the key's prefixlen.
+bool TrustEntry(State& s, const toa_sockops_trust_key& k, toa_sockops_trust_value* v) {
   bpf_attr attr{};
   attr.map_fd = static_cast<uint32_t>(s.maps[kTrust]);
   attr.key = reinterpret_cast<uintptr_t>(&k);
+  attr.value = reinterpret_cast<uintptr_t>(v);
+  return Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 && v->prefixlen == k.prefixlen;
+}
+
+// Writes the entry of `k` with `holders`, or deletes it at 0.
+int SetTrust(State& s, const toa_sockops_trust_key& k, uint32_t holders) {
+  toa_sockops_trust_value v{holders, k.prefixlen};
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(s.maps[kTrust]);
+  attr.key = reinterpret_cast<uintptr_t>(&k);
+  if (holders == 0) return Bpf(BPF_MAP_DELETE_ELEM, &attr) == 0 ? 0 : errno;
   attr.value = reinterpret_cast<uintptr_t>(&v);
-  const bool held = Bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 && v.prefixlen == k.prefixlen;
-  v.holders = held ? v.holders + 1 : 1;
-  v.prefixlen = k.prefixlen;
   attr.flags = BPF_ANY;
   return Bpf(BPF_MAP_UPDATE_ELEM, &attr) == 0 ? 0 : errno;
 }
 
+int HoldTrust(State& s, const toa_sockops_trust_key& k) {
+  toa_sockops_trust_value v{};
+  return SetTrust(s, k, TrustEntry(s, k, &v) ? v.holders + 1 : 1);
+}
+
 void ReleaseTrust(State& s, const toa_sockops_trust_key& k) {
   toa_sockops_trust_value v{};
-  bpf_attr attr{};
-  attr.map_fd = static_cast<uint32_t>(s.maps[kTrust]);
-  attr.key = reinterpret_cast<uintptr_t>(&k);
-  attr.value = reinterpret_cast<uintptr_t>(&v);
-  if (Bpf(BPF_MAP_LOOKUP_ELEM, &attr) != 0 || v.prefixlen != k.prefixlen) return;
-  if (v.holders <= 1) {
-    attr.value = 0;
-    Bpf(BPF_MAP_DELETE_ELEM, &attr);
-    return;
-  }
-  v.holders--;
-  attr.flags = BPF_ANY;
-  Bpf(BPF_MAP_UPDATE_ELEM, &attr);
+  if (TrustEntry(s, k, &v)) SetTrust(s, k, v.holders > 0 ? v.holders - 1 : 0);
 }
 
 // At exit (process.exit() with servers open, or the event loop's end): the counts this process
