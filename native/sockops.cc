@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -265,7 +266,8 @@ class CgroupLock {
         return;
       }
       if (errno != EWOULDBLOCK && errno != EINTR) return;
-      usleep(1000);
+      const timespec ms{0, 1000 * 1000};
+      nanosleep(&ms, nullptr);
     }
   }
   ~CgroupLock() {

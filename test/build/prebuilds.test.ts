@@ -53,6 +53,9 @@ const X64_BASE = [
   // hierarchy where `ip netns exec` hid it, mkdtemp (misc, GLIBC_2.0), mount and umount2 (misc,
   // GLIBC_2.0 and 2.1) and rmdir (io, GLIBC_2.0): all older than each architecture's base version.
   'open64', 'strchr', 'mkdtemp', 'mount', 'umount2', 'rmdir',
+  // and, so that the processes of a cgroup take turns at its shared program, flock (misc/Versions,
+  // GLIBC_2.0): older than each architecture's base version.
+  'flock',
 ];
 const GLIBC_228: Record<'x64' | 'arm64', Map<string, string>> = {
   x64: new Map([
