@@ -59,7 +59,10 @@ function headerFacts(socket: object): HeaderFacts | undefined {
   return { peer: h.peer, client: h.client, destination: h.destination, info: headerInfo(h) };
 }
 
-/** A connection's facts before anything is read: one shape for every connection's (decodeRecord fills the fields in place, never adds). */
+/**
+ * A connection's facts before anything is read: one shape for every connection's (decodeRecord
+ * fills the fields in place, never adds).
+ */
 export function blankFacts(header: HeaderFacts | undefined): SocketFacts {
   return {
     savedSyn: undefined,
