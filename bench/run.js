@@ -498,17 +498,28 @@ function tapTable(result, md) {
   );
 }
 
+function udpTable(u, md) {
+  return table(
+    `UDP: server CPU ns per datagram (receive + echo), median of ${u.rounds} rounds of ${fmt(u.batch)} datagrams per variant, ` +
+      `variants interleaved (order rotated per round), ${u.window} in flight${u.pinned ? ', server on CPU 1, client on CPU 0' : ''}; ` +
+      `vs plain: median over rounds of the difference to the plain socket in the same round${u.lost ? `; ${u.lost} datagrams lost` : ''}`,
+    ['socket', 'ns/datagram', 'vs plain'],
+    u.rows.map((r) => [r.label, fmt(r.ns), r.variant === 'plain' ? '' : `${r.vsPlain >= 0 ? '+' : ''}${fmt(r.vsPlain)}`]),
+    md,
+  ) + '\n  control: a second plain socket measured the same way; its distance from 0 is the noise here\n';
+}
+
 function main() {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
   build();
   const m = machine();
-  const out = [];
   const header = `node-toa benchmark${args.quick ? ' (quick: BENCH_QUICK=1, indicative only)' : ''}\n` +
     `machine: ${m.cpu}, ${m.cores} cores, ${m.kernel}, Node ${m.node}` +
     (m.meltdown ? `\nmeltdown mitigation: ${m.meltdown}` : '') + '\n';
-  process.stdout.write(`${header}\n`);
-  out.push(header);
+  // Each table as soon as its part ends (the raw numbers go to results.json).
+  const show = (text) => process.stdout.write(`${text}\n`);
+  show(header);
   const want = new Set(args.only);
   const results = {};
   if (want.has('micro') || want.has('floor')) {
@@ -516,73 +527,45 @@ function main() {
     results.floor = part(path.join(OUT, 'syscall-floor'), ['50', rounds], {}, 60);
     results.micro = {};
     for (const mode of ['loopback', 'tap', 'ack']) results.micro[mode] = nodePart('micro', args.quick, 180, { BENCH_MICRO_MODE: mode });
-    const text = microTables(results.micro, results.floor, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(microTables(results.micro, results.floor, args.markdown));
   }
   if (want.has('preload')) {
     results.preload = {};
     for (const mode of ['loopback', 'syn', 'syn-tap', 'ack', 'ack-packet']) results.preload[mode] = nodePart('preload', args.quick, 240, { BENCH_PRELOAD_MODE: mode });
-    const text = preloadTable(results.preload, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(preloadTable(results.preload, args.markdown));
   }
   if (want.has('first-read')) {
     results.firstRead = {};
     for (const mode of ['loopback', 'syn', 'ack']) results.firstRead[mode] = nodePart('first-read', args.quick, 300, { BENCH_FIRST_READ_MODE: mode });
-    const text = firstReadTable(results.firstRead, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(firstReadTable(results.firstRead, args.markdown));
   }
   if (want.has('preload-http')) {
     results.preloadHttp = nodePart('preload-http', args.quick, 1200);
-    const text = preloadHttpTable(results.preloadHttp, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(preloadHttpTable(results.preloadHttp, args.markdown));
   }
   if (want.has('profile')) {
     results.profile = nodePart('profile', args.quick, 900);
-    const text = profileTable(results.profile, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(profileTable(results.profile, args.markdown));
   }
   if (want.has('cluster')) {
     results.cluster = nodePart('cluster', args.quick, 600);
-    const text = clusterTable(results.cluster, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(clusterTable(results.cluster, args.markdown));
   }
   if (want.has('http')) {
     results.http = nodePart('http', args.quick, 240);
-    const text = httpTable(results.http, args.markdown, results.micro?.loopback);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(httpTable(results.http, args.markdown, results.micro?.loopback));
   }
   if (want.has('proxy')) {
     results.proxy = nodePart('proxy-protocol', args.quick, 120);
-    const text = proxyTable(results.proxy, args.markdown, results.micro?.loopback);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(proxyTable(results.proxy, args.markdown, results.micro?.loopback));
   }
   if (want.has('tap')) {
     results.tap = nodePart('tap', args.quick, 240);
-    const text = tapTable(results.tap, args.markdown);
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(tapTable(results.tap, args.markdown));
   }
   if (want.has('udp')) {
     results.udp = nodePart('udp', args.quick, 300);
-    const u = results.udp;
-    const text = table(
-      `UDP: server CPU ns per datagram (receive + echo), median of ${u.rounds} rounds of ${fmt(u.batch)} datagrams per variant, ` +
-        `variants interleaved (order rotated per round), ${u.window} in flight${u.pinned ? ', server on CPU 1, client on CPU 0' : ''}; ` +
-        `vs plain: median over rounds of the difference to the plain socket in the same round${u.lost ? `; ${u.lost} datagrams lost` : ''}`,
-      ['socket', 'ns/datagram', 'vs plain'],
-      u.rows.map((r) => [r.label, fmt(r.ns), r.variant === 'plain' ? '' : `${r.vsPlain >= 0 ? '+' : ''}${fmt(r.vsPlain)}`]),
-      args.markdown,
-    ) + '\n  control: a second plain socket measured the same way; its distance from 0 is the noise here\n';
-    process.stdout.write(`${text}\n`);
-    out.push(text);
+    show(udpTable(results.udp, args.markdown));
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   process.stdout.write(`total ${seconds} s\n`);
