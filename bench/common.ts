@@ -15,6 +15,11 @@ export function loadToa(): typeof Toa {
   return require(path.join(ROOT, 'dist', 'index.js')) as typeof Toa;
 }
 
+/** A list of samples as the parts emit it: its median, and every sample. */
+export function stat(samples: number[]): { median: number; samples: number[] } {
+  return { median: median(samples), samples };
+}
+
 export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);

@@ -23,7 +23,7 @@ import type * as Kinds from '../lib/core/kinds';
 import type * as Defaults from '../lib/resolve/defaults';
 import type * as Facts from '../lib/resolve/facts';
 import type * as Registry from '../lib/tap/registry';
-import { QUICK, ROOT, emit, envInt, loadToa, log, median, openRotated, skipped, timeInTurn } from './common';
+import { QUICK, ROOT, emit, envInt, loadToa, log, openRotated, skipped, stat, timeInTurn } from './common';
 import { listen, localConnector, toaConnector, type Connector } from './preload-sockets';
 import { sockopsUnavailable, type ToaPacket } from './toa-clients';
 
@@ -152,7 +152,6 @@ async function main(): Promise<void> {
     await connector.stop();
   }
   log(`first-read ${name}: ${ROUNDS} rounds (after ${WARMUP}) of ${2 * RUNGS.length} x ${BATCH} connections, ${checked} answers checked (sink ${sink % 10})`);
-  const stat = (list: number[]) => ({ median: median(list), samples: list });
   emit({
     mode: name,
     batch: BATCH,

@@ -26,7 +26,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type * as Binding from '../lib/addon/binding';
-import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, median, openRotated, skipped, timeInTurn, timeCachedReads } from './common';
+import { QUICK, ROOT, acceptN, emit, envInt, loadToa, log, openRotated, skipped, stat, timeInTurn, timeCachedReads } from './common';
 import { expectedClient, sockopsUnavailable, taggedClients, toaGroup, type TaggedClients, type ToaGroup } from './toa-clients';
 
 const toa = loadToa();
@@ -240,7 +240,6 @@ async function main(): Promise<void> {
   const timed = WARMUP + ROUNDS;
   if (extras && published !== timed * BATCH) throw new Error(`micro: ${published} resolve messages for ${timed * BATCH} connections`);
   log(`micro ${name}: ${ROUNDS} rounds (after ${WARMUP}) of ${BATCH} connections (sink ${sink % 10})`);
-  const stat = (list: number[]) => ({ median: median(list), samples: list });
   emit({
     mode: name,
     batch: BATCH,

@@ -31,7 +31,7 @@
 // The peers (loopback) are trusted; with TOA, every answer must be the client the option names,
 // read from the packet the mode says, or the part fails.
 import * as net from 'node:net';
-import { QUICK, emit, envInt, loadToa, log, median, openRotated, skipped, timeInTurn, timeCachedReads } from './common';
+import { QUICK, emit, envInt, loadToa, log, openRotated, skipped, stat, timeInTurn, timeCachedReads } from './common';
 import { listen, localConnector, toaConnector } from './preload-sockets';
 import { sockopsUnavailable, type ToaPacket } from './toa-clients';
 
@@ -170,7 +170,6 @@ async function main(): Promise<void> {
     throw new Error(`preload ${name}: ${answered} of ${2 * ROUNDS * BATCH} answers were ${want} (${JSON.stringify(sources)})`);
   }
   log(`preload ${name}: ${ROUNDS} rounds (after ${WARMUP}) of ${BATCH} connections (sink ${sink % 10})`);
-  const stat = (list: number[]) => ({ median: median(list), samples: list });
   emit({
     mode: name,
     packet,
