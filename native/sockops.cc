@@ -254,13 +254,13 @@ bool ObjectInfo(int fd, Info* info) {
 // their watchers into its maps, they take turns. A lock on the cgroup's directory, which the
 // kernel lets go of when a process dies holding it. Each holds it for a few system calls; one that
 // was stopped holding it (SIGSTOP, a frozen cgroup) must not hang the others' event loops, so after
-// two seconds they go on without it (a count may then be lost: it costs copies or a client, never
-// a wrong answer).
+// `patience_ms` they go on without it (a count may then be lost: it costs copies or a client,
+// never a wrong answer).
 class CgroupLock {
  public:
-  explicit CgroupLock(int fd) : fd_(-1) {
+  explicit CgroupLock(int fd, int patience_ms = 2000) : fd_(-1) {
     if (fd < 0) return;
-    for (int tries = 0; tries < 2000; tries++) {
+    for (int tries = 0; tries < patience_ms; tries++) {
       if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
         fd_ = fd;
         return;
@@ -578,12 +578,13 @@ void ReleaseTrust(State& s, const toa_sockops_trust_key& k) {
 
 // At exit (process.exit() with servers open, or the event loop's end): the counts this process
 // put into the shared maps go with it, so that a port nobody watches any more stops costing the
-// program's copies. Not after SIGKILL. Skipped when another thread holds the state meanwhile.
+// program's copies. Not after SIGKILL. Skipped when another thread holds the state meanwhile; the
+// exit waits for the cgroup's lock at most 100 ms.
 void ReleaseAtExit() {
   State& s = state();
   if (!s.mutex.try_lock()) return;
   {
-    CgroupLock shared(s.cgroup);
+    CgroupLock shared(s.cgroup, 100);
     for (const auto& [port, keys] : s.trusted) {
       for (const auto& k : keys) ReleaseTrust(s, k);
     }
