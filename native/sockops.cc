@@ -576,6 +576,20 @@ void ReleaseTrust(State& s, const toa_sockops_trust_key& k) {
   if (TrustEntry(s, k, &v)) SetTrust(s, k, v.holders > 0 ? v.holders - 1 : 0);
 }
 
+// Takes one watcher of `port` out of the shared maps: the trust entries it held, and the port's
+// count when it was the port's last (state and cgroup locked).
+void UnwatchLocked(State& s, uint16_t port) {
+  for (size_t i = 0; i < s.trusted.size(); i++) {
+    if (s.trusted[i].first != port) continue;
+    for (const auto& k : s.trusted[i].second) ReleaseTrust(s, k);
+    s.trusted.erase(s.trusted.begin() + static_cast<std::ptrdiff_t>(i));
+    break;
+  }
+  if (--s.watchers[port] != 0) return;
+  CountWatcher(s, port, false);
+  s.watched--;
+}
+
 // At exit (process.exit() with servers open, or the event loop's end): the counts this process
 // put into the shared maps go with it, so that a port nobody watches any more stops costing the
 // program's copies. Not after SIGKILL. Skipped when another thread holds the state meanwhile; the
@@ -585,16 +599,8 @@ void ReleaseAtExit() {
   if (!s.mutex.try_lock()) return;
   {
     CgroupLock shared(s.cgroup, 100);
-    for (const auto& [port, keys] : s.trusted) {
-      for (const auto& k : keys) ReleaseTrust(s, k);
-    }
-    s.trusted.clear();
-    for (uint32_t port = 0; port < 65536; port++) {
-      if (s.watchers[port] == 0) continue;
-      CountWatcher(s, static_cast<uint16_t>(port), false);
-      s.watchers[port] = 0;
-    }
-    s.watched = 0;
+    // Every watcher has its entry in `trusted` (an empty one when it trusts nobody).
+    while (!s.trusted.empty()) UnwatchLocked(s, s.trusted.back().first);
   }
   s.mutex.unlock();
 }
@@ -644,15 +650,7 @@ void SockopsUnwatch(uint16_t port) {
   std::lock_guard<std::mutex> lock(s.mutex);
   if (s.watchers[port] == 0) return;
   CgroupLock shared(s.cgroup);
-  for (size_t i = 0; i < s.trusted.size(); i++) {
-    if (s.trusted[i].first != port) continue;
-    for (const auto& k : s.trusted[i].second) ReleaseTrust(s, k);
-    s.trusted.erase(s.trusted.begin() + static_cast<std::ptrdiff_t>(i));
-    break;
-  }
-  if (--s.watchers[port] != 0) return;
-  CountWatcher(s, port, false);
-  s.watched--;
+  UnwatchLocked(s, port);
   DetachIfIdle(s);
 }
 
