@@ -8,7 +8,6 @@
 // a check that answers name the client. Needs root and the sock_ops harness; else says why.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { QUICK, ROOT, emit, envInt, log, median, skipped } from './common';
 import { load } from './http-servers';
 import { countProgramTime, linkedPrograms, programTime, removeCgroup, serverCgroup } from './kernel-programs';
@@ -33,28 +32,28 @@ interface App {
   cgroup: string;
 }
 
-function start(workers: number): Promise<App> {
+type Lines = typeof import('../test/helpers/process/line-process');
+
+/** The tests' watch of a child's stdout lines (transpiled by run.js). */
+function lineHelpers(): Lines {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(ROOT, 'build-bench', 'helpers', 'process', 'line-process.js')) as Lines;
+}
+
+async function start(workers: number): Promise<App> {
   const cgroup = serverCgroup(`cluster ${workers}`);
   const child = spawn(process.execPath, ['-r', JOIN_CGROUP, '-r', 'node-toa/preload', APP], {
     cwd: ROOT, // -r node-toa/preload resolves from here (the package itself)
     env: { ...process.env, BENCH_CGROUP: cgroup, NODE_TOA_ACK: 'on', NODE_TOA_TRUST_PROXY: 'loopback', WORKERS: String(workers) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cluster of ${workers}: not ready in 15 s`)), 15_000);
-    child.once('exit', (code) => reject(new Error(`cluster of ${workers} exited (${code})`)));
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      let m: { ready?: boolean; port: number; workers: number[] };
-      try {
-        m = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (m.ready !== true) return;
-      clearTimeout(timer);
-      resolve({ workers, child, port: m.port, pids: [child.pid!, ...m.workers], cgroup });
-    });
-  });
+  const { json, watchLines } = lineHelpers();
+  type Ready = { ready?: boolean; port: number; workers: number[] };
+  const ready = await watchLines(child, `cluster of ${workers}`).next((l) => {
+    const m = json<Ready>(l);
+    return m?.ready === true ? m : undefined;
+  }, 15_000);
+  return { workers, child, port: ready.port, pids: [child.pid!, ...ready.workers], cgroup };
 }
 
 async function stop(app: App): Promise<void> {

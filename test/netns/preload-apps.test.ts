@@ -9,8 +9,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { ToaCgroup, describeSockops } from '../helpers/sockops';
+import { watchLines } from '../helpers/process/line-process';
 import { tapHandles } from '../helpers/process/taps';
 import { ADDR, ToaNet, describeE2E, useToaNet } from '../helpers/netns/toa-net';
 import { selfSignedCert } from '../helpers/sockets/tls-cert';
@@ -23,7 +23,7 @@ const START_TIMEOUT_MS = 15_000;
 interface App {
   child: ChildProcess;
   port: number;
-  lines: string[];
+  lines: readonly string[];
   stderr(): string;
   /** Resolves once a stdout line matches (bounded). */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
@@ -32,49 +32,24 @@ interface App {
 const running = new Set<App>();
 
 /** Starts an example with the preload; resolves once it printed "listening on <host>:<port>". */
-function start(file: string, env: Record<string, string>, flag: '-r' | '--import' = '-r', prefix: string[] = []): Promise<App> {
+async function start(file: string, env: Record<string, string>, flag: '-r' | '--import' = '-r', prefix: string[] = []): Promise<App> {
   const argv = [...prefix, process.execPath, flag, 'node-toa/preload', file];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: EXAMPLES,
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.re.test(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  });
-  const waitFor = (re: RegExp, timeoutMs = 10_000) =>
-    new Promise<string>((resolve, reject) => {
-      const found = lines.find((l) => re.test(l));
-      if (found !== undefined) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`${file}: no line matching ${re} in ${timeoutMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`)), timeoutMs);
-      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-    });
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`${file} exited (${code}): ${stderr}`));
-    child.once('exit', onExit);
-    waitFor(/^listening on .*:(\d+)$/, START_TIMEOUT_MS).then(
-      (line) => {
-        child.off('exit', onExit);
-        const app: App = { child, port: Number(/:(\d+)$/.exec(line)![1]), lines, stderr: () => stderr, waitFor };
-        running.add(app);
-        resolve(app);
-      },
-      (error) => {
-        child.kill('SIGKILL');
-        reject(error);
-      },
-    );
-  });
+  const watch = watchLines(child, file);
+  const waitFor = (re: RegExp, timeoutMs = 10_000) => watch.next((l) => (re.test(l) ? l : undefined), timeoutMs);
+  try {
+    const port = await watch.next((l) => /^listening on .*:(\d+)$/.exec(l)?.[1], START_TIMEOUT_MS);
+    const app: App = { child, port: Number(port), lines: watch.lines, stderr: watch.stderr, waitFor };
+    running.add(app);
+    return app;
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
 }
 
 function stop(app: App): Promise<void> {

@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { enable, realRemoteAddress, stats } from '../../lib/index';
+import { json, watchLines } from '../helpers/process/line-process';
 import { childEnv } from '../helpers/process/real-process';
 import { createdLinks, linkedPrograms } from '../helpers/process/taps';
 import { closeAfterEach } from '../helpers/sockets/pair';
@@ -36,51 +36,12 @@ function start(script: string, env: Record<string, string>): App {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   running.add(child);
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
-  const lines: string[] = [];
-  const waiting = new Set<() => void>();
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const wake of [...waiting]) wake();
-  });
+  const watch = watchLines(child, path.basename(script));
   return {
     child,
     send: (line) => child.stdin!.write(`${line}\n`),
-    next<T>(parse: (line: string) => T | undefined): Promise<T> {
-      let seen = 0;
-      return new Promise((resolve, reject) => {
-        const look = () => {
-          for (; seen < lines.length; seen++) {
-            const value = parse(lines[seen]);
-            if (value !== undefined) {
-              done();
-              resolve(value);
-              return;
-            }
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`no such line in ${LINE_TIMEOUT_MS} ms; said: ${lines.join(' | ')} ${stderr}`));
-        }, LINE_TIMEOUT_MS);
-        const done = () => {
-          clearTimeout(timer);
-          waiting.delete(look);
-        };
-        waiting.add(look);
-        look();
-      });
-    },
+    next: (parse) => watch.next(parse, LINE_TIMEOUT_MS),
   };
-}
-
-function json<T>(line: string): T | undefined {
-  try {
-    return JSON.parse(line) as T;
-  } catch {
-    return undefined;
-  }
 }
 
 interface Ready {
