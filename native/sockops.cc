@@ -283,10 +283,11 @@ class CgroupLock {
 struct State {
   std::mutex mutex;
   int maps[kMaps] = {-1, -1, -1, -1, -1};
-  // What lookups read without the mutex: the socket storage map and the mapped slot table. They
+  // What lookups read without the mutex: the socket storage map, the trust map and the mapped slot table. They
   // change only when the process adopts another's program, and it does so only while it watches
   // no port, so no lookup is reading them.
   std::atomic<int> conns{-1};
+  std::atomic<int> trust{-1};
   std::atomic<const uint8_t*> slots{nullptr};  // toa_recent, mapped read-only
   int program = -1;
   uint32_t program_id = 0;
@@ -317,6 +318,7 @@ void Unmap(const uint8_t* slots) {
 void CloseAll(State& s, int btf) {
   Unmap(s.slots.exchange(nullptr));
   s.conns = -1;
+  s.trust = -1;
   for (int& fd : s.maps) {
     if (fd >= 0) close(fd);
     fd = -1;
@@ -345,6 +347,7 @@ int Load(State& s) {
   if (slots == MAP_FAILED) return fail("mmap(toa_recent)");
   s.slots = static_cast<const uint8_t*>(slots);
   s.conns = s.maps[kConns];
+  s.trust = s.maps[kTrust];
   s.program = LoadProgram(s.maps, &s.log);
   if (s.program < 0) return fail("bpf(BPF_PROG_LOAD)");
   s.cgroup = OpenOwnCgroup();
@@ -446,6 +449,7 @@ bool Adopt(State& s, uint32_t id) {
   }
   Unmap(s.slots.exchange(static_cast<const uint8_t*>(slots)));
   s.conns = maps[kConns];
+  s.trust = maps[kTrust];
   for (int i = 0; i < kMaps; i++) {
     close(s.maps[i]);
     s.maps[i] = maps[i];
@@ -693,6 +697,24 @@ int SockopsLookup(int fd, toa_sockops_conn* out) {
   return BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : errno;
 }
 
+bool SockopsTrusted(const uint32_t remote[4], uint16_t port) {
+  // Read without the lock, as `conns` is.
+  const int trust = state().trust.load(std::memory_order_relaxed);
+  if (trust < 0) return false;
+  // The program's key: the port, then the sender's whole address (the trie finds its range).
+  toa_sockops_trust_key k{};
+  k.prefixlen = 16 + 128;
+  k.port[0] = static_cast<uint8_t>(port >> 8);
+  k.port[1] = static_cast<uint8_t>(port);
+  std::memcpy(k.address, remote, 16);
+  toa_sockops_trust_value v{};
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(trust);
+  attr.key = reinterpret_cast<uintptr_t>(&k);
+  attr.value = reinterpret_cast<uintptr_t>(&v);
+  return BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0;
+}
+
 #else  // !__linux__
 int SockopsLoad(const char** failed_call, std::string*, bool) {
   *failed_call = "bpf";
@@ -705,6 +727,7 @@ int SockopsWatch(uint16_t, const FilterSpec&, const char** failed_call, std::str
 void SockopsUnwatch(uint16_t) {}
 bool SockopsRecent(const uint32_t*, const uint32_t*, uint32_t, toa_sockops_slot*) { return false; }
 int SockopsLookup(int, toa_sockops_conn*) { return ENOTSUP; }
+bool SockopsTrusted(const uint32_t*, uint16_t) { return false; }
 #endif
 
 }  // namespace toa

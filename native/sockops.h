@@ -41,8 +41,12 @@ void SockopsUnwatch(uint16_t port);
 // being written. Memory reads only.
 bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t ports, toa_sockops_slot* out);
 // What the program kept of the connection of `fd`: 0, ENOENT (none: not a watched port, not yet
-// established, not in the program's cgroup) or another errno.
+// established, not in the program's cgroup, or a sender no watcher of the port trusts) or another
+// errno.
 int SockopsLookup(int fd, toa_sockops_conn* out);
+// Whether a watcher of `port` trusts `remote` (IPv4 as ::ffff:a.b.c.d): the program's own
+// question, asked of its map (one system call). The program keeps nothing of the others.
+bool SockopsTrusted(const uint32_t remote[4], uint16_t port);
 
 }  // namespace toa
 

@@ -267,6 +267,13 @@ Napi::Value ProbePacketSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), toa::ProbePacketSocket());
 }
 
+// testing.sockopsStorage(fd) -> errno: 0 when the sock_ops program keeps socket storage for the
+// connection of `fd`, ENOENT when it keeps none.
+Napi::Value SockopsStorage(const Napi::CallbackInfo& info) {
+  toa_sockops_conn conn;
+  return Napi::Number::New(info.Env(), toa::SockopsLookup(toa::FdArgument(info, 0), &conn));
+}
+
 }  // namespace
 
 std::unique_ptr<toa::Tap>* TapSlot(Napi::Env env, Napi::Value value) { return &TapWrap::Of(env, value)->slot(); }
@@ -278,4 +285,5 @@ void RegisterTap(Napi::Env env, Napi::Object exports, Napi::Object testing) {
   exports.Set("probePacketSocket", Napi::Function::New(env, ProbePacketSocket, "probePacketSocket"));
   exports.Set("probeSockops", Napi::Function::New(env, ProbeSockops, "probeSockops"));
   testing.Set("offer", Napi::Function::New(env, TapWrap::Offer, "offer"));
+  testing.Set("sockopsStorage", Napi::Function::New(env, SockopsStorage, "sockopsStorage"));
 }

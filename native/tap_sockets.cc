@@ -346,35 +346,54 @@ void EndWords(const Address& a, uint32_t out[4]) {
 
 // Through the sock_ops program: the slot the program filled for the saved SYN's ends (no system
 // call), else the connection's socket storage (one bpf() lookup: no saved SYN under syncookies, or
-// the slot was another connection's by then). The program's copy of a syncookie SYN plays the
-// saved SYN's part, as the table's SYN does for packet sockets.
+// the slot was another connection's by then), which the program makes for trusted senders only.
+// The program's copy of a syncookie SYN plays the saved SYN's part, as the table's SYN does for
+// packet sockets.
 int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out) {
   TapCounters& counters = table_.counters();
   counters.lookups++;
   *out = TapHit();
-  bool read = false;
-  if (syn != nullptr && syn->ok) {
-    uint32_t remote[4];
-    uint32_t local[4];
+  const bool ends = syn != nullptr && syn->ok;
+  uint32_t remote[4];
+  uint32_t local[4];
+  toa_sockops_slot slot;
+  // The slot is this connection's when the ACK it holds, or the sequence number it holds for an
+  // untrusted sender's, follows the saved SYN; else (another connection on these ends, or none
+  // yet) the storage says.
+  auto from_slot = [&] {
+    if (!SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot)) return false;
+    const bool read = slot.ack_len > 0 ? ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)
+                                       : ntohl(slot.ack_seq) == SeqAfterSyn(*syn);  // nothing kept: not trusted
+    if (read) out->peer = syn->src;
+    return read;
+  };
+  if (ends) {
     EndWords(syn->src, remote);
     EndWords(syn->dst, local);
-    toa_sockops_slot slot;
-    // The slot is this connection's when the ACK it holds, or the sequence number it holds for an
-    // untrusted sender's, follows the saved SYN; else (another connection on these ends, or none
-    // yet) the storage says.
-    if (SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot)) {
-      if (slot.ack_len > 0) {
-        read = ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out);
-      } else {
-        read = ntohl(slot.ack_seq) == SeqAfterSyn(*syn);  // nothing kept: not trusted
-      }
-      if (read) out->peer = syn->src;
-    }
   }
-  if (!read) {
+  if (!ends || !from_slot()) {
     toa_sockops_conn conn;
     counters.storage_lookups++;
     const int err = SockopsLookup(fd, &conn);
+    if (err == ENOENT) {
+      // An untrusted sender's connection has no storage, only its slot: read it again, since the
+      // lookup waited for a program that had not run yet; else another connection took the slot
+      // (or there was no saved SYN to find it by), and the program's trust map says whether the
+      // program kept nothing on purpose.
+      if (ends && from_slot()) return 0;
+      Address peer;
+      if (ends) {
+        peer = syn->src;
+      } else if (PeerName(fd, &peer) == 0) {
+        EndWords(peer, remote);
+      } else {
+        peer.family = 0;
+      }
+      if (peer.family != 0 && !SockopsTrusted(remote, sockops_port_)) {
+        out->peer = peer;
+        return 0;
+      }
+    }
     // The program runs for the sockets of this process's cgroup: a listener made elsewhere (a
     // socket handed over by systemd, another process) is not among them.
     if (err == ENOENT) counters.unseen++;

@@ -221,6 +221,8 @@ export interface NativeTesting {
   record(packet: Uint8Array, kindTable: Uint8Array, record: Uint8Array, nameAddress?: string, namePort?: number): void;
   /** Feeds one packet (IP header first) to a tap's table, bypassing its sockets. */
   offer(tap: NativeTap, packet: Uint8Array, kindTable: Uint8Array): boolean;
+  /** errno: 0 when the sock_ops program keeps socket storage for the connection of `fd`, ENOENT when none. */
+  sockopsStorage(fd: number): number;
   /** The CRC32c (Castagnoli) of data, unsigned: what a PP2_TYPE_CRC32C TLV holds. */
   proxyCrc32c(data: Uint8Array): number;
 }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 // The server's side of the handshake, seen from inside the kernel: attached to the server's cgroup
-// (native/sockops.cc), it keeps, in each accepted connection's socket storage, the saved SYN, the
-// TCP header of the ACK that completed the handshake and that of the first packet with payload.
-// A lookup by descriptor then reads all of a connection's packets in the one system call that
-// replaces getpeername, instead of a packet tap copying every handshake packet to user space and a
-// table matching them later. The program only copies bytes: which option is believed, and from
+// (native/sockops.cc), it keeps, in the socket storage of each connection a trusted proxy made,
+// the saved SYN, the TCP header of the ACK that completed the handshake and that of the first
+// packet with payload, and the ACK's in a table the reader maps.
+// The reader finds a connection's packets in that table by its saved SYN's ends, with no system
+// call beyond the saved-SYN read that replaces getpeername (the storage, by descriptor, when the
+// slot went to another connection), instead of a packet tap copying every handshake packet to user
+// space and a table matching them later. The program only copies bytes: which option is believed, and from
 // whom, is decided in user space (native/toa_parse.cc, lib/core/decide.ts).
 //
 // Built by `npm run build:bpf` (clang -target bpf) into conn_sockops.inc, which is checked in: the
@@ -104,8 +106,6 @@ static __always_inline void ends_of(struct bpf_sock_ops *skops, struct toa_socko
   e->ports = (bpf_ntohl(CTX(remote_port)) << 16) | (CTX(local_port) & 0xffff);
 }
 
-// At a SYN-ACK that carries a syncookie (the listener is flagged at listen()): a copy of the SYN,
-// when its sender is trusted on this port, since the kernel keeps none.
 // Whether the sender of the connection with these ends is a trusted proxy on its port.
 static __always_inline int trusted(const struct toa_sockops_ends *e) {
   struct toa_sockops_trust_key k = {};
@@ -116,6 +116,8 @@ static __always_inline int trusted(const struct toa_sockops_ends *e) {
   return bpf_map_lookup_elem(&toa_trust, &k) != 0;
 }
 
+// At a SYN-ACK that carries a syncookie (the listener is flagged at listen()): a copy of the SYN,
+// when its sender is trusted on this port, since the kernel keeps none.
 static __always_inline void keep_cookie_syn(struct bpf_sock_ops *skops) {
   struct toa_sockops_ends e = {};
   struct toa_sockops_syn v = {};
@@ -155,8 +157,8 @@ static __always_inline struct toa_sockops_slot *claim_slot(const struct toa_sock
 static __always_inline void release_slot(struct toa_sockops_slot *s) { __sync_fetch_and_add(&s->gen, 1); }
 
 // The connection's packets after the SYN, for the reader that reads the saved SYN; for an
-// untrusted sender none (ack_len 0), which the ACK's sequence number, `seq`, ties to this
-// connection, so the reader needs no lookup to learn it.
+// untrusted sender (no storage, `c` null) none, which the ACK's sequence number, `seq`, ties to
+// this connection, so the reader learns it with no lookup.
 static __always_inline void publish(const struct toa_sockops_ends *e, const struct toa_sockops_conn *c, __u32 seq) {
   struct toa_sockops_slot *s = claim_slot(e);
   if (!s) return;
@@ -164,9 +166,13 @@ static __always_inline void publish(const struct toa_sockops_ends *e, const stru
   __builtin_memcpy(s->local, e->local, sizeof s->local);
   s->ports = e->ports;
   s->ack_seq = seq;
-  s->ack_len = c->ack_len;
-  s->data_len = c->data_len;
-  __builtin_memcpy(s->ack, c->ack, sizeof s->ack);
+  s->ack_len = 0;
+  s->data_len = 0;
+  if (c) {
+    s->ack_len = c->ack_len;
+    s->data_len = c->data_len;
+    __builtin_memcpy(s->ack, c->ack, sizeof s->ack);
+  }
   release_slot(s);
 }
 
@@ -197,11 +203,25 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
     case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
       if ((skops->args[0] & BPF_WRITE_HDR_TCP_SYNACK_COOKIE) && watched(skops->local_port)) keep_cookie_syn(skops);
       return 1;
-    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
+      struct toa_sockops_ends e = {};
+      void *ack = (void *)(long)skops->skb_data;
+      __u32 seq = 0;
+      // The listener's SYN-ACK callbacks are not the connection's.
+      __u32 flags = skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
       sk = skops->sk;
       if (!sk || !watched(skops->local_port)) {
-        // The listener's SYN-ACK callbacks are not its connections'.
-        bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+        bpf_sock_ops_cb_flags_set(skops, flags);
+        return 1;
+      }
+      if (ack + 8 <= (void *)(long)skops->skb_data_end) seq = *(__u32 *)(ack + 4);
+      ends_of(skops, &e);
+      // The packets after the SYN only from a trusted proxy (the tap's trust list, as the packet
+      // sockets' filter has it). Anyone else's connection gets no storage, the most of the
+      // program's cost (two allocations): its slot says that nothing was kept.
+      if (!trusted(&e)) {
+        publish(&e, 0, seq);
+        bpf_sock_ops_cb_flags_set(skops, flags);
         return 1;
       }
       c = bpf_sk_storage_get(&toa_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -227,28 +247,15 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
         c->syn_len = n > 0 && n <= (long)sizeof c->syn ? (__u8)n : 0;
         c->syn_cookie = 0;
       }
-      c->ack_len = 0;
       c->data_len = 0;
-      {
-        struct toa_sockops_ends e = {};
-        void *ack = (void *)(long)skops->skb_data;
-        __u32 seq = 0;
-        // The listener's SYN-ACK callbacks are not the connection's.
-        __u32 flags = skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
-        if (ack + 8 <= (void *)(long)skops->skb_data_end) seq = *(__u32 *)(ack + 4);
-        ends_of(skops, &e);
-        // The packets after the SYN only from a trusted proxy (the tap's trust list, as the packet
-        // sockets' filter has it): anyone else's stay in the kernel.
-        if (trusted(&e)) {
-          if (c->syn_len == 0) take_cookie_syn(&e, c);
-          c->ack_len = copy_header(c->ack, (void *)(long)skops->skb_data, (void *)(long)skops->skb_data_end);
-          // The ACK carried no payload: the next packet that does is the first data packet.
-          if (skops->skb_len <= c->ack_len) flags |= BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
-        }
-        publish(&e, c, seq);
-        bpf_sock_ops_cb_flags_set(skops, flags);
-      }
+      if (c->syn_len == 0) take_cookie_syn(&e, c);
+      c->ack_len = copy_header(c->ack, (void *)(long)skops->skb_data, (void *)(long)skops->skb_data_end);
+      // The ACK carried no payload: the next packet that does is the first data packet.
+      if (skops->skb_len <= c->ack_len) flags |= BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
+      publish(&e, c, seq);
+      bpf_sock_ops_cb_flags_set(skops, flags);
       return 1;
+    }
     case BPF_SOCK_OPS_PARSE_HDR_OPT_CB: {
       void *data = (void *)(long)skops->skb_data;
       void *end = (void *)(long)skops->skb_data_end;

@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { constants } from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Worker } from 'node:worker_threads';
@@ -1167,6 +1168,48 @@ describeSockops('the sock_ops table answers without a system call', () => {
     // the cgroup's, shared with the other jest worker's servers: one of their connections may take
     // a slot between its ACK and the read, and that lookup then asks the storage (rightly).
     expect(tap.storageLookups).toBeLessThanOrEqual(1);
+  });
+});
+
+// The program's cost is mostly the socket storage it makes (two allocations): a connection from a
+// sender no watcher of the port trusts gets none, only its slot. When another connection has taken
+// that slot, the reader asks the program's trust map, and counts the connection as seen.
+describeSockops('the sock_ops program keeps socket storage for trusted senders only', () => {
+  const servers: net.Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => close(s)));
+  });
+
+  it.each([
+    ['a trusted sender', 'loopback', 0],
+    ['a sender outside the trust list', '10.0.0.0/8', constants.errno.ENOENT],
+  ])('%s (trustProxy %s): socket storage errno %i, and no connection unseen when its slot is gone', async (_name, trustProxy, storage) => {
+    const seen: Array<{ storage: number; source: string; lost: unknown; lostNoSyn: unknown }> = [];
+    const server = net.createServer((s) => {
+      const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
+      const tap = tapOf(s, server)!.tap;
+      seen.push({
+        storage: native.testing.sockopsStorage(fd),
+        source: realRemoteAddress(s, { trustProxy }).source,
+        // What the reader finds when the slot holds another connection: a stand-in saved SYN with
+        // a sequence number the slot does not follow, and no saved SYN at all.
+        lost: tap.lookup(fd, DEFAULT_TABLE, 12345),
+        lostNoSyn: tap.lookup(fd, DEFAULT_TABLE),
+      });
+      s.destroy();
+    });
+    servers.push(server);
+    enable(server, { ack: { source: 'sockops' }, trustProxy });
+    const port = await listen(server, '127.0.0.1');
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const c = net.connect(port, '127.0.0.1');
+        c.once('error', reject).once('close', () => resolve());
+      });
+    }
+    expect(seen).toEqual(Array(5).fill({ storage, source: 'peer', lost: null, lostNoSyn: null }));
+    const tap = stats().taps.find((t) => t.port === port)!;
+    expect({ lookups: tap.lookups, unseen: tap.unseen }).toEqual({ lookups: 15, unseen: 0 });
   });
 });
 
