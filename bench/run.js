@@ -224,18 +224,21 @@ function clusterTable(result, md) {
     `Cluster: an unmodified node:cluster app under -r node-toa/preload (NODE_TOA_ACK=on), a new connection per request, ` +
       `the clients' kernel writing TOA into the handshake ACK (${fmt(result.count)} requests per app and round, ${result.rounds} rounds, ` +
       `the apps in turn), the kernel's run time of the sock_ops programs the app's processes hold`,
-    ['workers', 'programs attached', 'sock_ops program, kernel us/conn', 'middle half of rounds', 'runs/conn', 'answered the client', 'errors'],
+    ['workers', 'clients (loopback)', 'programs attached', 'sock_ops program, kernel us/conn', 'middle half of rounds', 'runs/conn', 'answered right', 'errors'],
     result.rows.map((r) => [
       String(r.workers),
+      r.trusted ? 'a trusted proxy' : 'untrusted',
       String(r.programs),
       fmt(r.usMedian, 2),
       spread(r.us, (v) => fmt(v, 2)),
       fmt(r.runs, 1),
-      `${r.client} / ${r.checked}`,
+      `${r.right} / ${r.checked} ${r.trusted ? 'client' : 'peer'}`,
       String(r.failures),
     ]),
     md,
-  ) + '\n  the processes of a cgroup share one program: a connection runs it once however many workers tap the port\n';
+  ) +
+    '\n  the processes of a cgroup share one program: a connection runs it once however many workers tap the port;' +
+    '\n  an untrusted sender\'s connection (one straight at the server, past the proxy) gets no socket storage\n';
 }
 
 function microTables(micro, floor, md) {
