@@ -18,7 +18,7 @@ import { enable, realRemoteAddress, stats } from '../../lib/index';
 import { tapOf } from '../../lib/tap/registry';
 import { compileSources } from '../../lib/tap/sources';
 import { BPF_LINK } from '../helpers/process/taps';
-import { close, closeAfterEach, connectPair, listen, type Accepted } from '../helpers/sockets/pair';
+import { close, closeAfterEach, connectOnce, connectPair, listen, type Accepted } from '../helpers/sockets/pair';
 import {
   TCP,
   aliCdn,
@@ -1156,10 +1156,7 @@ describeSockops('the sock_ops table answers without a system call', () => {
     const port = await listen(server, '127.0.0.1');
     // One after another: the server accepts each once the kernel has run the program for it.
     for (let i = 0; i < 20; i++) {
-      await new Promise<void>((resolve, reject) => {
-        const c = net.connect(port, '127.0.0.1');
-        c.once('error', reject).once('close', () => resolve());
-      });
+      await connectOnce(port, '127.0.0.1');
     }
     const tap = stats().taps.find((t) => t.port === port)!;
     expect(answers).toEqual(Array(20).fill('peer'));
@@ -1202,10 +1199,7 @@ describeSockops('the sock_ops program keeps socket storage for trusted senders o
     enable(server, { ack: { source: 'sockops' }, trustProxy });
     const port = await listen(server, '127.0.0.1');
     for (let i = 0; i < 5; i++) {
-      await new Promise<void>((resolve, reject) => {
-        const c = net.connect(port, '127.0.0.1');
-        c.once('error', reject).once('close', () => resolve());
-      });
+      await connectOnce(port, '127.0.0.1');
     }
     expect(seen).toEqual(Array(5).fill({ storage, source: 'peer', lost: null, lostNoSyn: null }));
     const tap = stats().taps.find((t) => t.port === port)!;
@@ -1244,13 +1238,6 @@ describeSockops('the drain timer, with sock_ops taps only', () => {
     return { port, asked: () => asked };
   }
 
-  async function connectOnce(port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const c = net.connect(port, '127.0.0.1');
-      c.once('error', reject).once('close', () => resolve());
-    });
-  }
-
   /** Waits until `asked` holds still for 200 ms (four ticks), at most 3 s; throws if it never does. */
   async function quiet(asked: () => number): Promise<number> {
     let last = asked();
@@ -1267,7 +1254,7 @@ describeSockops('the drain timer, with sock_ops taps only', () => {
     await sleep(250);
     // No lookup yet: whether the program sees the connections is not known, the timer asks.
     expect(first.asked()).toBeGreaterThanOrEqual(2);
-    await connectOnce(first.port);
+    await connectOnce(first.port, '127.0.0.1');
     const settled = await quiet(first.asked);
     await sleep(300);
     expect(first.asked()).toBe(settled);
@@ -1275,7 +1262,7 @@ describeSockops('the drain timer, with sock_ops taps only', () => {
     const second = await counted();
     await sleep(250);
     expect(second.asked()).toBeGreaterThanOrEqual(2);
-    await connectOnce(second.port);
+    await connectOnce(second.port, '127.0.0.1');
     await quiet(second.asked);
     const both = [first.asked(), second.asked()];
     await sleep(300);

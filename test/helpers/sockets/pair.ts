@@ -28,6 +28,14 @@ export function connectPair(server: net.Server, host: string, port: number): Pro
   });
 }
 
+/** Connects to `port` and resolves once the connection closed (the server's handler ends it). */
+export function connectOnce(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, host);
+    c.once('error', reject).once('close', () => resolve());
+  });
+}
+
 export function close(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
