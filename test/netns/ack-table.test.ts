@@ -1027,7 +1027,13 @@ describeTap('without CAP_NET_RAW', () => {
 // (handed over by systemd, or by another process as here) is not among them: the tap says so once,
 // counts the connections it never saw, and every answer is the peer, never a wrong client.
 describeSockops('a listener made outside the process’s cgroup (sock_ops)', () => {
-  it('warns NODE_TOA_SOCKOPS_UNSEEN once, counts the unseen connections, answers with the peer', async () => {
+  // Its senders are trusted, so the reader, finding no storage, counts them unseen: the trust
+  // list's key for each family (an IPv4 client of a dual-stack listener as ::ffff:127.0.0.1).
+  it.each([
+    ['127.0.0.1', '127.0.0.1'],
+    ['::1', '::1'],
+    ['::', '127.0.0.1'],
+  ])('warns NODE_TOA_SOCKOPS_UNSEEN once, counts the unseen connections, answers with the peer (listening on %s, from %s)', async (host, from) => {
     const dist = path.join(__dirname, '..', '..', 'dist', 'index.js');
     const cgroup = path.join(cgroupRoot()!, `node-toa-unseen-${process.pid}`);
     fs.mkdirSync(cgroup, { recursive: true });
@@ -1057,7 +1063,7 @@ describeSockops('a listener made outside the process’s cgroup (sock_ops)', () 
       // Into the other cgroup before it loads anything; the listener stays this process's.
       fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), String(child.pid));
       const server = net.createServer();
-      const port = await listen(server, '127.0.0.1');
+      const port = await listen(server, host);
       binding!.setSaveSyn((server as unknown as { _handle: { fd: number } })._handle.fd, true);
       const messages: Array<Record<string, unknown>> = [];
       const next = () => new Promise<Record<string, unknown>>((resolve) => child.once('message', (m) => resolve(m as Record<string, unknown>)));
@@ -1067,7 +1073,7 @@ describeSockops('a listener made outside the process’s cgroup (sock_ops)', () 
       await close(server); // the child's copy listens on
       const done = next();
       for (let i = 0; i < 3; i++) {
-        const c = net.connect(port, '127.0.0.1');
+        const c = net.connect(port, from);
         await new Promise((resolve, reject) => c.once('connect', resolve).once('error', reject));
         c.destroy();
       }
@@ -1177,10 +1183,16 @@ describeSockops('the sock_ops program keeps socket storage for trusted senders o
     await Promise.all(servers.splice(0).map((s) => close(s)));
   });
 
+  // The trust list keys IPv4 senders as ::ffff:a.b.c.d, as the program and the reader both write
+  // them: an IPv4 client of a dual-stack listener (::) is the same sender as on 127.0.0.1.
   it.each([
-    ['a trusted sender', 'loopback', 0],
-    ['a sender outside the trust list', '10.0.0.0/8', constants.errno.ENOENT],
-  ])('%s (trustProxy %s): socket storage errno %i, and no connection unseen when its slot is gone', async (_name, trustProxy, storage) => {
+    ['a trusted sender', 'loopback', '127.0.0.1', '127.0.0.1', 0],
+    ['a sender outside the trust list', '10.0.0.0/8', '127.0.0.1', '127.0.0.1', constants.errno.ENOENT],
+    ['a trusted sender', 'loopback', '::1', '::1', 0],
+    ['a sender outside the trust list', '10.0.0.0/8', '::1', '::1', constants.errno.ENOENT],
+    ['a trusted sender', 'loopback', '::', '127.0.0.1', 0],
+    ['a sender outside the trust list', '127.0.0.2', '::', '127.0.0.1', constants.errno.ENOENT],
+  ])('%s (trustProxy %s, listening on %s, from %s): socket storage errno %i, and nothing unseen when its slot is gone', async (_name, trustProxy, host, from, storage) => {
     const seen: Array<{ storage: number; source: string; lost: unknown; lostNoSyn: unknown }> = [];
     const server = net.createServer((s) => {
       const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
@@ -1197,10 +1209,8 @@ describeSockops('the sock_ops program keeps socket storage for trusted senders o
     });
     servers.push(server);
     enable(server, { ack: { source: 'sockops' }, trustProxy });
-    const port = await listen(server, '127.0.0.1');
-    for (let i = 0; i < 5; i++) {
-      await connectOnce(port, '127.0.0.1');
-    }
+    const port = await listen(server, host);
+    for (let i = 0; i < 5; i++) await connectOnce(port, from);
     expect(seen).toEqual(Array(5).fill({ storage, source: 'peer', lost: null, lostNoSyn: null }));
     const tap = stats().taps.find((t) => t.port === port)!;
     expect({ lookups: tap.lookups, unseen: tap.unseen }).toEqual({ lookups: 15, unseen: 0 });
