@@ -344,6 +344,24 @@ void EndWords(const Address& a, uint32_t out[4]) {
 
 }  // namespace
 
+// Whether the connection of `fd` has no storage because its sender is one the program keeps
+// nothing of (no watcher of the port trusts it): the program's trust list says, asked with the
+// saved SYN's source, or getpeername's without one. An untrusted sender's connection has only its
+// slot, which another connection may have taken by the time of the read. Sets out->peer then.
+bool Tap::KeptNothingOf(int fd, const Packet* syn, TapHit* out) const {
+  Address peer;
+  if (syn != nullptr && syn->ok) {
+    peer = syn->src;
+  } else if (PeerName(fd, &peer) != 0) {
+    return false;
+  }
+  uint32_t words[4];
+  EndWords(peer, words);
+  if (SockopsTrusted(words, sockops_port_)) return false;
+  out->peer = peer;
+  return true;
+}
+
 // Through the sock_ops program: the slot the program filled for the saved SYN's ends (no system
 // call), else the connection's socket storage (one bpf() lookup: no saved SYN under syncookies, or
 // the slot was another connection's by then), which the program makes for trusted senders only.
@@ -359,7 +377,8 @@ int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapH
   toa_sockops_slot slot;
   // The slot is this connection's when the ACK it holds, or the sequence number it holds for an
   // untrusted sender's, follows the saved SYN; else (another connection on these ends, or none
-  // yet) the storage says.
+  // yet) the storage says. Read again when there is no storage: the storage's lookup waits for a
+  // program that had not run yet.
   auto from_slot = [&] {
     if (!SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot)) return false;
     const bool read = slot.ack_len > 0 ? ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)
@@ -375,35 +394,22 @@ int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapH
     toa_sockops_conn conn;
     counters.storage_lookups++;
     const int err = SockopsLookup(fd, &conn);
-    if (err == ENOENT) {
-      // An untrusted sender's connection has no storage, only its slot: read it again, since the
-      // lookup waited for a program that had not run yet; else another connection took the slot
-      // (or there was no saved SYN to find it by), and the program's trust map says whether the
-      // program kept nothing on purpose.
-      if (ends && from_slot()) return 0;
-      Address peer;
-      if (ends) {
-        peer = syn->src;
-      } else if (PeerName(fd, &peer) == 0) {
-        EndWords(peer, remote);
-      } else {
-        peer.family = 0;
+    if (err == 0) {
+      Packet kept;
+      bool saved = false;
+      ParseSockopsConn(conn, kind_table, &kept, &saved, out);
+      if (!saved && kept.toa.count > 0) {
+        out->syn_found = true;
+        out->syn_options = kept.toa;
       }
-      if (peer.family != 0 && !SockopsTrusted(remote, sockops_port_)) {
-        out->peer = peer;
-        return 0;
-      }
-    }
-    // The program runs for the sockets of this process's cgroup: a listener made elsewhere (a
-    // socket handed over by systemd, another process) is not among them.
-    if (err == ENOENT) counters.unseen++;
-    if (err != 0) return err;
-    Packet kept;
-    bool saved = false;
-    ParseSockopsConn(conn, kind_table, &kept, &saved, out);
-    if (!saved && kept.toa.count > 0) {
-      out->syn_found = true;
-      out->syn_options = kept.toa;
+    } else if (err != ENOENT) {
+      return err;
+    } else if (!(ends && from_slot()) && !KeptNothingOf(fd, syn, out)) {
+      // No storage, and its sender is one the program keeps: the program never saw it. It runs
+      // for the sockets of this process's cgroup, and a listener made elsewhere (a socket handed
+      // over by systemd, another process) is not among them.
+      counters.unseen++;
+      return ENOENT;
     }
   }
   if (out->found) counters.toa_found++;

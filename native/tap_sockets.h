@@ -84,6 +84,7 @@ class Tap {
   };
   int SetUpRing(int i);
   int ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out);
+  bool KeptNothingOf(int fd, const Packet* syn, TapHit* out) const;
   size_t DrainRing(int i, const uint8_t* kind_table, size_t max_packets);
   size_t DrainSocket(int i, const uint8_t* kind_table, size_t max_packets);
 
