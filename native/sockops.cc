@@ -687,14 +687,14 @@ int SockopsLookup(int fd, toa_sockops_conn* out) {
   attr.map_fd = static_cast<uint32_t>(conns);
   attr.key = reinterpret_cast<uintptr_t>(&fd);
   attr.value = reinterpret_cast<uintptr_t>(out);
-  if (BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0) return 0;
-  if (errno != ENOENT) return errno;
-  // accept() can return the socket while the softirq that completed the handshake still holds it,
-  // before the program ran; a call that locks the socket waits for that to end. Only a miss pays.
+  return BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : errno;
+}
+
+void SockopsAwaitProgram(int fd) {
+  // A call that takes the socket's lock returns only once the softirq that holds it is done.
   tcp_info info;
   socklen_t size = sizeof info;
   getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size);
-  return BpfElem(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : errno;
 }
 
 bool SockopsTrusted(const uint32_t remote[4], uint16_t port) {
@@ -727,6 +727,7 @@ int SockopsWatch(uint16_t, const FilterSpec&, const char** failed_call, std::str
 void SockopsUnwatch(uint16_t) {}
 bool SockopsRecent(const uint32_t*, const uint32_t*, uint32_t, toa_sockops_slot*) { return false; }
 int SockopsLookup(int, toa_sockops_conn*) { return ENOTSUP; }
+void SockopsAwaitProgram(int) {}
 bool SockopsTrusted(const uint32_t*, uint16_t) { return false; }
 #endif
 

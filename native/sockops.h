@@ -40,10 +40,13 @@ void SockopsUnwatch(uint16_t port);
 // ports as remote << 16 | local), copied whole into *out; false when it holds another one or was
 // being written. Memory reads only.
 bool SockopsRecent(const uint32_t remote[4], const uint32_t local[4], uint32_t ports, toa_sockops_slot* out);
-// What the program kept of the connection of `fd`: 0, ENOENT (none: not a watched port, not yet
-// established, not in the program's cgroup, or a sender no watcher of the port trusts) or another
-// errno.
+// What the program kept of the connection of `fd`: 0, ENOENT (none: not a watched port, a sender
+// no watcher of the port trusts, not in the program's cgroup, or the program has not run yet) or
+// another errno.
 int SockopsLookup(int fd, toa_sockops_conn* out);
+// Returns once the program has run for the connection of `fd`: accept() can return the socket
+// while the softirq that completed the handshake, and runs the program, still holds it.
+void SockopsAwaitProgram(int fd);
 // Whether a watcher of `port` trusts `remote` (IPv4 as ::ffff:a.b.c.d): the program's own
 // question, asked of its map (one system call). The program keeps nothing of the others.
 bool SockopsTrusted(const uint32_t remote[4], uint16_t port);

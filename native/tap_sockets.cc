@@ -364,52 +364,53 @@ bool Tap::KeptNothingOf(int fd, const Packet* syn, TapHit* out) const {
 
 // Through the sock_ops program: the slot the program filled for the saved SYN's ends (no system
 // call), else the connection's socket storage (one bpf() lookup: no saved SYN under syncookies, or
-// the slot was another connection's by then), which the program makes for trusted senders only.
-// The program's copy of a syncookie SYN plays the saved SYN's part, as the table's SYN does for
-// packet sockets.
+// the slot was another connection's by then), which the program makes for trusted senders only
+// (for the others its trust list says so: one lookup more). The program's copy of a syncookie SYN
+// plays the saved SYN's part, as the table's SYN does for packet sockets.
 int Tap::ClaimSockops(int fd, const Packet* syn, const uint8_t* kind_table, TapHit* out) {
   TapCounters& counters = table_.counters();
   counters.lookups++;
   *out = TapHit();
-  const bool ends = syn != nullptr && syn->ok;
-  uint32_t remote[4];
-  uint32_t local[4];
-  toa_sockops_slot slot;
-  // The slot is this connection's when the ACK it holds, or the sequence number it holds for an
-  // untrusted sender's, follows the saved SYN; else (another connection on these ends, or none
-  // yet) the storage says. Read again when there is no storage: the storage's lookup waits for a
-  // program that had not run yet.
-  auto from_slot = [&] {
-    if (!SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot)) return false;
-    const bool read = slot.ack_len > 0 ? ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out)
-                                       : ntohl(slot.ack_seq) == SeqAfterSyn(*syn);  // nothing kept: not trusted
-    if (read) out->peer = syn->src;
-    return read;
-  };
-  if (ends) {
+  bool read = false;
+  if (syn != nullptr && syn->ok) {
+    uint32_t remote[4];
+    uint32_t local[4];
     EndWords(syn->src, remote);
     EndWords(syn->dst, local);
+    toa_sockops_slot slot;
+    // The slot is this connection's when the ACK it holds, or the sequence number it holds for an
+    // untrusted sender's, follows the saved SYN; else (another connection on these ends, or none
+    // yet) the storage says.
+    if (SockopsRecent(remote, local, (static_cast<uint32_t>(syn->src.port) << 16) | syn->dst.port, &slot)) {
+      if (slot.ack_len > 0) {
+        read = ParseFollowing(slot.ack, slot.ack_len, slot.data, slot.data_len, syn, kind_table, out);
+      } else {
+        read = ntohl(slot.ack_seq) == SeqAfterSyn(*syn);  // nothing kept: not trusted
+      }
+      if (read) out->peer = syn->src;
+    }
   }
-  if (!ends || !from_slot()) {
+  if (!read) {
     toa_sockops_conn conn;
     counters.storage_lookups++;
-    const int err = SockopsLookup(fd, &conn);
-    if (err == 0) {
-      Packet kept;
-      bool saved = false;
-      ParseSockopsConn(conn, kind_table, &kept, &saved, out);
-      if (!saved && kept.toa.count > 0) {
-        out->syn_found = true;
-        out->syn_options = kept.toa;
-      }
-    } else if (err != ENOENT) {
-      return err;
-    } else if (!(ends && from_slot()) && !KeptNothingOf(fd, syn, out)) {
-      // No storage, and its sender is one the program keeps: the program never saw it. It runs
-      // for the sockets of this process's cgroup, and a listener made elsewhere (a socket handed
-      // over by systemd, another process) is not among them.
-      counters.unseen++;
-      return ENOENT;
+    int err = SockopsLookup(fd, &conn);
+    // No storage: a sender the program keeps nothing of (whose slot another connection took), or
+    // a connection the program has not reached yet, or never saw.
+    if (err == ENOENT) {
+      if (KeptNothingOf(fd, syn, out)) return 0;
+      SockopsAwaitProgram(fd);
+      err = SockopsLookup(fd, &conn);
+      // The program runs for the sockets of this process's cgroup: a listener made elsewhere (a
+      // socket handed over by systemd, another process) is not among them.
+      if (err == ENOENT) counters.unseen++;
+    }
+    if (err != 0) return err;
+    Packet kept;
+    bool saved = false;
+    ParseSockopsConn(conn, kind_table, &kept, &saved, out);
+    if (!saved && kept.toa.count > 0) {
+      out->syn_found = true;
+      out->syn_options = kept.toa;
     }
   }
   if (out->found) counters.toa_found++;

@@ -2,12 +2,12 @@
 // The server's side of the handshake, seen from inside the kernel: attached to the server's cgroup
 // (native/sockops.cc), it keeps, in the socket storage of each connection a trusted proxy made,
 // the saved SYN, the TCP header of the ACK that completed the handshake and that of the first
-// packet with payload, and the ACK's in a table the reader maps.
-// The reader finds a connection's packets in that table by its saved SYN's ends, with no system
-// call beyond the saved-SYN read that replaces getpeername (the storage, by descriptor, when the
-// slot went to another connection), instead of a packet tap copying every handshake packet to user
-// space and a table matching them later. The program only copies bytes: which option is believed, and from
-// whom, is decided in user space (native/toa_parse.cc, lib/core/decide.ts).
+// packet with payload, and the ACK's in a table the reader maps. The reader finds a connection's
+// packets in that table by its saved SYN's ends, with no system call beyond the saved-SYN read
+// that replaces getpeername (the storage, by descriptor, when the slot went to another
+// connection), instead of a packet tap copying every handshake packet to user space and a table
+// matching them later. The program only copies bytes: which option is believed, and from whom, is
+// decided in user space (native/toa_parse.cc, lib/core/decide.ts).
 //
 // Built by `npm run build:bpf` (clang -target bpf) into conn_sockops.inc, which is checked in: the
 // package carries the instructions, not a compiler.
@@ -225,7 +225,10 @@ int toa_conn_sockops(struct bpf_sock_ops *skops) {
         return 1;
       }
       c = bpf_sk_storage_get(&toa_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-      if (!c) return 1;
+      if (!c) {
+        bpf_sock_ops_cb_flags_set(skops, flags);
+        return 1;
+      }
       c->family = CTX(family) == 10 ? 6 : 4;
       c->remote_port = bpf_ntohl(skops->remote_port);
       c->local_port = skops->local_port;
