@@ -5,17 +5,25 @@
 // connections, each at most connTimeoutMs, and the whole run at most timeoutMs.
 //
 //   node conn-load.js --port N [--host 127.0.0.1] [--count 1000] [--parallel 32]
-//                     [--timeout-ms 120000] [--conn-timeout-ms 10000]
+//                     [--timeout-ms 120000] [--conn-timeout-ms 10000] [--local-address 127.0.0.2]
 'use strict';
 const net = require('node:net');
 
 function options(argv) {
-  const o = { host: '127.0.0.1', port: 0, count: 1000, parallel: 32, timeoutMs: 120000, connTimeoutMs: 10000 };
-  const names = { '--host': 'host', '--port': 'port', '--count': 'count', '--parallel': 'parallel', '--timeout-ms': 'timeoutMs', '--conn-timeout-ms': 'connTimeoutMs' };
+  const o = { host: '127.0.0.1', port: 0, count: 1000, parallel: 32, timeoutMs: 120000, connTimeoutMs: 10000, localAddress: undefined };
+  const names = {
+    '--host': 'host',
+    '--port': 'port',
+    '--count': 'count',
+    '--parallel': 'parallel',
+    '--timeout-ms': 'timeoutMs',
+    '--conn-timeout-ms': 'connTimeoutMs',
+    '--local-address': 'localAddress',
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
     if (!key || argv[i + 1] === undefined) throw new Error(`conn-load: bad argument '${argv[i]}'`);
-    o[key] = key === 'host' ? argv[i + 1] : Number(argv[i + 1]);
+    o[key] = key === 'host' || key === 'localAddress' ? argv[i + 1] : Number(argv[i + 1]);
   }
   if (!(o.port > 0 && o.port < 65536)) throw new Error('conn-load: --port is required');
   return o;
@@ -46,7 +54,7 @@ function report(timedOut) {
 
 function one() {
   started++;
-  const socket = net.connect({ host: o.host, port: o.port });
+  const socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
   let response = '';
   let failed = false;
   socket.setEncoding('latin1');
