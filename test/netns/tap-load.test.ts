@@ -12,10 +12,10 @@
 // address while every trusted one still gets its client.
 //
 // TOA_TAP_LOAD_COUNT=N changes the count per case (default 20000, also under CI).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
+import { json, watchLines } from '../helpers/process/line-process';
 import { ToaCgroup, describeSockops, type ToaPacket } from '../helpers/sockops';
 
 const COUNT = Number(process.env.TOA_TAP_LOAD_COUNT || 20_000);
@@ -52,26 +52,6 @@ interface ClientReport {
 type Lookup = 'request' | 'connection';
 const results: string[] = [];
 
-function lines(child: ChildProcess): () => Promise<string> {
-  const queue: string[] = [];
-  const waiters: Array<(line: string) => void> = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    const w = waiters.shift();
-    if (w) w(line);
-    else queue.push(line);
-  });
-  return () =>
-    new Promise((resolve, reject) => {
-      if (queue.length > 0) return resolve(queue.shift()!);
-      const timer = setTimeout(() => reject(new Error('tap-load-server: no answer in 20 s')), 20_000);
-      child.once('exit', (code) => reject(new Error(`tap-load-server exited (${code})`)));
-      waiters.push((line) => {
-        clearTimeout(timer);
-        resolve(line);
-      });
-    });
-}
-
 /** Where client and server run (taskset CPUs). */
 type Placement = 'different' | 'same';
 const CPUS: Record<Placement, { client: string; server: string; name: string }> = {
@@ -89,9 +69,17 @@ async function startServer(cpus: string | undefined, lookup: Lookup, untrusted: 
     cpus === undefined
       ? spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
       : spawn('taskset', ['-c', cpus, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const next = lines(child);
-  const { port } = JSON.parse(await next()) as { port: number };
-  return { child, port, next };
+  const watch = watchLines(child, 'tap-load-server');
+  const { port } = await watch.next((l) => json<{ port: number }>(l), 20_000);
+  /** The counts it prints on a "report" line. */
+  const report = async (): Promise<ServerReport> => {
+    child.stdin!.write('report\n');
+    return watch.next((l) => {
+      const r = json<ServerReport>(l);
+      return r?.requests !== undefined ? r : undefined;
+    }, 20_000);
+  };
+  return { child, port, report };
 }
 
 function newestMtime(dir: string, ext: string): number {
@@ -146,8 +134,7 @@ describeSockops('ACK tap under load: TOA only in the handshake ACK or the first 
           if (client === null) throw new Error(`conn-load printed nothing (${run.code ?? run.signal}): ${run.stderr}`);
           const untrustedClient = other === undefined ? null : (JSON.parse(other.stdout.trim().split('\n').pop() || 'null') as ClientReport | null);
           if (other !== undefined && untrustedClient === null) throw new Error(`conn-load from ${UNTRUSTED} printed nothing (${other.code ?? other.signal}): ${other.stderr}`);
-          server.child.stdin!.write('report\n');
-          const report = JSON.parse(await server.next()) as ServerReport;
+          const report = await server.report();
           const counters = await group.counters();
           const seconds = (Date.now() - t0) / 1000;
           const miss = report.requests ? (100 * report.peer) / report.requests : 0;

@@ -28,7 +28,7 @@ export function watchLines(child: ChildProcess, name: string): LineWatch {
     lines.push(line);
     for (const wake of [...wakes]) wake();
   });
-  // After the last line: readline's 'close' comes once stdout ends, which follows the exit.
+  // After the last line: stdout closes after its 'end', on which readline has given every line.
   child.stdout!.once('close', () => {
     exited = true;
     for (const wake of [...wakes]) wake();
@@ -58,7 +58,7 @@ export function watchLines(child: ChildProcess, name: string): LineWatch {
           }
           if (exited) {
             done();
-            reject(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) without the line awaited; ${said()}`));
+            reject(new Error(`${name} closed its stdout (exit ${child.exitCode ?? child.signalCode}) without the line awaited; ${said()}`));
           }
         };
         const timer = setTimeout(() => {
