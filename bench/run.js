@@ -64,8 +64,9 @@ function build() {
     fs.writeFileSync(path.join(OUT, name.replace(/\.ts$/, '.js')), outputText);
   }
   // The sock_ops harness of the tests (clients whose kernel writes TOA), their reader of a
-  // process's BPF links and their watch of a child's lines, for the preload parts: transpiled beside the parts in the same folders, its
-  // C sources copied (it builds into build/sockops either way).
+  // process's BPF links and their watch of a child's lines, for the preload parts: transpiled
+  // beside the parts in the same folders, its C sources copied (it builds into build/sockops
+  // either way).
   const helpers = path.join(OUT, 'helpers');
   fs.mkdirSync(path.join(helpers, 'sockops'), { recursive: true });
   for (const name of ['sockops/index.ts', 'sockops/build.ts', 'process/real-process.ts', 'process/leftovers.ts', 'process/taps.ts', 'process/line-process.ts', 'jest/requirements.ts']) {

@@ -283,9 +283,9 @@ class CgroupLock {
 struct State {
   std::mutex mutex;
   int maps[kMaps] = {-1, -1, -1, -1, -1};
-  // What lookups read without the mutex: the socket storage map, the trust map and the mapped slot table. They
-  // change only when the process adopts another's program, and it does so only while it watches
-  // no port, so no lookup is reading them.
+  // What lookups read without the mutex: the socket storage map, the trust map and the mapped slot
+  // table. They change only when the process adopts another's program, and it does so only while
+  // it watches no port, so no lookup is reading them.
   std::atomic<int> conns{-1};
   std::atomic<int> trust{-1};
   std::atomic<const uint8_t*> slots{nullptr};  // toa_recent, mapped read-only
@@ -514,30 +514,33 @@ int LoadLocked(State& s, const char** failed_call, std::string* log) {
   }
   return s.error;
 }
+// A trie key of `port` and the first `bits` bits of an address (filled in by the caller): the
+// program's lookups and the loader's entries are made alike.
+toa_sockops_trust_key TrustKey(uint16_t port, uint32_t bits) {
+  toa_sockops_trust_key k{};
+  k.prefixlen = 16 + bits;
+  k.port[0] = static_cast<uint8_t>(port >> 8);
+  k.port[1] = static_cast<uint8_t>(port);
+  return k;
+}
+
 // The trie keys of `sources` for `port`: 16 bits of port, then the range's bits of an IPv6
 // address (an IPv4 range as ::ffff:a.b.c.d/96+bits). No sources: the port alone, every sender.
 std::vector<toa_sockops_trust_key> TrustKeys(uint16_t port, const FilterSpec& trust) {
   std::vector<toa_sockops_trust_key> keys;
-  auto key = [&](uint32_t bits) {
-    toa_sockops_trust_key k{};
-    k.prefixlen = 16 + bits;
-    k.port[0] = static_cast<uint8_t>(port >> 8);
-    k.port[1] = static_cast<uint8_t>(port);
-    return k;
-  };
   if (!trust.check_sources) {
-    keys.push_back(key(0));
+    keys.push_back(TrustKey(port, 0));
     return keys;
   }
   for (const SourceRange& r : trust.sources) {
     if (r.family == 4) {
-      toa_sockops_trust_key k = key(96 + (r.prefix > 32 ? 32 : r.prefix));
+      toa_sockops_trust_key k = TrustKey(port, 96 + (r.prefix > 32 ? 32 : r.prefix));
       k.address[10] = 0xff;
       k.address[11] = 0xff;
       std::memcpy(k.address + 12, r.bytes, 4);
       keys.push_back(k);
     } else if (r.family == 6) {
-      toa_sockops_trust_key k = key(r.prefix > 128 ? 128 : r.prefix);
+      toa_sockops_trust_key k = TrustKey(port, r.prefix > 128 ? 128 : r.prefix);
       std::memcpy(k.address, r.bytes, 16);
       keys.push_back(k);
     }
@@ -702,10 +705,7 @@ bool SockopsTrusted(const uint32_t remote[4], uint16_t port) {
   const int trust = state().trust.load(std::memory_order_relaxed);
   if (trust < 0) return false;
   // The program's key: the port, then the sender's whole address (the trie finds its range).
-  toa_sockops_trust_key k{};
-  k.prefixlen = 16 + 128;
-  k.port[0] = static_cast<uint8_t>(port >> 8);
-  k.port[1] = static_cast<uint8_t>(port);
+  toa_sockops_trust_key k = TrustKey(port, 128);
   std::memcpy(k.address, remote, 16);
   toa_sockops_trust_value v{};
   bpf_attr attr{};

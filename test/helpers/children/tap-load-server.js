@@ -38,26 +38,22 @@ function expectedAddress(port) {
   return `${base[0]}.${base[1]}.${base[2]}.${port & 0xff}`;
 }
 
+/** Counts an answer that is not the one expected (`peer`: a miss; `wrong`), and keeps a few. */
+function miss(kind, port, answer) {
+  counts[kind]++;
+  if (samples[kind].length < 5) samples[kind].push({ remotePort: port, answer });
+}
+
 function handler(req, res) {
   counts.requests++;
   const port = req.socket.remotePort;
   const a = toa.realRemoteAddress(req.socket, options);
   // Node's own remoteAddress (nothing is installed): the L3 peer.
-  const fromUntrusted = untrusted !== undefined && req.socket.remoteAddress === untrusted;
-  if (fromUntrusted) {
+  if (untrusted !== undefined && req.socket.remoteAddress === untrusted) {
     if (a.source === 'peer' && a.address === untrusted && a.port === port) counts.untrusted++;
-    else {
-      counts.wrong++;
-      if (samples.wrong.length < 5) samples.wrong.push({ remotePort: port, answer: a });
-    }
+    else miss('wrong', port, a);
   } else if (a.source === 'toa' && a.address === expectedAddress(port) && a.port === port) counts.toa++;
-  else if (a.source === 'peer') {
-    counts.peer++;
-    if (samples.peer.length < 5) samples.peer.push({ remotePort: port, answer: a });
-  } else {
-    counts.wrong++;
-    if (samples.wrong.length < 5) samples.wrong.push({ remotePort: port, answer: a });
-  }
+  else miss(a.source === 'peer' ? 'peer' : 'wrong', port, a);
   res.end('ok');
 }
 
